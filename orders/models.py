@@ -1,0 +1,321 @@
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from spark.statemachine import StatusEvent
+
+
+def new_tracking_token() -> str:
+    # 32 bytes of randomness: the customer's tracking link is the only credential it has.
+    return secrets.token_urlsafe(32)
+
+
+def new_pickup_code() -> str:
+    return f"{secrets.randbelow(10**6):06d}"
+
+
+class OrderStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    BATCHED = "batched", "Batched"
+    READY = "ready", "Ready"
+    PICKED_UP = "picked_up", "Picked up"
+    DELIVERED = "delivered", "Delivered"
+    UNDELIVERABLE = "undeliverable", "Undeliverable"
+    RETURNED = "returned", "Returned"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Order(models.Model):
+    Status = OrderStatus
+
+    # received -> batched -> ready -> picked_up -> delivered | undeliverable -> returned,
+    # cancelled until pickup. An order leaves its batch (back to received) when the batch is
+    # cancelled or the associate takes it out before pickup.
+    TRANSITIONS = {
+        Status.RECEIVED: {Status.BATCHED, Status.CANCELLED},
+        Status.BATCHED: {Status.READY, Status.RECEIVED, Status.CANCELLED},
+        Status.READY: {Status.PICKED_UP, Status.BATCHED, Status.RECEIVED, Status.CANCELLED},
+        Status.PICKED_UP: {Status.DELIVERED, Status.UNDELIVERABLE},
+        Status.UNDELIVERABLE: {Status.RETURNED},
+        Status.DELIVERED: set(),
+        Status.RETURNED: set(),
+        Status.CANCELLED: set(),
+    }
+
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="orders")
+    external_id = models.CharField(max_length=64, help_text="The store system's order id; unique per store.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    customer_name = models.CharField(max_length=120)
+    customer_phone = models.CharField(max_length=32, blank=True)
+    customer_email = models.EmailField(blank=True)
+    address_line1 = models.CharField(max_length=200)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=80)
+    state = models.CharField(max_length=2)
+    postal_code = models.CharField(max_length=10)
+    lat = models.DecimalField(max_digits=9, decimal_places=6)
+    lng = models.DecimalField(max_digits=9, decimal_places=6)
+
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    totes = models.PositiveSmallIntegerField(default=1)
+    weight_lb = models.DecimalField(max_digits=6, decimal_places=1, default=0)
+    items_count = models.PositiveIntegerField(default=0)
+    is_heavy = models.BooleanField(default=False, help_text="Any single item or tote over the heavy limit.")
+    contains_alcohol = models.BooleanField(default=False)
+    tip_cents = models.BigIntegerField(default=0)
+    notes = models.TextField(blank=True)
+
+    tracking_token = models.CharField(max_length=64, unique=True, default=new_tracking_token, editable=False)
+    # Intake idempotency: the fingerprint of the body first accepted for this external id, and
+    # the Idempotency-Key header if the client sent one.
+    intake_fingerprint = models.CharField(max_length=64, blank=True, editable=False)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True, editable=False)
+    cancel_reason = models.CharField(max_length=255, blank=True)
+    return_reason = models.CharField(max_length=255, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["window_start", "pk"]
+        indexes = [models.Index(fields=["store", "status", "window_start"])]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "external_id"], name="order_external_id_per_store"),
+            models.UniqueConstraint(
+                fields=["store", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="order_idempotency_key_per_store",
+            ),
+            models.CheckConstraint(condition=Q(tip_cents__gte=0), name="order_tip_non_negative"),
+            models.CheckConstraint(condition=Q(weight_lb__gte=0), name="order_weight_non_negative"),
+            models.CheckConstraint(condition=Q(window_end__gt=F("window_start")), name="order_window_ordered"),
+            models.CheckConstraint(condition=Q(status__in=OrderStatus.values), name="order_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order {self.external_id} ({self.store.number})"
+
+
+class OrderEvent(StatusEvent):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class BatchStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PUBLISHED = "published", "Published"
+    ASSIGNED = "assigned", "Assigned"
+    AT_STORE = "at_store", "Driver at store"
+    PICKED_UP = "picked_up", "Picked up"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+    RETURNING = "returning", "Returning to store"
+    RETURNED = "returned", "Returned"
+
+
+class Batch(models.Model):
+    """A trip from one store with its stops in sequence."""
+
+    Status = BatchStatus
+
+    TRANSITIONS = {
+        Status.DRAFT: {Status.PUBLISHED, Status.CANCELLED},
+        # published -> draft: the associate pulls it back before anyone took it.
+        Status.PUBLISHED: {Status.ASSIGNED, Status.DRAFT, Status.CANCELLED},
+        # assigned -> published: the driver dropped it (or was unassigned) before pickup.
+        Status.ASSIGNED: {Status.AT_STORE, Status.PUBLISHED, Status.CANCELLED},
+        Status.AT_STORE: {Status.PICKED_UP, Status.PUBLISHED, Status.CANCELLED},
+        Status.PICKED_UP: {Status.COMPLETED, Status.RETURNING},
+        Status.RETURNING: {Status.RETURNED},
+        Status.COMPLETED: set(),
+        Status.CANCELLED: set(),
+        Status.RETURNED: set(),
+    }
+    # Statuses in which the batch belongs to a driver; a driver has at most one such batch.
+    ACTIVE_STATUSES = (Status.ASSIGNED, Status.AT_STORE, Status.PICKED_UP, Status.RETURNING)
+    CLOSED_STATUSES = (Status.COMPLETED, Status.CANCELLED, Status.RETURNED)
+
+    store = models.ForeignKey("stores.Store", on_delete=models.PROTECT, related_name="batches")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    # String FK: drivers depends on orders, never the other way round.
+    driver = models.ForeignKey(
+        "drivers.Driver", null=True, blank=True, on_delete=models.PROTECT, related_name="batches"
+    )
+    slot = models.ForeignKey(
+        "stores.DeliverySlot", null=True, blank=True, on_delete=models.SET_NULL, related_name="batches"
+    )
+    pickup_code = models.CharField(max_length=6, default=new_pickup_code)
+    ready_at = models.DateTimeField(null=True, blank=True, help_text="Publish automatically at this time.")
+    pickup_by = models.DateTimeField(null=True, blank=True, help_text="Latest pickup that keeps every window.")
+    published_at = models.DateTimeField(null=True, blank=True)
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    arrived_at_store_at = models.DateTimeField(null=True, blank=True)
+    picked_up_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    route_meters = models.PositiveIntegerField(default=0, help_text="Routed distance incl. the drive back.")
+    route_seconds = models.PositiveIntegerField(default=0)
+    offer_round = models.PositiveSmallIntegerField(default=0)
+    incentive_cents = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "batches"
+        indexes = [
+            models.Index(fields=["store", "status"]),
+            models.Index(fields=["status", "published_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["driver"],
+                condition=Q(status__in=["assigned", "at_store", "picked_up", "returning"]),
+                name="one_active_batch_per_driver",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "published", "cancelled"]) | Q(driver__isnull=False),
+                name="batch_driver_when_assigned",
+            ),
+            models.CheckConstraint(condition=Q(incentive_cents__gte=0), name="batch_incentive_non_negative"),
+            models.CheckConstraint(condition=Q(status__in=BatchStatus.values), name="batch_status_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch {self.pk} ({self.store.number}, {self.status})"
+
+
+class BatchEvent(StatusEvent):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class Stop(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ARRIVED = "arrived", "Arrived"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Undeliverable"
+        RETURNED = "returned", "Returned to store"
+        REMOVED = "removed", "Removed from batch"
+
+    TRANSITIONS = {
+        Status.PENDING: {Status.ARRIVED, Status.FAILED, Status.REMOVED},
+        Status.ARRIVED: {Status.DELIVERED, Status.FAILED},
+        Status.FAILED: {Status.RETURNED},
+        Status.DELIVERED: set(),
+        Status.RETURNED: set(),
+        Status.REMOVED: set(),
+    }
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="stops")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="stops")
+    sequence = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    proof_photo = models.ImageField(upload_to="proof/%Y/%m/%d/", null=True, blank=True)
+    id_checked = models.BooleanField(default=False)
+    id_birth_date = models.DateField(null=True, blank=True)
+    id_photo = models.ImageField(upload_to="id-checks/%Y/%m/%d/", null=True, blank=True)
+    failure_reason = models.CharField(max_length=64, blank=True)
+    delivered_lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    delivered_lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    distance_from_address_m = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["batch", "sequence"]
+        constraints = [
+            # Sequence is unique among live stops; removed stops keep their old number.
+            models.UniqueConstraint(
+                fields=["batch", "sequence"], condition=~Q(status="removed"), name="stop_sequence_per_batch"
+            ),
+            # An order is in at most one batch at a time.
+            models.UniqueConstraint(fields=["order"], condition=~Q(status="removed"), name="stop_order_in_one_batch"),
+            models.CheckConstraint(condition=Q(sequence__gte=1), name="stop_sequence_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Stop {self.sequence} of batch {self.batch_id}"
+
+
+class StopEvent(StatusEvent):
+    stop = models.ForeignKey(Stop, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class Offer(models.Model):
+    """A batch offered to one driver for a while. Its pay snapshot (payments.OfferPaySnapshot)
+    is immutable and is a floor on what the driver is paid for the batch."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        EXPIRED = "expired", "Expired"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    class Kind(models.TextChoices):
+        SLOT = "slot", "Slot holder"
+        ROUTE = "route", "Route match"
+        BOARD = "board", "Open board"
+
+    TRANSITIONS = {
+        Status.PENDING: {Status.ACCEPTED, Status.DECLINED, Status.EXPIRED, Status.WITHDRAWN},
+        Status.ACCEPTED: set(),
+        Status.DECLINED: set(),
+        Status.EXPIRED: set(),
+        Status.WITHDRAWN: set(),
+    }
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="offers")
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="offers")
+    round = models.PositiveSmallIntegerField(default=1)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.SLOT)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    decline_reason = models.CharField(max_length=64, blank=True)
+    rank_reason = models.CharField(max_length=255, blank=True, help_text="Why this driver got the offer.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "expires_at"]), models.Index(fields=["driver", "status"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch"], condition=Q(status="accepted"), name="one_accepted_offer_per_batch"
+            ),
+            models.UniqueConstraint(
+                fields=["batch", "driver"], condition=Q(status="pending"), name="one_pending_offer_per_driver_batch"
+            ),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("created_at")), name="offer_expires_after_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Offer {self.pk} batch {self.batch_id} -> driver {self.driver_id} ({self.status})"
+
+
+class OfferEvent(StatusEvent):
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="events")
+
+    class Meta(StatusEvent.Meta):
+        pass

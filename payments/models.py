@@ -1,0 +1,238 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+
+def _non_negative(*fields: str, prefix: str) -> list[models.CheckConstraint]:
+    return [models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{prefix}_{f}_non_negative") for f in fields]
+
+
+PAY_POLICY_MONEY_FIELDS = (
+    "base_cents",
+    "per_stop_cents",
+    "per_mile_cents",
+    "heavy_order_cents",
+    "wait_cents_per_minute",
+    "incentive_step_cents",
+    "incentive_cap_cents",
+)
+
+
+
+class PayPolicy(models.Model):
+    """How a zone pays a batch. All amounts in cents."""
+
+    zone = models.OneToOneField("stores.Zone", on_delete=models.PROTECT, related_name="pay_policy")
+    base_cents = models.BigIntegerField(default=400)
+    per_stop_cents = models.BigIntegerField(default=150)
+    per_mile_cents = models.BigIntegerField(default=60, help_text="Per routed mile, including the drive back.")
+    heavy_order_cents = models.BigIntegerField(default=200)
+    wait_grace_minutes = models.PositiveSmallIntegerField(default=10)
+    wait_cents_per_minute = models.BigIntegerField(default=20)
+    incentive_step_cents = models.BigIntegerField(default=100)
+    incentive_cap_cents = models.BigIntegerField(default=800)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "pay policies"
+        constraints = [
+            *_non_negative(*PAY_POLICY_MONEY_FIELDS, prefix="paypolicy"),
+            models.CheckConstraint(
+                condition=Q(incentive_cap_cents__gte=F("incentive_step_cents")), name="paypolicy_cap_at_least_step"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pay policy of {self.zone}"
+
+
+class OfferPaySnapshot(models.Model):
+    """What an offer promised, frozen when the offer was made. Never updated: the pay the
+    driver finally gets for the batch is at least `total_cents` (DESIGN rule 8)."""
+
+    offer = models.OneToOneField("orders.Offer", on_delete=models.PROTECT, related_name="pay")
+    base_cents = models.BigIntegerField()
+    stops_cents = models.BigIntegerField()
+    miles_cents = models.BigIntegerField()
+    heavy_cents = models.BigIntegerField()
+    incentive_cents = models.BigIntegerField()
+    tip_cents = models.BigIntegerField()
+    total_cents = models.BigIntegerField()
+    routed_meters = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            *_non_negative(
+                "base_cents", "stops_cents", "miles_cents", "heavy_cents", "incentive_cents", "tip_cents",
+                prefix="snapshot",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    total_cents=F("base_cents") + F("stops_cents") + F("miles_cents") + F("heavy_cents")
+                    + F("incentive_cents") + F("tip_cents")
+                ),
+                name="snapshot_total_is_sum",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pay snapshot of offer {self.offer_id}: {self.total_cents}c"
+
+
+# --- Ledger -------------------------------------------------------------------------
+
+
+class Account(models.Model):
+    class Kind(models.TextChoices):
+        DRIVER_PAYABLE = "driver_payable", "Owed to driver"
+        PLATFORM_EXPENSE = "platform_expense", "Platform delivery expense"
+        TIPS_HELD = "tips_held", "Customer tips held"
+        PAYOUT_CLEARING = "payout_clearing", "Payouts in transit"
+        CASH = "cash", "Cash (Stripe balance)"
+
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    driver = models.ForeignKey("drivers.Driver", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    name = models.CharField(max_length=120)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "driver"], name="account_kind_driver_unique", nulls_distinct=False
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="driver_payable", driver__isnull=False) | (~Q(kind="driver_payable") & Q(driver__isnull=True)),
+                name="account_driver_iff_payable",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LedgerTransaction(models.Model):
+    """A balanced set of entries. `idempotency_key` is derived from our own rows
+    (e.g. "batch-pay:123"), so posting the same thing twice posts it once."""
+
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    kind = models.CharField(max_length=32)
+    memo = models.CharField(max_length=255, blank=True)
+    batch = models.ForeignKey("orders.Batch", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.idempotency_key}"
+
+
+class Entry(models.Model):
+    """Signed integer cents. Entries of one transaction sum to zero (payments.services.ledger_post)."""
+
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries")
+    amount_cents = models.BigIntegerField()
+
+    class Meta:
+        verbose_name_plural = "entries"
+        constraints = [models.CheckConstraint(condition=~Q(amount_cents=0), name="entry_non_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.amount_cents:+d}c {self.account}"
+
+
+# --- Tips and payouts ---------------------------------------------------------------
+
+
+class Tip(models.Model):
+    class Status(models.TextChoices):
+        AUTHORIZED = "authorized", "Authorised"
+        CAPTURED = "captured", "Captured"
+        CANCELED = "canceled", "Canceled"
+
+    order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="tip")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUTHORIZED)
+    amount_cents = models.BigIntegerField()
+    authorized_cents = models.BigIntegerField()
+    stripe_payment_intent_id = models.CharField(max_length=64, blank=True)
+    adjust_window_closes_at = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = _non_negative("amount_cents", "authorized_cents", prefix="tip")
+
+    def __str__(self) -> str:
+        return f"Tip {self.amount_cents}c on order {self.order_id}"
+
+
+class TipAdjustment(models.Model):
+    """Every change of a tip. A decrease after assignment needs an ops decision and a reason."""
+
+    tip = models.ForeignKey(Tip, on_delete=models.PROTECT, related_name="adjustments")
+    old_cents = models.BigIntegerField()
+    new_cents = models.BigIntegerField()
+    reason = models.CharField(max_length=255, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    driver_notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = _non_negative("old_cents", "new_cents", prefix="tipadj")
+
+
+class Payout(models.Model):
+    class Kind(models.TextChoices):
+        WEEKLY = "weekly", "Weekly"
+        INSTANT = "instant", "Instant cash-out"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid"
+        FAILED = "failed", "Failed"
+
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="payouts")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    amount_cents = models.BigIntegerField()
+    fee_cents = models.BigIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=128, unique=True)
+    external_id = models.CharField(max_length=64, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payout_amount_positive"),
+            models.CheckConstraint(condition=Q(fee_cents__gte=0), name="payout_fee_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} payout {self.amount_cents}c to {self.driver_id}"
+
+
+class WebhookEvent(models.Model):
+    """Every webhook we accepted (Stripe, screening provider), deduplicated on its id."""
+
+    source = models.CharField(max_length=16)
+    event_id = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="webhook_event_unique")]

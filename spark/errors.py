@@ -1,0 +1,39 @@
+"""Domain errors raised by services. The API layer maps each to a clean 4xx."""
+
+
+class DomainError(Exception):
+    """A request that cannot be carried out as asked; nothing was changed."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, fields: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.fields = fields or {}
+
+
+class InvalidTransition(DomainError):
+    """The status change is not allowed from the object's current status."""
+
+    status_code = 409
+    code = "invalid_transition"
+
+
+class Conflict(DomainError):
+    """Someone else changed the object first (a guarded update matched 0 rows)."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class Gone(DomainError):
+    status_code = 410
+    code = "gone"
+
+
+class NotPermitted(DomainError):
+    status_code = 403
+    code = "forbidden"

@@ -1,0 +1,94 @@
+"""Who someone is and what they may see. Every view and queryset scopes through here.
+
+Roles: driver (has a Driver profile), store associate/manager (StoreMembership), ops
+(is_staff). Another store's or driver's object is simply not in the queryset, so the
+caller gets a 404, never a 403 that would confirm it exists.
+"""
+
+from django.db.models import QuerySet
+from rest_framework.permissions import BasePermission
+
+from stores.models import StoreApiKey, StoreMembership
+
+
+def is_ops(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def driver_of(user):
+    """The Driver profile of `user`, or None."""
+    if not (user and user.is_authenticated):
+        return None
+    from drivers.models import Driver  # drivers depends on stores, not the reverse
+
+    return Driver.objects.filter(user=user).select_related("home_zone").first()
+
+
+def store_ids_for(user, *, roles: tuple[str, ...] | None = None) -> list[int]:
+    if not (user and user.is_authenticated):
+        return []
+    qs = StoreMembership.objects.filter(user=user, store__is_active=True)
+    if roles:
+        qs = qs.filter(role__in=roles)
+    return list(qs.values_list("store_id", flat=True))
+
+
+def is_store_member(user, store_id: int, *, manager: bool = False) -> bool:
+    roles = (StoreMembership.Role.MANAGER,) if manager else None
+    return store_id in store_ids_for(user, roles=roles)
+
+
+def scope_to_stores(qs: QuerySet, user, *, store_field: str = "store", manager: bool = False) -> QuerySet:
+    """Limit `qs` to rows of stores `user` belongs to. Ops are not special-cased here:
+    the dashboard is for store staff; ops work in the admin."""
+    roles = (StoreMembership.Role.MANAGER,) if manager else None
+    return qs.filter(**{f"{store_field}__in": store_ids_for(user, roles=roles)})
+
+
+def scope_to_api_key(qs: QuerySet, api_key: StoreApiKey, *, store_field: str = "store") -> QuerySet:
+    return qs.filter(**{store_field: api_key.store_id})
+
+
+def scope_to_driver(qs: QuerySet, driver, *, driver_field: str = "driver") -> QuerySet:
+    return qs.filter(**{driver_field: driver}) if driver else qs.none()
+
+
+class IsOps(BasePermission):
+    def has_permission(self, request, view) -> bool:
+        return is_ops(request.user)
+
+
+class IsStoreIntegration(BasePermission):
+    """Authenticated with a store API key."""
+
+    message = "This endpoint needs a store API key (Authorization: Api-Key <key>)."
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, StoreApiKey)
+
+
+class IsDriver(BasePermission):
+    """A logged-in user with a Driver profile. Sets request.driver for the view."""
+
+    message = "This endpoint is for drivers."
+
+    def has_permission(self, request, view) -> bool:
+        driver = driver_of(request.user)
+        request.driver = driver
+        return driver is not None
+
+
+class IsActiveDriver(IsDriver):
+    """A driver whose status lets them work. Others get 403 with the reason."""
+
+    def has_permission(self, request, view) -> bool:
+        if not super().has_permission(request, view):
+            return False
+        driver = request.driver
+        if driver.status != driver.Status.ACTIVE:
+            reason = driver.get_reason_code_display() if driver.reason_code else ""
+            self.message = f"Your driver account is {driver.get_status_display().lower()}" + (
+                f": {reason}." if reason else "."
+            )
+            return False
+        return True

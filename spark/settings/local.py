@@ -1,0 +1,11 @@
+"""The embedded default for `make run`: SQLite + filesystem broker unless DATABASE_URL / REDIS_URL."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-insecure-key-for-make-run-only")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+
+# Demo ops account may reach the admin without TOTP here, and only here.
+SPARK_ADMIN_MFA_EXEMPT_EMAILS = ["ops@spark.test"]
