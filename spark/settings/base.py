@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "orders",
     "drivers",
     "payments",
+    "spark",  # project-wide management commands (seed_demo)
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,42 @@
+"""Shared role fixtures. Tests run on PostgreSQL (spark.settings.test); see README."""
+
+import pytest
+
+from drivers.tests.factories import DriverFactory
+from stores.models import StoreMembership
+from stores.tests.factories import StoreFactory, StoreMembershipFactory, UserFactory
+
+
+@pytest.fixture
+def store(db):
+    return StoreFactory()
+
+
+@pytest.fixture
+def other_store(db):
+    return StoreFactory()
+
+
+@pytest.fixture
+def associate(store):
+    return StoreMembershipFactory(store=store, role=StoreMembership.Role.ASSOCIATE).user
+
+
+@pytest.fixture
+def manager(store):
+    return StoreMembershipFactory(store=store, role=StoreMembership.Role.MANAGER).user
+
+
+@pytest.fixture
+def ops_user(db):
+    return UserFactory(email="ops@example.test", is_staff=True)
+
+
+@pytest.fixture
+def driver(db):
+    return DriverFactory()
+
+
+@pytest.fixture
+def other_driver(db):
+    return DriverFactory()

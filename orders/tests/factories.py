@@ -1,0 +1,58 @@
+from datetime import timedelta
+from decimal import Decimal
+
+import factory
+from django.utils import timezone
+
+from orders.models import Batch, Offer, Order, Stop
+from stores.tests.factories import StoreFactory
+
+
+class OrderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Order
+
+    store = factory.SubFactory(StoreFactory)
+    external_id = factory.Sequence(lambda n: f"EXT-{n:06d}")
+    customer_name = factory.Faker("name")
+    customer_phone = "+16155550100"
+    customer_email = factory.Sequence(lambda n: f"customer{n}@example.test")
+    address_line1 = factory.Sequence(lambda n: f"{100 + n} Broadway")
+    city = "Nashville"
+    state = "TN"
+    postal_code = "37203"
+    lat = Decimal("36.160000")
+    lng = Decimal("-86.780000")
+    window_start = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=3))
+    window_end = factory.LazyAttribute(lambda o: o.window_start + timedelta(hours=2))
+    totes = 3
+    weight_lb = Decimal("25.0")
+    items_count = 18
+    tip_cents = 500
+
+
+class BatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Batch
+
+    store = factory.SubFactory(StoreFactory)
+    route_meters = 12000
+    route_seconds = 1800
+
+
+class StopFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Stop
+
+    batch = factory.SubFactory(BatchFactory)
+    order = factory.SubFactory(OrderFactory, store=factory.SelfAttribute("..batch.store"))
+    sequence = factory.Sequence(lambda n: n + 1)
+
+
+class OfferFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Offer
+
+    batch = factory.SubFactory(BatchFactory)
+    driver = factory.SubFactory("drivers.tests.factories.DriverFactory")
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(seconds=60))

@@ -1,0 +1,76 @@
+"""Every write to payments goes through here. The ledger is double-entry in integer cents."""
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+
+from spark.errors import DomainError
+
+from .models import Account, Entry, LedgerTransaction
+
+
+class UnbalancedTransaction(DomainError):
+    code = "unbalanced"
+
+
+def account_for_driver(*, driver) -> Account:
+    """The driver's payable account (what we owe them), created on first use."""
+    account, _ = Account.objects.get_or_create(
+        kind=Account.Kind.DRIVER_PAYABLE, driver=driver, defaults={"name": f"Payable to driver {driver.pk}"}
+    )
+    return account
+
+
+def system_account(*, kind: str) -> Account:
+    if kind == Account.Kind.DRIVER_PAYABLE:
+        raise ValueError("driver payable accounts belong to a driver; use account_for_driver")
+    account, _ = Account.objects.get_or_create(
+        kind=kind, driver=None, defaults={"name": Account.Kind(kind).label}
+    )
+    return account
+
+
+def ledger_post(
+    *,
+    idempotency_key: str,
+    kind: str,
+    entries: Iterable[tuple[Account, int]],
+    memo: str = "",
+    batch=None,
+    actor=None,
+) -> tuple[LedgerTransaction, bool]:
+    """Post a balanced transaction once. Returns (transaction, created).
+
+    The key is derived from our own rows (e.g. f"batch-pay:{batch.pk}"), so a retry, a
+    second worker or a re-run of settlement finds the existing row and posts nothing.
+    Refused (and nothing written) unless amounts are non-zero integers summing to zero.
+    """
+    lines = [(account, amount) for account, amount in entries]
+    if len(lines) < 2:
+        raise UnbalancedTransaction("A ledger transaction needs at least two entries.")
+    for _, amount in lines:
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise UnbalancedTransaction("Ledger amounts are integer cents.")
+        if amount == 0:
+            raise UnbalancedTransaction("A ledger entry cannot be zero.")
+    if sum(amount for _, amount in lines) != 0:
+        raise UnbalancedTransaction("Ledger entries must sum to zero.")
+
+    existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            txn = LedgerTransaction.objects.create(
+                idempotency_key=idempotency_key, kind=kind, memo=memo, batch=batch, created_by=actor
+            )
+            Entry.objects.bulk_create(
+                [Entry(transaction=txn, account=account, amount_cents=amount) for account, amount in lines]
+            )
+    except IntegrityError:
+        # A concurrent poster with the same key won the unique index; theirs stands.
+        existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+    return txn, True
