@@ -105,7 +105,8 @@ class Account(models.Model):
                 fields=["kind", "driver"], name="account_kind_driver_unique", nulls_distinct=False
             ),
             models.CheckConstraint(
-                condition=Q(kind="driver_payable", driver__isnull=False) | (~Q(kind="driver_payable") & Q(driver__isnull=True)),
+                condition=Q(kind="driver_payable", driver__isnull=False)
+                | (~Q(kind="driver_payable") & Q(driver__isnull=True)),
                 name="account_driver_iff_payable",
             ),
         ]
@@ -191,6 +192,9 @@ class TipAdjustment(models.Model):
     class Meta:
         constraints = _non_negative("old_cents", "new_cents", prefix="tipadj")
 
+    def __str__(self) -> str:
+        return f"Tip {self.tip_id}: {self.old_cents}c -> {self.new_cents}c"
+
 
 class Payout(models.Model):
     class Kind(models.TextChoices):
@@ -236,3 +240,6 @@ class WebhookEvent(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="webhook_event_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event_type} {self.event_id}"

@@ -219,7 +219,9 @@ SPARK_MAX_TASK_COUNTDOWN_SECONDS = 3600
 # --- Spark --------------------------------------------------------------------------
 # Payment backend of the contractor module: "stripe" needs STRIPE_SECRET_KEY; "sandbox" is a
 # clearly labelled fake for the embedded default and tests. Production refuses the sandbox.
-SPARK_PAYMENT_BACKEND = env("SPARK_PAYMENT_BACKEND", default="stripe" if env("STRIPE_SECRET_KEY", default="") else "sandbox")
+SPARK_PAYMENT_BACKEND = env(
+    "SPARK_PAYMENT_BACKEND", default="stripe" if env("STRIPE_SECRET_KEY", default="") else "sandbox"
+)
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 SPARK_DEMO_API_KEY = env("SPARK_DEMO_API_KEY", default="demo-store-key")
