@@ -32,7 +32,7 @@ def stop_set_status(
 
 
 # Timestamp columns stamped when a batch enters a status.
-_BATCH_STAMPS = {
+_BATCH_STAMPS: dict[str, str] = {
     Batch.Status.PUBLISHED: "published_at",
     Batch.Status.ASSIGNED: "assigned_at",
     Batch.Status.AT_STORE: "arrived_at_store_at",

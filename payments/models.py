@@ -5,7 +5,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 
-def _non_negative(*fields: str, prefix: str) -> list[models.CheckConstraint]:
+def _non_negative(*fields: str, prefix: str) -> list[models.BaseConstraint]:
     return [models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{prefix}_{f}_non_negative") for f in fields]
 
 

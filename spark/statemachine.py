@@ -7,7 +7,7 @@ transaction. Asking for the status the object already has is a no-op, so a retri
 changes nothing and writes no second event.
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ def transition(
     instance: models.Model,
     *,
     to: str,
-    allowed: Mapping[str, set[str] | frozenset[str]],
+    allowed: Mapping[Any, Collection[Any]],
     event_model: type[StatusEvent],
     event_fk: str,
     actor=None,
@@ -67,7 +67,7 @@ def transition(
     """
     model = type(instance)
     with transaction.atomic():
-        current = model.objects.filter(pk=instance.pk).values_list("status", flat=True).first()
+        current = model._default_manager.filter(pk=instance.pk).values_list("status", flat=True).first()
         if current is None:
             raise Conflict(f"{model._meta.verbose_name} no longer exists.")
         if current == to:
@@ -81,16 +81,16 @@ def transition(
         values = {"status": to, **(updates or {})}
         if hasattr(instance, "status_changed_at") and "status_changed_at" not in values:
             values["status_changed_at"] = timezone.now()
-        rows = model.objects.filter(pk=instance.pk, status=current, **(extra_filter or {})).update(**values)
+        rows = model._default_manager.filter(pk=instance.pk, status=current, **(extra_filter or {})).update(**values)
         if rows == 0:
-            now_status = model.objects.filter(pk=instance.pk).values_list("status", flat=True).first()
+            now_status = model._default_manager.filter(pk=instance.pk).values_list("status", flat=True).first()
             if now_status == to:
                 instance.refresh_from_db()
                 return TransitionResult(False, to, to)
             raise Conflict(
                 f"This {model._meta.verbose_name} changed while you were acting on it; reload and try again."
             )
-        event_model.objects.create(
+        event_model._default_manager.create(
             **{event_fk: instance},
             from_status=current,
             to_status=to,

@@ -30,7 +30,7 @@ SPARK_PAYMENT_BACKEND = env("SPARK_PAYMENT_BACKEND", default="stripe")
 if SPARK_PAYMENT_BACKEND == "sandbox":
     raise ImproperlyConfigured("The sandbox payment backend is refused in production.")
 
-SPARK_ADMIN_MFA_EXEMPT_EMAILS: list[str] = []
+SPARK_ADMIN_MFA_EXEMPT_EMAILS = []
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
 
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
