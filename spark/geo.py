@@ -1,0 +1,90 @@
+"""Distances and drive times behind one interface, so a routing engine (e.g. OSRM) can
+replace the straight-line estimate by configuration (settings.SPARK_GEO_BACKEND).
+
+The default estimate: great-circle (haversine) distance times a road factor, driven at an
+average urban speed. Good enough to rank and price; replaceable where it is not.
+"""
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Protocol
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+EARTH_RADIUS_M = 6_371_000.0
+METERS_PER_MILE = 1609.344
+
+Number = float | Decimal | int
+
+
+@dataclass(frozen=True)
+class Point:
+    lat: float
+    lng: float
+
+    @classmethod
+    def of(cls, lat: Number, lng: Number) -> "Point":
+        return cls(float(lat), float(lng))
+
+
+def haversine_m(a: Point, b: Point) -> float:
+    """Great-circle distance in metres."""
+    lat1, lat2 = math.radians(a.lat), math.radians(b.lat)
+    dlat = lat2 - lat1
+    dlng = math.radians(b.lng - a.lng)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlng / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+class GeoBackend(Protocol):
+    def distance_m(self, a: Point, b: Point) -> int: ...
+    def duration_s(self, a: Point, b: Point) -> int: ...
+
+
+class StraightLineGeo:
+    """Haversine x road factor; duration at an average speed."""
+
+    def __init__(self, road_factor: float = 1.3, speed_kmh: float = 40.0):
+        self.road_factor = road_factor
+        self.speed_ms = speed_kmh * 1000 / 3600
+
+    def distance_m(self, a: Point, b: Point) -> int:
+        return round(haversine_m(a, b) * self.road_factor)
+
+    def duration_s(self, a: Point, b: Point) -> int:
+        return round(self.distance_m(a, b) / self.speed_ms)
+
+
+@lru_cache(maxsize=1)
+def backend() -> GeoBackend:
+    path = getattr(settings, "SPARK_GEO_BACKEND", "spark.geo.StraightLineGeo")
+    return import_string(path)()
+
+
+def distance_m(a: Point, b: Point) -> int:
+    return backend().distance_m(a, b)
+
+
+def duration_s(a: Point, b: Point) -> int:
+    return backend().duration_s(a, b)
+
+
+def route_m(points: list[Point]) -> int:
+    """Length of a path visiting `points` in order."""
+    return sum(distance_m(p, q) for p, q in zip(points, points[1:], strict=False))
+
+
+def route_s(points: list[Point]) -> int:
+    return sum(duration_s(p, q) for p, q in zip(points, points[1:], strict=False))
+
+
+def insertion_detour_m(a: Point, b: Point, via: Point) -> int:
+    """Extra distance of going a -> via -> b instead of a -> b."""
+    return distance_m(a, via) + distance_m(via, b) - distance_m(a, b)
+
+
+def meters_to_miles(meters: int) -> Decimal:
+    return (Decimal(meters) / Decimal(str(METERS_PER_MILE))).quantize(Decimal("0.1"))
