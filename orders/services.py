@@ -157,3 +157,72 @@ def offer_schedule_expiry(*, offer: Offer) -> None:
 
     delay = max(0.0, (offer.expires_at - timezone.now()).total_seconds())
     queue_on_commit(expire_offer, offer.pk, countdown=delay)
+
+
+# --- Intake -------------------------------------------------------------------------
+
+
+def _intake_fingerprint(data: dict) -> str:
+    """Stable hash of a validated intake body, to tell a safe retry from a conflicting one."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def order_intake(*, store, data: dict, idempotency_key: str | None = None) -> tuple[Order, bool]:
+    """Create an order from the store's e-commerce system. Returns (order, created).
+
+    Idempotent: the same external id (or Idempotency-Key) with the same body returns the
+    existing order; with a different body it is a Conflict and nothing changes. Two
+    identical requests racing each other end with one row (the unique index decides).
+    """
+    fingerprint = _intake_fingerprint(data)
+
+    def existing() -> Order | None:
+        q = Order.objects.filter(store=store, external_id=data["external_id"])
+        found = q.first()
+        if found is None and idempotency_key:
+            found = Order.objects.filter(store=store, idempotency_key=idempotency_key).first()
+        return found
+
+    def replay(found: Order) -> tuple[Order, bool]:
+        if found.intake_fingerprint != fingerprint:
+            what = "external_id" if found.external_id == data["external_id"] else "Idempotency-Key"
+            raise Conflict(
+                f"An order with this {what} already exists with different details.", code="intake_conflict"
+            )
+        if idempotency_key and found.idempotency_key not in (None, idempotency_key):
+            raise Conflict("This external_id was sent before with another Idempotency-Key.", code="intake_conflict")
+        return found, False
+
+    found = existing()
+    if found:
+        return replay(found)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                store=store, intake_fingerprint=fingerprint, idempotency_key=idempotency_key or None, **data
+            )
+            OrderEvent.objects.create(order=order, from_status="", to_status=order.status, reason="intake")
+    except IntegrityError:
+        found = existing()
+        if found is None:
+            raise
+        return replay(found)
+    return order, True
+
+
+def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
+    """Cancel an order until pickup. If it sits in a batch that is not yet picked up, its stop
+    leaves the batch."""
+    if order.status in (Order.Status.PICKED_UP, Order.Status.DELIVERED, Order.Status.UNDELIVERABLE,
+                        Order.Status.RETURNED):
+        raise InvalidTransition("The order has been picked up already; it can no longer be cancelled.",
+                                code="too_late_to_cancel")
+    with transaction.atomic():
+        order_set_status(order=order, to=Order.Status.CANCELLED, actor=actor, reason=reason,
+                         updates={"cancel_reason": reason[:255]})
+        for stop in Stop.objects.filter(order=order, status=Stop.Status.PENDING):
+            stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason="order cancelled")
+    return order

@@ -1,0 +1,85 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+
+from orders import selectors, services
+from orders.models import Order
+from spark.roles import IsStoreIntegration
+
+from .serializers import OrderCancelSerializer, OrderIntakeSerializer, OrderSerializer
+
+
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Orders of the API key's store. Another store's order is a 404."""
+
+    permission_classes = [IsStoreIntegration]
+    serializer_class = OrderSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no API key
+            return Order.objects.none()
+        params = self.request.query_params
+        window_from = self._datetime_param("window_from")
+        window_to = self._datetime_param("window_to")
+        status_filter = params.get("status")
+        if status_filter and status_filter not in Order.Status.values:
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"status": [f"Unknown status; use one of {', '.join(Order.Status.values)}."]})
+        return selectors.orders_for_store(
+            store_id=self.request.auth.store_id, status=status_filter, window_from=window_from, window_to=window_to
+        )
+
+    def _datetime_param(self, name: str):
+        from rest_framework.exceptions import ValidationError
+        from rest_framework.fields import DateTimeField
+
+        raw = self.request.query_params.get(name)
+        if not raw:
+            return None
+        try:
+            return DateTimeField().to_internal_value(raw)
+        except ValidationError:
+            raise ValidationError({name: ["Use an ISO 8601 date-time with an offset."]}) from None
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR, enum=Order.Status.values),
+            OpenApiParameter("window_from", OpenApiTypes.DATETIME, description="Windows ending after this"),
+            OpenApiParameter("window_to", OpenApiTypes.DATETIME, description="Windows starting before this"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=OrderIntakeSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
+        description="Create an order. Repeating the same external_id (or Idempotency-Key) with the same body "
+        "returns 200 and the same order; with a different body, 409.",
+    )
+    def create(self, request):
+        store = request.auth.store
+        incoming = OrderIntakeSerializer(data=request.data, context={"store": store})
+        incoming.is_valid(raise_exception=True)
+        if incoming.validated_data["store"] != store.number:
+            raise NotFound("No such store for this API key.")
+        key = request.headers.get("Idempotency-Key", "").strip()[:128] or None
+        order, created = services.order_intake(store=store, data=incoming.to_model_fields(), idempotency_key=key)
+        body = OrderSerializer(order, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=OrderCancelSerializer, responses={200: OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        order = get_object_or_404(self.get_queryset(), pk=pk)
+        data = OrderCancelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.order_cancel(order=order, reason=data.validated_data["reason"])
+        order.refresh_from_db()
+        return Response(OrderSerializer(order, context={"request": request}).data)

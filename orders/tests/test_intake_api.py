@@ -1,0 +1,234 @@
+"""Order intake API: validation (a test per rule), idempotent replay, conflicts, key scoping."""
+
+import copy
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from orders.models import Order, OrderEvent
+from orders.tests.factories import OrderFactory
+from stores.tests.factories import StoreApiKeyFactory, StoreFactory
+
+URL = "/api/v1/orders/"
+
+
+@pytest.fixture
+def key(store):
+    return StoreApiKeyFactory(store=store, raw_key="store-a-key-0123456789")
+
+
+@pytest.fixture
+def other_key(other_store):
+    return StoreApiKeyFactory(store=other_store, raw_key="store-b-key-0123456789")
+
+
+def client_for(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+    return client
+
+
+@pytest.fixture
+def api(key):
+    return client_for("store-a-key-0123456789")
+
+
+@pytest.fixture
+def body(store):
+    start = (timezone.now() + timedelta(hours=3)).replace(microsecond=0)
+    return {
+        "store": store.number,
+        "external_id": "WM-1001",
+        "customer": {"name": "Ada Lovelace", "phone": "+1 615 555 0100", "email": "ada@example.test"},
+        "address": {
+            "line1": "501 Broadway", "line2": "Apt 4", "city": "Nashville", "state": "TN",
+            "postal_code": "37203", "lat": "36.160500", "lng": "-86.777000",
+        },
+        "delivery_window": {"start": start.isoformat(), "end": (start + timedelta(hours=2)).isoformat()},
+        "totes": 4,
+        "weight_lb": "38.5",
+        "items_count": 27,
+        "contains_alcohol": False,
+        "tip_cents": 600,
+        "notes": "Leave at the side door",
+    }
+
+
+def test_create_returns_201_with_tracking_url(api, body, store):
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 201, res.json()
+    data = res.json()
+    order = Order.objects.get(pk=data["id"])
+    assert data["status"] == "received"
+    assert data["tracking_url"].endswith(f"/t/{order.tracking_token}")
+    assert order.store == store and order.tip_cents == 600 and order.is_heavy is False
+    assert OrderEvent.objects.filter(order=order, to_status="received").count() == 1
+    # The tracking page answers without login.
+    assert APIClient().get(data["tracking_url"]).status_code == 200
+
+
+def test_same_body_again_returns_200_and_same_order(api, body):
+    first = api.post(URL, body, format="json")
+    again = api.post(URL, body, format="json")
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert Order.objects.count() == 1
+
+
+def test_same_external_id_different_body_is_409_and_changes_nothing(api, body):
+    api.post(URL, body, format="json")
+    changed = copy.deepcopy(body)
+    changed["tip_cents"] = 100
+    res = api.post(URL, changed, format="json")
+    assert res.status_code == 409
+    assert res.json()["code"] == "intake_conflict"
+    assert Order.objects.get().tip_cents == 600
+
+
+def test_idempotency_key_replay_and_conflict(api, body):
+    first = api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
+    again = api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    other = copy.deepcopy(body)
+    other["external_id"] = "WM-2002"
+    res = api.post(URL, other, format="json", HTTP_IDEMPOTENCY_KEY="abc-1")
+    assert res.status_code == 409
+    assert Order.objects.count() == 1
+
+
+def test_heavy_defaults_from_weight(api, body):
+    body["weight_lb"] = "75.0"
+    res = api.post(URL, body, format="json")
+    assert res.json()["is_heavy"] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("address", "lat"), "29.951100", "address"),  # New Orleans: outside the Nashville zone
+        (("address", "lat"), "95", "address"),
+        (("address", "postal_code"), "3720", "address"),
+        (("address", "state"), "Tennessee", "address"),
+        (("customer", "phone"), "12345", "customer"),
+        (("customer", "phone"), "call me maybe", "customer"),
+        (("customer", "email"), "not-an-email", "customer"),
+        (("customer", "name"), "", "customer"),
+        (("totes",), 0, "totes"),
+        (("totes",), 31, "totes"),
+        (("totes",), "4", "totes"),
+        (("weight_lb",), "0", "weight_lb"),
+        (("weight_lb",), "900", "weight_lb"),
+        (("items_count",), 0, "items_count"),
+        (("tip_cents",), -1, "tip_cents"),
+        (("tip_cents",), 5.5, "tip_cents"),
+        (("tip_cents",), "500", "tip_cents"),
+        (("tip_cents",), True, "tip_cents"),
+        (("external_id",), "has spaces", "external_id"),
+    ],
+)
+def test_validation_rules_give_field_messages_and_change_nothing(api, body, path, value, field):
+    target = body
+    for p in path[:-1]:
+        target = target[p]
+    target[path[-1]] = value
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 400, res.json()
+    data = res.json()
+    assert data["code"] == "invalid"
+    assert field in data["fields"] and data["fields"][field]
+    assert Order.objects.count() == 0
+
+
+def _window(body, start_delta, length):
+    start = timezone.now() + start_delta
+    body["delivery_window"] = {"start": start.isoformat(), "end": (start + length).isoformat()}
+
+
+@pytest.mark.parametrize(
+    ("start_delta", "length", "message"),
+    [
+        (timedelta(hours=-1), timedelta(hours=2), "future"),
+        (timedelta(hours=2), timedelta(minutes=-30), "end after"),
+        (timedelta(hours=2), timedelta(minutes=5), "between"),
+        (timedelta(hours=2), timedelta(hours=9), "between"),
+        (timedelta(days=30), timedelta(hours=2), "14 days"),
+    ],
+)
+def test_window_rules(api, body, start_delta, length, message):
+    _window(body, start_delta, length)
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 400
+    assert message in str(res.json()["fields"]["delivery_window"])
+    assert Order.objects.count() == 0
+
+
+def test_window_without_offset_is_refused(api, body):
+    body["delivery_window"]["start"] = "not a date"
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 400
+    assert "delivery_window" in res.json()["fields"]
+
+
+def test_missing_key_is_401_and_unknown_key_is_401(body):
+    assert APIClient().post(URL, body, format="json").status_code in (401, 403)
+    res = client_for("nope").post(URL, body, format="json")
+    assert res.status_code == 401
+    assert res.json()["detail"]
+
+
+def test_key_for_store_a_cannot_write_store_b(api, body, other_store, other_key):
+    body["store"] = other_store.number
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 404
+    assert Order.objects.count() == 0
+
+
+def test_key_for_store_a_cannot_read_or_cancel_store_b(api, other_store, other_key):
+    theirs = OrderFactory(store=other_store)
+    assert api.get(f"{URL}{theirs.pk}/").status_code == 404
+    assert api.post(f"{URL}{theirs.pk}/cancel/", {}, format="json").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == "received"
+    assert theirs.pk not in [o["id"] for o in api.get(URL).json()["results"]]
+
+
+def test_get_and_list_with_filters(api, store):
+    soon = OrderFactory(store=store, window_start=timezone.now() + timedelta(hours=1))
+    later = OrderFactory(store=store, window_start=timezone.now() + timedelta(hours=8))
+    OrderFactory(store=StoreFactory())  # another store's
+    assert api.get(f"{URL}{soon.pk}/").json()["external_id"] == soon.external_id
+    ids = [o["id"] for o in api.get(URL).json()["results"]]
+    assert ids == [soon.pk, later.pk]
+    cutoff = (timezone.now() + timedelta(hours=4)).isoformat()
+    ids = [o["id"] for o in api.get(URL, {"window_to": cutoff}).json()["results"]]
+    assert ids == [soon.pk]
+    assert api.get(URL, {"status": "cancelled"}).json()["results"] == []
+    assert api.get(URL, {"status": "bogus"}).status_code == 400
+    assert api.get(URL, {"window_from": "yesterday"}).status_code == 400
+
+
+def test_cancel_until_pickup(api, store):
+    order = OrderFactory(store=store)
+    res = api.post(f"{URL}{order.pk}/cancel/", {"reason": "customer changed mind"}, format="json")
+    assert res.status_code == 200
+    assert res.json()["status"] == "cancelled"
+    again = api.post(f"{URL}{order.pk}/cancel/", {}, format="json")
+    assert again.status_code == 200  # repeating changes nothing
+    assert OrderEvent.objects.filter(order=order, to_status="cancelled").count() == 1
+
+
+def test_cancel_after_pickup_is_refused(api, store):
+    order = OrderFactory(store=store, status=Order.Status.PICKED_UP)
+    res = api.post(f"{URL}{order.pk}/cancel/", {}, format="json")
+    assert res.status_code == 409
+    order.refresh_from_db()
+    assert order.status == "picked_up"
+
+
+def test_session_user_cannot_use_intake(client, associate, body):
+    client.force_login(associate)
+    res = client.post(URL, body, content_type="application/json")
+    assert res.status_code == 403
