@@ -123,6 +123,39 @@ class BatchStatus(models.TextChoices):
     RETURNED = "returned", "Returned"
 
 
+class BatchingRun(models.Model):
+    """One auto-batching job (PyVRP in a Celery task) for a store and a delivery window."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Solving"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    store = models.ForeignKey("stores.Store", on_delete=models.CASCADE, related_name="batching_runs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    window_from = models.DateTimeField()
+    window_to = models.DateTimeField()
+    time_limit_seconds = models.PositiveSmallIntegerField(default=5)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    orders_considered = models.PositiveIntegerField(default=0)
+    batches_proposed = models.PositiveIntegerField(default=0)
+    unassigned_order_ids = models.JSONField(default=list, blank=True)
+    total_meters = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Auto-batch {self.pk} for {self.store_id} ({self.status})"
+
+
 class Batch(models.Model):
     """A trip from one store with its stops in sequence."""
 
@@ -165,6 +198,10 @@ class Batch(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     route_meters = models.PositiveIntegerField(default=0, help_text="Routed distance incl. the drive back.")
     route_seconds = models.PositiveIntegerField(default=0)
+    batching_run = models.ForeignKey(
+        BatchingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="batches",
+        help_text="Set when the batch was proposed by auto-batching.",
+    )
     offer_round = models.PositiveSmallIntegerField(default=0)
     incentive_cents = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(

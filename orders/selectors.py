@@ -12,3 +12,106 @@ def orders_for_store(*, store_id: int, status: str | None = None, window_from=No
     if window_to:
         qs = qs.filter(window_start__lt=window_to)
     return qs.order_by("window_start", "pk")
+
+
+def order_queue(*, store_id: int, day_start, day_end, status: str | None = None, q: str = "") -> list[Order]:
+    """Orders of a store whose window overlaps [day_start, day_end), for the dashboard queue."""
+    from django.db.models import Q
+
+    qs = Order.objects.filter(store_id=store_id, window_start__lt=day_end, window_end__gt=day_start)
+    if status:
+        qs = qs.filter(status=status)
+    if q:
+        qs = qs.filter(
+            Q(external_id__icontains=q) | Q(customer_name__icontains=q) | Q(address_line1__icontains=q)
+            | Q(postal_code__startswith=q)
+        )
+    return list(qs.order_by("window_start", "window_end", "pk"))
+
+
+def group_by_window(orders: list[Order]) -> list[tuple[tuple, list[Order]]]:
+    groups: dict[tuple, list[Order]] = {}
+    for o in orders:
+        groups.setdefault((o.window_start, o.window_end), []).append(o)
+    return list(groups.items())
+
+
+def batches_for_store(*, store_id: int, statuses=None):
+    from .models import Batch
+
+    qs = Batch.objects.filter(store_id=store_id).select_related("driver__user")
+    if statuses:
+        qs = qs.filter(status__in=statuses)
+    return qs.order_by("pickup_by", "pk")
+
+
+def batch_stops(*, batch):
+    from .models import Stop
+
+    return list(batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order").order_by("sequence"))
+
+
+def batches_at_risk(*, store_ids, now, within_minutes: int = 30):
+    """Published batches nobody has taken whose latest pickup is near (or past)."""
+    from datetime import timedelta
+
+    from .models import Batch
+
+    return (
+        Batch.objects.filter(
+            store_id__in=store_ids, status=Batch.Status.PUBLISHED,
+            pickup_by__lte=now + timedelta(minutes=within_minutes),
+        )
+        .select_related("store")
+        .order_by("pickup_by")
+    )
+
+
+def batches_awaiting_handoff(*, store_id: int):
+    """Batches whose driver is on the way or checked in, longest wait first."""
+    from .models import Batch
+
+    return (
+        Batch.objects.filter(store_id=store_id, status__in=[Batch.Status.AT_STORE, Batch.Status.ASSIGNED])
+        .select_related("driver__user")
+        .order_by("arrived_at_store_at", "assigned_at")
+    )
+
+
+def returns_expected(*, store_id: int) -> list[Order]:
+    return list(
+        Order.objects.filter(store_id=store_id, status=Order.Status.UNDELIVERABLE).order_by("status_changed_at")
+    )
+
+
+def store_metrics(*, store_id: int, day_start, day_end, now) -> dict:
+    """Today's numbers for the dashboard header."""
+    from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Min, Q
+
+    from .models import Batch, Stop
+
+    orders = Order.objects.filter(store_id=store_id, window_start__gte=day_start, window_start__lt=day_end)
+    batches = Batch.objects.filter(store_id=store_id, created_at__gte=day_start, created_at__lt=day_end)
+    dispense = (
+        Batch.objects.filter(
+            store_id=store_id, picked_up_at__gte=day_start, picked_up_at__lt=day_end,
+            arrived_at_store_at__isnull=False,
+        )
+        .annotate(d=ExpressionWrapper(F("picked_up_at") - F("arrived_at_store_at"), output_field=DurationField()))
+        .aggregate(avg=Avg("d"))["avg"]
+    )
+    waiting_since = Batch.objects.filter(store_id=store_id, status=Batch.Status.AT_STORE).aggregate(
+        m=Min("arrived_at_store_at")
+    )["m"]
+    delivered = Stop.objects.filter(
+        batch__store_id=store_id, status=Stop.Status.DELIVERED, delivered_at__gte=day_start, delivered_at__lt=day_end
+    ).aggregate(n=Count("pk"), on_time=Count("pk", filter=Q(delivered_at__lte=F("order__window_end"))))
+    return {
+        "orders": orders.count(),
+        "batches": batches.exclude(status=Batch.Status.CANCELLED).count(),
+        "avg_dispense": dispense,
+        "longest_wait": (now - waiting_since) if waiting_since else None,
+        "delivered": delivered["n"],
+        "on_time": delivered["on_time"],
+        "on_time_pct": round(100 * delivered["on_time"] / delivered["n"]) if delivered["n"] else None,
+    }

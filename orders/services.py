@@ -226,3 +226,384 @@ def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
         for stop in Stop.objects.filter(order=order, status=Stop.Status.PENDING):
             stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason="order cancelled")
     return order
+
+
+# --- Building batches ---------------------------------------------------------------
+
+STOP_SERVICE_SECONDS = 240  # time at each door, added to drive time in estimates
+
+
+def batch_route_estimate(*, store, orders: list[Order]) -> tuple[int, int]:
+    """(meters, seconds) of store -> each order in sequence -> back to the store."""
+    from spark import geo
+
+    points = [geo.Point.of(store.lat, store.lng)]
+    points += [geo.Point.of(o.lat, o.lng) for o in orders]
+    points.append(points[0])
+    return geo.route_m(points), geo.route_s(points) + STOP_SERVICE_SECONDS * len(orders)
+
+
+def _live_stops(batch: Batch):
+    return batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order").order_by("sequence")
+
+
+def _batch_check_limits(*, batch: Batch, orders: list[Order]) -> None:
+    store = batch.store
+    totes = sum(o.totes for o in orders)
+    if totes > store.batch_max_totes:
+        raise DomainError(
+            f"That is {totes} totes; one vehicle takes at most {store.batch_max_totes}.", code="over_capacity"
+        )
+    if len(orders) > store.batch_max_stops:
+        raise DomainError(f"A batch has at most {store.batch_max_stops} stops.", code="too_many_stops")
+
+
+def batch_refresh_route(*, batch: Batch) -> None:
+    """Recompute route distance/time and the latest pickup that keeps every window."""
+    from datetime import timedelta
+
+    from spark import geo
+
+    stops = list(_live_stops(batch))
+    orders = [s.order for s in stops]
+    meters, seconds = batch_route_estimate(store=batch.store, orders=orders)
+    pickup_by = None
+    if orders:
+        # Latest departure such that each stop is reached before its window closes.
+        here = geo.Point.of(batch.store.lat, batch.store.lng)
+        elapsed = 0
+        slack = []
+        for o in orders:
+            there = geo.Point.of(o.lat, o.lng)
+            elapsed += geo.duration_s(here, there)
+            slack.append(o.window_end - timedelta(seconds=elapsed))
+            elapsed += STOP_SERVICE_SECONDS
+            here = there
+        pickup_by = min(slack)
+    Batch.objects.filter(pk=batch.pk).update(route_meters=meters, route_seconds=seconds, pickup_by=pickup_by)
+    batch.refresh_from_db()
+
+
+def _editable(batch: Batch) -> None:
+    if batch.status != Batch.Status.DRAFT:
+        raise InvalidTransition("Only a draft batch can be edited; pull it back to draft first.", code="not_draft")
+
+
+def batch_add_orders(*, batch: Batch, orders: list[Order], actor=None) -> Batch:
+    """Append orders as stops of a draft batch. All or nothing."""
+    _editable(batch)
+    with transaction.atomic():
+        Batch.objects.select_for_update().get(pk=batch.pk)  # serialise edits of one batch
+        current = [s.order for s in _live_stops(batch)]
+        for o in orders:
+            if o.store_id != batch.store_id:
+                raise DomainError(f"Order {o.external_id} belongs to another store.", code="wrong_store")
+            if o.status != Order.Status.RECEIVED or any(c.pk == o.pk for c in current):
+                raise Conflict(f"Order {o.external_id} is already in a batch or closed.", code="order_unavailable")
+        _batch_check_limits(batch=batch, orders=current + list(orders))
+        last = batch.stops.exclude(status=Stop.Status.REMOVED).order_by("-sequence").first()
+        seq = last.sequence if last else 0
+        for o in orders:
+            try:
+                order_set_status(order=o, to=Order.Status.BATCHED, actor=actor, reason=f"added to batch {batch.pk}")
+            except (Conflict, InvalidTransition):
+                raise Conflict(f"Order {o.external_id} was just taken into another batch.",
+                               code="order_unavailable") from None
+            seq += 1
+            try:
+                with transaction.atomic():
+                    Stop.objects.create(batch=batch, order=o, sequence=seq)
+            except IntegrityError:
+                raise Conflict(
+                    f"Order {o.external_id} is already in another batch.", code="order_unavailable"
+                ) from None
+        batch_refresh_route(batch=batch)
+    return batch
+
+
+def batch_create(*, store, orders: list[Order], actor=None, batching_run=None) -> Batch:
+    """A draft batch with `orders` as stops in the given sequence."""
+    if not orders:
+        raise DomainError("Pick at least one order for the batch.", code="empty_batch")
+    with transaction.atomic():
+        batch = Batch.objects.create(store=store, created_by=actor, batching_run=batching_run)
+        BatchEvent.objects.create(batch=batch, from_status="", to_status=batch.status, actor=actor,
+                                  reason="auto-batching proposal" if batching_run else "built by hand")
+        batch_add_orders(batch=batch, orders=orders, actor=actor)
+    return batch
+
+
+def batch_remove_stop(*, stop: Stop, actor=None) -> None:
+    """Take an order out of a draft batch; it goes back to the queue."""
+    batch = stop.batch
+    _editable(batch)
+    with transaction.atomic():
+        stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason="removed by associate")
+        order_set_status(
+            order=stop.order, to=Order.Status.RECEIVED, actor=actor, reason=f"removed from batch {batch.pk}"
+        )
+        _resequence(batch, [s.pk for s in _live_stops(batch)])
+        batch_refresh_route(batch=batch)
+
+
+def _resequence(batch: Batch, stop_ids: list[int]) -> None:
+    # Two passes: the live-sequence unique index cannot be deferred (it is partial), so
+    # first move every stop out of the way, then write the final numbers.
+    live = Stop.objects.filter(batch=batch).exclude(status=Stop.Status.REMOVED)
+    for i, stop_id in enumerate(stop_ids, start=1):
+        live.filter(pk=stop_id).update(sequence=1000 + i)
+    for i, stop_id in enumerate(stop_ids, start=1):
+        live.filter(pk=stop_id).update(sequence=i)
+
+
+def batch_move_stop(*, stop: Stop, offset: int, actor=None) -> None:
+    """Move a stop up (offset -1) or down (+1) in a draft batch."""
+    batch = stop.batch
+    _editable(batch)
+    with transaction.atomic():
+        Batch.objects.select_for_update().get(pk=batch.pk)
+        ids = [s.pk for s in _live_stops(batch)]
+        i = ids.index(stop.pk)
+        j = max(0, min(len(ids) - 1, i + offset))
+        ids.insert(j, ids.pop(i))
+        _resequence(batch, ids)
+        batch_refresh_route(batch=batch)
+
+
+def batch_set_order(*, batch: Batch, stop_ids: list[int], actor=None) -> None:
+    """Set the whole stop sequence (drag and drop)."""
+    _editable(batch)
+    with transaction.atomic():
+        Batch.objects.select_for_update().get(pk=batch.pk)
+        live = [s.pk for s in _live_stops(batch)]
+        if sorted(live) != sorted(stop_ids):
+            raise DomainError("The new order must list each stop of the batch once.", code="bad_sequence")
+        _resequence(batch, stop_ids)
+        batch_refresh_route(batch=batch)
+
+
+def batch_discard(*, batch: Batch, actor=None, reason: str = "discarded") -> None:
+    """Cancel a draft (or unclaimed published) batch; its orders go back to the queue."""
+    with transaction.atomic():
+        batch_set_status(batch=batch, to=Batch.Status.CANCELLED, actor=actor, reason=reason)
+        for stop in _live_stops(batch):
+            if stop.status == Stop.Status.PENDING:
+                stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason=reason)
+                if stop.order.status in (Order.Status.BATCHED, Order.Status.READY):
+                    order_set_status(order=stop.order, to=Order.Status.RECEIVED, actor=actor, reason=reason)
+        Offer.objects.filter(batch=batch, status=Offer.Status.PENDING).update(status=Offer.Status.WITHDRAWN)
+
+
+def batch_publish(*, batch: Batch, actor=None) -> Batch:
+    """Publish a draft batch to drivers now: the associate says it can really be picked up.
+
+    Its orders become ready. Dispatch (offers) starts after commit.
+    """
+    with transaction.atomic():
+        locked = Batch.objects.select_for_update().get(pk=batch.pk)
+        if locked.status == Batch.Status.PUBLISHED:
+            return locked  # a retry
+        stops = list(_live_stops(locked))
+        if not stops:
+            raise DomainError("An empty batch cannot be published; add orders first.", code="empty_batch")
+        _batch_check_limits(batch=locked, orders=[s.order for s in stops])
+        batch_set_status(batch=locked, to=Batch.Status.PUBLISHED, actor=actor, reason="marked ready",
+                         updates={"ready_at": None})
+        for s in stops:
+            order_set_status(order=s.order, to=Order.Status.READY, actor=actor, reason=f"batch {batch.pk} published")
+    batch.refresh_from_db()
+    _after_publish(batch)
+    return batch
+
+
+def _after_publish(batch: Batch) -> None:
+    """Hook for dispatch (offers to slot holders, route matches, the board)."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    hook = getattr(settings, "SPARK_ON_BATCH_PUBLISHED", "")
+    if hook:
+        transaction.on_commit(lambda: import_string(hook)(batch_id=batch.pk))
+
+
+def batch_schedule_publish(*, batch: Batch, ready_at, actor=None) -> Batch:
+    """Publish automatically at `ready_at` (a countdown task and the beat sweeper both try)."""
+    from .tasks import publish_batch_if_due
+
+    _editable(batch)
+    if ready_at <= timezone.now():
+        return batch_publish(batch=batch, actor=actor)
+    if not _live_stops(batch).exists():
+        raise DomainError("An empty batch cannot be published; add orders first.", code="empty_batch")
+    Batch.objects.filter(pk=batch.pk, status=Batch.Status.DRAFT).update(ready_at=ready_at)
+    batch.refresh_from_db()
+    delay = (ready_at - timezone.now()).total_seconds()
+    from django.conf import settings
+
+    if delay <= settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS:
+        queue_on_commit(publish_batch_if_due, batch.pk, countdown=delay)
+    return batch
+
+
+def batch_publish_if_due(*, batch_id: int) -> bool:
+    """Publish a draft batch whose ready_at has passed. Idempotent; False if not due/gone."""
+    batch = Batch.objects.filter(pk=batch_id, status=Batch.Status.DRAFT, ready_at__lte=timezone.now()).first()
+    if batch is None:
+        return False
+    try:
+        batch_publish(batch=batch)
+    except DomainError:
+        return False
+    return True
+
+
+def batches_publish_due(*, limit: int = 200) -> int:
+    ids = list(
+        Batch.objects.filter(status=Batch.Status.DRAFT, ready_at__lte=timezone.now())
+        .order_by("ready_at").values_list("pk", flat=True)[:limit]
+    )
+    return sum(batch_publish_if_due(batch_id=i) for i in ids)
+
+
+def batch_unpublish(*, batch: Batch, actor=None) -> Batch:
+    """Pull a published batch nobody has taken back to draft (orders back to batched)."""
+    with transaction.atomic():
+        batch_set_status(batch=batch, to=Batch.Status.DRAFT, actor=actor, reason="pulled back by store")
+        for s in _live_stops(batch):
+            order_set_status(order=s.order, to=Order.Status.BATCHED, actor=actor, reason="batch pulled back")
+        Offer.objects.filter(batch=batch, status=Offer.Status.PENDING).update(status=Offer.Status.WITHDRAWN)
+    return batch
+
+
+# --- At the store -------------------------------------------------------------------
+
+
+def batch_driver_arrived(*, batch: Batch, driver, lat=None, lng=None, actor=None) -> Batch:
+    """The driver checked in at the store for this batch (assigned -> at_store)."""
+    if batch.driver_id != driver.pk:
+        raise DomainError("This batch is not yours.", code="not_found")
+    batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="driver checked in",
+                     lat=lat, lng=lng)
+    return batch
+
+
+def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
+    """The associate hands the batch over after checking the driver's pickup code.
+
+    A wrong code changes nothing. Orders become picked up with the batch.
+    """
+    import hmac
+
+    code = (pickup_code or "").strip()
+    if batch.status not in (Batch.Status.AT_STORE, Batch.Status.ASSIGNED):
+        raise InvalidTransition("This batch is not waiting for a handoff.", code="not_at_store")
+    if not hmac.compare_digest(code, batch.pickup_code):
+        raise DomainError("That pickup code does not match this batch. Nothing was handed over.",
+                          code="wrong_pickup_code")
+    with transaction.atomic():
+        if batch.status == Batch.Status.ASSIGNED:
+            # Associate confirmed the driver in person without the app check-in.
+            batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="confirmed by associate")
+        batch_set_status(batch=batch, to=Batch.Status.PICKED_UP, actor=actor, reason="handed over",
+                         extra_filter={"pickup_code": batch.pickup_code})
+        for s in _live_stops(batch):
+            order_set_status(order=s.order, to=Order.Status.PICKED_UP, actor=actor, reason="handed over")
+    return batch
+
+
+# --- Returns ------------------------------------------------------------------------
+
+RETURN_REASONS = {
+    "refused_alcohol": "Alcohol refused (no valid ID / under 21)",
+    "no_one_home": "No one home",
+    "damaged": "Damaged",
+    "refused": "Refused by customer",
+    "wrong_address": "Address not found",
+    "other": "Other",
+}
+
+
+def order_return_check_in(*, order: Order, reason: str, actor=None) -> Order:
+    """The associate checks an undeliverable order back in; it ends returned with its reason.
+    When the last outstanding return of a returning batch is in, the batch is returned."""
+    if reason not in RETURN_REASONS:
+        raise DomainError("Pick a return reason from the list.", code="bad_reason",
+                          fields={"reason": [f"One of: {', '.join(RETURN_REASONS)}"]})
+    if order.status != Order.Status.UNDELIVERABLE:
+        if order.status == Order.Status.RETURNED:
+            return order
+        raise InvalidTransition("Only an undeliverable order can be checked in as a return.", code="not_returning")
+    with transaction.atomic():
+        order_set_status(order=order, to=Order.Status.RETURNED, actor=actor, reason=RETURN_REASONS[reason],
+                         updates={"return_reason": reason})
+        stop = Stop.objects.filter(order=order, status=Stop.Status.FAILED).select_related("batch").first()
+        if stop:
+            stop_set_status(stop=stop, to=Stop.Status.RETURNED, actor=actor, reason=reason)
+            batch = stop.batch
+            outstanding = batch.stops.filter(status=Stop.Status.FAILED).exists()
+            if batch.status == Batch.Status.RETURNING and not outstanding:
+                batch_set_status(batch=batch, to=Batch.Status.RETURNED, actor=actor, reason="returns checked in")
+    return order
+
+
+# --- Auto-batching ------------------------------------------------------------------
+
+
+def batching_run_start(*, store, window_from, window_to, actor=None, time_limit_seconds: int = 5):
+    """Queue an auto-batching job for the store's received orders in the window."""
+    from .models import BatchingRun
+    from .tasks import run_auto_batching
+
+    if window_to <= window_from:
+        raise DomainError("The window must end after it starts.", code="bad_window")
+    run = BatchingRun.objects.create(
+        store=store, window_from=window_from, window_to=window_to, created_by=actor,
+        time_limit_seconds=time_limit_seconds,
+    )
+    queue_on_commit(run_auto_batching, run.pk)
+    return run
+
+
+def batching_run_execute(*, run_id: int) -> bool:
+    """Solve and turn the proposal into draft batches the associate can edit, discard or
+    publish. Runs once: only the caller that moves the run from queued to running works."""
+    from .batching import propose_batches
+    from .models import BatchingRun
+
+    if not BatchingRun.objects.filter(pk=run_id, status=BatchingRun.Status.QUEUED).update(
+        status=BatchingRun.Status.RUNNING, started_at=timezone.now()
+    ):
+        return False
+    run = BatchingRun.objects.select_related("store").get(pk=run_id)
+    store = run.store
+    try:
+        orders = list(
+            Order.objects.filter(
+                store=store, status=Order.Status.RECEIVED,
+                window_start__lt=run.window_to, window_end__gt=run.window_from,
+            ).order_by("window_start", "pk")
+        )
+        proposal = propose_batches(
+            store=store, orders=orders, max_totes=store.batch_max_totes, max_stops=store.batch_max_stops,
+            time_limit_s=run.time_limit_seconds,
+        )
+        by_id = {o.pk: o for o in orders}
+        made, skipped = 0, list(proposal.unassigned)
+        for proposed in proposal.batches:
+            try:
+                batch_create(store=store, orders=[by_id[i] for i in proposed.order_ids],
+                             actor=run.created_by, batching_run=run)
+                made += 1
+            except DomainError:
+                # An order was batched by hand meanwhile: leave that trip for the associate.
+                skipped.extend(proposed.order_ids)
+        BatchingRun.objects.filter(pk=run.pk).update(
+            status=BatchingRun.Status.DONE, finished_at=timezone.now(), orders_considered=len(orders),
+            batches_proposed=made, unassigned_order_ids=skipped, total_meters=proposal.distance_m,
+        )
+    except Exception as exc:  # the associate must see a failed run, not a spinner forever
+        BatchingRun.objects.filter(pk=run.pk).update(
+            status=BatchingRun.Status.FAILED, finished_at=timezone.now(), error=str(exc)[:2000]
+        )
+        raise
+    return True

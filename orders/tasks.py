@@ -15,3 +15,19 @@ def sweep_expired_offers() -> int:
     """Beat safety net (every 15 s): expires whatever the countdown tasks missed
     (a killed worker, a restarted Redis). Capped per run; the next sweep takes the rest."""
     return services.offers_expire_due(limit=500)
+
+
+@shared_task(ignore_result=True)
+def publish_batch_if_due(batch_id: int) -> bool:
+    return services.batch_publish_if_due(batch_id=batch_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_due_publications() -> int:
+    """Beat safety net for scheduled publishing ("ready at")."""
+    return services.batches_publish_due()
+
+
+@shared_task(ignore_result=True, time_limit=120, soft_time_limit=100)
+def run_auto_batching(run_id: int) -> bool:
+    return services.batching_run_execute(run_id=run_id)

@@ -74,3 +74,36 @@ def ledger_post(
             raise
         return existing, False
     return txn, True
+
+
+# --- Pay ----------------------------------------------------------------------------
+
+
+def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
+    """What a driver is offered for `batch` under its zone's pay policy, in cents.
+
+    Routed miles include the drive back to the store. The customer's tips are shown
+    separately and go to the driver in full. Offers freeze this as their pay snapshot.
+    """
+    from decimal import ROUND_HALF_UP, Decimal
+
+    from orders.models import Stop
+
+    from .models import PayPolicy
+
+    policy = PayPolicy.objects.filter(zone_id=batch.store.zone_id).first() or PayPolicy(zone=batch.store.zone)
+    stops = list(batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order"))
+    miles = Decimal(batch.route_meters) / Decimal("1609.344")
+    miles_cents = int((miles * policy.per_mile_cents).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
+    heavy = sum(1 for s in stops if s.order.is_heavy)
+    quote = {
+        "base_cents": policy.base_cents,
+        "stops_cents": policy.per_stop_cents * len(stops),
+        "miles_cents": miles_cents,
+        "heavy_cents": policy.heavy_order_cents * heavy,
+        "incentive_cents": min(incentive_cents, policy.incentive_cap_cents),
+        "tip_cents": sum(s.order.tip_cents for s in stops),
+        "routed_meters": batch.route_meters,
+    }
+    quote["total_cents"] = sum(v for k, v in quote.items() if k.endswith("_cents"))
+    return quote

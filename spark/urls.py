@@ -14,6 +14,7 @@ admin.site.site_title = "Spark ops"
 
 api_v1 = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
+    path("", include("spark.api.urls")),  # /api/v1/me/
     path("", include("orders.api.urls")),
 ]
 
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("", include("orders.urls")),
+    path("dashboard/", include("stores.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -44,6 +44,9 @@ class Store(models.Model):
     phone = models.CharField(max_length=32, blank=True)
     pickup_instructions = models.TextField(blank=True, help_text="Shown on offers: where to park, where to go.")
     store_rules = models.TextField(blank=True, help_text="Shown on offers: e.g. ID at the pickup desk.")
+    # What one standard car takes on one trip; batches are built within these.
+    batch_max_totes = models.PositiveSmallIntegerField(default=20)
+    batch_max_stops = models.PositiveSmallIntegerField(default=5)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,0 +1,35 @@
+import json
+
+from django import template
+from django.utils.html import escape
+
+from spark.money import format_cents
+
+register = template.Library()
+
+
+@register.filter
+def cents(value) -> str:
+    return format_cents(int(value or 0))
+
+
+@register.filter
+def duration_minutes(value) -> str:
+    """A timedelta as "12 min" / "1 h 05 min"."""
+    if value is None:
+        return "–"
+    minutes = int(value.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key, 0)
+
+
+@register.filter
+def json_attr(value) -> str:
+    """JSON safe to put inside a single-quoted HTML attribute."""
+    return escape(json.dumps(value))
