@@ -165,6 +165,10 @@ class SlotClaim(models.Model):
 
     class Meta:
         constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["claimed", "checked_in", "cancelled", "late_cancelled", "released"]),
+                name="slotclaim_status_valid",
+            ),
             models.UniqueConstraint(
                 fields=["driver", "slot"],
                 condition=Q(status__in=["claimed", "checked_in"]),

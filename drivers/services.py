@@ -1,5 +1,6 @@
 """Every write to drivers goes through here."""
 
+from spark.errors import DomainError
 from spark.statemachine import TransitionResult, transition
 
 from .models import Driver, DriverEvent
@@ -15,10 +16,11 @@ def driver_set_status(
     """
     updates: dict = {}
     if to in (Driver.Status.SUSPENDED, Driver.Status.DEACTIVATED):
-        if not reason_code:
-            from spark.errors import DomainError
-
-            raise DomainError("A suspension or deactivation needs a reason code.", code="reason_required")
+        if not reason_code or reason_code not in Driver.ReasonCode.values:
+            raise DomainError(
+                "A suspension or deactivation needs one of the reason codes.", code="reason_required",
+                fields={"reason_code": [f"One of: {', '.join(v for v in Driver.ReasonCode.values if v)}"]},
+            )
         updates.update(reason_code=reason_code, reason_note=note, is_online=False, online_since=None)
     elif to == Driver.Status.ACTIVE:
         updates.update(reason_code="", reason_note="")
@@ -31,4 +33,5 @@ def driver_set_status(
         actor=actor,
         reason=note or reason_code,
         updates=updates,
+        event_fields={"reason_code": reason_code},
     )

@@ -242,14 +242,17 @@ class BatchEvent(StatusEvent):
         pass
 
 
+class StopStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ARRIVED = "arrived", "Arrived"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Undeliverable"
+    RETURNED = "returned", "Returned to store"
+    REMOVED = "removed", "Removed from batch"
+
+
 class Stop(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ARRIVED = "arrived", "Arrived"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Undeliverable"
-        RETURNED = "returned", "Returned to store"
-        REMOVED = "removed", "Removed from batch"
+    Status = StopStatus
 
     TRANSITIONS = {
         Status.PENDING: {Status.ARRIVED, Status.FAILED, Status.REMOVED},
@@ -286,6 +289,7 @@ class Stop(models.Model):
             # An order is in at most one batch at a time.
             models.UniqueConstraint(fields=["order"], condition=~Q(status="removed"), name="stop_order_in_one_batch"),
             models.CheckConstraint(condition=Q(sequence__gte=1), name="stop_sequence_positive"),
+            models.CheckConstraint(condition=Q(status__in=StopStatus.values), name="stop_status_valid"),
         ]
 
     def __str__(self) -> str:
@@ -299,16 +303,19 @@ class StopEvent(StatusEvent):
         pass
 
 
+class OfferStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
 class Offer(models.Model):
     """A batch offered to one driver for a while. Its pay snapshot (payments.OfferPaySnapshot)
     is immutable and is a floor on what the driver is paid for the batch."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        ACCEPTED = "accepted", "Accepted"
-        DECLINED = "declined", "Declined"
-        EXPIRED = "expired", "Expired"
-        WITHDRAWN = "withdrawn", "Withdrawn"
+    Status = OfferStatus
 
     class Kind(models.TextChoices):
         SLOT = "slot", "Slot holder"
@@ -345,6 +352,7 @@ class Offer(models.Model):
                 fields=["batch", "driver"], condition=Q(status="pending"), name="one_pending_offer_per_driver_batch"
             ),
             models.CheckConstraint(condition=Q(expires_at__gt=F("created_at")), name="offer_expires_after_created"),
+            models.CheckConstraint(condition=Q(status__in=OfferStatus.values), name="offer_status_valid"),
         ]
 
     def __str__(self) -> str:

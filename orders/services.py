@@ -88,11 +88,14 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
             raise Conflict(f"This offer is no longer open (it was {offer.status}).", code="offer_closed") from None
         except InvalidTransition:
             raise Conflict(f"This offer is no longer open (it was {offer.status}).", code="offer_closed") from None
+        except IntegrityError:
+            # one_accepted_offer_per_batch: another driver's accept committed first.
+            raise Conflict("Another driver already has this batch.", code="batch_taken") from None
         if not result.changed:
             return offer  # accepted already by this driver: a retry
         try:
             with transaction.atomic():
-                batch_set_status(
+                assigned = batch_set_status(
                     batch=offer.batch, to=Batch.Status.ASSIGNED, actor=actor,
                     reason=f"offer {offer.pk} accepted", updates={"driver": driver},
                 )
@@ -100,7 +103,21 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
             raise Conflict("Another driver already has this batch.", code="batch_taken") from None
         except IntegrityError:
             raise Conflict("You already have an active batch; finish it first.", code="driver_busy") from None
+        if not assigned.changed and offer.batch.driver_id != driver.pk:
+            # The batch was assigned by another path (ops, the board): this accept loses.
+            raise Conflict("Another driver already has this batch.", code="batch_taken")
     return offer
+
+
+def offers_withdraw(*, batch: Batch, actor=None, reason: str = "") -> int:
+    """Withdraw every pending offer of a batch (it was cancelled or pulled back)."""
+    done = 0
+    for offer in Offer.objects.filter(batch=batch, status=Offer.Status.PENDING):
+        try:
+            done += offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, actor=actor, reason=reason).changed
+        except (Conflict, InvalidTransition):
+            pass  # answered meanwhile
+    return done
 
 
 def offer_decline(*, offer: Offer, driver, reason: str, actor=None) -> Offer:
@@ -391,7 +408,7 @@ def batch_discard(*, batch: Batch, actor=None, reason: str = "discarded") -> Non
                 stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason=reason)
                 if stop.order.status in (Order.Status.BATCHED, Order.Status.READY):
                     order_set_status(order=stop.order, to=Order.Status.RECEIVED, actor=actor, reason=reason)
-        Offer.objects.filter(batch=batch, status=Offer.Status.PENDING).update(status=Offer.Status.WITHDRAWN)
+        offers_withdraw(batch=batch, actor=actor, reason=reason)
 
 
 def batch_publish(*, batch: Batch, actor=None) -> Batch:
@@ -471,7 +488,7 @@ def batch_unpublish(*, batch: Batch, actor=None) -> Batch:
         batch_set_status(batch=batch, to=Batch.Status.DRAFT, actor=actor, reason="pulled back by store")
         for s in _live_stops(batch):
             order_set_status(order=s.order, to=Order.Status.BATCHED, actor=actor, reason="batch pulled back")
-        Offer.objects.filter(batch=batch, status=Offer.Status.PENDING).update(status=Offer.Status.WITHDRAWN)
+        offers_withdraw(batch=batch, actor=actor, reason="batch pulled back")
     return batch
 
 

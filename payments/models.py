@@ -105,6 +105,10 @@ class Account(models.Model):
                 fields=["kind", "driver"], name="account_kind_driver_unique", nulls_distinct=False
             ),
             models.CheckConstraint(
+                condition=Q(kind__in=["driver_payable", "platform_expense", "tips_held", "payout_clearing", "cash"]),
+                name="account_kind_valid",
+            ),
+            models.CheckConstraint(
                 condition=Q(kind="driver_payable", driver__isnull=False)
                 | (~Q(kind="driver_payable") & Q(driver__isnull=True)),
                 name="account_driver_iff_payable",
@@ -170,7 +174,11 @@ class Tip(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        constraints = _non_negative("amount_cents", "authorized_cents", prefix="tip")
+        constraints = [
+            *_non_negative("amount_cents", "authorized_cents", prefix="tip"),
+            models.CheckConstraint(condition=Q(status__in=["authorized", "captured", "canceled"]),
+                                   name="tip_status_valid"),
+        ]
 
     def __str__(self) -> str:
         return f"Tip {self.amount_cents}c on order {self.order_id}"
@@ -222,6 +230,7 @@ class Payout(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount_cents__gt=0), name="payout_amount_positive"),
             models.CheckConstraint(condition=Q(fee_cents__gte=0), name="payout_fee_non_negative"),
+            models.CheckConstraint(condition=Q(status__in=["pending", "paid", "failed"]), name="payout_status_valid"),
         ]
 
     def __str__(self) -> str:

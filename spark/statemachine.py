@@ -58,11 +58,13 @@ def transition(
     lng=None,
     updates: dict[str, Any] | None = None,
     extra_filter: dict[str, Any] | None = None,
+    event_fields: dict[str, Any] | None = None,
 ) -> TransitionResult:
     """Move `instance` to status `to` if the map allows it; refresh `instance` afterwards.
 
     `updates` are other columns written in the same UPDATE (timestamps, driver...).
     `extra_filter` adds conditions to the guard, e.g. `expires_at__gt=Now()`.
+    `event_fields` are extra columns of the event row (e.g. a reason code).
     Raises InvalidTransition when the map forbids it, Conflict when a concurrent writer won.
     """
     model = type(instance)
@@ -98,6 +100,7 @@ def transition(
             reason=reason[:255],
             lat=lat,
             lng=lng,
+            **(event_fields or {}),
         )
     instance.refresh_from_db()
     return TransitionResult(True, current, to)

@@ -12,7 +12,9 @@ RETURN_REASON_CHOICES = [
 
 
 class AutoBatchForm(forms.Form):
-    window_from = forms.DateTimeField(label=_("Windows from"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    window_from = forms.DateTimeField(
+        label=_("Windows from"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
     window_to = forms.DateTimeField(label=_("to"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
     def clean(self):

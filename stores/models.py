@@ -136,3 +136,35 @@ class DeliverySlot(models.Model):
     @property
     def seats_free(self) -> int:
         return self.capacity - self.claimed
+
+
+class SlotTemplate(models.Model):
+    """A manager's recurring block, e.g. "daily 10:00-12:00, 8 seats". A daily beat task turns
+    active templates into DeliverySlots for the next 14 days (idempotent: one slot per block)."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="slot_templates")
+    weekdays = models.CharField(
+        max_length=7, default="0123456", help_text="Days it runs: 0=Monday … 6=Sunday, e.g. 01234 for weekdays."
+    )
+    start_time = models.TimeField()
+    end_time = models.TimeField()
+    capacity = models.PositiveSmallIntegerField()
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["store", "start_time"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end_time__gt=F("start_time")), name="slot_template_ends_after_start"),
+            models.CheckConstraint(condition=Q(capacity__gte=1), name="slot_template_capacity_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.store} {self.start_time:%H:%M}-{self.end_time:%H:%M} x{self.capacity}"
+
+    @property
+    def weekday_names(self) -> str:
+        names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+        if self.weekdays == "0123456":
+            return "Daily"
+        return ", ".join(names[int(d)] for d in self.weekdays)

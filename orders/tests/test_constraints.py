@@ -179,7 +179,6 @@ def test_stop_sequence_positive():
         Stop.objects.filter(pk=stop.pk).update(sequence=0)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Stop has no CHECK on status (orders/models.py Stop.Meta)")
 def test_stop_status_check_rejects_unknown_status():
     stop = StopFactory()
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -225,7 +224,6 @@ def test_offer_expires_after_it_was_created():
         OfferFactory(created_at=now, expires_at=now - timedelta(seconds=1))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Offer has no CHECK on status (orders/models.py Offer.Meta)")
 def test_offer_status_check_rejects_unknown_status():
     offer = OfferFactory()
     with pytest.raises(IntegrityError), transaction.atomic():

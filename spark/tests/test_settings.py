@@ -1,0 +1,84 @@
+"""Production settings refuse to start on an unsafe or incomplete environment.
+
+Each case imports spark.settings.production in a fresh interpreter with a controlled
+environment (nothing inherited but PATH), so the test sees exactly what a deploy would.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+VALID_ENV = {
+    "DJANGO_SETTINGS_MODULE": "spark.settings.production",
+    "DJANGO_SECRET_KEY": "p9Xr-2vLq8Zt_Wm4Nc7Hb1Ks6Jd3Gf0Ya5Ue8Ro2Ti9Pw4Qs7Lx1Mz6Vn3Bk0Cj",
+    "DJANGO_ALLOWED_HOSTS": "spark.example.com",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/spark",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "STRIPE_SECRET_KEY": "sk_test_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
+}
+
+LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; print('loaded')"
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO_ROOT,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONDONTWRITEBYTECODE": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _env(**changes: str | None) -> dict[str, str]:
+    env = {**VALID_ENV, **changes}
+    return {k: v for k, v in env.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        pytest.param({"DJANGO_SECRET_KEY": None}, "DJANGO_SECRET_KEY", id="secret-missing"),
+        pytest.param({"DJANGO_SECRET_KEY": "short"}, "at least 50 characters", id="secret-short"),
+        pytest.param({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must not be on", id="debug-on"),
+        pytest.param({"SPARK_PAYMENT_BACKEND": "sandbox"}, "sandbox payment backend is refused", id="sandbox"),
+        pytest.param({"DATABASE_URL": "sqlite:////tmp/spark.sqlite3"}, "DATABASE_URL must be postgres",
+                     id="sqlite"),
+        pytest.param({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS", id="hosts-missing"),
+        pytest.param({"REDIS_URL": None}, "REDIS_URL", id="redis-missing"),
+        pytest.param({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY", id="stripe-key-missing"),
+        pytest.param({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET", id="webhook-secret-missing"),
+    ],
+)
+def test_production_refuses_to_start(changes, message):
+    # given a production environment with one thing wrong
+    # when the settings are loaded
+    proc = _run(["-c", LOAD_SETTINGS], _env(**changes))
+    # then start-up stops with a clear ImproperlyConfigured naming the problem
+    assert proc.returncode != 0, proc.stdout
+    assert "ImproperlyConfigured" in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+
+
+def test_production_loads_with_a_valid_environment():
+    proc = _run(["-c", LOAD_SETTINGS], _env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "loaded" in proc.stdout
+
+
+def test_deploy_check_has_no_warnings():
+    # given a complete production environment
+    # when Django's deployment checklist runs, failing on any warning
+    proc = _run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], _env())
+    output = proc.stdout + proc.stderr
+    # then it passes with nothing to say
+    assert proc.returncode == 0, output[-4000:]
+    assert "System check identified no issues" in output, output[-4000:]
+    assert "WARNINGS" not in output
