@@ -1,14 +1,24 @@
-"""Anyone who reaches the Django admin must have TOTP (allauth.mfa) set up.
+"""Who may reach the Django admin, and how they log in to it.
 
-allauth asks for the second factor at every login of a user with an authenticator, so
-"has TOTP" is the same as "this session passed MFA". Users without one are sent to set it
-up. The admin's own login form (which would skip MFA) is replaced by allauth's login in
-spark/urls.py.
+- Anonymous: the admin's own login form is never shown (it would skip MFA); /admin/login/
+  sends them to allauth's login, which asks for the TOTP code of users who have one.
+- Authenticated, not staff: 403 on every admin page. This also keeps the admin's password
+  form unreachable for a logged-in non-staff user (who could otherwise post a staff
+  member's password to it and become them without the second factor).
+- Staff without a TOTP authenticator: sent to allauth's "activate TOTP" page first.
+- Staff with TOTP: allauth asked for the code at login (every login of a user with an
+  authenticator goes through the MFA stage), so they may proceed.
+Emails in SPARK_ADMIN_MFA_EXEMPT_EMAILS (local settings only; production pins it empty)
+skip the TOTP requirement.
 """
 
+from urllib.parse import urlencode
+
 from django.conf import settings
-from django.shortcuts import redirect
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, resolve_url
+from django.urls import NoReverseMatch, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 
 def user_has_totp(user) -> bool:
@@ -18,9 +28,16 @@ def user_has_totp(user) -> bool:
 
 
 def admin_mfa_satisfied(user) -> bool:
-    if user.email in settings.SPARK_ADMIN_MFA_EXEMPT_EMAILS:
+    exempt = {e.lower() for e in settings.SPARK_ADMIN_MFA_EXEMPT_EMAILS}
+    if (user.email or "").lower() in exempt:
         return True
     return user_has_totp(user)
+
+
+def _safe_next(request, default: str) -> str:
+    nxt = request.GET.get("next", "")
+    safe = url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    return nxt if nxt and safe else default
 
 
 class AdminMFAMiddleware:
@@ -28,13 +45,29 @@ class AdminMFAMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        user = getattr(request, "user", None)
-        if (
-            request.path.startswith("/admin/")
-            and user is not None
-            and user.is_authenticated
-            and user.is_staff
-            and not admin_mfa_satisfied(user)
-        ):
-            return redirect(f"{reverse('mfa_activate_totp')}?next={request.path}")
+        try:
+            admin_root = reverse("admin:index")
+        except NoReverseMatch:  # a URLconf without the admin (e.g. a test-only one)
+            admin_root = None
+        if admin_root and request.path.startswith(admin_root):
+            response = self._guard_admin(request, admin_root)
+            if response is not None:
+                return response
         return self.get_response(request)
+
+    def _guard_admin(self, request, admin_root: str):
+        user = getattr(request, "user", None)
+        is_login_page = request.path == reverse("admin:login")
+        if user is None or not user.is_authenticated:
+            if is_login_page:
+                next_url = _safe_next(request, admin_root)
+                return redirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': next_url})}")
+            return None  # the admin redirects to its login page, which comes back here
+        if not (user.is_active and user.is_staff):
+            raise PermissionDenied("The ops admin is for Spark staff.")
+        if not admin_mfa_satisfied(user):
+            next_url = _safe_next(request, admin_root) if is_login_page else request.get_full_path()
+            return redirect(f"{reverse('mfa_activate_totp')}?{urlencode({'next': next_url})}")
+        if is_login_page:
+            return redirect(_safe_next(request, admin_root))
+        return None

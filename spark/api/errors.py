@@ -1,4 +1,12 @@
-"""One error body for every 4xx: {"detail": str, "code": str, "fields": {field: [messages]}}."""
+"""One error body for every 4xx: {"detail": str, "code": str, "fields": {field: [messages]}}.
+
+- 400 validation: `fields` holds each field's messages; `detail` is the first general message
+  (non_field_errors) or "Some fields are not valid.".
+- 401: no or bad credentials (`WWW-Authenticate` names the schemes: Token, Api-Key).
+- 403 / 404 / 405 / 415 / 429: DRF's message and code (`Retry-After` kept on 429).
+- DomainError subclasses (spark.errors): their own status (400/403/409/410), code and fields.
+A 5xx is never turned into a body here: it is a bug and must surface.
+"""
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -6,6 +14,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from spark.errors import DomainError
 
@@ -18,18 +27,36 @@ def _flatten(detail) -> list[str]:
     return [str(detail)]
 
 
+def error_body(detail: str, code: str, fields: dict | None = None) -> dict:
+    return {"detail": str(detail), "code": code, "fields": fields or {}}
+
+
+def _authenticate_header(request) -> str:
+    """The challenges of the view's authenticators that have one (Token, Api-Key).
+
+    DRF asks only the first authenticator, which is SessionAuthentication (no challenge), and
+    then turns every "not authenticated" into a 403. We answer 401 with the schemes an API
+    client can use instead, as long as the view accepts one of them.
+    """
+    challenges: list[str] = []
+    for authenticator in getattr(request, "authenticators", None) or ():
+        header = authenticator.authenticate_header(request)
+        if header and header not in challenges:
+            challenges.append(header)
+    return ", ".join(challenges)
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        return Response(
-            {"detail": exc.message, "code": exc.code, "fields": exc.fields}, status=exc.status_code
-        )
+        set_rollback()
+        return Response(error_body(exc.message, exc.code, exc.fields), status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}
         exc = exceptions.ValidationError(detail=fields or exc.messages)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
+        exc = exceptions.PermissionDenied(*exc.args)
 
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -42,13 +69,15 @@ def exception_handler(exc, context):
         else:
             fields, general = {}, _flatten(data)
         detail = general[0] if general else "Some fields are not valid."
-        response.data = {"detail": detail, "code": "invalid", "fields": fields}
+        response.data = error_body(detail, "invalid", fields)
         response.status_code = status.HTTP_400_BAD_REQUEST
-    else:
-        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
-        response.data = {
-            "detail": str(getattr(exc, "detail", exc)),
-            "code": codes if isinstance(codes, str) else "error",
-            "fields": {},
-        }
+        return response
+
+    codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    response.data = error_body(str(getattr(exc, "detail", exc)), codes if isinstance(codes, str) else "error")
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        challenge = _authenticate_header(context.get("request"))
+        if challenge:
+            response.status_code = status.HTTP_401_UNAUTHORIZED
+            response["WWW-Authenticate"] = challenge
     return response
