@@ -8,15 +8,21 @@ STAMP := $(VENV)/.installed
 SPARK_PORT ?= 8000
 export SPARK_PORT
 
-.PHONY: install run test test-fast lint bench migrate seed clean
+.PHONY: install lock run test test-fast lint bench migrate seed clean
 
-$(STAMP): requirements.lock pyproject.toml
+# requirements.lock pins what production runs; requirements-dev.lock adds the test and lint
+# tools under the same pins. Regenerate both with `make lock` after editing pyproject.toml.
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.lock
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+lock:
+	$(VENV)/bin/uv pip compile -q pyproject.toml -o requirements.lock --python-version 3.11
+	$(VENV)/bin/uv pip compile -q pyproject.toml --extra dev -c requirements.lock -o requirements-dev.lock --python-version 3.11
 
 migrate: install
 	DJANGO_SETTINGS_MODULE=spark.settings.local $(PY) manage.py migrate --noinput

@@ -40,3 +40,14 @@ def driver(db):
 @pytest.fixture
 def other_driver(db):
     return DriverFactory()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters, allauth rate limits and used TOTP codes live in the cache: start
+    every test from an empty one."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

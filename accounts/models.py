@@ -45,3 +45,9 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        # Logins are matched exactly and allauth lowercases what people type, so store emails
+        # lowercased whichever form (admin, signup) created the user.
+        super().clean()
+        self.email = (self.email or "").strip().lower()

@@ -23,3 +23,12 @@ def home(request):
         "is_ops": roles.is_ops(request.user),
     }
     return render(request, "home.html", context)
+
+
+def not_found(request, exception):
+    """JSON 404 under /api/ (the one error body), Django's page elsewhere."""
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found", "fields": {}}, status=404)
+    return page_not_found(request, exception)

@@ -501,3 +501,14 @@ class TestSchema:
         response = api.get("/api/docs/")
         assert response.status_code == 200
         assert b"swagger" in response.content.lower()
+
+
+def test_unknown_api_url_gets_the_json_error_body(client):
+    res = client.get("/api/v1/no-such-thing/")
+    assert res.status_code == 404
+    assert res.json() == {"detail": "Not found.", "code": "not_found", "fields": {}}
+
+
+def test_swagger_ui_is_served_without_a_cdn(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/" in page
