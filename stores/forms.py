@@ -43,3 +43,30 @@ class HandoffForm(forms.Form):
 
 class ReturnForm(forms.Form):
     reason = forms.ChoiceField(choices=RETURN_REASON_CHOICES, label=_("Reason"))
+
+
+WEEKDAY_CHOICES = [("0", _("Mon")), ("1", _("Tue")), ("2", _("Wed")), ("3", _("Thu")), ("4", _("Fri")),
+                   ("5", _("Sat")), ("6", _("Sun"))]
+
+
+class SlotTemplateForm(forms.Form):
+    weekdays = forms.MultipleChoiceField(choices=WEEKDAY_CHOICES, widget=forms.CheckboxSelectMultiple,
+                                         initial=[c for c, _ in WEEKDAY_CHOICES], label=_("Days"))
+    start_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}), label=_("From"))
+    end_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}), label=_("To"))
+    capacity = forms.IntegerField(min_value=1, max_value=200, initial=8, label=_("Driver seats"))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start_time") and data.get("end_time") and data["end_time"] <= data["start_time"]:
+            raise forms.ValidationError(_("A slot must end after it starts (same day)."))
+        return data
+
+
+class MembershipForm(forms.Form):
+    email = forms.EmailField(label=_("Email of their Spark account"))
+    role = forms.ChoiceField(choices=[("associate", _("Associate")), ("manager", _("Manager"))], label=_("Role"))
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=80, label=_("Key name (the system that will use it)"))

@@ -1,12 +1,14 @@
 """Writes for stores. Every state change is a guarded write (DESIGN rule 2)."""
 
 import secrets
+import zoneinfo
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from spark.errors import DomainError
-from stores.models import Store, StoreApiKey, hash_api_key
+from stores.models import DeliverySlot, SlotTemplate, Store, StoreApiKey, StoreMembership, hash_api_key
 
 API_KEY_PREFIX = "spk_"
 # 32 random bytes = 256 bits of entropy; token_urlsafe gives 43 characters of [A-Za-z0-9_-].
@@ -56,3 +58,94 @@ def store_api_key_revoke(*, key: StoreApiKey) -> StoreApiKey:
     StoreApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     key.refresh_from_db(fields=["revoked_at"])
     return key
+
+
+# --- Delivery slots -----------------------------------------------------------------
+
+SLOT_HORIZON_DAYS = 14
+
+
+def slot_template_create(*, store: Store, weekdays: str, start_time, end_time, capacity: int) -> SlotTemplate:
+    """A recurring block; its slots for the next 14 days are created right away."""
+    days = "".join(sorted(set(weekdays)))
+    if not days or any(d not in "0123456" for d in days):
+        raise DomainError("Pick at least one day of the week.", fields={"weekdays": ["Pick at least one day."]})
+    if end_time <= start_time:
+        raise DomainError("A slot must end after it starts (same day).", fields={"end_time": ["After the start."]})
+    if not 1 <= capacity <= 200:
+        raise DomainError("Seats must be between 1 and 200.", fields={"capacity": ["Between 1 and 200."]})
+    template = SlotTemplate.objects.create(
+        store=store, weekdays=days, start_time=start_time, end_time=end_time, capacity=capacity
+    )
+    slots_generate(store_ids=[store.pk])
+    return template
+
+
+def slot_template_set_active(*, template: SlotTemplate, active: bool) -> SlotTemplate:
+    """Pause or resume a template. Slots already created (and drivers' seats in them) stay."""
+    SlotTemplate.objects.filter(pk=template.pk).update(is_active=active)
+    template.refresh_from_db()
+    return template
+
+
+def slots_generate(*, today: date | None = None, days: int = SLOT_HORIZON_DAYS, store_ids=None) -> int:
+    """Create the DeliverySlots of every active template for `days` days from today (in each
+    store's own time zone, so a 10:00 slot stays 10:00 across DST). Idempotent: the unique
+    (store, starts_at, ends_at) index skips slots that exist. Returns how many were created."""
+    templates = SlotTemplate.objects.filter(is_active=True, store__is_active=True).select_related("store__zone")
+    if store_ids is not None:
+        templates = templates.filter(store_id__in=store_ids)
+    rows = []
+    for t in templates:
+        tz = zoneinfo.ZoneInfo(t.store.zone.timezone)
+        first = today or timezone.localdate(timezone=tz)
+        for offset in range(days):
+            day = first + timedelta(days=offset)
+            if str(day.weekday()) not in t.weekdays:
+                continue
+            rows.append(DeliverySlot(
+                store=t.store, capacity=t.capacity,
+                starts_at=datetime.combine(day, t.start_time, tzinfo=tz),
+                ends_at=datetime.combine(day, t.end_time, tzinfo=tz),
+            ))
+    before = DeliverySlot.objects.count()
+    DeliverySlot.objects.bulk_create(rows, ignore_conflicts=True)
+    return DeliverySlot.objects.count() - before
+
+
+# --- Memberships --------------------------------------------------------------------
+
+
+def membership_add(*, store: Store, email: str, role: str) -> StoreMembership:
+    """Give an existing Spark account access to the store's dashboard.
+
+    The person signs up first (with email verification); a manager cannot create accounts
+    for others, so nobody gets a password they did not choose.
+    """
+    from accounts.models import User
+
+    if role not in StoreMembership.Role.values:
+        raise DomainError("Pick a role.", fields={"role": ["Associate or manager."]})
+    user = User.objects.filter(email__iexact=(email or "").strip()).first()
+    if user is None:
+        raise DomainError(
+            "No Spark account uses that email. Ask them to sign up first, then add them.",
+            code="no_such_user", fields={"email": ["No account with this email."]},
+        )
+    membership, created = StoreMembership.objects.get_or_create(user=user, store=store, defaults={"role": role})
+    if not created and membership.role != role:
+        raise DomainError(f"{user.email} is already a {membership.get_role_display().lower()} here.",
+                          code="already_member")
+    return membership
+
+
+def membership_remove(*, membership: StoreMembership) -> None:
+    """Remove access. The last manager of a store cannot be removed (someone must manage it)."""
+    with transaction.atomic():
+        managers = StoreMembership.objects.select_for_update().filter(
+            store_id=membership.store_id, role=StoreMembership.Role.MANAGER
+        )
+        if membership.role == StoreMembership.Role.MANAGER and len(list(managers)) <= 1:
+            raise DomainError("A store keeps at least one manager; add another manager first.",
+                              code="last_manager")
+        StoreMembership.objects.filter(pk=membership.pk).delete()

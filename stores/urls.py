@@ -27,4 +27,6 @@ urlpatterns = [
     path("s/<int:store_id>/handoff/<int:batch_id>/", views.handoff_confirm, name="handoff_confirm"),
     path("s/<int:store_id>/returns/", views.returns, name="returns"),
     path("s/<int:store_id>/returns/<int:order_id>/", views.return_check_in, name="return_check_in"),
+    path("s/<int:store_id>/slots/", views.slots, name="slots"),
+    path("s/<int:store_id>/team/", views.team, name="team"),
 ]

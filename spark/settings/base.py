@@ -216,6 +216,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.sweep_expired_offers",
         "schedule": timedelta(seconds=15),
     },
+    "sweep-due-publications": {
+        "task": "orders.tasks.sweep_due_publications",
+        "schedule": timedelta(seconds=30),
+    },
+    "generate-slots": {
+        "task": "stores.tasks.generate_slots",
+        "schedule": timedelta(hours=6),  # daily would do; 6 h heals a missed run sooner
+    },
 }
 # Longest countdown any of our tasks may use; checked against visibility_timeout in tests.
 SPARK_MAX_TASK_COUNTDOWN_SECONDS = 3600
