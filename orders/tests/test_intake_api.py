@@ -232,3 +232,31 @@ def test_session_user_cannot_use_intake(client, associate, body):
     client.force_login(associate)
     res = client.post(URL, body, content_type="application/json")
     assert res.status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_requests_racing_create_one_order(store, body):
+    """A store system that retries on timeout may send the same order twice at once."""
+    import threading
+
+    from django.db import connection
+
+    StoreApiKeyFactory(store=store, raw_key="store-a-key-race-0123456789")
+    results, barrier = [], threading.Barrier(8)
+
+    def post():
+        try:
+            barrier.wait()
+            res = client_for("store-a-key-race-0123456789").post(URL, body, format="json")
+            results.append((res.status_code, res.json()["id"]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert Order.objects.count() == 1
+    assert sorted(code for code, _ in results) == [200] * 7 + [201]
+    assert {oid for _, oid in results} == {Order.objects.get().pk}
