@@ -180,6 +180,21 @@ class SlotClaim(models.Model):
         return f"{self.driver_id} in slot {self.slot_id} ({self.status})"
 
 
+class PushSubscription(models.Model):
+    """A browser's Web Push subscription for a driver (offers are pushed to it)."""
+
+    driver = models.ForeignKey(Driver, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.CharField(max_length=1000, unique=True, help_text="The push service URL.")
+    p256dh = models.CharField(max_length=200)
+    auth = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Push subscription of {self.driver_id}"
+
+
 class Location(models.Model):
     """Last known position of a driver on duty (one row per driver, overwritten)."""
 

@@ -202,6 +202,20 @@ class Batch(models.Model):
         BatchingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="batches",
         help_text="Set when the batch was proposed by auto-batching.",
     )
+    class Stage(models.TextChoices):
+        NONE = "", "Not dispatched"
+        SLOT = "slot", "Slot holders"
+        ROUTE = "route", "Route matches"
+        BOARD = "board", "Open board"
+
+    dispatch_stage = models.CharField(max_length=8, choices=Stage.choices, blank=True, default="")
+    board_at = models.DateTimeField(null=True, blank=True, help_text="When it appeared on the open board.")
+    at_risk_flagged_at = models.DateTimeField(null=True, blank=True)
+    # Denormalised for the route feed (kept by batch_refresh_route): where the trip ends
+    # before heading back, and how many stops it has.
+    last_stop_lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    last_stop_lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    stops_count = models.PositiveSmallIntegerField(default=0)
     offer_round = models.PositiveSmallIntegerField(default=0)
     incentive_cents = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -339,6 +353,7 @@ class Offer(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     decline_reason = models.CharField(max_length=64, blank=True)
     rank_reason = models.CharField(max_length=255, blank=True, help_text="Why this driver got the offer.")
+    rank_detail = models.JSONField(default=dict, blank=True, help_text="Rank, detour, slot, fairness inputs.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -357,6 +372,33 @@ class Offer(models.Model):
 
     def __str__(self) -> str:
         return f"Offer {self.pk} batch {self.batch_id} -> driver {self.driver_id} ({self.status})"
+
+
+class ClaimAttempt(models.Model):
+    """A board claim made inside the fair window after a batch appears. All attempts of the
+    window are pooled and one winner is drawn (orders.dispatch.claim_pool_resolve)."""
+
+    class Outcome(models.TextChoices):
+        POOLED = "pooled", "Pooled"
+        WON = "won", "Won"
+        LOST = "lost", "Lost"
+
+    batch = models.ForeignKey("Batch", on_delete=models.CASCADE, related_name="claim_attempts")
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.CASCADE, related_name="claim_attempts")
+    outcome = models.CharField(max_length=8, choices=Outcome.choices, default=Outcome.POOLED)
+    score = models.FloatField(default=0, help_text="Draw weight (not money).")
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "driver"], name="one_claim_attempt_per_driver_batch"),
+            models.UniqueConstraint(fields=["batch"], condition=Q(outcome="won"), name="one_claim_winner_per_batch"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Claim by {self.driver_id} on batch {self.batch_id} ({self.outcome})"
 
 
 class OfferEvent(StatusEvent):

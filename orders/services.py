@@ -400,7 +400,13 @@ def batch_set_order(*, batch: Batch, stop_ids: list[int], actor=None) -> None:
 
 
 def batch_discard(*, batch: Batch, actor=None, reason: str = "discarded") -> None:
-    """Cancel a draft (or unclaimed published) batch; its orders go back to the queue."""
+    """Cancel a draft (or unclaimed published) batch; its orders go back to the queue.
+
+    A batch a driver already holds is not discarded here: taking work away from a driver
+    is a separate decision (with pay consequences) for ops."""
+    if batch.status not in (Batch.Status.DRAFT, Batch.Status.PUBLISHED, Batch.Status.CANCELLED):
+        raise InvalidTransition("A driver already has this batch; ask ops to reassign or cancel it.",
+                                code="batch_taken")
     with transaction.atomic():
         batch_set_status(batch=batch, to=Batch.Status.CANCELLED, actor=actor, reason=reason)
         for stop in _live_stops(batch):

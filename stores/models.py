@@ -18,7 +18,16 @@ class Zone(models.Model):
     radius_km = models.PositiveIntegerField(default=40, help_text="Orders must be within this distance.")
     # Dispatch knobs (issue 4 uses them); defaults are the product's defaults.
     offer_ttl_seconds = models.PositiveIntegerField(default=60)
-    claim_pool_seconds = models.PositiveIntegerField(default=3)
+    claim_pool_seconds = models.PositiveIntegerField(default=3, help_text="Board claims in this window are pooled.")
+    route_round_size = models.PositiveSmallIntegerField(default=3, help_text="Route-matched drivers offered per round.")
+    route_rounds = models.PositiveSmallIntegerField(default=2, help_text="Route rounds before the open board.")
+    slot_cancel_cutoff_minutes = models.PositiveSmallIntegerField(default=45)
+    no_show_grace_minutes = models.PositiveSmallIntegerField(default=15)
+    checkin_radius_m = models.PositiveIntegerField(default=250)
+    at_risk_minutes = models.PositiveSmallIntegerField(
+        default=30, help_text="Flag unclaimed batches this close to their pickup deadline."
+    )
+    claim_rate_per_minute = models.PositiveSmallIntegerField(default=30)
     is_active = models.BooleanField(default=True)
 
     class Meta:

@@ -129,6 +129,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# Status changes are guarded UPDATEs audited by the <Entity>Event tables; simple-history's
+# revert page would save whole rows back, so it is off.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 LOGIN_REDIRECT_URL = "/"
 LOGIN_URL = "account_login"
 
