@@ -55,6 +55,9 @@
 
   function init(root) { drawMaps(); enableDrag(root || document); }
   document.addEventListener("DOMContentLoaded", function () { init(document); });
-  document.body && document.body.addEventListener("htmx:afterSwap", function (e) { init(e.target); });
-  document.addEventListener("htmx:afterSwap", function (e) { init(e.target); });
+  // After settle, not after swap: while settling, htmx puts back the attributes of the swapped-in
+  // elements that kept their id (#map), which would strip the classes and inline position Leaflet
+  // adds, leaving the map's panes spilling over the page. One listener only (htmx events bubble to
+  // document), so the drag handlers and the map are set up once per swap.
+  document.addEventListener("htmx:afterSettle", function (e) { init(e.target); });
 })();
