@@ -190,16 +190,23 @@ if REDIS_URL:
         "visibility_timeout": 6 * 3600,
     }
 else:
-    # Embedded default: the kombu filesystem transport, no Redis needed.
+    # Embedded default: the kombu filesystem transport, no Redis needed. `sparkfs` is that
+    # transport with a quick warm shutdown (spark/celery.py), so Ctrl-C on `make run` puts the
+    # countdown tasks the worker holds back into the queue folder instead of losing them.
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "sparkfs://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Exchange tables of fanout (worker remote control, broadcasts); kombu's default is
+        # ./control in whatever directory a process was started from.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # Look for new messages every 0.1 s instead of every 1 s (a directory listing; cheap).
+        "polling_interval": 0.1,
     }
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -212,12 +219,17 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+CELERY_IMPORTS = ["drivers.push"]  # tasks outside tasks.py modules
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Every deadline lives in the database; these sweepers are the safety net behind each
 # countdown task (DESIGN rule 3). Either alone is enough to be correct.
 CELERY_BEAT_SCHEDULE = {
     "sweep-expired-offers": {
         "task": "orders.tasks.sweep_expired_offers",
+        "schedule": timedelta(seconds=15),
+    },
+    "sweep-dispatch": {
+        "task": "orders.tasks.sweep_dispatch",
         "schedule": timedelta(seconds=15),
     },
     "sweep-due-publications": {
@@ -242,6 +254,10 @@ STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 SPARK_DEMO_API_KEY = env("SPARK_DEMO_API_KEY", default="demo-store-key")
 SPARK_OFFER_TTL_SECONDS = env.int("SPARK_OFFER_TTL_SECONDS", default=60)
+# Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes.
+SPARK_VAPID_PRIVATE_KEY = env("SPARK_VAPID_PRIVATE_KEY", default="")  # base64url raw key, or PEM
+SPARK_VAPID_PUBLIC_KEY = env("SPARK_VAPID_PUBLIC_KEY", default="")  # applicationServerKey for the browser
+SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="")  # e.g. mailto:ops@spark.example
 
 LOGGING = {
     "version": 1,
