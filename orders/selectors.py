@@ -115,3 +115,39 @@ def store_metrics(*, store_id: int, day_start, day_end, now) -> dict:
         "on_time": delivered["on_time"],
         "on_time_pct": round(100 * delivered["on_time"] / delivered["n"]) if delivered["n"] else None,
     }
+
+
+def stop_areas(*, batch) -> list[dict]:
+    """What a driver may see of a batch's stops before it is theirs: the area (ZIP code and a
+    point rounded to about a kilometre) and the distance from the store, never the address."""
+    from spark import geo
+
+    store = geo.Point.of(batch.store.lat, batch.store.lng)
+    areas = []
+    for stop in batch_stops(batch=batch):
+        o = stop.order
+        areas.append({
+            "sequence": stop.sequence,
+            "postal_code": o.postal_code,
+            "area_lat": round(float(o.lat), 2),
+            "area_lng": round(float(o.lng), 2),
+            "distance_from_store_m": geo.distance_m(store, geo.Point.of(o.lat, o.lng)),
+            "totes": o.totes,
+            "heavy": o.is_heavy,
+            "alcohol": o.contains_alcohol,
+            "window_end": o.window_end.isoformat(),
+        })
+    return areas
+
+
+def offers_for_driver(*, driver):
+    """A driver's pending, unexpired offers with everything the offer card shows."""
+    from django.db.models.functions import Now
+
+    from .models import Offer
+
+    return (
+        Offer.objects.filter(driver=driver, status=Offer.Status.PENDING, expires_at__gt=Now())
+        .select_related("batch__store", "pay")
+        .order_by("expires_at")
+    )

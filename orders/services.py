@@ -106,7 +106,34 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
         if not assigned.changed and offer.batch.driver_id != driver.pk:
             # The batch was assigned by another path (ops, the board): this accept loses.
             raise Conflict("Another driver already has this batch.", code="batch_taken")
+        # Other drivers' offers for this batch (e.g. several slot holders) are withdrawn. Rows
+        # locked by a racing accept are skipped (waiting on them would deadlock with that
+        # accept, which is itself waiting on our accepted offer); the task below and the
+        # sweeper withdraw those once the losers have rolled back.
+        for other in (
+            Offer.objects.select_for_update(skip_locked=True)
+            .filter(batch_id=offer.batch_id, status=Offer.Status.PENDING).exclude(pk=offer.pk)
+        ):
+            offer_set_status(offer=other, to=Offer.Status.WITHDRAWN, reason=f"taken by offer {offer.pk}")
+        from .tasks import withdraw_stale_offers
+
+        queue_on_commit(withdraw_stale_offers, offer.batch_id)
     return offer
+
+
+def offers_withdraw_stale(*, batch_id: int | None = None, limit: int = 500) -> int:
+    """Withdraw pending offers of batches that are no longer published (taken, pulled back,
+    cancelled). Idempotent; used after an accept and by the sweeper."""
+    stale = Offer.objects.filter(status=Offer.Status.PENDING).exclude(batch__status=Batch.Status.PUBLISHED)
+    if batch_id is not None:
+        stale = stale.filter(batch_id=batch_id)
+    done = 0
+    for other in stale.order_by("pk")[:limit]:
+        try:
+            done += offer_set_status(offer=other, to=Offer.Status.WITHDRAWN, reason="batch no longer open").changed
+        except (Conflict, InvalidTransition):
+            pass
+    return done
 
 
 def offers_withdraw(*, batch: Batch, actor=None, reason: str = "") -> int:
@@ -125,8 +152,10 @@ def offer_decline(*, offer: Offer, driver, reason: str, actor=None) -> Offer:
         raise DomainError("This offer is not yours.", code="not_found")
     if not reason:
         raise DomainError("Tell us why you decline; it is never held against you.", code="reason_required")
-    offer_set_status(offer=offer, to=Offer.Status.DECLINED, actor=actor, reason=reason,
-                     updates={"decline_reason": reason[:64]})
+    result = offer_set_status(offer=offer, to=Offer.Status.DECLINED, actor=actor, reason=reason,
+                              updates={"decline_reason": reason[:64]})
+    if result.changed:
+        _queue_dispatch(offer.batch_id)
     return offer
 
 
@@ -146,6 +175,8 @@ def offer_expire(*, offer_id: int) -> bool:
         )
     except (Conflict, InvalidTransition):
         return False  # accepted/declined meanwhile, or not due yet
+    if result.changed:
+        _queue_dispatch(offer.batch_id)
     return result.changed
 
 
@@ -297,7 +328,11 @@ def batch_refresh_route(*, batch: Batch) -> None:
             elapsed += STOP_SERVICE_SECONDS
             here = there
         pickup_by = min(slack)
-    Batch.objects.filter(pk=batch.pk).update(route_meters=meters, route_seconds=seconds, pickup_by=pickup_by)
+    last = orders[-1] if orders else None
+    Batch.objects.filter(pk=batch.pk).update(
+        route_meters=meters, route_seconds=seconds, pickup_by=pickup_by, stops_count=len(orders),
+        last_stop_lat=last.lat if last else None, last_stop_lng=last.lng if last else None,
+    )
     batch.refresh_from_db()
 
 
@@ -440,13 +475,15 @@ def batch_publish(*, batch: Batch, actor=None) -> Batch:
 
 
 def _after_publish(batch: Batch) -> None:
-    """Hook for dispatch (offers to slot holders, route matches, the board)."""
-    from django.conf import settings
-    from django.utils.module_loading import import_string
+    """Start dispatch (slot holders, then route matches, then the board) once committed.
+    The dispatch sweeper starts it too if this task is lost."""
+    _queue_dispatch(batch.pk)
 
-    hook = getattr(settings, "SPARK_ON_BATCH_PUBLISHED", "")
-    if hook:
-        transaction.on_commit(lambda: import_string(hook)(batch_id=batch.pk))
+
+def _queue_dispatch(batch_id: int) -> None:
+    from .tasks import advance_dispatch
+
+    queue_on_commit(advance_dispatch, batch_id)
 
 
 def batch_schedule_publish(*, batch: Batch, ready_at, actor=None) -> Batch:

@@ -31,3 +31,31 @@ def sweep_due_publications() -> int:
 @shared_task(ignore_result=True, time_limit=120, soft_time_limit=100)
 def run_auto_batching(run_id: int) -> bool:
     return services.batching_run_execute(run_id=run_id)
+
+
+@shared_task(ignore_result=True)
+def withdraw_stale_offers(batch_id: int) -> int:
+    return services.offers_withdraw_stale(batch_id=batch_id)
+
+
+@shared_task(ignore_result=True)
+def advance_dispatch(batch_id: int) -> str:
+    from . import dispatch
+
+    return dispatch.dispatch_advance(batch_id=batch_id)
+
+
+@shared_task(ignore_result=True)
+def resolve_claim_pool(batch_id: int):
+    from . import dispatch
+
+    return dispatch.claim_pool_resolve(batch_id=batch_id)
+
+
+@shared_task(ignore_result=True)
+def sweep_dispatch() -> int:
+    """Beat safety net: starts or advances dispatch of batches whose task was lost, resolves
+    claim pools that are due, and flags batches at risk of missing their pickup."""
+    from . import dispatch
+
+    return dispatch.dispatch_sweep()

@@ -107,3 +107,31 @@ def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
     }
     quote["total_cents"] = sum(v for k, v in quote.items() if k.endswith("_cents"))
     return quote
+
+
+def offer_pay_snapshot_create(*, offer, incentive_cents: int):
+    """Freeze what `offer` promises. Called once, in the transaction that creates the offer;
+    never updated afterwards (the driver's pay for the batch is at least this)."""
+    from .models import OfferPaySnapshot
+
+    quote = pay_quote(batch=offer.batch, incentive_cents=incentive_cents)
+    return OfferPaySnapshot.objects.create(
+        offer=offer,
+        base_cents=quote["base_cents"],
+        stops_cents=quote["stops_cents"],
+        miles_cents=quote["miles_cents"],
+        heavy_cents=quote["heavy_cents"],
+        incentive_cents=quote["incentive_cents"],
+        tip_cents=quote["tip_cents"],
+        total_cents=quote["total_cents"],
+        routed_meters=quote["routed_meters"],
+    )
+
+
+def incentive_for_round(*, zone, round_number: int) -> int:
+    """Round 1 pays no incentive; each round that passed without a taker adds the zone's
+    step, up to its cap."""
+    from .models import PayPolicy
+
+    policy = PayPolicy.objects.filter(zone=zone).first() or PayPolicy(zone=zone)
+    return min(policy.incentive_step_cents * max(0, round_number - 1), policy.incentive_cap_cents)

@@ -1,0 +1,306 @@
+"""Dispatch: who is offered a published batch, in what order, and who gets it.
+
+Rounds, all configured per zone (stores.Zone):
+ 1. slot   - every driver holding a seat in a slot of the store that covers now gets a
+             targeted offer at once: they signed up ahead; the first to accept wins.
+ 2. route  - up to `route_round_size` online drivers whose stated route fits the batch,
+             ranked by fit and fairness (drivers.selectors.route_matches_for); `route_rounds`
+             such rounds.
+ 3. board  - the batch is open to every eligible driver of the zone. Claims arriving in the
+             first `claim_pool_seconds` are pooled and one winner is drawn (claim_pool_resolve);
+             after that window it is first come, first served.
+Each targeted offer lives `offer_ttl_seconds`. Each round that passes without a taker raises
+the incentive by the zone's step, up to its cap (payments.services.incentive_for_round).
+
+Everything here is driven by database state, so each entry point may run any number of
+times, from the countdown task, the beat sweeper, or a request: dispatch_advance acts only
+on a published batch that has no pending offer, under a row lock on the batch.
+"""
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import signature
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+
+from spark.celery import queue_on_commit
+from spark.errors import Conflict, DomainError, NotPermitted
+
+from .models import Batch, ClaimAttempt, Offer, OfferEvent
+from .services import offer_accept, offer_schedule_expiry
+
+log = logging.getLogger(__name__)
+
+
+def _make_offer(*, batch: Batch, driver, kind: str, round_number: int, ttl_seconds: int, reason: str,
+                detail: dict, incentive_cents: int) -> Offer:
+    from payments.services import offer_pay_snapshot_create
+
+    offer = Offer.objects.create(
+        batch=batch, driver=driver, round=round_number, kind=kind,
+        expires_at=timezone.now() + timedelta(seconds=ttl_seconds), rank_reason=reason[:255], rank_detail=detail,
+    )
+    offer_pay_snapshot_create(offer=offer, incentive_cents=incentive_cents)
+    OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, reason=reason[:255])
+    return offer
+
+
+def _announce(offer: Offer) -> None:
+    """Countdown expiry + web push, both after commit. A failing push never blocks dispatch."""
+    offer_schedule_expiry(offer=offer)
+    # By name: orders does not import drivers (the task lives in drivers.push).
+    queue_on_commit(signature("drivers.push.send_offer_push_task"), offer.pk)
+
+
+def dispatch_advance(*, batch_id: int) -> str:
+    """Start or continue dispatch of one batch. Returns the stage it is in afterwards."""
+    from drivers.selectors import route_matches_for, slot_holders_for
+    from payments.services import incentive_for_round
+
+    now = timezone.now()
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None or batch.status != Batch.Status.PUBLISHED:
+            return "closed"
+        if batch.dispatch_stage == Batch.Stage.BOARD:
+            return "board"
+        if Offer.objects.filter(batch=batch, status=Offer.Status.PENDING).exists():
+            return "waiting"
+        zone = batch.store.zone
+        round_number = batch.offer_round + 1
+        incentive = incentive_for_round(zone=zone, round_number=round_number)
+        targets: list[tuple] = []
+        stage = batch.dispatch_stage
+        if stage == Batch.Stage.NONE:
+            for rank, driver in enumerate(slot_holders_for(batch, now=now), start=1):
+                targets.append((driver, Offer.Kind.SLOT, f"holds a slot at this store (#{rank} by fairness)",
+                                {"slot": True, "rank": rank}))
+            stage = Batch.Stage.SLOT
+        if not targets:
+            route_rounds_done = (
+                Offer.objects.filter(batch=batch, kind=Offer.Kind.ROUTE).values("round").distinct().count()
+            )
+            if route_rounds_done < zone.route_rounds:
+                for driver, why in route_matches_for(batch, now=now, limit=zone.route_round_size):
+                    targets.append((driver, Offer.Kind.ROUTE,
+                                    f"route fits: {why.get('detour_m', 0)} m out of the way, rank {why.get('rank')}",
+                                    why))
+                stage = Batch.Stage.ROUTE
+        if not targets:
+            Batch.objects.filter(pk=batch.pk).update(
+                dispatch_stage=Batch.Stage.BOARD, board_at=now, offer_round=round_number, incentive_cents=incentive
+            )
+            from .tasks import resolve_claim_pool
+
+            queue_on_commit(resolve_claim_pool, batch.pk, countdown=zone.claim_pool_seconds + 0.5)
+            return Batch.Stage.BOARD
+        offers = [
+            _make_offer(batch=batch, driver=driver, kind=kind, round_number=round_number,
+                        ttl_seconds=zone.offer_ttl_seconds, reason=reason, detail=detail, incentive_cents=incentive)
+            for driver, kind, reason, detail in targets
+        ]
+        Batch.objects.filter(pk=batch.pk).update(dispatch_stage=stage, offer_round=round_number,
+                                                 incentive_cents=incentive)
+        for offer in offers:
+            _announce(offer)
+    return stage
+
+
+# --- The open board ------------------------------------------------------------------
+
+
+def _claim_weight(batch: Batch, driver, *, now) -> tuple[float, dict]:
+    """The documented draw rule for pooled claims. Weight =
+        1
+      + 2 if the driver holds a slot at this store covering now,
+      + up to 1 for route fit (1 when the batch is on their way, falling to 0 at their detour limit),
+      + 1 / (1 + batches they were assigned today).
+    A winner is drawn with probability proportional to weight, from a generator seeded with
+    the batch id, so the draw is reproducible for audits and disputes."""
+    holds_slot = _holds_slot_now(batch, driver, now=now)
+    fit = _route_fit(batch, driver, now=now)
+    today = Batch.objects.filter(driver=driver, assigned_at__date=timezone.localdate(now)).count()
+    weight = 1.0 + (2.0 if holds_slot else 0.0) + fit + 1.0 / (1 + today)
+    return weight, {"slot": holds_slot, "route_fit": round(fit, 3), "batches_today": today}
+
+
+def _holds_slot_now(batch: Batch, driver, *, now) -> bool:
+    from drivers.models import SlotClaim
+
+    return SlotClaim.objects.filter(
+        driver=driver, status__in=SlotClaim.ACTIVE_STATUSES, slot__store_id=batch.store_id,
+        slot__starts_at__lte=now + timedelta(minutes=30), slot__ends_at__gte=now,
+    ).exists()
+
+
+def _route_fit(batch: Batch, driver, *, now) -> float:
+    """1.0 when the batch costs the driver no detour, falling to 0 at their stated limit
+    (0 too when they stated no route or it does not fit)."""
+    from drivers.selectors import route_matches_for
+
+    for candidate, why in route_matches_for(batch, now=now, limit=None, drivers=[driver], include_offered=True):
+        if candidate.pk == driver.pk:
+            limit = max(1, why.get("max_detour_m") or 1)
+            return max(0.0, 1.0 - why.get("detour_m", 0) / limit)
+    return 0.0
+
+
+def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
+    """Give the batch to `driver` from the board: an accepted offer with its pay snapshot,
+    in one transaction, or nothing (Conflict) if someone else got there first."""
+    zone = batch.store.zone
+    with transaction.atomic():
+        offer = _make_offer(
+            batch=batch, driver=driver, kind=Offer.Kind.BOARD, round_number=max(1, batch.offer_round),
+            ttl_seconds=zone.offer_ttl_seconds, reason=reason, detail=detail, incentive_cents=batch.incentive_cents,
+        )
+        offer_accept(offer=offer, driver=driver, actor=driver.user)
+    return offer
+
+
+def board_claim(*, batch: Batch, driver) -> tuple[str, object]:
+    """A driver claims a batch on the open board.
+
+    Inside the fair window: the claim is pooled -> ("pooled", ClaimAttempt); the draw happens
+    when the window closes. After it: first come -> ("assigned", Offer) or Conflict (409).
+    """
+    from drivers.selectors import driver_can_work
+
+    reason = driver_can_work(driver)
+    if reason:
+        raise NotPermitted(reason, code="driver_not_eligible")
+    batch = Batch.objects.select_related("store__zone").get(pk=batch.pk)
+    if batch.store.zone_id != driver.home_zone_id:
+        raise DomainError("No such batch.", code="not_found")
+    if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
+        if batch.driver_id == driver.pk:
+            return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
+        raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
+    if Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
+        raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
+    now = timezone.now()
+    closes = batch.board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds)
+    if now < closes:
+        weight, detail = _claim_weight(batch, driver, now=now)
+        detail["decides_at"] = closes.isoformat()
+        attempt, _ = ClaimAttempt.objects.get_or_create(
+            batch=batch, driver=driver, defaults={"score": weight, "detail": detail}
+        )
+        from .tasks import resolve_claim_pool
+
+        queue_on_commit(resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
+        return "pooled", attempt
+    # Window over: settle the pool first (idempotent), then first come.
+    claim_pool_resolve(batch_id=batch.pk)
+    batch.refresh_from_db()
+    if batch.status != Batch.Status.PUBLISHED:
+        if batch.driver_id == driver.pk:
+            return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
+        raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
+    return "assigned", _claim_now(batch=batch, driver=driver, reason="claimed on the board (first come)",
+                                  detail={"board": True})
+
+
+def claim_pool_resolve(*, batch_id: int) -> int | None:
+    """Draw the winner among claims pooled in the fair window. Idempotent: once drawn (or
+    if the batch is gone) it only marks leftover attempts lost. Returns the winner's driver id."""
+    now = timezone.now()
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().select_related("store__zone").filter(pk=batch_id).first()
+        if batch is None:
+            return None
+        pooled = list(ClaimAttempt.objects.filter(batch=batch, outcome=ClaimAttempt.Outcome.POOLED)
+                      .select_related("driver__user").order_by("pk"))
+        if not pooled:
+            return None
+        if batch.status == Batch.Status.PUBLISHED and batch.board_at and \
+                now < batch.board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds):
+            return None  # window still open
+        rng = random.Random(batch.pk)
+        remaining = list(pooled)
+        winner = None
+        while remaining and batch.status == Batch.Status.PUBLISHED:
+            pick = rng.choices(remaining, weights=[a.score for a in remaining], k=1)[0]
+            try:
+                with transaction.atomic():
+                    _claim_now(batch=batch, driver=pick.driver, reason="won the fair draw",
+                               detail={**pick.detail, "weight": pick.score, "pool_size": len(pooled)})
+                winner = pick
+                break
+            except DomainError:
+                remaining.remove(pick)  # became ineligible (busy elsewhere): draw again
+        for a in pooled:
+            ClaimAttempt.objects.filter(pk=a.pk, outcome=ClaimAttempt.Outcome.POOLED).update(
+                outcome=ClaimAttempt.Outcome.WON if a is winner else ClaimAttempt.Outcome.LOST, decided_at=now
+            )
+    return winner.driver_id if winner else None
+
+
+# --- Safety nets ---------------------------------------------------------------------
+
+
+def batches_flag_at_risk(*, now=None) -> int:
+    """Flag published batches nobody took whose pickup deadline is near: once per batch, the
+    store managers and ops get an email; the dashboard shows them as long as they are at risk."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django.db.models import F
+
+    from accounts.models import User
+    from stores.models import StoreMembership
+
+    now = now or timezone.now()
+    flagged = 0
+    candidates = Batch.objects.filter(status=Batch.Status.PUBLISHED, at_risk_flagged_at__isnull=True,
+                                      pickup_by__isnull=False).select_related("store__zone")
+    for batch in candidates.filter(pickup_by__lte=now + timedelta(minutes=60)).annotate(
+        risk_minutes=F("store__zone__at_risk_minutes")
+    ):
+        if batch.pickup_by > now + timedelta(minutes=batch.risk_minutes):
+            continue
+        if not Batch.objects.filter(pk=batch.pk, at_risk_flagged_at__isnull=True).update(at_risk_flagged_at=now):
+            continue
+        flagged += 1
+        recipients = set(
+            StoreMembership.objects.filter(store=batch.store, role=StoreMembership.Role.MANAGER)
+            .values_list("user__email", flat=True)
+        ) | set(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
+        local = timezone.localtime(batch.pickup_by)
+        subject = f"Spark: batch {batch.pk} at store #{batch.store.number} is not claimed"
+        body = f"Batch {batch.pk} ({batch.stops_count} stops) must be picked up by {local:%H:%M}; no driver has it."
+        to = sorted(recipients)
+        transaction.on_commit(
+            lambda s=subject, b=body, r=to: send_mail(s, b, settings.DEFAULT_FROM_EMAIL, r, fail_silently=True)
+        )
+    return flagged
+
+
+def dispatch_sweep(*, limit: int = 200) -> int:
+    """Beat safety net behind the dispatch tasks (DESIGN rule 3): start or advance dispatch of
+    published batches without a pending offer, settle due claim pools, flag batches at risk.
+    (Offer expiry has its own sweeper, orders.tasks.sweep_expired_offers.) Idempotent."""
+    from .services import offers_withdraw_stale
+
+    done = offers_withdraw_stale()
+    pending = Offer.objects.filter(batch=OuterRef("pk"), status=Offer.Status.PENDING)
+    stalled = (
+        Batch.objects.filter(status=Batch.Status.PUBLISHED)
+        .exclude(dispatch_stage=Batch.Stage.BOARD)
+        .exclude(Exists(pending))
+        .values_list("pk", flat=True)[:limit]
+    )
+    for batch_id in list(stalled):
+        dispatch_advance(batch_id=batch_id)
+        done += 1
+    due_pools = (
+        ClaimAttempt.objects.filter(outcome=ClaimAttempt.Outcome.POOLED)
+        .values_list("batch_id", flat=True).distinct()[:limit]
+    )
+    for batch_id in list(due_pools):
+        if claim_pool_resolve(batch_id=batch_id):
+            done += 1
+    done += batches_flag_at_risk()
+    return done
