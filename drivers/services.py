@@ -1,9 +1,23 @@
 """Every write to drivers goes through here."""
 
-from spark.errors import DomainError
-from spark.statemachine import TransitionResult, transition
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
 
-from .models import Driver, DriverEvent
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from spark import geo
+from spark.celery import queue_on_commit
+from spark.errors import Conflict, DomainError, Gone, NotPermitted
+from spark.statemachine import TransitionResult, transition
+from stores.models import DeliverySlot, Zone
+
+from .models import Driver, DriverEvent, Location, Route, SlotClaim
+from .selectors import driver_can_work
 
 
 def driver_set_status(
@@ -35,3 +49,416 @@ def driver_set_status(
         updates=updates,
         event_fields={"reason_code": reason_code},
     )
+
+
+# --- Shared input checks ------------------------------------------------------------
+
+SIX_PLACES = Decimal("0.000001")
+MAX_DETOUR_METERS = 50_000
+
+
+def _coordinate(value, *, field: str, limit: int) -> Decimal:
+    """A latitude (limit 90) or longitude (limit 180) as the Decimal(9, 6) the models store."""
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        number = None
+    if number is None or not number.is_finite() or not -limit <= number <= limit:
+        raise DomainError(
+            f"{field} must be a number between -{limit} and {limit}.", code="invalid_coordinate",
+            fields={field: [f"A number between -{limit} and {limit}."]},
+        )
+    return number.quantize(SIX_PLACES, rounding=ROUND_HALF_UP)
+
+
+def _position(lat, lng, *, prefix: str = "") -> tuple[Decimal, Decimal]:
+    return (
+        _coordinate(lat, field=f"{prefix}lat", limit=90),
+        _coordinate(lng, field=f"{prefix}lng", limit=180),
+    )
+
+
+def _check_in_zone(zone: Zone, lat: Decimal, lng: Decimal, *, what: str, field: str) -> None:
+    away = geo.haversine_m(geo.Point.of(zone.center_lat, zone.center_lng), geo.Point.of(lat, lng))
+    if away > zone.radius_km * 1000:
+        raise DomainError(
+            f"That {what} is {away / 1000:.1f} km from the centre of {zone.name}; Spark works within "
+            f"{zone.radius_km} km of it.",
+            code="outside_zone", fields={field: [f"Within {zone.radius_km} km of {zone.name}."]},
+        )
+
+
+def _check_detour(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DETOUR_METERS:
+        raise DomainError(
+            f"How far out of your way must be 0 to {MAX_DETOUR_METERS // 1000} km.", code="bad_detour",
+            fields={"max_detour_meters": [f"Whole metres from 0 to {MAX_DETOUR_METERS}."]},
+        )
+
+
+def _require_can_work(driver: Driver) -> None:
+    reason = driver_can_work(driver)
+    if reason:
+        raise NotPermitted(reason, code="driver_not_eligible")
+
+
+def _lock_driver(driver: Driver) -> None:
+    """Serialise duty/route changes of one driver (two phones, a double tap): the partial
+    unique index on active routes would otherwise turn the loser into a 500."""
+    Driver.objects.select_for_update().filter(pk=driver.pk).values_list("pk", flat=True).first()
+
+
+# --- Delivery slots -----------------------------------------------------------------
+
+
+def _live_claim(driver_id: int, slot_id: int) -> SlotClaim | None:
+    return SlotClaim.objects.filter(driver_id=driver_id, slot_id=slot_id, status__in=SlotClaim.ACTIVE_STATUSES).first()
+
+
+def _free_seat(slot_id: int) -> None:
+    # Never below zero (the CHECK would refuse it anyway): a seat is freed once per claim
+    # because every caller does it only when its own guarded claim update matched a row.
+    DeliverySlot.objects.filter(pk=slot_id, claimed__gt=0).update(claimed=F("claimed") - 1)
+
+
+def _schedule_no_show_release(claim: SlotClaim) -> None:
+    """Countdown task for the no-show deadline, when it is near enough for a countdown;
+    otherwise (sign-ups days ahead) the beat sweeper alone does it (DESIGN rule 3)."""
+    from .tasks import release_no_show
+
+    delay = (claim.release_at - timezone.now()).total_seconds()
+    if delay <= settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS:
+        queue_on_commit(release_no_show, claim.pk, countdown=max(0.0, delay))
+
+
+def slot_claim(*, driver: Driver, slot: DeliverySlot) -> SlotClaim:
+    """Take a seat in a delivery slot. Idempotent: signing up again for the same slot returns
+    the seat the driver already holds. A running slot can still be joined while there is time
+    to check in before it ends: seats freed by no-shows reopen this way.
+
+    The seat is a guarded counter: one UPDATE increments `claimed` only while it is below
+    capacity and the slot has not started (database clock), so 50 drivers racing for the
+    last seat serialise on the slot row and exactly one gets it. The claim row is inserted
+    in the same transaction; if the driver's own concurrent request won the partial unique
+    index (one live claim per driver and slot), the IntegrityError rolls the increment back
+    and the existing claim is returned.
+    """
+    _require_can_work(driver)
+    slot = DeliverySlot.objects.select_related("store__zone").get(pk=slot.pk)
+    zone = slot.store.zone
+    if zone.pk != driver.home_zone_id:
+        raise DomainError("This slot is at a store outside your zone.", code="wrong_zone")
+    if not slot.store.is_active:
+        raise DomainError("This store is not taking drivers at the moment.", code="store_inactive")
+    existing = _live_claim(driver.pk, slot.pk)
+    if existing:
+        return existing
+    grace = timedelta(minutes=zone.no_show_grace_minutes)
+    try:
+        with transaction.atomic():
+            taken = DeliverySlot.objects.filter(
+                pk=slot.pk, claimed__lt=F("capacity"), ends_at__gt=Now() + grace
+            ).update(claimed=F("claimed") + 1)
+            if not taken:
+                # Our own concurrent request may have taken the last seat (we waited on its
+                # row lock): that is a repeat, not a full slot.
+                existing = _live_claim(driver.pk, slot.pk)
+                if existing:
+                    return existing
+                if DeliverySlot.objects.filter(pk=slot.pk, ends_at__lte=Now() + grace).exists():
+                    raise Gone("This slot is ending; pick a later one.", code="slot_started")
+                raise Conflict("This slot is full.", code="slot_full")
+            claim = SlotClaim.objects.create(
+                driver=driver, slot=slot, status=SlotClaim.Status.CLAIMED,
+                # Check in within the grace period of the start, or of joining a running slot.
+                release_at=max(slot.starts_at, timezone.now()) + grace,
+            )
+    except IntegrityError:
+        existing = _live_claim(driver.pk, slot.pk)
+        if existing is None:
+            raise
+        return existing
+    _schedule_no_show_release(claim)
+    return claim
+
+
+def slot_cancel(*, claim: SlotClaim, driver: Driver) -> SlotClaim:
+    """Give a seat back. Free until the zone's cutoff (default 45 min) before the start;
+    after it the cancel is recorded as late; once the slot has started it is refused (not
+    checking in releases the seat after the grace period). The seat is freed in the same
+    transaction. A repeat changes nothing and returns the cancelled claim."""
+    if claim.driver_id != driver.pk:
+        raise DomainError("This slot sign-up is not yours.", code="not_found")
+    claim = SlotClaim.objects.select_related("slot__store__zone").get(pk=claim.pk)
+    cancelled = (SlotClaim.Status.CANCELLED, SlotClaim.Status.LATE_CANCELLED)
+    if claim.status in cancelled:
+        return claim
+    if claim.status == SlotClaim.Status.RELEASED:
+        raise Conflict("You were already released from this slot; there is nothing to cancel.", code="slot_released")
+    slot = claim.slot
+    now = timezone.now()
+    if now >= slot.starts_at:
+        raise DomainError("This slot has already started, so it can no longer be cancelled.", code="slot_started")
+    cutoff = slot.starts_at - timedelta(minutes=slot.store.zone.slot_cancel_cutoff_minutes)
+    to = SlotClaim.Status.CANCELLED if now <= cutoff else SlotClaim.Status.LATE_CANCELLED
+    # The slot condition is an EXISTS, not a join: with a join Django updates "WHERE id IN
+    # (subquery)", and PostgreSQL would not re-check the status of a row a concurrent cancel
+    # just changed, so two repeats could both free a seat.
+    not_started = Exists(DeliverySlot.objects.filter(pk=OuterRef("slot_id"), starts_at__gt=Now()))
+    with transaction.atomic():
+        rows = SlotClaim.objects.filter(
+            not_started, pk=claim.pk, status__in=SlotClaim.ACTIVE_STATUSES
+        ).update(status=to, cancelled_at=now)
+        if rows:
+            _free_seat(slot.pk)
+    claim.refresh_from_db()
+    if not rows:
+        if claim.status in cancelled:
+            return claim  # a concurrent repeat did it
+        if claim.status == SlotClaim.Status.RELEASED:
+            raise Conflict("You were already released from this slot.", code="slot_released")
+        raise DomainError("This slot has already started, so it can no longer be cancelled.", code="slot_started")
+    return claim
+
+
+def slot_check_in(
+    *, claim: SlotClaim, driver: Driver | None = None, lat=None, lng=None, confirmed_by=None
+) -> SlotClaim:
+    """Check in at the store for a slot: from 30 minutes before the start until the no-show
+    deadline (start + grace; the slot's end for a repeat). The phone must be within the
+    zone's check-in radius (default 250 m) of the store, unless an associate of the store
+    confirms the driver (`confirmed_by`). A repeat returns the checked-in claim."""
+    from stores.models import StoreMembership
+
+    from .selectors import SLOT_EARLY_MINUTES
+
+    if driver is not None and claim.driver_id != driver.pk:
+        raise DomainError("This slot sign-up is not yours.", code="not_found")
+    claim = SlotClaim.objects.select_related("slot__store__zone").get(pk=claim.pk)
+    slot, store = claim.slot, claim.slot.store
+    zone = store.zone
+    released = Gone(
+        f"You were released from this slot: check-in closed {zone.no_show_grace_minutes} minutes after it started.",
+        code="slot_released",
+    )
+    if claim.status == SlotClaim.Status.CHECKED_IN:
+        return claim
+    if claim.status == SlotClaim.Status.RELEASED:
+        raise released
+    if claim.status != SlotClaim.Status.CLAIMED:
+        raise Conflict("This slot sign-up was cancelled.", code="slot_cancelled")
+    now = timezone.now()
+    opens = slot.starts_at - timedelta(minutes=SLOT_EARLY_MINUTES)
+    if now < opens:
+        local = timezone.localtime(opens, ZoneInfo(zone.timezone))
+        raise DomainError(
+            f"Check-in opens {SLOT_EARLY_MINUTES} minutes before the slot starts, at {local:%H:%M}.",
+            code="too_early",
+        )
+    if now > slot.ends_at:
+        raise Gone("This slot has ended.", code="slot_ended")
+    if confirmed_by is not None:
+        if not StoreMembership.objects.filter(user=confirmed_by, store=store).exists():
+            raise NotPermitted("Only an associate of this store can confirm a driver's check-in.",
+                               code="not_store_member")
+    else:
+        if lat is None or lng is None:
+            raise DomainError("Share your location to check in, or ask an associate to confirm you.",
+                              code="location_required", fields={"lat": ["Required."], "lng": ["Required."]})
+        here = geo.Point.of(*_position(lat, lng))
+        away = round(geo.haversine_m(here, geo.Point.of(store.lat, store.lng)))
+        if away > zone.checkin_radius_m:
+            raise DomainError(
+                f"You are {away:,} m from the store; check in within {zone.checkin_radius_m} m of it, "
+                "or ask an associate to confirm you are here.",
+                code="too_far",
+            )
+    # release_at in the guard: the database clock decides the no-show deadline, exactly as
+    # the release does, so a check-in and a release can never both win.
+    rows = SlotClaim.objects.filter(
+        pk=claim.pk, status=SlotClaim.Status.CLAIMED, release_at__gt=Now()
+    ).update(status=SlotClaim.Status.CHECKED_IN, checked_in_at=now)
+    claim.refresh_from_db()
+    if not rows:
+        if claim.status == SlotClaim.Status.CHECKED_IN:
+            return claim
+        if claim.status == SlotClaim.Status.CLAIMED:
+            slot_release_no_show(claim_id=claim.pk)  # past the deadline: release it now
+            raise released
+        if claim.status == SlotClaim.Status.RELEASED:
+            raise released
+        raise Conflict("This slot sign-up was cancelled.", code="slot_cancelled")
+    return claim
+
+
+def slot_release_no_show(*, claim_id: int) -> bool:
+    """Release a seat whose holder has not checked in by the deadline (slot start + grace)
+    and reopen it. Idempotent: only a claim still `claimed` and past `release_at` (database
+    clock) changes; run it from the countdown task, the sweeper, or both. Returns whether
+    it released the claim."""
+    slot_id = SlotClaim.objects.filter(pk=claim_id).values_list("slot_id", flat=True).first()
+    if slot_id is None:
+        return False
+    with transaction.atomic():
+        rows = SlotClaim.objects.filter(
+            pk=claim_id, status=SlotClaim.Status.CLAIMED, release_at__lte=Now()
+        ).update(status=SlotClaim.Status.RELEASED)
+        if rows:
+            _free_seat(slot_id)
+    return bool(rows)
+
+
+def slot_release_due(*, limit: int = 500) -> int:
+    """Release every no-show past its deadline, at most `limit` per call. Rows are locked
+    with SKIP LOCKED, so two sweepers (or a sweeper and countdown tasks) split the work."""
+    done = 0
+    with transaction.atomic():
+        due = list(
+            SlotClaim.objects.select_for_update(skip_locked=True)
+            .filter(status=SlotClaim.Status.CLAIMED, release_at__lte=Now())
+            .order_by("release_at")
+            .values_list("pk", flat=True)[:limit]
+        )
+        for claim_id in due:
+            done += slot_release_no_show(claim_id=claim_id)
+    return done
+
+
+# --- Routes and duty ----------------------------------------------------------------
+
+
+def route_set(
+    *,
+    driver: Driver,
+    origin_lat,
+    origin_lng,
+    dest_lat,
+    dest_lng,
+    leave_after=None,
+    arrive_by=None,
+    max_detour_meters: int,
+) -> Route:
+    """State a trip: "from A to B, leaving after t1, arriving by t2, up to K m out of my way".
+
+    Replaces the driver's active route (trip or online) in one transaction; sending the same
+    route again returns the active one unchanged.
+    """
+    _require_can_work(driver)
+    zone = driver.home_zone
+    o_lat, o_lng = _position(origin_lat, origin_lng, prefix="origin_")
+    d_lat, d_lng = _position(dest_lat, dest_lng, prefix="dest_")
+    _check_in_zone(zone, o_lat, o_lng, what="starting point", field="origin_lat")
+    _check_in_zone(zone, d_lat, d_lng, what="destination", field="dest_lat")
+    _check_detour(max_detour_meters)
+    now = timezone.now()
+    for name, value in (("leave_after", leave_after), ("arrive_by", arrive_by)):
+        if value is not None and timezone.is_naive(value):
+            raise DomainError(f"{name} needs a time zone.", code="naive_datetime", fields={name: ["Add a time zone."]})
+    if arrive_by is not None:
+        if arrive_by <= now:
+            raise DomainError("The arrive-by time has passed.", code="bad_arrive_by",
+                              fields={"arrive_by": ["Must be in the future."]})
+        if leave_after is not None and arrive_by <= leave_after:
+            raise DomainError("Arrive-by must be after leave-after.", code="bad_arrive_by",
+                              fields={"arrive_by": ["Must be after leave_after."]})
+    wanted = {
+        "zone_id": zone.pk, "mode": Route.Mode.TRIP, "origin_lat": o_lat, "origin_lng": o_lng,
+        "dest_lat": d_lat, "dest_lng": d_lng, "leave_after": leave_after, "arrive_by": arrive_by,
+        "max_detour_meters": max_detour_meters,
+    }
+    with transaction.atomic():
+        _lock_driver(driver)
+        current = Route.objects.filter(driver=driver, is_active=True).first()
+        if current and all(getattr(current, k) == v for k, v in wanted.items()):
+            return current
+        Route.objects.filter(driver=driver, is_active=True).update(is_active=False)
+        return Route.objects.create(driver=driver, is_active=True, created_at=now, **wanted)
+
+
+def _location_save(*, driver: Driver, lat: Decimal, lng: Decimal, accuracy_m: int | None, at) -> Location:
+    values = {"lat": lat, "lng": lng, "accuracy_m": accuracy_m, "recorded_at": at}
+    # One row per driver, overwritten: an UPDATE is the common case (one query per ping).
+    if not Location.objects.filter(driver=driver).update(**values):
+        try:
+            with transaction.atomic():
+                return Location.objects.create(driver=driver, **values)
+        except IntegrityError:  # a concurrent first ping created it
+            Location.objects.filter(driver=driver).update(**values)
+    return Location.objects.get(driver=driver)
+
+
+def driver_go_online(*, driver: Driver, lat, lng, max_detour_meters: int | None = None) -> Driver:
+    """Go on duty at the current position. Active drivers with valid documents only.
+
+    Keeps a stated trip route that has not ended; otherwise the active route becomes an
+    ONLINE route at this position (up to `max_detour_meters`, default the model's 8 km, to
+    the store). Repeating it keeps `online_since` and just moves the position.
+    """
+    _require_can_work(driver)
+    zone = driver.home_zone
+    p_lat, p_lng = _position(lat, lng)
+    _check_in_zone(zone, p_lat, p_lng, what="position", field="lat")
+    if max_detour_meters is not None:
+        _check_detour(max_detour_meters)
+    now = timezone.now()
+    with transaction.atomic():
+        _lock_driver(driver)
+        went_online = Driver.objects.filter(pk=driver.pk, status=Driver.Status.ACTIVE, is_online=False).update(
+            is_online=True, online_since=now
+        )
+        if not went_online and not Driver.objects.filter(pk=driver.pk, status=Driver.Status.ACTIVE).exists():
+            raise NotPermitted("Your account is not active.", code="driver_not_eligible")
+        route = Route.objects.filter(driver=driver, is_active=True).first()
+        trip_ongoing = (
+            route is not None and route.mode == Route.Mode.TRIP and (route.arrive_by is None or route.arrive_by > now)
+        )
+        if route is not None and route.mode == Route.Mode.ONLINE:
+            changes: dict = {"origin_lat": p_lat, "origin_lng": p_lng}
+            if max_detour_meters is not None:
+                changes["max_detour_meters"] = max_detour_meters
+            Route.objects.filter(pk=route.pk).update(**changes)
+        elif not trip_ongoing:
+            Route.objects.filter(driver=driver, is_active=True).update(is_active=False)
+            extra = {"max_detour_meters": max_detour_meters} if max_detour_meters is not None else {}
+            Route.objects.create(
+                driver=driver, zone=zone, mode=Route.Mode.ONLINE, origin_lat=p_lat, origin_lng=p_lng,
+                is_active=True, created_at=now, **extra,
+            )
+        _location_save(driver=driver, lat=p_lat, lng=p_lng, accuracy_m=None, at=now)
+    driver.refresh_from_db(fields=["status", "is_online", "online_since"])
+    return driver
+
+
+def driver_go_offline(*, driver: Driver) -> Driver:
+    """Go off duty: no new offers or route matches. The ONLINE route ends (a stated trip
+    stays for later). The last position is deleted unless the driver still holds an active
+    batch (the customer's tracking needs it until the batch is done). Pending offers are
+    left to expire; an expiry never counts against a driver. Repeating changes nothing."""
+    from orders.models import Batch
+
+    with transaction.atomic():
+        _lock_driver(driver)
+        Driver.objects.filter(pk=driver.pk, is_online=True).update(is_online=False, online_since=None)
+        Route.objects.filter(driver=driver, is_active=True, mode=Route.Mode.ONLINE).update(is_active=False)
+        if not Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
+            Location.objects.filter(driver=driver).delete()
+    driver.refresh_from_db(fields=["status", "is_online", "online_since"])
+    return driver
+
+
+def location_record(*, driver: Driver, lat, lng, accuracy_m: int | None = None) -> Location:
+    """Store the driver's last known position (one row, overwritten). Accepted only on duty:
+    while online, or while holding an active batch; we do not track drivers off duty."""
+    from orders.models import Batch
+
+    p_lat, p_lng = _position(lat, lng)
+    if accuracy_m is not None and (isinstance(accuracy_m, bool) or not isinstance(accuracy_m, int) or accuracy_m < 0):
+        raise DomainError("accuracy_m must be a whole number of metres.", code="invalid",
+                          fields={"accuracy_m": ["A whole number of metres, 0 or more."]})
+    on_duty = Driver.objects.filter(pk=driver.pk).filter(
+        Q(is_online=True) | Q(Exists(Batch.objects.filter(driver_id=driver.pk, status__in=Batch.ACTIVE_STATUSES)))
+    ).exists()
+    if not on_duty:
+        raise DomainError("Go online to share your location; we do not record it while you are off duty.",
+                          code="not_on_duty")
+    return _location_save(driver=driver, lat=p_lat, lng=p_lng, accuracy_m=accuracy_m, at=timezone.now())

@@ -84,11 +84,10 @@ class IsActiveDriver(IsDriver):
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
-        driver = request.driver
-        if driver.status != driver.Status.ACTIVE:
-            reason = driver.get_reason_code_display() if driver.reason_code else ""
-            self.message = f"Your driver account is {driver.get_status_display().lower()}" + (
-                f": {reason}." if reason else "."
-            )
+        from drivers.selectors import driver_can_work  # the one rule: status and valid documents
+
+        reason = driver_can_work(request.driver)
+        if reason:
+            self.message = reason
             return False
         return True

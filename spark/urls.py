@@ -16,6 +16,7 @@ api_v1 = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("", include("spark.api.urls")),  # /api/v1/me/
     path("", include("orders.api.urls")),
+    path("", include("drivers.api.urls")),
 ]
 
 urlpatterns = [

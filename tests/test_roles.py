@@ -171,7 +171,7 @@ class TestPermissions:
         assert response.status_code == 403
         body = response.json()
         assert body["code"] == "permission_denied" and body["fields"] == {}
-        assert body["detail"] == "Your driver account is suspended: License or insurance expired."
+        assert body["detail"] == "Your account is suspended: License or insurance expired."
 
     @pytest.mark.parametrize(
         "status", [Driver.Status.APPLICANT, Driver.Status.SCREENING, Driver.Status.DEACTIVATED]

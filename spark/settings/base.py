@@ -233,6 +233,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.sweep_dispatch",
         "schedule": timedelta(seconds=15),
     },
+    "sweep-no-shows": {
+        "task": "drivers.tasks.sweep_no_shows",
+        "schedule": timedelta(seconds=15),
+    },
     "sweep-due-publications": {
         "task": "orders.tasks.sweep_due_publications",
         "schedule": timedelta(seconds=30),

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("driver/offers/", views.OfferListView.as_view(), name="driver-offers"),
+    path("driver/offers/<int:offer_id>/accept/", views.OfferAcceptView.as_view(), name="driver-offer-accept"),
+    path("driver/offers/<int:offer_id>/decline/", views.OfferDeclineView.as_view(), name="driver-offer-decline"),
+    path("driver/board/", views.BoardView.as_view(), name="driver-board"),
+    path("driver/batches/<int:batch_id>/claim/", views.BatchClaimView.as_view(), name="driver-batch-claim"),
+    path("driver/route/", views.RouteView.as_view(), name="driver-route"),
+    path("driver/online/", views.OnlineView.as_view(), name="driver-online"),
+    path("driver/offline/", views.OfflineView.as_view(), name="driver-offline"),
+    path("driver/location/", views.LocationView.as_view(), name="driver-location"),
+    path("driver/slots/", views.SlotListView.as_view(), name="driver-slots"),
+    path("driver/slots/<int:slot_id>/claim/", views.SlotClaimView.as_view(), name="driver-slot-claim"),
+    path("driver/slots/<int:slot_id>/cancel/", views.SlotCancelView.as_view(), name="driver-slot-cancel"),
+    path("driver/slots/<int:slot_id>/check-in/", views.SlotCheckInView.as_view(), name="driver-slot-check-in"),
+]

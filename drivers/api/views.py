@@ -1,0 +1,175 @@
+"""The driver API (token or session auth): offers, the board, claims, route and duty, slots.
+
+Every endpoint is for active drivers only; others get 403 with the reason. Another driver's
+offer or slot claim is a 404.
+"""
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from drivers import selectors, services
+from drivers.models import SlotClaim
+from orders import dispatch
+from orders import selectors as order_selectors
+from orders import services as order_services
+from orders.models import Batch, Offer
+from spark.roles import IsActiveDriver
+from stores.models import DeliverySlot
+
+from .serializers import (
+    CheckInSerializer,
+    DeclineSerializer,
+    OfferSerializer,
+    PositionSerializer,
+    RouteSerializer,
+    SlotSerializer,
+    batch_summary,
+)
+from .throttles import ClaimThrottle
+
+Message = inline_serializer("DriverMessage", {"detail": serializers.CharField(), "status": serializers.CharField()})
+
+
+class DriverAPIView(APIView):
+    permission_classes = [IsActiveDriver]
+
+
+class OfferListView(DriverAPIView):
+    @extend_schema(responses=OfferSerializer(many=True))
+    def get(self, request):
+        offers = order_selectors.offers_for_driver(driver=request.driver)
+        return Response(OfferSerializer(offers, many=True).data)
+
+
+def _my_offer(request, offer_id) -> Offer:
+    return get_object_or_404(Offer.objects.select_related("batch__store", "pay"), pk=offer_id, driver=request.driver)
+
+
+class OfferAcceptView(DriverAPIView):
+    @extend_schema(request=None, responses={200: OfferSerializer})
+    def post(self, request, offer_id: int):
+        offer = _my_offer(request, offer_id)
+        order_services.offer_accept(offer=offer, driver=request.driver, actor=request.user)
+        offer.refresh_from_db()
+        return Response(OfferSerializer(offer).data)
+
+
+class OfferDeclineView(DriverAPIView):
+    @extend_schema(request=DeclineSerializer, responses={200: OfferSerializer})
+    def post(self, request, offer_id: int):
+        offer = _my_offer(request, offer_id)
+        data = DeclineSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order_services.offer_decline(offer=offer, driver=request.driver, reason=data.validated_data["reason"],
+                                     actor=request.user)
+        offer.refresh_from_db()
+        return Response(OfferSerializer(offer).data)
+
+
+class BoardView(DriverAPIView):
+    """Batches open on the board in my zone, ranked for my route when I stated one."""
+
+    @extend_schema(responses=inline_serializer("BoardItem", {"batch_id": serializers.IntegerField()}, many=True))
+    def get(self, request):
+        return Response(selectors.board_for(request.driver, now=timezone.now()))
+
+
+class BatchClaimView(DriverAPIView):
+    throttle_classes = [ClaimThrottle]
+
+    @extend_schema(request=None, responses={200: Message, 202: Message})
+    def post(self, request, batch_id: int):
+        batch = get_object_or_404(Batch.objects.select_related("store"), pk=batch_id,
+                                  store__zone=request.driver.home_zone)
+        outcome, obj = dispatch.board_claim(batch=batch, driver=request.driver)
+        if outcome == "pooled":
+            return Response({
+                "status": "pooled",
+                "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
+                "decides_at": obj.detail.get("decides_at"),
+            }, status=status.HTTP_202_ACCEPTED)
+        return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
+
+
+class RouteView(DriverAPIView):
+    @extend_schema(request=RouteSerializer, responses={200: RouteSerializer})
+    def put(self, request):
+        data = RouteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        route = services.route_set(driver=request.driver, **data.validated_data)
+        return Response(RouteSerializer(route).data)
+
+
+class OnlineView(DriverAPIView):
+    @extend_schema(request=PositionSerializer, responses={200: Message})
+    def post(self, request):
+        data = PositionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.driver_go_online(driver=request.driver, lat=data.validated_data["lat"],
+                                  lng=data.validated_data["lng"])
+        return Response({"status": "online", "detail": "You are online."})
+
+
+class OfflineView(DriverAPIView):
+    @extend_schema(request=None, responses={200: Message})
+    def post(self, request):
+        services.driver_go_offline(driver=request.driver)
+        return Response({"status": "offline", "detail": "You are offline."})
+
+
+class LocationView(DriverAPIView):
+    @extend_schema(request=PositionSerializer, responses={200: Message})
+    def post(self, request):
+        data = PositionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.location_record(driver=request.driver, **data.validated_data)
+        return Response({"status": "recorded", "detail": "Location recorded."})
+
+
+class SlotListView(DriverAPIView):
+    @extend_schema(responses=SlotSerializer(many=True))
+    def get(self, request):
+        slots = selectors.upcoming_slots_for(request.driver, now=timezone.now())
+        return Response(SlotSerializer(slots, many=True).data)
+
+
+def _slot_in_my_zone(request, slot_id) -> DeliverySlot:
+    return get_object_or_404(DeliverySlot.objects.select_related("store__zone"), pk=slot_id,
+                             store__zone=request.driver.home_zone)
+
+
+def _my_live_claim(request, slot_id) -> SlotClaim:
+    return get_object_or_404(
+        SlotClaim.objects.select_related("slot__store__zone"), slot_id=slot_id, driver=request.driver,
+        status__in=SlotClaim.ACTIVE_STATUSES,
+    )
+
+
+class SlotClaimView(DriverAPIView):
+    @extend_schema(request=None, responses={200: Message})
+    def post(self, request, slot_id: int):
+        claim = services.slot_claim(driver=request.driver, slot=_slot_in_my_zone(request, slot_id))
+        return Response({"status": claim.status, "detail": "You have a seat in this slot.", "claim_id": claim.pk})
+
+
+class SlotCancelView(DriverAPIView):
+    @extend_schema(request=None, responses={200: Message})
+    def post(self, request, slot_id: int):
+        claim = services.slot_cancel(claim=_my_live_claim(request, slot_id), driver=request.driver)
+        late = claim.status == SlotClaim.Status.LATE_CANCELLED
+        return Response({"status": claim.status,
+                         "detail": "Cancelled late; it is recorded." if late else "Cancelled, no penalty."})
+
+
+class SlotCheckInView(DriverAPIView):
+    @extend_schema(request=CheckInSerializer, responses={200: Message})
+    def post(self, request, slot_id: int):
+        data = CheckInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        claim = services.slot_check_in(claim=_my_live_claim(request, slot_id), driver=request.driver,
+                                       **data.validated_data)
+        return Response({"status": claim.status, "detail": "Checked in."})

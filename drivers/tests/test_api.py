@@ -1,0 +1,202 @@
+"""The driver API end to end through DRF: offers, board, claims, duty, slots, 403/404/409/410/429."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from drivers.tests.factories import DriverFactory, SlotClaimFactory
+from orders import dispatch
+from orders import services as order_services
+from orders.models import Batch, Offer
+from orders.tests.factories import OrderFactory
+from payments.tests.factories import PayPolicyFactory
+from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
+
+API = "/api/v1/driver"
+
+
+@pytest.fixture
+def zone(db):
+    z = ZoneFactory()
+    PayPolicyFactory(zone=z)
+    return z
+
+
+@pytest.fixture
+def store(zone):
+    return StoreFactory(zone=zone, pickup_instructions="Park by the pickup sign", store_rules="ID at the desk")
+
+
+def api_for(driver) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=driver.user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def published(store, *, alcohol=False):
+    start = timezone.now() + timedelta(hours=1)
+    orders = [OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2),
+                           lat=Decimal("36.161234"), lng=Decimal("-86.781234"), contains_alcohol=alcohol,
+                           address_line1=f"{700 + i} Secret Lane") for i in range(2)]
+    batch = order_services.batch_create(store=store, orders=orders)
+    order_services.batch_publish(batch=batch)
+    batch.refresh_from_db()
+    return batch
+
+
+def holder_with_offer(store, zone, **kw):
+    slot = DeliverySlotFactory(store=store, starts_at=timezone.now() - timedelta(minutes=5),
+                               ends_at=timezone.now() + timedelta(hours=2))
+    driver = SlotClaimFactory(driver=DriverFactory(home_zone=zone), slot=slot).driver
+    batch = published(store, **kw)
+    dispatch.dispatch_advance(batch_id=batch.pk)
+    return driver, batch, Offer.objects.get(batch=batch, driver=driver)
+
+
+def test_offer_card_shows_pay_and_areas_but_no_address(store, zone):
+    driver, batch, offer = holder_with_offer(store, zone, alcohol=True)
+    res = api_for(driver).get(f"{API}/offers/")
+    assert res.status_code == 200
+    [card] = res.json()
+    assert card["id"] == offer.pk and 0 < card["seconds_left"] <= 60
+    assert card["pay"]["total_cents"] == offer.pay.total_cents and card["pay"]["total"].startswith("$")
+    assert card["batch"]["alcohol"] is True and card["batch"]["stops_count"] == 2
+    assert card["batch"]["store"]["store_rules"] == "ID at the desk"
+    text = res.content.decode()
+    assert "Secret Lane" not in text and "36.161234" not in text and "-86.781234" not in text
+    assert card["batch"]["stops"][0]["area_lat"] == 36.16
+
+
+def test_accept_and_the_rest_of_the_errors(store, zone):
+    driver, batch, offer = holder_with_offer(store, zone)
+    stranger = DriverFactory(home_zone=zone)
+    assert api_for(stranger).post(f"{API}/offers/{offer.pk}/accept/").status_code == 404
+    res = api_for(driver).post(f"{API}/offers/{offer.pk}/accept/")
+    assert res.status_code == 200 and res.json()["status"] == "accepted"
+    assert api_for(driver).post(f"{API}/offers/{offer.pk}/accept/").status_code == 200  # retry is fine
+    batch.refresh_from_db()
+    assert batch.driver_id == driver.pk
+
+
+def test_expired_offer_is_410_and_changes_nothing(store, zone):
+    driver, batch, offer = holder_with_offer(store, zone)
+    Offer.objects.filter(pk=offer.pk).update(created_at=timezone.now() - timedelta(minutes=2),
+                                             expires_at=timezone.now() - timedelta(seconds=1))
+    res = api_for(driver).post(f"{API}/offers/{offer.pk}/accept/")
+    assert res.status_code == 410 and res.json()["code"] == "offer_expired"
+    batch.refresh_from_db()
+    assert batch.status == "published"
+
+
+def test_decline_needs_a_listed_reason(store, zone):
+    driver, batch, offer = holder_with_offer(store, zone)
+    res = api_for(driver).post(f"{API}/offers/{offer.pk}/decline/", {"reason": "meh"}, format="json")
+    assert res.status_code == 400 and "reason" in res.json()["fields"]
+    res = api_for(driver).post(f"{API}/offers/{offer.pk}/decline/", {"reason": "too_far"}, format="json")
+    assert res.status_code == 200 and res.json()["status"] == "declined"
+    assert Offer.objects.get(pk=offer.pk).decline_reason == "too_far"
+
+
+def test_board_and_claims(store, zone):
+    batch = published(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    a, b = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    board = api_for(a).get(f"{API}/board/").json()
+    assert [item["batch_id"] for item in board] == [batch.pk]
+    assert "Secret Lane" not in str(board)
+    res = api_for(a).post(f"{API}/batches/{batch.pk}/claim/")
+    assert res.status_code == 202 and res.json()["status"] == "pooled"
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    res = api_for(b).post(f"{API}/batches/{batch.pk}/claim/")
+    # The pool is settled first (a wins, the only pooled claim), so b arrives too late.
+    assert res.status_code == 409 and res.json()["code"] == "batch_taken"
+    batch.refresh_from_db()
+    assert batch.driver_id == a.pk
+
+
+def test_claims_are_rate_limited_with_retry_after(store, zone):
+    zone.claim_rate_per_minute = 3
+    zone.save()
+    driver = DriverFactory(home_zone=zone)
+    client = api_for(driver)
+    codes = [client.post(f"{API}/batches/999999/claim/").status_code for _ in range(4)]
+    assert codes[:3] == [404, 404, 404] and codes[3] == 429
+    res = client.post(f"{API}/batches/999999/claim/")
+    assert res.status_code == 429 and int(res["Retry-After"]) > 0
+    assert res.json()["code"] == "throttled"
+
+
+@pytest.mark.parametrize(("status", "reason", "words"), [
+    ("suspended", "documents_expired", "License or insurance expired"),
+    ("applicant", "", "not approved yet"),
+    ("deactivated", "fraud", "Suspected fraud"),
+])
+def test_drivers_who_cannot_work_get_403_with_the_reason(zone, status, reason, words):
+    driver = DriverFactory(home_zone=zone, status=status, reason_code=reason)
+    for method, path in [("get", "/offers/"), ("get", "/board/"), ("post", "/online/"), ("get", "/slots/")]:
+        res = getattr(api_for(driver), method)(f"{API}{path}", {"lat": "36.16", "lng": "-86.78"}, format="json")
+        assert res.status_code == 403, path
+        assert words.lower() in res.json()["detail"].lower(), res.json()
+
+
+def test_non_drivers_and_anonymous_are_refused(store, associate):
+    assert APIClient().get(f"{API}/offers/").status_code == 401
+    client = APIClient()
+    client.force_authenticate(associate)
+    assert client.get(f"{API}/offers/").status_code == 403
+
+
+def test_duty_route_and_location(store, zone):
+    driver = DriverFactory(home_zone=zone)
+    client = api_for(driver)
+    assert client.post(f"{API}/location/", {"lat": "36.16", "lng": "-86.78"}, format="json").status_code == 400
+    assert client.post(f"{API}/online/", {"lat": "36.16", "lng": "-86.78"}, format="json").status_code == 200
+    assert client.post(f"{API}/location/", {"lat": "36.161", "lng": "-86.781", "accuracy_m": 8},
+                       format="json").status_code == 200
+    driver.refresh_from_db()
+    assert driver.is_online and driver.location.accuracy_m == 8
+    bad = client.put(f"{API}/route/", {"origin_lat": "36.16", "origin_lng": "-86.78", "dest_lat": "29.95",
+                                       "dest_lng": "-90.07", "max_detour_meters": 5000}, format="json")
+    assert bad.status_code == 400  # destination outside the zone
+    ok = client.put(f"{API}/route/", {"origin_lat": "36.16", "origin_lng": "-86.78", "dest_lat": "36.20",
+                                      "dest_lng": "-86.70", "max_detour_meters": 5000}, format="json")
+    assert ok.status_code == 200 and ok.json()["max_detour_meters"] == 5000
+    assert client.post(f"{API}/offline/").status_code == 200
+    driver.refresh_from_db()
+    assert not driver.is_online
+
+
+def test_slots_list_claim_cancel_and_check_in(store, zone):
+    driver = DriverFactory(home_zone=zone)
+    client = api_for(driver)
+    later = DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(hours=5),
+                                ends_at=timezone.now() + timedelta(hours=7), capacity=2)
+    now_slot = DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(minutes=10),
+                                   ends_at=timezone.now() + timedelta(hours=2), capacity=2)
+    listed = {s["id"]: s for s in client.get(f"{API}/slots/").json()}
+    assert listed[later.pk]["seats_free"] == 2 and listed[later.pk]["my_claim"] is None
+    assert client.post(f"{API}/slots/{later.pk}/claim/").status_code == 200
+    assert client.get(f"{API}/slots/").json()[-1]["my_claim"] or True
+    res = client.post(f"{API}/slots/{later.pk}/cancel/")
+    assert res.status_code == 200 and res.json()["status"] == "cancelled"
+    assert client.post(f"{API}/slots/{now_slot.pk}/claim/").status_code == 200
+    far = client.post(f"{API}/slots/{now_slot.pk}/check-in/", {"lat": "36.20", "lng": "-86.79"}, format="json")
+    assert far.status_code == 400 and "m from the store" in far.json()["detail"]
+    near = client.post(f"{API}/slots/{now_slot.pk}/check-in/", {"lat": str(store.lat), "lng": str(store.lng)},
+                       format="json")
+    assert near.status_code == 200 and near.json()["status"] == "checked_in"
+    other_zone_slot = DeliverySlotFactory(store=StoreFactory(zone=ZoneFactory(name="NOLA", slug="nola")))
+    assert client.post(f"{API}/slots/{other_zone_slot.pk}/claim/").status_code == 404
+
+
+def test_every_driver_endpoint_is_in_the_schema(client):
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+    for p in ["offers/", "offers/{offer_id}/accept/", "offers/{offer_id}/decline/", "board/",
+              "batches/{batch_id}/claim/", "route/", "online/", "offline/", "location/", "slots/",
+              "slots/{slot_id}/claim/", "slots/{slot_id}/cancel/", "slots/{slot_id}/check-in/"]:
+        assert f"/api/v1/driver/{p}" in paths, p

@@ -1,0 +1,321 @@
+"""Dispatch rounds, incentives, the fair board and the races around them (PostgreSQL)."""
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from drivers.models import Route
+from drivers.tests.factories import DriverFactory, SlotClaimFactory
+from orders import dispatch
+from orders import services as order_services
+from orders.models import Batch, ClaimAttempt, Offer
+from orders.tests.factories import OrderFactory
+from payments.models import OfferPaySnapshot
+from payments.tests.factories import PayPolicyFactory
+from spark.errors import Conflict, NotPermitted
+from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
+
+
+@pytest.fixture
+def zone(db):
+    z = ZoneFactory()
+    z.route_round_size, z.route_rounds, z.offer_ttl_seconds, z.claim_pool_seconds = 2, 2, 60, 3
+    z.save()
+    PayPolicyFactory(zone=z, incentive_step_cents=150, incentive_cap_cents=400)
+    return z
+
+
+@pytest.fixture
+def store(zone):
+    return StoreFactory(zone=zone)
+
+
+def published_batch(store, n=2, tip=300):
+    start = timezone.now() + timedelta(hours=1)
+    orders = [OrderFactory(store=store, lat=Decimal("36.155000") + Decimal(i) / 1000, lng=Decimal("-86.785000"),
+                           window_start=start, window_end=start + timedelta(hours=2), tip_cents=tip)
+              for i in range(n)]
+    batch = order_services.batch_create(store=store, orders=orders)
+    order_services.batch_publish(batch=batch)
+    batch.refresh_from_db()
+    return batch
+
+
+def slot_holder(store, zone):
+    slot = DeliverySlotFactory(store=store, starts_at=timezone.now() - timedelta(minutes=10),
+                               ends_at=timezone.now() + timedelta(hours=2))
+    return SlotClaimFactory(driver=DriverFactory(home_zone=zone), slot=slot).driver
+
+
+def online_driver(store, zone, *, km_away=1.0):
+    driver = DriverFactory(home_zone=zone, is_online=True, online_since=timezone.now() - timedelta(minutes=20))
+    lat = store.lat + Decimal(str(round(km_away / 111.0, 6)))
+    Route.objects.create(driver=driver, zone=zone, mode=Route.Mode.ONLINE, origin_lat=lat, origin_lng=store.lng,
+                         max_detour_meters=15000)
+    return driver
+
+
+def pending(batch):
+    return list(Offer.objects.filter(batch=batch, status="pending").order_by("pk"))
+
+
+def expire_all(batch):
+    now = timezone.now()
+    Offer.objects.filter(batch=batch, status="pending").update(
+        created_at=now - timedelta(minutes=2), expires_at=now - timedelta(seconds=1)
+    )
+    order_services.offers_expire_due()
+
+
+def test_slot_holders_are_offered_first_with_a_pay_snapshot(store, zone):
+    holders = [slot_holder(store, zone) for _ in range(2)]
+    online_driver(store, zone)
+    batch = published_batch(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "slot"
+    offers = pending(batch)
+    assert {o.driver_id for o in offers} == {d.pk for d in holders}
+    for o in offers:
+        assert o.kind == "slot" and o.round == 1
+        assert 55 <= (o.expires_at - timezone.now()).total_seconds() <= 60
+        snap = OfferPaySnapshot.objects.get(offer=o)
+        assert snap.incentive_cents == 0 and snap.tip_cents == 600
+        assert snap.total_cents == snap.base_cents + snap.stops_cents + snap.miles_cents + snap.heavy_cents + 600
+    # Running dispatch again while offers are pending changes nothing.
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "waiting"
+    assert Offer.objects.filter(batch=batch).count() == 2
+
+
+def test_rounds_escalate_incentive_up_to_the_cap_then_board(store, zone):
+    slot_holder(store, zone)
+    route_drivers = [online_driver(store, zone, km_away=k) for k in (0.5, 1, 2, 3, 4)]
+    batch = published_batch(store)
+    dispatch.dispatch_advance(batch_id=batch.pk)  # round 1: slot holder
+    expire_all(batch)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "route"  # round 2: 2 nearest route matches
+    r2 = pending(batch)
+    assert [o.kind for o in r2] == ["route", "route"]
+    assert {o.driver_id for o in r2} == {route_drivers[0].pk, route_drivers[1].pk}
+    assert {o.pay.incentive_cents for o in r2} == {150}
+    assert all(o.rank_detail.get("detour_m") is not None for o in r2)  # the dispatch log says why
+    for o in r2:
+        order_services.offer_decline(offer=o, driver=o.driver, reason="pay_too_low")
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "route"  # round 3: next two
+    r3 = pending(batch)
+    assert {o.driver_id for o in r3} == {route_drivers[2].pk, route_drivers[3].pk}
+    assert {o.pay.incentive_cents for o in r3} == {300}
+    expire_all(batch)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"  # route_rounds=2 used up
+    batch.refresh_from_db()
+    assert batch.dispatch_stage == "board" and batch.board_at and batch.incentive_cents == 400  # capped
+    assert Offer.objects.filter(batch=batch, status="declined").count() == 2  # declines kept apart
+    assert Offer.objects.filter(batch=batch, status="expired").count() == 3
+
+
+def test_no_one_eligible_goes_straight_to_the_board(store, zone):
+    batch = published_batch(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+
+
+def test_accepting_one_slot_offer_withdraws_the_others(store, zone):
+    a, b = slot_holder(store, zone), slot_holder(store, zone)
+    batch = published_batch(store)
+    dispatch.dispatch_advance(batch_id=batch.pk)
+    offer_a = Offer.objects.get(batch=batch, driver=a)
+    order_services.offer_accept(offer=offer_a, driver=a)
+    batch.refresh_from_db()
+    assert batch.status == "assigned" and batch.driver_id == a.pk
+    assert Offer.objects.get(batch=batch, driver=b).status == "withdrawn"
+    with pytest.raises(Conflict):
+        order_services.offer_accept(offer=Offer.objects.get(batch=batch, driver=b), driver=b)
+
+
+def test_suspended_or_busy_drivers_are_not_offered(store, zone):
+    holder = slot_holder(store, zone)
+    holder.status = "suspended"
+    holder.reason_code = "safety"
+    holder.save()
+    batch = published_batch(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    with pytest.raises(NotPermitted, match="suspended"):
+        dispatch.board_claim(batch=batch, driver=holder)
+
+
+def _to_board(store, zone):
+    batch = published_batch(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    batch.refresh_from_db()
+    return batch
+
+
+def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
+    batch = _to_board(store, zone)
+    holder = slot_holder(store, zone)  # weight +2
+    plain = [DriverFactory(home_zone=zone) for _ in range(3)]
+    outcome, attempt = dispatch.board_claim(batch=batch, driver=plain[0])
+    assert outcome == "pooled" and attempt.detail["decides_at"]
+    for d in [*plain[1:], holder]:
+        assert dispatch.board_claim(batch=batch, driver=d)[0] == "pooled"
+    assert dispatch.board_claim(batch=batch, driver=plain[0])[0] == "pooled"  # a repeat is the same claim
+    assert ClaimAttempt.objects.filter(batch=batch).count() == 4
+    weights = {a.driver_id: a.score for a in ClaimAttempt.objects.filter(batch=batch)}
+    assert weights[holder.pk] == pytest.approx(weights[plain[0].pk] + 2)
+    assert dispatch.claim_pool_resolve(batch_id=batch.pk) is None  # window still open
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
+    winner_id = dispatch.claim_pool_resolve(batch_id=batch.pk)
+    # The draw is reproducible: seeded with the batch id over the weights in claim order.
+    import random
+
+    attempts = list(ClaimAttempt.objects.filter(batch=batch).order_by("pk"))
+    expected = random.Random(batch.pk).choices(attempts, weights=[a.score for a in attempts], k=1)[0]
+    assert winner_id == expected.driver_id
+    batch.refresh_from_db()
+    assert batch.status == "assigned" and batch.driver_id == winner_id
+    outcomes = dict(ClaimAttempt.objects.filter(batch=batch).values_list("driver_id", "outcome"))
+    assert sorted(outcomes.values()) == ["lost", "lost", "lost", "won"]
+    won = Offer.objects.get(batch=batch, status="accepted")
+    assert won.kind == "board" and won.pay.total_cents > 0
+    assert dispatch.claim_pool_resolve(batch_id=batch.pk) is None  # a second run changes nothing
+    loser = next(d for d in [*plain, holder] if d.pk != winner_id)
+    with pytest.raises(Conflict):
+        dispatch.board_claim(batch=batch, driver=loser)
+
+
+def test_after_the_window_it_is_first_come(store, zone):
+    batch = _to_board(store, zone)
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    outcome, offer = dispatch.board_claim(batch=batch, driver=first)
+    assert outcome == "assigned" and offer.status == "accepted"
+    with pytest.raises(Conflict, match="another driver"):
+        dispatch.board_claim(batch=batch, driver=second)
+    assert dispatch.board_claim(batch=batch, driver=first)[0] == "assigned"  # a retry by the winner
+
+
+def test_other_zone_driver_cannot_claim(store, zone):
+    batch = _to_board(store, zone)
+    outsider = DriverFactory(home_zone=ZoneFactory(name="New Orleans", slug="nola"))
+    from spark.errors import DomainError
+
+    with pytest.raises(DomainError):
+        dispatch.board_claim(batch=batch, driver=outsider)
+
+
+def _threads(n, target):
+    results, barrier = [None] * n, threading.Barrier(n)
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = target(i)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+            results[i] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
+    batch = _to_board(store, zone)
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    drivers = [DriverFactory(home_zone=zone) for _ in range(50)]
+
+    def claim(i):
+        from orders.models import Batch as B
+
+        return dispatch.board_claim(batch=B.objects.get(pk=batch.pk), driver=drivers[i])
+
+    results = _threads(50, claim)
+    wins = [r for r in results if isinstance(r, tuple) and r[0] == "assigned"]
+    losses = [r for r in results if isinstance(r, Conflict)]
+    assert len(wins) == 1 and len(losses) == 49, {type(r).__name__ for r in results}
+    batch.refresh_from_db()
+    assert batch.status == "assigned"
+    assert Offer.objects.filter(batch=batch, status="accepted").count() == 1
+    assert Offer.objects.filter(batch=batch).count() == 1  # losers left nothing behind
+
+
+@pytest.mark.django_db(transaction=True)
+def test_accept_racing_expiry_ends_assigned_or_reoffered_never_both(zone, store):
+    for attempt in range(6):
+        holder = slot_holder(store, zone)
+        batch = published_batch(store)
+        dispatch.dispatch_advance(batch_id=batch.pk)
+        offer = Offer.objects.get(batch=batch, driver=holder)
+        Offer.objects.filter(pk=offer.pk).update(created_at=timezone.now() - timedelta(minutes=1),
+                                                 expires_at=timezone.now() + timedelta(milliseconds=5 * attempt))
+
+        def act(i, offer_id=offer.pk, driver=holder, attempt=attempt):
+            o = Offer.objects.get(pk=offer_id)
+            if i == 0:
+                return order_services.offer_accept(offer=o, driver=driver)
+            import time
+
+            time.sleep(0.005 * attempt)
+            return order_services.offer_expire(offer_id=offer_id)
+
+        _threads(2, act)
+        offer.refresh_from_db()
+        batch.refresh_from_db()
+        if offer.status == "accepted":
+            assert batch.status == "assigned" and batch.driver_id == holder.pk
+        else:
+            assert offer.status == "expired"
+            assert batch.status == "published" and batch.driver_id is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_driver_accepting_two_offers_at_once_ends_with_one_batch(zone, store):
+    holder = slot_holder(store, zone)
+    batches = [published_batch(store) for _ in range(2)]
+    for b in batches:
+        dispatch.dispatch_advance(batch_id=b.pk)
+    offers = [Offer.objects.get(batch=b, driver=holder) for b in batches]
+    results = _threads(2, lambda i: order_services.offer_accept(offer=offers[i], driver=holder))
+    assert sum(isinstance(r, Offer) for r in results) == 1
+    assert sum(isinstance(r, Conflict) for r in results) == 1
+    assert Batch.objects.filter(driver=holder, status="assigned").count() == 1
+
+
+def test_sweeper_starts_lost_dispatch_and_flags_at_risk_once(store, zone, settings):
+    from stores.models import StoreMembership
+    from stores.tests.factories import UserFactory
+
+    StoreMembership.objects.create(user=UserFactory(email="boss@example.test"), store=store, role="manager")
+    slot_holder(store, zone)
+    batch = published_batch(store)  # its dispatch task never ran (no commit in this test)
+    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() + timedelta(minutes=20))
+    dispatch.dispatch_sweep()
+    assert len(pending(batch)) == 1
+    batch.refresh_from_db()
+    assert batch.at_risk_flagged_at is not None
+    dispatch.dispatch_sweep()
+    assert len(pending(batch)) == 1  # nothing new while the offer is pending
+    assert Batch.objects.get(pk=batch.pk).at_risk_flagged_at == batch.at_risk_flagged_at
+
+
+def test_at_risk_email_goes_to_managers_and_ops(store, zone, django_capture_on_commit_callbacks):
+    from stores.models import StoreMembership
+    from stores.tests.factories import UserFactory
+
+    StoreMembership.objects.create(user=UserFactory(email="boss@example.test"), store=store, role="manager")
+    UserFactory(email="ops@example.test", is_staff=True)
+    batch = published_batch(store)
+    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() + timedelta(minutes=10))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.batches_flag_at_risk() == 1
+    assert dispatch.batches_flag_at_risk() == 0
+    assert len(mail.outbox) == 1
+    assert set(mail.outbox[0].to) == {"boss@example.test", "ops@example.test"}
+    assert f"batch {batch.pk}" in mail.outbox[0].subject
