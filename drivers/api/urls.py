@@ -6,6 +6,7 @@ urlpatterns = [
     path("driver/offers/", views.OfferListView.as_view(), name="driver-offers"),
     path("driver/offers/<int:offer_id>/accept/", views.OfferAcceptView.as_view(), name="driver-offer-accept"),
     path("driver/offers/<int:offer_id>/decline/", views.OfferDeclineView.as_view(), name="driver-offer-decline"),
+    path("driver/dispatch-log/", views.DispatchLogView.as_view(), name="driver-dispatch-log"),
     path("driver/board/", views.BoardView.as_view(), name="driver-board"),
     path("driver/batches/<int:batch_id>/claim/", views.BatchClaimView.as_view(), name="driver-batch-claim"),
     path("driver/route/", views.RouteView.as_view(), name="driver-route"),

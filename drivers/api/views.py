@@ -173,3 +173,27 @@ class SlotCheckInView(DriverAPIView):
         claim = services.slot_check_in(claim=_my_live_claim(request, slot_id), driver=request.driver,
                                        **data.validated_data)
         return Response({"status": claim.status, "detail": "Checked in."})
+
+
+class DispatchLogView(DriverAPIView):
+    """My own dispatch log: every offer I got, why I got it, and how it ended. Declines are
+    listed as such and never count against me; timeouts are shown apart."""
+
+    @extend_schema(responses=inline_serializer("DispatchLogEntry", {
+        "offer_id": serializers.IntegerField(), "batch_id": serializers.IntegerField(),
+        "kind": serializers.CharField(), "round": serializers.IntegerField(), "status": serializers.CharField(),
+        "why": serializers.CharField(), "decline_reason": serializers.CharField(),
+        "pay_total_cents": serializers.IntegerField(), "offered_at": serializers.DateTimeField(),
+        "ended_at": serializers.DateTimeField(),
+    }, many=True))
+    def get(self, request):
+        offers = Offer.objects.filter(driver=request.driver).select_related("pay").order_by("-created_at")[:100]
+        return Response([
+            {
+                "offer_id": o.pk, "batch_id": o.batch_id, "kind": o.kind, "round": o.round, "status": o.status,
+                "why": o.rank_reason, "decline_reason": o.decline_reason,
+                "pay_total_cents": getattr(getattr(o, "pay", None), "total_cents", None),
+                "offered_at": o.created_at, "ended_at": None if o.status == "pending" else o.status_changed_at,
+            }
+            for o in offers
+        ])

@@ -200,3 +200,13 @@ def test_every_driver_endpoint_is_in_the_schema(client):
               "batches/{batch_id}/claim/", "route/", "online/", "offline/", "location/", "slots/",
               "slots/{slot_id}/claim/", "slots/{slot_id}/cancel/", "slots/{slot_id}/check-in/"]:
         assert f"/api/v1/driver/{p}" in paths, p
+
+
+def test_dispatch_log_shows_my_offers_and_how_they_ended(store, zone):
+    driver, batch, offer = holder_with_offer(store, zone)
+    api_for(driver).post(f"{API}/offers/{offer.pk}/decline/", {"reason": "too_far"}, format="json")
+    other, _, _ = holder_with_offer(StoreFactory(zone=zone), zone)  # someone else's offer elsewhere
+    log = api_for(driver).get(f"{API}/dispatch-log/").json()
+    assert [(e["offer_id"], e["status"], e["decline_reason"]) for e in log] == [(offer.pk, "declined", "too_far")]
+    assert "slot" in log[0]["why"] and log[0]["pay_total_cents"] > 0 and log[0]["ended_at"]
+    assert all(e["offer_id"] != offer.pk for e in api_for(other).get(f"{API}/dispatch-log/").json())
