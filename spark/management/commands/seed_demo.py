@@ -555,6 +555,7 @@ class Command(BaseCommand):
             self._orders(plan)
             self._batches(plan)
             self._drivers(plan)
+            self._on_duty()
         self._summary(plan, (timezone.now() - started).total_seconds())
 
     # zones, stores -----------------------------------------------------------------------
@@ -776,6 +777,28 @@ class Command(BaseCommand):
                 for step in BACK_TO_ACTIVE[driver.status]:
                     driver_set_status(driver=driver, to=step, actor=self.ops, note="demo reset (seed_demo)")
                 self.counter.add("drivers", created=False)
+
+    def _on_duty(self) -> None:
+        """So dispatch has someone to offer to in the demo: driver1-3 hold a seat in the slot
+        running now at the first Nashville store, driver4-6 are online near it. Services are
+        idempotent, so a re-run changes nothing; outside slot hours there is no seat to take."""
+        from drivers.services import driver_go_online, slot_claim
+
+        store = self.first_store
+        now = timezone.now()
+        running = DeliverySlot.objects.filter(store=store, starts_at__lte=now, ends_at__gt=now).first()
+        for n in range(1, 7):
+            driver = Driver.objects.filter(user__email=f"driver{n}@spark.test").first()
+            if driver is None:
+                continue
+            try:
+                if n <= 3 and running is not None:
+                    slot_claim(driver=driver, slot=running)
+                elif n > 3 and not driver.is_online:
+                    offset = Decimal("0.004") * n  # a few hundred metres apart
+                    driver_go_online(driver=driver, lat=store.lat + offset, lng=store.lng - offset)
+            except DomainError as exc:
+                self.stderr.write(f"demo duty for driver{n}: {exc.message}")
 
     # summary -----------------------------------------------------------------------------
 
