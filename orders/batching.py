@@ -90,7 +90,7 @@ def propose_batches(
             )
         )
         points.append(geo.Point.of(o.lat, o.lng))
-    locations = [depot, *clients]
+    locations: list = [depot, *clients]
     for i, frm in enumerate(locations):
         for j, to in enumerate(locations):
             if i == j:

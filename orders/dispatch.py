@@ -20,6 +20,7 @@ on a published batch that has no pending offer, under a row lock on the batch.
 import logging
 import random
 from datetime import timedelta
+from functools import partial
 
 from celery import signature
 from django.db import transaction
@@ -182,7 +183,8 @@ def board_claim(*, batch: Batch, driver) -> tuple[str, object]:
     if Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
         raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
     now = timezone.now()
-    closes = batch.board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds)
+    board_at = batch.board_at or now  # set whenever the stage is board
+    closes = board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds)
     if now < closes:
         weight, detail = _claim_weight(batch, driver, now=now)
         detail["decides_at"] = closes.isoformat()
@@ -271,10 +273,8 @@ def batches_flag_at_risk(*, now=None) -> int:
         local = timezone.localtime(batch.pickup_by)
         subject = f"Spark: batch {batch.pk} at store #{batch.store.number} is not claimed"
         body = f"Batch {batch.pk} ({batch.stops_count} stops) must be picked up by {local:%H:%M}; no driver has it."
-        to = sorted(recipients)
-        transaction.on_commit(
-            lambda s=subject, b=body, r=to: send_mail(s, b, settings.DEFAULT_FROM_EMAIL, r, fail_silently=True)
-        )
+        transaction.on_commit(partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients),
+                                      fail_silently=True))
     return flagged
 
 

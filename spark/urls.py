@@ -12,7 +12,7 @@ admin.site.login = login_required(admin.site.login)  # type: ignore[method-assig
 admin.site.site_header = "Spark ops"
 admin.site.site_title = "Spark ops"
 
-api_v1 = [
+api_v1: list = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("", include("spark.api.urls")),  # /api/v1/me/
     path("", include("orders.api.urls")),

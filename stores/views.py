@@ -350,7 +350,7 @@ def handoff_confirm(request, store, batch_id: int):
     if not form.is_valid():
         for errors in form.errors.values():
             for e in errors:
-                messages.error(request, e)
+                messages.error(request, str(e))
         return redirect("dashboard:handoff", store_id=store.pk)
     try:
         order_services.batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
