@@ -137,7 +137,7 @@ def slot_claim(*, driver: Driver, slot: DeliverySlot) -> SlotClaim:
     to check in before it ends: seats freed by no-shows reopen this way.
 
     The seat is a guarded counter: one UPDATE increments `claimed` only while it is below
-    capacity and the slot has not started (database clock), so 50 drivers racing for the
+    capacity and the slot has check-in time left (database clock), so 50 drivers racing for the
     last seat serialise on the slot row and exactly one gets it. The claim row is inserted
     in the same transaction; if the driver's own concurrent request won the partial unique
     index (one live claim per driver and slot), the IntegrityError rolls the increment back
