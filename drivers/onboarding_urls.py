@@ -1,3 +1,21 @@
-from django.urls import path  # noqa: F401
+"""The driver sign-up funnel, mounted at /driver/join/ (namespace "onboarding")."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from . import onboarding as views
+
+app_name = "onboarding"
+
+urlpatterns = [
+    path("", views.landing, name="landing"),
+    path("start/", views.start, name="start"),
+    path("profile/", views.profile, name="profile"),
+    path("phone/", views.phone, name="phone"),
+    path("vehicle/", views.vehicle, name="vehicle"),
+    path("documents/", views.documents, name="documents"),
+    path("background-check/", views.disclosure, name="disclosure"),
+    path("background-check/authorize/", views.consent, name="consent"),
+    path("review/", views.review, name="review"),
+    path("status/", views.status, name="status"),
+    path("status/dispute/", views.dispute, name="dispute"),
+]

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from spark import geo
 from spark.celery import queue_on_commit
-from spark.errors import Conflict, DomainError, Gone, NotPermitted
+from spark.errors import Conflict, DomainError, Gone, NotFound, NotPermitted
 from spark.statemachine import TransitionResult, transition
 from stores.models import DeliverySlot, Zone
 
@@ -188,7 +188,7 @@ def slot_cancel(*, claim: SlotClaim, driver: Driver) -> SlotClaim:
     checking in releases the seat after the grace period). The seat is freed in the same
     transaction. A repeat changes nothing and returns the cancelled claim."""
     if claim.driver_id != driver.pk:
-        raise DomainError("This slot sign-up is not yours.", code="not_found")
+        raise NotFound("This slot sign-up is not yours.")
     claim = SlotClaim.objects.select_related("slot__store__zone").get(pk=claim.pk)
     cancelled = (SlotClaim.Status.CANCELLED, SlotClaim.Status.LATE_CANCELLED)
     if claim.status in cancelled:
@@ -233,7 +233,7 @@ def slot_check_in(
     from .selectors import SLOT_EARLY_MINUTES
 
     if driver is not None and claim.driver_id != driver.pk:
-        raise DomainError("This slot sign-up is not yours.", code="not_found")
+        raise NotFound("This slot sign-up is not yours.")
     claim = SlotClaim.objects.select_related("slot__store__zone").get(pk=claim.pk)
     slot, store = claim.slot, claim.slot.store
     zone = store.zone

@@ -28,7 +28,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from spark.celery import queue_on_commit
-from spark.errors import Conflict, DomainError, NotPermitted
+from spark.errors import Conflict, DomainError, NotFound, NotPermitted
 
 from .models import Batch, ClaimAttempt, Offer, OfferEvent
 from .services import offer_accept, offer_schedule_expiry
@@ -175,7 +175,7 @@ def board_claim(*, batch: Batch, driver) -> tuple[str, object]:
         raise NotPermitted(reason, code="driver_not_eligible")
     batch = Batch.objects.select_related("store__zone").get(pk=batch.pk)
     if batch.store.zone_id != driver.home_zone_id:
-        raise DomainError("No such batch.", code="not_found")
+        raise NotFound("No such batch.")
     if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
         if batch.driver_id == driver.pk:
             return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()

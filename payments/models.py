@@ -4,6 +4,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from spark.statemachine import StatusEvent
+
 
 def _non_negative(*fields: str, prefix: str) -> list[models.BaseConstraint]:
     return [models.CheckConstraint(condition=Q(**{f"{f}__gte": 0}), name=f"{prefix}_{f}_non_negative") for f in fields]
@@ -252,3 +254,154 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.event_type} {self.event_id}"
+
+
+# --- Contractor module: screening (payments/contractor/) ------------------------------
+
+
+class ScreeningStatus(models.TextChoices):
+    PENDING_DOCUMENTS = "pending_documents", "Waiting for documents"
+    IN_REVIEW = "in_review", "In review"
+    CLEAR = "clear", "Clear"
+    # An adverse result is recorded; the pre-adverse notice has not gone out yet (its
+    # DriverNotice is being sent). The waiting period starts when it has.
+    CONSIDER = "consider", "Consider (adverse result)"
+    PRE_ADVERSE_NOTICE = "pre_adverse_notice", "Pre-adverse notice sent"
+    DISPUTED = "disputed", "Disputed by the driver"
+    FINAL_ADVERSE = "final_adverse", "Final adverse action"
+    CLEARED_AFTER_DISPUTE = "cleared_after_dispute", "Cleared after review"
+
+
+# Until a case reaches one of clear, final_adverse or cleared_after_dispute.
+OPEN_SCREENING_STATUSES = ["pending_documents", "in_review", "consider", "pre_adverse_notice", "disputed"]
+
+
+class ScreeningCase(models.Model):
+    """One background check of a driver and, when it comes back adverse, the US (FCRA)
+    adverse-action process that follows, with a timestamp for every step.
+
+    At most one open case per driver (partial unique index). Status changes only through
+    payments.contractor.services, each a guarded update plus a ScreeningEvent.
+    """
+
+    Status = ScreeningStatus
+
+    TRANSITIONS = {
+        Status.PENDING_DOCUMENTS: {Status.IN_REVIEW},
+        # in_review -> pending_documents: ops ask for a readable or current document.
+        Status.IN_REVIEW: {Status.CLEAR, Status.CONSIDER, Status.PENDING_DOCUMENTS},
+        Status.CONSIDER: {Status.PRE_ADVERSE_NOTICE},
+        # cleared straight from the notice: ops reinstate after their own review, with or
+        # without a dispute (favourable to the driver, so allowed before the deadline).
+        Status.PRE_ADVERSE_NOTICE: {Status.DISPUTED, Status.FINAL_ADVERSE, Status.CLEARED_AFTER_DISPUTE},
+        Status.DISPUTED: {Status.FINAL_ADVERSE, Status.CLEARED_AFTER_DISPUTE},
+        Status.CLEAR: set(),
+        Status.FINAL_ADVERSE: set(),
+        Status.CLEARED_AFTER_DISPUTE: set(),
+    }
+    OPEN_STATUSES = (
+        Status.PENDING_DOCUMENTS, Status.IN_REVIEW, Status.CONSIDER, Status.PRE_ADVERSE_NOTICE, Status.DISPUTED,
+    )
+
+    class Source(models.TextChoices):
+        OPS = "ops", "Ops review"
+        PROVIDER = "provider", "Screening provider (webhook)"
+
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="screening_cases")
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.PENDING_DOCUMENTS)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    provider = models.CharField(max_length=32, default="in_house", help_text="Who ran the check.")
+    provider_ref = models.CharField(max_length=64, blank=True, help_text="The provider's id for the report.")
+    result_source = models.CharField(max_length=8, choices=Source.choices, blank=True)
+    result_summary = models.TextField(blank=True, help_text="What the report found; copied into the notices.")
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True, help_text="When the check result was recorded.")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    pre_adverse_sent_at = models.DateTimeField(null=True, blank=True)
+    dispute_deadline_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    dispute_text = models.TextField(blank=True)
+    disputed_at = models.DateTimeField(null=True, blank=True)
+    final_decision_at = models.DateTimeField(null=True, blank=True)
+    final_decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=ScreeningStatus.values), name="screening_status_valid"),
+            models.UniqueConstraint(
+                fields=["driver"],
+                condition=Q(status__in=OPEN_SCREENING_STATUSES),
+                name="one_open_screening_case_per_driver",
+            ),
+            # The waiting period exists only once the notice went out, and a dispute has a text.
+            models.CheckConstraint(
+                condition=~Q(status="pre_adverse_notice")
+                | Q(pre_adverse_sent_at__isnull=False, dispute_deadline_at__isnull=False),
+                name="screening_notice_has_deadline",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="disputed") | (Q(disputed_at__isnull=False) & ~Q(dispute_text="")),
+                name="screening_dispute_has_text",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Screening {self.pk} of driver {self.driver_id} ({self.status})"
+
+    @property
+    def ref(self) -> str:
+        """The reference Spark gives a screening provider; it comes back as `case_ref`."""
+        return f"scase_{self.pk}"
+
+
+class ScreeningEvent(StatusEvent):
+    case = models.ForeignKey(ScreeningCase, on_delete=models.CASCADE, related_name="events")
+    source = models.CharField(max_length=8, blank=True, help_text="ops, provider or system")
+
+    class Meta(StatusEvent.Meta):
+        pass
+
+
+class DriverNotice(models.Model):
+    """An email the contractor module owes a driver: an outbox row written in the same
+    transaction as the change it reports, sent after commit and again by the sweeper until
+    it went out (payments.contractor.notices). `key` makes each notice exist once: it is
+    also the memory of "already warned" for document expiry. For the adverse-action notices
+    the rows are the record of what was sent and when."""
+
+    class Kind(models.TextChoices):
+        # The value is also the template name under templates/emails/.
+        SCREENING_UNDER_REVIEW = "screening_under_review", "Application under review"
+        SCREENING_DOCUMENTS_NEEDED = "screening_documents_needed", "Documents needed"
+        SCREENING_CLEARED = "screening_cleared", "Screening cleared"
+        SCREENING_PRE_ADVERSE = "screening_pre_adverse", "Pre-adverse action notice"
+        SCREENING_FINAL_ADVERSE = "screening_final_adverse", "Final adverse action notice"
+        DOCUMENTS_EXPIRING = "documents_expiring", "Documents expiring"
+        DOCUMENTS_EXPIRED = "documents_expired", "Documents expired"
+
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="notices")
+    case = models.ForeignKey(ScreeningCase, null=True, blank=True, on_delete=models.PROTECT, related_name="notices")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    key = models.CharField(max_length=128, unique=True)
+    context = models.JSONField(default=dict, blank=True, help_text="What the email says, fixed when it was due.")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # A sender leases the row before sending, so the after-commit send and the sweeper never
+    # both send it; a sender that died leaves a lease that simply runs out.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="drivernotice_unsent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to driver {self.driver_id}"

@@ -37,3 +37,11 @@ class Gone(DomainError):
 class NotPermitted(DomainError):
     status_code = 403
     code = "forbidden"
+
+
+class NotFound(DomainError):
+    """Not there for this person: another driver's or store's object (never a 403 that would
+    confirm it exists)."""
+
+    status_code = 404
+    code = "not_found"

@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("dashboard/", include("stores.urls")),
     path("", include("drivers.urls")),
+    path("webhooks/screening/", include("payments.contractor.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

@@ -22,7 +22,7 @@ from orders import services as order_services
 from orders.models import Batch, BatchingRun, Order, Stop
 from payments.services import pay_quote
 from spark import roles
-from spark.errors import DomainError
+from spark.errors import DomainError, NotFound
 
 from .forms import AutoBatchForm, HandoffForm, ReadyAtForm, ReturnForm
 from .models import Store
@@ -169,7 +169,7 @@ def _batch_action(request, store, batch_id: int, action):
 def _stop_of(batch, stop_id) -> Stop:
     stop = batch.stops.filter(pk=stop_id).exclude(status=Stop.Status.REMOVED).first()
     if stop is None:
-        raise DomainError(_("That stop is not in this batch."), code="not_found")
+        raise NotFound(_("That stop is not in this batch."))
     return stop
 
 

@@ -95,7 +95,8 @@ class TestSignupAndVerification:
 
         client.logout()
         response = client.post(reverse("account_login"), {"login": "new.driver@example.test", "password": NEW_PASSWORD})
-        assert response.status_code == 302 and path_of(response) == "/"
+        # A newcomer with no role is a prospective driver: the sign-up wizard comes next.
+        assert response.status_code == 302 and path_of(response) == "/driver/join/start/"
         assert logged_in_user(client) == user
 
     def test_login_before_verification_is_refused(self, client):
@@ -239,6 +240,8 @@ class TestAdminMFA:
             "REDIS_URL": "redis://redis:6379/0",
             "STRIPE_SECRET_KEY": "sk_test_x",
             "STRIPE_WEBHOOK_SECRET": "whsec_x",
+            "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
+            "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
         }
         code = "import spark.settings.production as p; print(repr(p.SPARK_ADMIN_MFA_EXEMPT_EMAILS))"
         out = subprocess.run(

@@ -35,10 +35,13 @@ from orders.models import (
 from orders.tests.factories import BatchFactory, OfferFactory, OrderFactory, StopFactory
 from payments.models import (
     Account,
+    DriverNotice,
     Entry,
     LedgerTransaction,
     OfferPaySnapshot,
     Payout,
+    ScreeningCase,
+    ScreeningEvent,
     Tip,
     TipAdjustment,
     WebhookEvent,
@@ -129,6 +132,13 @@ def world(ops_admin):
         PushSubscription.objects.create(
             driver=driver, endpoint="https://push.example.test/sub/1", p256dh="k", auth="a"
         ),
+    ]
+    case = ScreeningCase.objects.create(driver=driver, status=ScreeningCase.Status.IN_REVIEW, submitted_at=now)
+    rows += [
+        case,
+        ScreeningEvent.objects.create(case=case, **event),
+        DriverNotice.objects.create(driver=driver, case=case, kind=DriverNotice.Kind.SCREENING_UNDER_REVIEW,
+                                    key=f"screening_under_review:{case.pk}"),
     ]
     return {type(row): row for row in rows}
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import delivery, views
 
 urlpatterns = [
     path("driver/offers/", views.OfferListView.as_view(), name="driver-offers"),
@@ -17,4 +17,17 @@ urlpatterns = [
     path("driver/slots/<int:slot_id>/claim/", views.SlotClaimView.as_view(), name="driver-slot-claim"),
     path("driver/slots/<int:slot_id>/cancel/", views.SlotCancelView.as_view(), name="driver-slot-cancel"),
     path("driver/slots/<int:slot_id>/check-in/", views.SlotCheckInView.as_view(), name="driver-slot-check-in"),
+]
+
+# The trip itself (drivers/api/delivery.py): my batch, check-in, stops, complete.
+
+urlpatterns += [
+    path("driver/batches/active/", delivery.ActiveBatchView.as_view(), name="driver-batch-active"),
+    path("driver/batches/<int:batch_id>/", delivery.BatchDetailView.as_view(), name="driver-batch-detail"),
+    path("driver/batches/<int:batch_id>/arrive/", delivery.BatchArriveView.as_view(), name="driver-batch-arrive"),
+    path("driver/batches/<int:batch_id>/complete/", delivery.BatchCompleteView.as_view(),
+         name="driver-batch-complete"),
+    path("driver/stops/<int:stop_id>/arrive/", delivery.StopArriveView.as_view(), name="driver-stop-arrive"),
+    path("driver/stops/<int:stop_id>/deliver/", delivery.StopDeliverView.as_view(), name="driver-stop-deliver"),
+    path("driver/stops/<int:stop_id>/fail/", delivery.StopFailView.as_view(), name="driver-stop-fail"),
 ]

@@ -145,6 +145,9 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http"
+# After sign-up / login, people with no role go to the driver sign-up wizard (drivers/adapter.py);
+# staff, associates and active drivers still land on LOGIN_REDIRECT_URL.
+ACCOUNT_ADAPTER = "drivers.adapter.SparkAccountAdapter"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Spark"
 # Accounts exempt from the admin MFA requirement. Only local settings may fill this in
@@ -220,7 +223,7 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_IMPORTS = ["drivers.push"]  # tasks outside tasks.py modules
+CELERY_IMPORTS = ["drivers.push", "orders.notifications"]  # tasks outside tasks.py modules
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Every deadline lives in the database; these sweepers are the safety net behind each
 # countdown task (DESIGN rule 3). Either alone is enough to be correct.
@@ -245,6 +248,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "stores.tasks.generate_slots",
         "schedule": timedelta(hours=6),  # daily would do; 6 h heals a missed run sooner
     },
+    "check-document-expiry": {
+        "task": "payments.tasks.check_document_expiry",
+        "schedule": timedelta(hours=6),  # daily would do; idempotent, so 6 h heals a missed run sooner
+    },
+    "sweep-screening": {
+        "task": "payments.tasks.sweep_screening",
+        "schedule": timedelta(minutes=5),  # unsent driver notices, missing contractor ids
+    },
 }
 # Longest countdown any of our tasks may use; checked against visibility_timeout in tests.
 SPARK_MAX_TASK_COUNTDOWN_SECONDS = 3600
@@ -257,12 +268,32 @@ SPARK_PAYMENT_BACKEND = env(
 )
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
+# Screening (payments/contractor/): the shared secret of the provider's signed webhook (unset:
+# the webhook answers 503), the FCRA waiting period between the pre-adverse notice and a final
+# adverse decision, and who ran the check as the notices must name it (name, address, phone).
+SPARK_SCREENING_WEBHOOK_SECRET = env("SPARK_SCREENING_WEBHOOK_SECRET", default="")
+SPARK_ADVERSE_WAIT_DAYS = env.int("SPARK_ADVERSE_WAIT_DAYS", default=7)
+SPARK_SCREENING_PROVIDER_CONTACT = env(
+    "SPARK_SCREENING_PROVIDER_CONTACT", default="Spark Screening Team, screening@spark.test"
+)
 SPARK_DEMO_API_KEY = env("SPARK_DEMO_API_KEY", default="demo-store-key")
 SPARK_OFFER_TTL_SECONDS = env.int("SPARK_OFFER_TTL_SECONDS", default=60)
+# Text messages (phone verification codes, drivers/sms.py): "console" logs them, "locmem" keeps
+# them in drivers.sms.outbox (tests), or a dotted path to a send(message) callable of a provider.
+SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND", default="console")
+# Delivery proof: a delivery farther than this from the customer's coordinates is recorded with
+# the distance on the stop's event (never blocked: GPS in a downtown canyon is often off).
+SPARK_DELIVERY_MAX_DISTANCE_M = env.int("SPARK_DELIVERY_MAX_DISTANCE_M", default=250)
+# Uploaded photos (proof of delivery, ID checks) larger than this are refused (spark.photos).
+SPARK_PHOTO_MAX_BYTES = env.int("SPARK_PHOTO_MAX_BYTES", default=8 * 1024 * 1024)
+# A driver sees a batch's exact customer addresses until this long after it closed (DESIGN rule 6).
+SPARK_ADDRESS_VISIBLE_HOURS = env.int("SPARK_ADDRESS_VISIBLE_HOURS", default=24)
 # Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes.
 SPARK_VAPID_PRIVATE_KEY = env("SPARK_VAPID_PRIVATE_KEY", default="")  # base64url raw key, or PEM
 SPARK_VAPID_PUBLIC_KEY = env("SPARK_VAPID_PUBLIC_KEY", default="")  # applicationServerKey for the browser
 SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="")  # e.g. mailto:ops@spark.example
+# Absolute base of links in emails to customers (tracking page, delivery photo).
+SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL", default="http://127.0.0.1:8000")
 
 LOGGING = {
     "version": 1,

@@ -23,12 +23,24 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 REDIS_URL = env("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# Rate limits (DRF throttles, allauth, the tracking page) must be shared by every web
+# process: the cache lives in Redis. Use another database number than the broker's.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("CACHE_URL", default=REDIS_URL),
+    }
+}
 
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 SPARK_PAYMENT_BACKEND = env("SPARK_PAYMENT_BACKEND", default="stripe")
 if SPARK_PAYMENT_BACKEND == "sandbox":
     raise ImproperlyConfigured("The sandbox payment backend is refused in production.")
+SPARK_SCREENING_WEBHOOK_SECRET = env("SPARK_SCREENING_WEBHOOK_SECRET")
+SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND")  # a provider's dotted path: codes must really reach phones
+if SPARK_SMS_BACKEND in ("console", "locmem"):
+    raise ImproperlyConfigured("SPARK_SMS_BACKEND must be a real SMS provider in production.")
 
 SPARK_ADMIN_MFA_EXEMPT_EMAILS = []
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"

@@ -21,6 +21,8 @@ VALID_ENV = {
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     "STRIPE_SECRET_KEY": "sk_test_x",
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
+    "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
 }
 
 LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; print('loaded')"
@@ -55,6 +57,9 @@ def _env(**changes: str | None) -> dict[str, str]:
         pytest.param({"REDIS_URL": None}, "REDIS_URL", id="redis-missing"),
         pytest.param({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY", id="stripe-key-missing"),
         pytest.param({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET", id="webhook-secret-missing"),
+        pytest.param({"SPARK_SCREENING_WEBHOOK_SECRET": None}, "SPARK_SCREENING_WEBHOOK_SECRET",
+                     id="screening-secret-missing"),
+        pytest.param({"SPARK_SMS_BACKEND": "console"}, "real SMS provider", id="sms-console"),
     ],
 )
 def test_production_refuses_to_start(changes, message):

@@ -1,0 +1,12 @@
+"""The contractor module: the one seam for what the contractor firm does for drivers.
+
+First half (here): enrol a driver as a contractor (backends.py) and screen them
+(services.py: background check, license and insurance; results by ops in the admin or by a
+provider's signed webhook, webhooks.py), including the US adverse-action steps, and keep
+drivers with expired documents off duty. Payouts and 1099-NEC figures come later.
+
+Entry points for other apps: `services.screening_submit(driver=...)` when an applicant has
+finished onboarding, `services.documents_renewed(driver=..., actor=...)` when documents are
+uploaded again, `services.screening_dispute(case=..., driver=..., text=...)` from the
+driver's status page, and the selectors in `selectors.py` for that page.
+"""

@@ -1,0 +1,183 @@
+"""A newcomer signs up as a driver on a phone-sized browser and ends with their application
+under review: landing page, allauth sign-up, the verification link from the email, login,
+every onboarding step (photo and document uploads, the texted code, the background-check
+disclosure and consent), submit, and the status page.
+
+The verification email is read from django.core.mail.outbox and the code from the locmem SMS
+outbox (drivers.sms.outbox): the live server runs in this process, so both are shared.
+"""
+
+import re
+from datetime import date, timedelta
+from io import BytesIO
+
+import pytest
+from django.core import mail
+from PIL import Image
+from playwright.sync_api import expect
+
+from drivers import sms
+from drivers.models import Driver
+from payments.models import ScreeningCase
+from stores.tests.factories import ZoneFactory
+
+pytestmark = pytest.mark.slow
+
+EMAIL = "maria.lopez@example.test"
+PASSWORD = "Groceries-4-all!"
+
+
+def _jpeg(color=(30, 120, 200), size=(120, 160)) -> bytes:
+    out = BytesIO()
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (36.0, 9.0, 45.0), 3: "W", 4: (86.0, 46.0, 53.0)})  # a GPS position
+    Image.new("RGB", size, color).save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture(autouse=True)
+def _sms_and_media(settings, tmp_path):
+    settings.SPARK_SMS_BACKEND = "locmem"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    sms.outbox.clear()
+    yield
+    sms.outbox.clear()
+
+
+def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page, shot, fits_width, transactional_db):
+    zone = ZoneFactory()
+
+    # The landing page: the job, how pay works, and the way in.
+    page.goto("/driver/join/")
+    expect(page.locator("h1")).to_have_text("Deliver groceries with Spark")
+    expect(page.locator("#pay")).to_contain_text("$4.00 for every batch")
+    fits_width(page)
+    shot(page, "landing")
+    page.locator("#signup").click()
+
+    # Sign-up with email and password (Spark's template over allauth); a mismatch first.
+    expect(page).to_have_url(re.compile(r"/accounts/signup/"))
+    page.fill("input[name=email]", EMAIL)
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD + "x")
+    page.locator("#signup-form button[type=submit]").click()
+    expect(page.locator("#field-password2 .field-errors")).to_be_visible()
+    page.fill("input[name=password1]", PASSWORD)
+    page.fill("input[name=password2]", PASSWORD)
+    fits_width(page)
+    shot(page, "signup")
+    page.locator("#signup-form button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/accounts/confirm-email/"))
+    shot(page, "verification-sent")
+
+    # The verification link from the email.
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [EMAIL]
+    link = re.search(r"https?://\S+/accounts/confirm-email/\S+/", mail.outbox[0].body).group(0)
+    page.goto(link)
+    page.locator("main form button[type=submit]").click()
+    expect(page).to_have_url(re.compile(r"/driver/join/profile/$"))
+
+    # Log out and in again: the login brings the applicant back to the wizard.
+    page.get_by_role("button", name="Log out").click()
+    page.goto("/accounts/login/")
+    page.fill("input[name=login]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.locator("form button[type=submit]").first.click()
+    expect(page).to_have_url(re.compile(r"/driver/join/profile/$"))
+    expect(page.locator(".topbar .who")).to_have_text(EMAIL)
+
+    # 1 Profile, with a photo taken on the phone.
+    expect(page.locator(".step-title")).to_have_text("Step 1 of 6: Profile")
+    page.fill("input[name=first_name]", "Maria")
+    page.fill("input[name=last_name]", "Lopez")
+    page.fill("input[name=phone]", "(615) 555-0177")
+    page.select_option("select[name=home_zone]", str(zone.pk))
+    page.set_input_files("input[name=photo]", files=[{"name": "selfie.jpg", "mimeType": "image/jpeg",
+                                                      "buffer": _jpeg()}])
+    fits_width(page)
+    shot(page, "profile")
+    page.locator("#profile-form button[type=submit]").click()
+
+    # 2 Phone: the texted code; a wrong one first.
+    expect(page).to_have_url(re.compile(r"/driver/join/phone/$"))
+    page.get_by_role("button", name="Text me a code").click()
+    expect(page.locator("#messages")).to_contain_text("We texted a 6-digit code to +16155550177")
+    assert [m.to for m in sms.outbox] == ["+16155550177"]
+    code = re.search(r"\b(\d{6})\b", sms.outbox[-1].body).group(1)
+    page.fill("input[name=code]", f"{(int(code) + 1) % 1_000_000:06d}")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.locator("#field-code .field-errors")).to_have_text("That code is not right. You have 4 tries left.")
+    shot(page, "phone-wrong-code")
+    page.fill("input[name=code]", code)
+    page.get_by_role("button", name="Verify").click()
+
+    # 3 Vehicle.
+    expect(page).to_have_url(re.compile(r"/driver/join/vehicle/$"))
+    page.select_option("select[name=vehicle_type]", "suv")
+    page.fill("input[name=make]", "Honda")
+    page.fill("input[name=model]", "CR-V")
+    page.fill("input[name=color]", "Silver")
+    page.fill("input[name=plate]", "tn-4821")
+    page.fill("input[name=tote_capacity]", "24")
+    fits_width(page)
+    shot(page, "vehicle")
+    page.locator("#vehicle-form button[type=submit]").click()
+
+    # 4 License and insurance; an expired insurance date is refused first.
+    expect(page).to_have_url(re.compile(r"/driver/join/documents/$"))
+    page.fill("input[name=license_number]", "123456789")
+    page.select_option("select[name=license_state]", "TN")
+    page.fill("input[name=license_expires_on]", (date.today() + timedelta(days=1000)).isoformat())
+    page.fill("input[name=insurance_expires_on]", (date.today() - timedelta(days=3)).isoformat())
+    page.set_input_files("input[name=license_document]", files=[
+        {"name": "license.jpg", "mimeType": "image/jpeg", "buffer": _jpeg((220, 200, 120), (320, 200))}])
+    page.set_input_files("input[name=insurance_document]", files=[
+        {"name": "insurance.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    page.locator("#documents-form button[type=submit]").click()
+    expect(page.locator("#field-insurance_expires_on .field-errors")).to_contain_text("must be in the future")
+    fits_width(page)
+    shot(page, "documents-expired-insurance")
+    # the two files passed their checks and are kept: only the date needs fixing
+    expect(page.locator("#field-license_document .help")).to_contain_text("We kept the file you chose")
+    page.fill("input[name=insurance_expires_on]", (date.today() + timedelta(days=150)).isoformat())
+    page.locator("#documents-form button[type=submit]").click()
+
+    # 5 The disclosure on a page of its own, then the authorization.
+    expect(page).to_have_url(re.compile(r"/driver/join/background-check/$"))
+    expect(page.locator("#disclosure h1")).to_have_text("Disclosure regarding background investigation")
+    fits_width(page)
+    shot(page, "disclosure")
+    page.locator("#to-authorization").click()
+    expect(page).to_have_url(re.compile(r"/driver/join/background-check/authorize/$"))
+    page.locator("input[name=agree]").check()
+    page.fill("input[name=signature]", "Maria Lopez")
+    shot(page, "consent")
+    page.locator("#consent-form button[type=submit]").click()
+
+    # 6 Review and submit.
+    expect(page).to_have_url(re.compile(r"/driver/join/review/$"))
+    expect(page.locator("#checklist li.todo")).to_have_count(0)
+    page.locator("input[name=certify]").check()
+    fits_width(page)
+    shot(page, "review")
+    page.get_by_role("button", name="Submit my application").click()
+
+    # The status page: under review, everything checked.
+    expect(page).to_have_url(re.compile(r"/driver/join/status/$"))
+    expect(page.locator("#status .state")).to_have_text("Application under review — we will email you")
+    expect(page.locator("#checklist li.done")).to_have_count(7)
+    fits_width(page)
+    shot(page, "under-review")
+
+    driver = Driver.objects.select_related("user").get(user__email=EMAIL)
+    assert driver.status == Driver.Status.SCREENING
+    assert (driver.user.first_name, driver.user.last_name, driver.phone) == ("Maria", "Lopez", "+16155550177")
+    assert driver.phone_verified_at and driver.background_check_consent_at
+    assert (driver.vehicle_make, driver.vehicle_plate, driver.license_state) == ("Honda", "TN 4821", "TN")
+    with driver.photo.open("rb") as f, Image.open(f) as photo:
+        assert not photo.getexif()  # the GPS position is gone
+    assert driver.license_document.name.endswith(".jpg") and driver.insurance_document.name.endswith(".pdf")
+    assert ScreeningCase.objects.filter(driver=driver, status=ScreeningCase.Status.IN_REVIEW).exists()
