@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("orders.urls")),
     path("dashboard/", include("stores.urls")),
     path("", include("drivers.urls")),
+    path("", include("drivers.pwa_urls")),  # /sw.js, /manifest.webmanifest (driver app PWA)
     path("webhooks/screening/", include("payments.contractor.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -1,0 +1,542 @@
+"""The driver app's pages (Django test client): what each page shows to whom, the appeal, the
+push subscription endpoint, Spanish, and the PWA files."""
+
+import base64
+import json
+import os
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.test import Client
+from django.utils import timezone
+
+from drivers.appeals import driver_appeal_submit
+from drivers.models import Driver, DriverEvent, PushSubscription
+from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
+from orders import dispatch
+from orders import services as order_services
+from orders.models import Batch, Offer
+from orders.tests.factories import OrderFactory
+from payments.tests.factories import PayPolicyFactory
+from spark.errors import Conflict, DomainError
+from stores.tests.factories import DeliverySlotFactory, StoreFactory, UserFactory, ZoneFactory
+
+SECRET_STREET = "Secret Lane"
+SECRET_LAT, SECRET_LNG = "36.161234", "-86.781234"
+
+
+@pytest.fixture
+def zone(db):
+    z = ZoneFactory()
+    PayPolicyFactory(zone=z)
+    return z
+
+
+@pytest.fixture
+def store(zone):
+    return StoreFactory(
+        zone=zone, name="Green Hills", pickup_instructions="Park by the pickup sign", store_rules="ID at the desk"
+    )
+
+
+@pytest.fixture
+def driver(zone):
+    return DriverFactory(home_zone=zone, user__first_name="Ana", user__last_name="Lopez")
+
+
+def client_for(user, **headers) -> Client:
+    client = Client(**headers)
+    client.force_login(user)
+    return client
+
+
+def published(store, *, alcohol=False) -> Batch:
+    start = timezone.now() + timedelta(hours=1)
+    orders = [
+        OrderFactory(
+            store=store,
+            window_start=start,
+            window_end=start + timedelta(hours=2),
+            lat=Decimal(SECRET_LAT),
+            lng=Decimal(SECRET_LNG),
+            contains_alcohol=alcohol,
+            address_line1=f"{700 + i} {SECRET_STREET}",
+            customer_name=f"Customer {i}",
+        )
+        for i in range(2)
+    ]
+    batch = order_services.batch_create(store=store, orders=orders)
+    order_services.batch_publish(batch=batch)
+    batch.refresh_from_db()
+    return batch
+
+
+def offer_for(driver, store, **kw) -> Offer:
+    """A targeted offer to `driver`, who holds a slot at the store that is under way."""
+    slot = DeliverySlotFactory(
+        store=store, starts_at=timezone.now() - timedelta(minutes=5), ends_at=timezone.now() + timedelta(hours=2)
+    )
+    SlotClaimFactory(driver=driver, slot=slot)
+    batch = published(store, **kw)
+    dispatch.dispatch_advance(batch_id=batch.pk)
+    return Offer.objects.get(batch=batch, driver=driver)
+
+
+def assigned_batch(driver, store, **kw) -> Batch:
+    offer = offer_for(driver, store, **kw)
+    order_services.offer_accept(offer=offer, driver=driver)
+    return Batch.objects.get(pk=offer.batch_id)
+
+
+def ids_in(html: str) -> set[str]:
+    return set(re.findall(r'data-testid="([^"]+)"', html))
+
+
+# --- Every page, for an active driver ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/driver/", "/driver/offers/", "/driver/batch/", "/driver/standing/"])
+def test_each_page_renders_for_an_active_driver_with_the_app_shell(driver, store, path):
+    res = client_for(driver.user).get(path)
+    assert res.status_code == 200
+    html = res.content.decode()
+    assert '<link rel="manifest" href="/manifest.webmanifest">' in html
+    assert 'data-sw-url="/sw.js"' in html and 'data-sw-scope="/driver/"' in html
+    assert "vendor/htmx/htmx.min.js" in html and "js/driver.js" in html
+    assert {"tab-home", "tab-offers", "tab-batch", "tab-standing", "lang-en", "lang-es"} <= ids_in(html)
+    assert 'action="/i18n/setlang/"' in html
+    assert 'name="csrf-token"' in html
+    assert "no-store" in res["Cache-Control"]  # pages with addresses are never stored
+
+
+def test_home_has_duty_route_slots_and_feed(driver, store):
+    slot = DeliverySlotFactory(store=store)
+    res = client_for(driver.user).get("/driver/")
+    html = res.content.decode()
+    ids = ids_in(html)
+    assert {"go-online", "route-form", "route-save", "route-use-location", "slots", "feed"} <= ids
+    assert 'id="go-online"' in html and 'data-url="/api/v1/driver/online/"' in html
+    assert 'data-url="/api/v1/driver/route/"' in html
+    assert f'data-url="/api/v1/driver/slots/{slot.pk}/claim/"' in html
+    assert "vendor/leaflet/leaflet.js" in html
+    assert 'data-on-duty="0"' in html
+
+
+def test_home_for_an_online_driver_with_a_claimed_slot_and_a_route_feed(driver, store):
+    driver.is_online = True
+    driver.online_since = timezone.now()
+    driver.save()
+    slot = DeliverySlotFactory(
+        store=store,
+        starts_at=timezone.now() + timedelta(minutes=20),
+        ends_at=timezone.now() + timedelta(hours=2),
+        claimed=1,
+    )
+    SlotClaimFactory(driver=driver, slot=slot)
+    RouteFactory(
+        driver=driver,
+        origin_lat="36.150000",
+        origin_lng="-86.790000",
+        dest_lat="36.170000",
+        dest_lng="-86.770000",
+        max_detour_meters=20000,
+    )
+    batch = published(store)
+    html = client_for(driver.user).get("/driver/").content.decode()
+    assert 'data-on-duty="1"' in html and "go-offline" in ids_in(html)
+    assert {"my-slot", "slot-check-in", "slot-cancel"} <= ids_in(html)  # check-in opens 30 min ahead
+    # The feed card shows the batch by area only.
+    assert f'data-batch-id="{batch.pk}"' in html and "feed-card" in ids_in(html)
+    assert SECRET_STREET not in html and SECRET_LAT not in html
+
+
+def test_htmx_partials_render(driver, store):
+    client = client_for(driver.user)
+    for path in (
+        "/driver/duty/",
+        "/driver/route/",
+        "/driver/slots/",
+        "/driver/feed/",
+        "/driver/offers/live/",
+        "/driver/batch/status/",
+        "/driver/standing/log/",
+    ):
+        res = client.get(path, HTTP_HX_REQUEST="true")
+        assert res.status_code == 200, path
+        assert b"<html" not in res.content, path
+
+
+# --- Offers -----------------------------------------------------------------------------------
+
+
+def test_offer_card_shows_pay_countdown_flags_rules_and_areas_but_no_address(driver, store):
+    offer = offer_for(driver, store, alcohol=True)
+    pay = offer.pay
+    res = client_for(driver.user).get("/driver/offers/")
+    html = res.content.decode()
+    card = html[html.index('data-testid="offer-card"') :]
+    assert f'data-offer-id="{offer.pk}"' in html
+    assert f'data-expires-at="{timezone.localtime(offer.expires_at).isoformat()}"' in html
+    assert (
+        re.search(r'data-seconds-left="(\d+)"', card)
+        and 0 < int(re.search(r'data-seconds-left="(\d+)"', card)[1]) <= 60
+    )
+    assert "pay-breakdown" in ids_in(html)
+    total = f"${pay.total_cents // 100}.{pay.total_cents % 100:02d}"
+    assert total in card
+    for label in ("Base", "Stops", "Miles (with the drive back)", "Heavy orders", "Incentive", "Customer tips"):
+        assert label in card
+    assert "flag-alcohol" in ids_in(html)
+    assert "Park by the pickup sign" in html and "ID at the desk" in html
+    assert "ZIP 37203" in html
+    assert {"offer-accept", "offer-decline", "offer-decline-confirm", "offer-countdown"} <= ids_in(html)
+    assert f'data-url="/api/v1/driver/offers/{offer.pk}/accept/"' in html
+    assert f'data-url="/api/v1/driver/offers/{offer.pk}/decline/"' in html
+    assert "never count against you" in html
+    for key in ("too_far", "pay_too_low", "alcohol", "other"):
+        assert f'value="{key}"' in html
+    # DESIGN rule 6: no exact address before the batch is theirs.
+    assert SECRET_STREET not in html and SECRET_LAT not in html and SECRET_LNG not in html
+    assert "Customer 0" not in html
+    # The live list polls every 5 s and on push.
+    assert 'hx-trigger="every 5s, spark:push from:body"' in html
+
+
+def test_open_board_lists_batches_with_a_claim_button(driver, store):
+    batch = published(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    html = client_for(driver.user).get("/driver/offers/live/").content.decode()
+    assert "board-card" in ids_in(html) and "board-claim" in ids_in(html)
+    assert f'data-url="/api/v1/driver/batches/{batch.pk}/claim/"' in html
+    assert SECRET_STREET not in html
+
+
+def test_no_offers_says_so(driver, store):
+    html = client_for(driver.user).get("/driver/offers/").content.decode()
+    assert {"no-offers", "board-empty"} <= ids_in(html)
+
+
+# --- Batch ------------------------------------------------------------------------------------
+
+
+def test_batch_page_before_pickup_shows_store_code_and_photo_but_no_addresses(driver, store):
+    batch = assigned_batch(driver, store)
+    html = client_for(driver.user).get("/driver/batch/").content.decode()
+    ids = ids_in(html)
+    assert {"check-in", "pickup-code", "store-navigate", "store-navigate-geo", "driver-photo", "batch-status"} <= ids
+    assert re.search(rf'data-testid="pickup-code"[^>]*>{batch.pickup_code}<', html)
+    assert "https://www.google.com/maps/dir/?api=1&amp;destination=36.150000,-86.790000" in html
+    assert "geo:36.150000,-86.790000" in html
+    assert f'data-url="/api/v1/driver/batches/{batch.pk}/arrive/"' in html
+    assert 'data-phase="to_store"' in html
+    assert "Park by the pickup sign" in html
+    assert SECRET_STREET not in html  # areas until the handoff
+    assert "Ana Lopez" in html
+
+
+def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
+    batch = assigned_batch(driver, store)
+    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    client = client_for(driver.user)
+    html = client.get("/driver/batch/").content.decode()
+    assert 'data-phase="at_store"' in html and "wait-timer" in ids_in(html)
+    assert "check-in" not in ids_in(html) and "pickup-code" in ids_in(html)
+    status = client.get("/driver/batch/status/").content.decode()
+    assert 'data-phase="at_store"' in status and 'hx-trigger="every 5s, spark:refresh"' in status
+
+
+def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(driver, store):
+    batch = assigned_batch(driver, store, alcohol=True)
+    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    client = client_for(driver.user)
+    assert 'data-phase="at_store"' in client.get("/driver/batch/status/").content.decode()
+    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    # The page polls this partial; a new phase makes driver.js reload into the stops.
+    assert 'data-phase="stops"' in client.get("/driver/batch/status/").content.decode()
+    html = client.get("/driver/batch/").content.decode()
+    ids = ids_in(html)
+    assert 'data-phase="stops"' in html and "pickup-code" not in ids
+    assert SECRET_STREET in html  # the batch is theirs and on the road
+    assert {"stop", "stop-navigate", "stop-arrive", "stop-fail", "stop-fail-confirm", "complete-batch"} <= ids
+    first = batch.stops.order_by("sequence").first()
+    assert f'data-url="/api/v1/driver/stops/{first.pk}/arrive/"' in html
+    assert html.count('data-testid="stop-arrive"') == 1  # stops unlock in order
+    assert re.search(r'id="complete-batch"[^>]*disabled', html)
+    assert 'value="refused_alcohol"' in html
+
+
+def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
+    batch = assigned_batch(driver, store, alcohol=True)
+    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    first = batch.stops.order_by("sequence").first()
+    order_services.stop_arrive(stop=first, driver=driver)
+    html = client_for(driver.user).get("/driver/batch/stops/").content.decode()
+    assert {"photo-input", "stop-deliver", "id-check", "id-birth-date", "id-photo-input"} <= ids_in(html)
+    assert 'accept="image/*" capture="environment"' in html
+    assert f'data-url="/api/v1/driver/stops/{first.pk}/deliver/"' in html
+
+
+def test_undeliverable_stop_shows_the_return_leg(driver, store):
+    batch = assigned_batch(driver, store)
+    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    first = batch.stops.order_by("sequence").first()
+    order_services.stop_fail(stop=first, driver=driver, reason="no_one_home")
+    html = client_for(driver.user).get("/driver/batch/").content.decode()
+    assert "return-leg" in ids_in(html) and "return-navigate" in ids_in(html)
+
+
+def test_no_active_batch_and_another_drivers_batch_is_not_shown(driver, store, zone):
+    other = DriverFactory(home_zone=zone)
+    batch = assigned_batch(other, store)
+    html = client_for(driver.user).get("/driver/batch/").content.decode()
+    assert "no-batch" in ids_in(html) and 'data-phase="none"' in html
+    assert batch.pickup_code not in html and SECRET_STREET not in html
+
+
+def test_completed_batch_is_shown_as_the_last_one(driver, store):
+    batch = assigned_batch(driver, store)
+    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
+    html = client_for(driver.user).get("/driver/batch/").content.decode()
+    assert "last-batch" in ids_in(html) and "was completed" in html
+
+
+# --- Standing and appeals ---------------------------------------------------------------------
+
+
+def test_standing_shows_numbers_and_that_declines_never_count(driver, store):
+    offer = offer_for(driver, store)
+    order_services.offer_decline(offer=offer, driver=driver, reason="too_far")
+    client = client_for(driver.user)
+    html = client.get("/driver/standing/").content.decode()
+    assert {
+        "on-time",
+        "completed",
+        "declines",
+        "timeouts",
+        "rating",
+        "dispatch-log-show",
+        "dispatch-log-json",
+    } <= ids_in(html)
+    assert "never held against you" in html
+    assert "No ratings yet" in html
+    assert re.search(r'data-testid="declines">\s*<b>1</b>', html)
+    log = client.get("/driver/standing/log/").content.decode()
+    assert f'data-offer-id="{offer.pk}"' in log and "Too far / off my route" in log and "Declined" in log
+
+
+def test_suspended_driver_sees_the_reason_and_can_appeal_once(zone, store):
+    driver = DriverFactory(
+        home_zone=zone,
+        status=Driver.Status.SUSPENDED,
+        reason_code="quality",
+        reason_note="Three missing-item reports this week.",
+    )
+    client = client_for(driver.user)
+    home = client.get("/driver/").content.decode()
+    assert "cannot-work" in ids_in(home) and "Repeated delivery problems" in home
+    assert "appeal-link" in ids_in(home) and "go-online" not in ids_in(home)
+    offers = client.get("/driver/offers/").content.decode()
+    assert "cannot-work" in ids_in(offers) and "offer-card" not in ids_in(offers)
+
+    standing = client.get("/driver/standing/").content.decode()
+    assert {"suspension", "suspension-reason", "appeal-form"} <= ids_in(standing)
+    assert "Three missing-item reports this week." in standing
+
+    too_short = client.post("/driver/standing/", {"text": "no"})
+    assert too_short.status_code == 400 and "appeal-error" in ids_in(too_short.content.decode())
+    driver.refresh_from_db()
+    assert driver.appeal_submitted_at is None
+
+    text = "The items were missing when the associate handed the totes over; the store confirmed it."
+    res = client.post("/driver/standing/", {"text": text})
+    assert res.status_code == 302 and res["Location"] == "/driver/standing/"
+    driver.refresh_from_db()
+    assert driver.appeal_text == text and driver.appeal_submitted_at is not None
+    assert DriverEvent.objects.filter(driver=driver, reason="appeal submitted").count() == 1
+
+    after = client.get("/driver/standing/").content.decode()
+    assert "appeal-pending" in ids_in(after) and "appeal-form" not in ids_in(after)
+    again = client.post("/driver/standing/", {"text": text + " Again."})
+    assert again.status_code == 400 and "already appealed" in again.content.decode()
+    driver.refresh_from_db()
+    assert driver.appeal_text == text  # the second one changed nothing
+    assert DriverEvent.objects.filter(driver=driver, reason="appeal submitted").count() == 1
+
+
+def test_appeal_service_guards(zone):
+    active = DriverFactory(home_zone=zone)
+    with pytest.raises(DomainError) as err:
+        driver_appeal_submit(driver=active, text="x" * 40)
+    assert err.value.code == "not_appealable"
+    suspended = DriverFactory(
+        home_zone=zone,
+        status=Driver.Status.DEACTIVATED,
+        reason_code="fraud",
+        status_changed_at=timezone.now() - timedelta(days=2),
+    )
+    driver_appeal_submit(driver=suspended, text="I was never at that address; see my location history.")
+    with pytest.raises(Conflict):
+        driver_appeal_submit(driver=suspended, text="Second try at the same decision, please review.")
+    with pytest.raises(DomainError) as err:
+        driver_appeal_submit(driver=suspended, text="x" * 2001)
+    assert err.value.code == "appeal_too_long"
+    # Reinstated, then suspended again later: a new decision, a new appeal.
+    Driver.objects.filter(pk=suspended.pk).update(status=Driver.Status.SUSPENDED, status_changed_at=timezone.now())
+    suspended.refresh_from_db()
+    driver_appeal_submit(driver=suspended, text="A new suspension, a new appeal with the details.")
+
+
+def test_applicant_is_told_to_wait_for_screening(zone):
+    applicant = DriverFactory(home_zone=zone, status=Driver.Status.APPLICANT)
+    html = client_for(applicant.user).get("/driver/").content.decode()
+    assert "not approved yet" in html and "application-link" in ids_in(html)
+
+
+def test_expired_license_is_the_reason(zone):
+    driver = DriverFactory(home_zone=zone, license_expires_on=timezone.localdate() - timedelta(days=3))
+    html = client_for(driver.user).get("/driver/").content.decode()
+    assert "driver&#x27;s license expired" in html and "documents-link" in ids_in(html)
+
+
+# --- Who may see the app ----------------------------------------------------------------------
+
+
+def test_anonymous_goes_to_login_and_non_drivers_get_403(db):
+    for path in ("/driver/", "/driver/offers/", "/driver/batch/", "/driver/standing/", "/driver/offers/live/"):
+        res = Client().get(path)
+        assert res.status_code == 302 and res["Location"].startswith("/accounts/login/"), path
+    # A poll after the session ended sends the whole page to the login.
+    res = Client().get(
+        "/driver/offers/live/", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://testserver/driver/offers/"
+    )
+    assert res.status_code == 204 and res["HX-Redirect"] == "/accounts/login/?next=%2Fdriver%2Foffers%2F"
+    staff = UserFactory(email="associate-only@example.test")
+    for path in ("/driver/", "/driver/offers/", "/driver/batch/status/", "/driver/standing/"):
+        res = client_for(staff).get(path)
+        assert res.status_code == 403, path
+        assert "not-driver" in ids_in(res.content.decode())
+    assert client_for(staff).post("/driver/push/subscribe/", "{}", content_type="application/json").status_code == 403
+
+
+# --- Spanish ----------------------------------------------------------------------------------
+
+
+def test_spanish_follows_the_browser(driver, store):
+    offer_for(driver, store)
+    client = client_for(driver.user, HTTP_ACCEPT_LANGUAGE="es")
+    home = client.get("/driver/").content.decode()
+    assert '<html lang="es">' in home
+    assert "Conectarse" in home and "Ofertas" in home and "Go online" not in home
+    offers = client.get("/driver/offers/").content.decode()
+    assert "Aceptar" in offers and "Rechazar" in offers and "Accept" not in offers
+    assert "Demasiado lejos" in offers  # decline reasons are translated
+    standing = client.get("/driver/standing/").content.decode()
+    assert "Sin calificaciones todavía" in standing
+
+
+def test_language_switch_sets_spanish(driver):
+    client = client_for(driver.user)
+    res = client.post("/i18n/setlang/", {"language": "es", "next": "/driver/"})
+    assert res.status_code == 302 and res["Location"] == "/driver/"
+    assert "Conectarse" in client.get("/driver/").content.decode()
+
+
+# --- Web Push subscription --------------------------------------------------------------------
+
+
+def _browser_keys() -> tuple[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    point = key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+    return b64(point), b64(os.urandom(16))
+
+
+def test_push_subscription_is_saved_for_the_driver(driver):
+    p256dh, auth = _browser_keys()
+    body = {
+        "endpoint": "https://fcm.googleapis.com/fcm/send/abc",
+        "expirationTime": None,
+        "keys": {"p256dh": p256dh, "auth": auth},
+    }
+    client = client_for(driver.user)
+    res = client.post("/driver/push/subscribe/", json.dumps(body), content_type="application/json")
+    assert res.status_code == 201
+    sub = PushSubscription.objects.get(driver=driver)
+    assert sub.endpoint == body["endpoint"] and sub.p256dh == p256dh
+    # Saving again is an update, not a second row.
+    assert client.post("/driver/push/subscribe/", json.dumps(body), content_type="application/json").status_code == 201
+    assert PushSubscription.objects.filter(driver=driver).count() == 1
+    bad = client.post(
+        "/driver/push/subscribe/",
+        json.dumps({**body, "keys": {"p256dh": "nope", "auth": auth}}),
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_subscription"
+    res = client.post(
+        "/driver/push/unsubscribe/", json.dumps({"endpoint": body["endpoint"]}), content_type="application/json"
+    )
+    assert res.status_code == 200 and not PushSubscription.objects.filter(driver=driver).exists()
+
+
+def test_push_subscribe_needs_the_csrf_token(driver):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(driver.user)
+    assert client.post("/driver/push/subscribe/", "{}", content_type="application/json").status_code == 403
+
+
+def test_the_vapid_key_is_handed_to_the_page(driver, settings):
+    settings.SPARK_VAPID_PUBLIC_KEY = "BPublicKeyForTheBrowser"
+    html = client_for(driver.user).get("/driver/").content.decode()
+    assert 'data-vapid-key="BPublicKeyForTheBrowser"' in html
+
+
+# --- PWA files --------------------------------------------------------------------------------
+
+
+def test_manifest_is_served_as_a_web_app_manifest(db):
+    res = Client().get("/manifest.webmanifest")
+    assert res.status_code == 200
+    assert res["Content-Type"] == "application/manifest+json"
+    data = json.loads(res.content)
+    assert data["start_url"] == "/driver/" and data["display"] == "standalone" and data["scope"] == "/driver/"
+    assert data["name"] and data["short_name"] and data["theme_color"]
+    sizes = {(i["sizes"], i["purpose"]) for i in data["icons"]}
+    assert {("192x192", "maskable"), ("512x512", "maskable"), ("192x192", "any"), ("512x512", "any")} <= sizes
+    for icon in data["icons"]:
+        assert Client().get(icon["src"]).status_code in (200, 404)  # static files are whitenoise's in production
+        assert icon["src"].startswith("/static/icons/")
+
+
+def test_service_worker_is_served_from_the_root_with_its_scope_header(db):
+    res = Client().get("/sw.js")
+    assert res.status_code == 200
+    assert res["Content-Type"].startswith("application/javascript")
+    assert res["Service-Worker-Allowed"] == "/"
+    assert res["Cache-Control"] == "no-cache"
+    script = res.content.decode()
+    config = json.loads(script.split("self.SPARK_SW = ", 1)[1].split(";\n", 1)[0])
+    assert config["offline"] == "/driver/offline/"
+    assert {
+        "/static/css/driver.css",
+        "/static/js/driver.js",
+        "/static/vendor/htmx/htmx.min.js",
+        "/static/vendor/leaflet/leaflet.js",
+    } <= set(config["shell"])
+    for event in ('"install"', '"fetch"', '"push"', '"notificationclick"'):
+        assert f"addEventListener({event}" in script
+    # A revalidation with the same version is a 304.
+    again = Client().get("/sw.js", HTTP_IF_NONE_MATCH=res["ETag"])
+    assert again.status_code == 304 and again["Service-Worker-Allowed"] == "/"
+
+
+def test_offline_page_needs_no_login(db):
+    res = Client().get("/driver/offline/")
+    assert res.status_code == 200 and "offline" in ids_in(res.content.decode())
