@@ -75,7 +75,7 @@ def _insecure_endpoints_allowed() -> bool:
 def _endpoint_error(endpoint: str) -> str | None:
     if not endpoint:
         return "Required."
-    if len(endpoint) > PushSubscription._meta.get_field("endpoint").max_length:
+    if len(endpoint) > (PushSubscription._meta.get_field("endpoint").max_length or 1000):
         return "Too long."
     try:
         parts = urlsplit(endpoint)

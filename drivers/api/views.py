@@ -90,7 +90,7 @@ class BatchClaimView(DriverAPIView):
             return Response({
                 "status": "pooled",
                 "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
-                "decides_at": obj.detail.get("decides_at"),
+                "decides_at": getattr(obj, "detail", {}).get("decides_at"),
             }, status=status.HTTP_202_ACCEPTED)
         return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
 
