@@ -91,12 +91,10 @@ def dispatch_advance(*, batch_id: int) -> str:
                                     why))
                 stage = Batch.Stage.ROUTE
         if not targets:
+            # The first pooled claim queues the draw (board_claim); nothing to do until then.
             Batch.objects.filter(pk=batch.pk).update(
                 dispatch_stage=Batch.Stage.BOARD, board_at=now, offer_round=round_number, incentive_cents=incentive
             )
-            from .tasks import resolve_claim_pool
-
-            queue_on_commit(resolve_claim_pool, batch.pk, countdown=zone.claim_pool_seconds + 0.5)
             return Batch.Stage.BOARD
         offers = [
             _make_offer(batch=batch, driver=driver, kind=kind, round_number=round_number,
@@ -162,7 +160,7 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
     return offer
 
 
-def board_claim(*, batch: Batch, driver) -> tuple[str, object]:
+def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = None) -> tuple[str, object]:
     """A driver claims a batch on the open board.
 
     Inside the fair window: the claim is pooled -> ("pooled", ClaimAttempt); the draw happens
@@ -170,16 +168,18 @@ def board_claim(*, batch: Batch, driver) -> tuple[str, object]:
     """
     from drivers.selectors import driver_can_work
 
-    reason = driver_can_work(driver)
-    if reason:
-        raise NotPermitted(reason, code="driver_not_eligible")
-    batch = Batch.objects.select_related("store__zone").get(pk=batch.pk)
-    if batch.store.zone_id != driver.home_zone_id:
+    # Read fresh, once; the cheap refusals come first because in a storm most claims are for
+    # batches already taken. Another zone's (or a missing) batch is a 404.
+    batch = Batch.objects.select_related("store__zone").filter(pk=batch_id or batch.pk).first()
+    if batch is None or batch.store.zone_id != driver.home_zone_id:
         raise NotFound("No such batch.")
     if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
         if batch.driver_id == driver.pk:
             return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
+    reason = driver_can_work(driver)
+    if reason:
+        raise NotPermitted(reason, code="driver_not_eligible")
     if Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
         raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
     now = timezone.now()
@@ -196,8 +196,9 @@ def board_claim(*, batch: Batch, driver) -> tuple[str, object]:
         queue_on_commit(resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
         return "pooled", attempt
     # Window over: settle the pool first (idempotent), then first come.
-    claim_pool_resolve(batch_id=batch.pk)
-    batch.refresh_from_db()
+    if ClaimAttempt.objects.filter(batch=batch, outcome=ClaimAttempt.Outcome.POOLED).exists():
+        claim_pool_resolve(batch_id=batch.pk)
+        batch.refresh_from_db()
     if batch.status != Batch.Status.PUBLISHED:
         if batch.driver_id == driver.pk:
             return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
@@ -211,7 +212,9 @@ def claim_pool_resolve(*, batch_id: int) -> int | None:
     if the batch is gone) it only marks leftover attempts lost. Returns the winner's driver id."""
     now = timezone.now()
     with transaction.atomic():
-        batch = Batch.objects.select_for_update().select_related("store__zone").filter(pk=batch_id).first()
+        # of=("self",): lock the batch row only, not its store and zone (other batches of the
+        # store are being claimed at the same time).
+        batch = Batch.objects.select_for_update(of=("self",)).select_related("store__zone").filter(pk=batch_id).first()
         if batch is None:
             return None
         pooled = list(ClaimAttempt.objects.filter(batch=batch, outcome=ClaimAttempt.Outcome.POOLED)

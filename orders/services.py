@@ -115,9 +115,10 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
             .filter(batch_id=offer.batch_id, status=Offer.Status.PENDING).exclude(pk=offer.pk)
         ):
             offer_set_status(offer=other, to=Offer.Status.WITHDRAWN, reason=f"taken by offer {offer.pk}")
-        from .tasks import withdraw_stale_offers
+        if Offer.objects.filter(batch_id=offer.batch_id, status=Offer.Status.PENDING).exclude(pk=offer.pk).exists():
+            from .tasks import withdraw_stale_offers
 
-        queue_on_commit(withdraw_stale_offers, offer.batch_id)
+            queue_on_commit(withdraw_stale_offers, offer.batch_id)
     return offer
 
 
@@ -186,16 +187,23 @@ def offers_expire_due(*, limit: int = 500) -> int:
     The rows are locked with SKIP LOCKED for the whole run, so two sweepers (or a sweeper
     and countdown tasks) split the work instead of waiting on each other.
     """
-    done = 0
-    with transaction.atomic():
-        due = list(
-            Offer.objects.select_for_update(skip_locked=True)
-            .filter(status=Offer.Status.PENDING, expires_at__lte=Now())
-            .order_by("expires_at")
-            .values_list("pk", flat=True)[:limit]
-        )
-        for offer_id in due:
-            done += offer_expire(offer_id=offer_id)
+    done, seen = 0, 0
+    # Commit every 50 offers: one long transaction would hide early expiries until the end
+    # and keep countdown tasks waiting on its row locks.
+    while seen < limit:
+        chunk = min(50, limit - seen)
+        with transaction.atomic():
+            due = list(
+                Offer.objects.select_for_update(skip_locked=True)
+                .filter(status=Offer.Status.PENDING, expires_at__lte=Now())
+                .order_by("expires_at")
+                .values_list("pk", flat=True)[:chunk]
+            )
+            for offer_id in due:
+                done += offer_expire(offer_id=offer_id)
+        seen += len(due)
+        if len(due) < chunk:
+            break
     return done
 
 
@@ -203,8 +211,8 @@ def offer_schedule_expiry(*, offer: Offer) -> None:
     """Queue the countdown task once the offer is committed; the sweeper is the safety net."""
     from .tasks import expire_offer
 
-    delay = max(0.0, (offer.expires_at - timezone.now()).total_seconds())
-    queue_on_commit(expire_offer, offer.pk, countdown=delay)
+    # eta, not a countdown computed now: the rest of the transaction must not delay expiry.
+    queue_on_commit(expire_offer, offer.pk, eta=offer.expires_at)
 
 
 # --- Intake -------------------------------------------------------------------------

@@ -53,7 +53,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-def queue_on_commit(task, *args, countdown: float | None = None, **kwargs) -> None:
+def queue_on_commit(task, *args, countdown: float | None = None, eta=None, **kwargs) -> None:
     """Queue `task` with plain (JSON) arguments once the current transaction commits.
 
     Queueing inside the transaction lets a worker pick the task up before the rows it
@@ -61,6 +61,13 @@ def queue_on_commit(task, *args, countdown: float | None = None, **kwargs) -> No
     """
     from django.conf import settings
 
+    if eta is not None:
+        from django.utils import timezone
+
+        countdown_equiv = (eta - timezone.now()).total_seconds()
+        if countdown_equiv > settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS:
+            raise ValueError("eta beyond SPARK_MAX_TASK_COUNTDOWN_SECONDS; rely on the beat sweeper")
     if countdown is not None and countdown > settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS:
         raise ValueError("countdown above SPARK_MAX_TASK_COUNTDOWN_SECONDS; rely on the beat sweeper")
-    transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs, countdown=countdown))
+    options = {"eta": eta} if eta is not None else {"countdown": countdown}
+    transaction.on_commit(lambda: task.apply_async(args=args, kwargs=kwargs, **options))

@@ -73,7 +73,7 @@ def transition(
         if current is None:
             raise Conflict(f"{model._meta.verbose_name} no longer exists.")
         if current == to:
-            instance.refresh_from_db()
+            instance.refresh_from_db(fields=_refresh_fields(model, values=None))
             return TransitionResult(False, current, to)
         if to not in allowed.get(current, ()):
             raise InvalidTransition(
@@ -87,7 +87,7 @@ def transition(
         if rows == 0:
             now_status = model._default_manager.filter(pk=instance.pk).values_list("status", flat=True).first()
             if now_status == to:
-                instance.refresh_from_db()
+                instance.refresh_from_db(fields=_refresh_fields(model, values=None))
                 return TransitionResult(False, to, to)
             raise Conflict(
                 f"This {model._meta.verbose_name} changed while you were acting on it; reload and try again."
@@ -102,5 +102,14 @@ def transition(
             lng=lng,
             **(event_fields or {}),
         )
-    instance.refresh_from_db()
+    # Only what this UPDATE wrote (or, on a no-op, what others may have written) is reloaded.
+    instance.refresh_from_db(fields=_refresh_fields(model, values=values))
     return TransitionResult(True, current, to)
+
+
+def _refresh_fields(model, *, values) -> list[str] | None:
+    """Columns to reload after a transition: the ones written, or all concrete non-relation
+    fields plus FK ids when another writer may have changed anything (values=None)."""
+    if values is not None:
+        return list(values)
+    return [f.name for f in model._meta.concrete_fields if not f.primary_key]

@@ -16,7 +16,7 @@ from drivers.models import SlotClaim
 from orders import dispatch
 from orders import selectors as order_selectors
 from orders import services as order_services
-from orders.models import Batch, Offer
+from orders.models import Offer
 from spark.roles import IsActiveDriver
 from stores.models import DeliverySlot
 
@@ -83,16 +83,14 @@ class BatchClaimView(DriverAPIView):
 
     @extend_schema(request=None, responses={200: Message, 202: Message})
     def post(self, request, batch_id: int):
-        batch = get_object_or_404(Batch.objects.select_related("store"), pk=batch_id,
-                                  store__zone=request.driver.home_zone)
-        outcome, obj = dispatch.board_claim(batch=batch, driver=request.driver)
+        outcome, obj = dispatch.board_claim(batch_id=batch_id, driver=request.driver)
         if outcome == "pooled":
             return Response({
                 "status": "pooled",
                 "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
                 "decides_at": getattr(obj, "detail", {}).get("decides_at"),
             }, status=status.HTTP_202_ACCEPTED)
-        return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
+        return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(obj.batch)})
 
 
 class RouteView(DriverAPIView):
