@@ -21,7 +21,7 @@ def driver_of(user):
         return None
     from drivers.models import Driver  # drivers depends on stores, not the reverse
 
-    return Driver.objects.filter(user=user).select_related("home_zone").first()
+    return Driver.objects.filter(user=user).select_related("home_zone", "user").first()
 
 
 def store_ids_for(user, *, roles: tuple[str, ...] | None = None) -> list[int]:

@@ -102,8 +102,13 @@ def transition(
             lng=lng,
             **(event_fields or {}),
         )
-    # Only what this UPDATE wrote (or, on a no-op, what others may have written) is reloaded.
-    instance.refresh_from_db(fields=_refresh_fields(model, values=values))
+    # What this UPDATE wrote is set on the instance; only database-computed values are reloaded.
+    computed = [name for name, value in values.items() if hasattr(value, "resolve_expression")]
+    for name, value in values.items():
+        if name not in computed:
+            setattr(instance, name, value)
+    if computed:
+        instance.refresh_from_db(fields=computed)
     return TransitionResult(True, current, to)
 
 

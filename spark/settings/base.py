@@ -300,4 +300,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
+    # 4xx answers (a taken batch, a wrong pickup code) are the product working, not warnings;
+    # logging each one costs real CPU in a claim storm. 5xx are still logged as errors.
+    "loggers": {"django.request": {"level": env("DJANGO_REQUEST_LOG_LEVEL", default="ERROR")}},
 }
