@@ -28,10 +28,10 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from spark.celery import queue_on_commit
-from spark.errors import Conflict, DomainError, NotFound, NotPermitted
+from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted
 
 from .models import Batch, ClaimAttempt, Offer, OfferEvent
-from .services import offer_accept, offer_schedule_expiry
+from .services import offer_schedule_expiry
 
 log = logging.getLogger(__name__)
 
@@ -148,15 +148,38 @@ def _route_fit(batch: Batch, driver, *, now) -> float:
 
 
 def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
-    """Give the batch to `driver` from the board: an accepted offer with its pay snapshot,
-    in one transaction, or nothing (Conflict) if someone else got there first."""
+    """Give the batch to `driver` from the board: the batch's guarded published -> assigned
+    first (claimants serialise on that row; losers match 0 rows), then an offer created
+    already accepted with its pay snapshot, all in one transaction, or nothing (Conflict).
+    A board batch has no pending offers to withdraw (dispatch only opens the board when none
+    is left), and one_accepted_offer_per_batch still guards the offer."""
+    from django.db import IntegrityError
+
+    from .services import batch_set_status
+
     zone = batch.store.zone
     with transaction.atomic():
-        offer = _make_offer(
-            batch=batch, driver=driver, kind=Offer.Kind.BOARD, round_number=max(1, batch.offer_round),
-            ttl_seconds=zone.offer_ttl_seconds, reason=reason, detail=detail, incentive_cents=batch.incentive_cents,
+        try:
+            assigned = batch_set_status(
+                batch=batch, to=Batch.Status.ASSIGNED, actor=driver.user, reason=reason,
+                updates={"driver": driver}, extra_filter={"dispatch_stage": Batch.Stage.BOARD},
+            )
+        except IntegrityError:
+            raise Conflict("You already have an active batch; finish it first.", code="driver_busy") from None
+        except (Conflict, InvalidTransition):
+            raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken") from None
+        if not assigned.changed:
+            raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
+        offer = Offer.objects.create(
+            batch=batch, driver=driver, round=max(1, batch.offer_round), kind=Offer.Kind.BOARD,
+            status=Offer.Status.ACCEPTED, expires_at=timezone.now() + timedelta(seconds=zone.offer_ttl_seconds),
+            rank_reason=reason[:255], rank_detail=detail,
         )
-        offer_accept(offer=offer, driver=driver, actor=driver.user)
+        from payments.services import offer_pay_snapshot_create
+
+        offer_pay_snapshot_create(offer=offer, incentive_cents=batch.incentive_cents)
+        OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, actor=driver.user,
+                                  reason=reason[:255])
     return offer
 
 
@@ -168,15 +191,17 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     """
     from drivers.selectors import driver_can_work
 
-    # Read fresh, once; the cheap refusals come first because in a storm most claims are for
-    # batches already taken. Another zone's (or a missing) batch is a 404.
-    batch = Batch.objects.select_related("store__zone").filter(pk=batch_id or batch.pk).first()
-    if batch is None or batch.store.zone_id != driver.home_zone_id:
+    # The cheap refusals come first, from four columns: in a storm most claims are for batches
+    # already taken. Another zone's (or a missing) batch is a 404.
+    pk = batch_id or batch.pk
+    row = Batch.objects.filter(pk=pk).values("status", "dispatch_stage", "driver_id", "store__zone_id").first()
+    if row is None or row["store__zone_id"] != driver.home_zone_id:
         raise NotFound("No such batch.")
-    if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
-        if batch.driver_id == driver.pk:
-            return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
+    if row["status"] != Batch.Status.PUBLISHED or row["dispatch_stage"] != Batch.Stage.BOARD:
+        if row["driver_id"] == driver.pk:
+            return "assigned", Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
+    batch = Batch.objects.select_related("store__zone").get(pk=pk)
     reason = driver_can_work(driver)
     if reason:
         raise NotPermitted(reason, code="driver_not_eligible")

@@ -16,7 +16,7 @@ from drivers.models import SlotClaim
 from orders import dispatch
 from orders import selectors as order_selectors
 from orders import services as order_services
-from orders.models import Offer
+from orders.models import Batch, Offer
 from spark.roles import IsActiveDriver
 from stores.models import DeliverySlot
 
@@ -90,7 +90,9 @@ class BatchClaimView(DriverAPIView):
                 "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
                 "decides_at": getattr(obj, "detail", {}).get("decides_at"),
             }, status=status.HTTP_202_ACCEPTED)
-        return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(obj.batch)})
+        # obj is the accepted offer (None when ops gave the batch directly).
+        batch = obj.batch if obj is not None else Batch.objects.select_related("store").get(pk=batch_id)
+        return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
 
 
 class RouteView(DriverAPIView):
