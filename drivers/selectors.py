@@ -39,7 +39,7 @@ import math
 import string
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -505,18 +505,14 @@ def _zone_context(zone_id: int) -> tuple[dict[int, dict], "PayPolicy"]:
 
 
 def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[tuple]) -> int:
-    """payments.services.pay_quote(...)["total_cents"] for many batches without a query each.
-    Kept equal to it by drivers/tests/test_feed.py."""
-    miles = Decimal(route_meters) / Decimal("1609.344")
-    miles_cents = int((miles * policy.per_mile_cents).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-    return (
-        policy.base_cents
-        + policy.per_stop_cents * len(stops)
-        + miles_cents
-        + policy.heavy_order_cents * sum(1 for s in stops if s[_HEAVY])
-        + min(incentive_cents, policy.incentive_cap_cents)
-        + sum(s[_TIP] for s in stops)
-    )
+    """payments.services.pay_quote(...)["total_cents"] for many batches without a query each:
+    the same formula (payments.services.pay_breakdown) fed from rows already loaded."""
+    from payments.services import pay_breakdown
+
+    return pay_breakdown(
+        policy, route_meters=route_meters, stops=len(stops), heavy=sum(1 for s in stops if s[_HEAVY]),
+        tip_cents=sum(s[_TIP] for s in stops), incentive_cents=incentive_cents,
+    )["total_cents"]
 
 
 _BATCH_COLUMNS = (

@@ -311,17 +311,13 @@ def slot_release_no_show(*, claim_id: int) -> bool:
 def slot_release_due(*, limit: int = 500) -> int:
     """Release every no-show past its deadline, at most `limit` per call. Rows are locked
     with SKIP LOCKED, so two sweepers (or a sweeper and countdown tasks) split the work."""
-    done = 0
-    with transaction.atomic():
-        due = list(
-            SlotClaim.objects.select_for_update(skip_locked=True)
-            .filter(status=SlotClaim.Status.CLAIMED, release_at__lte=Now())
-            .order_by("release_at")
-            .values_list("pk", flat=True)[:limit]
-        )
-        for claim_id in due:
-            done += slot_release_no_show(claim_id=claim_id)
-    return done
+    from spark.sweeps import sweep_due
+
+    return sweep_due(
+        due=SlotClaim.objects.filter(status=SlotClaim.Status.CLAIMED, release_at__lte=Now()).order_by("release_at"),
+        act=lambda pk: slot_release_no_show(claim_id=pk),
+        limit=limit,
+    )
 
 
 # --- Routes and duty ----------------------------------------------------------------

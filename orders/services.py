@@ -182,29 +182,14 @@ def offer_expire(*, offer_id: int) -> bool:
 
 
 def offers_expire_due(*, limit: int = 500) -> int:
-    """Expire pending offers past their deadline, at most `limit` per call.
+    """Expire pending offers past their deadline, at most `limit` per call (spark.sweeps)."""
+    from spark.sweeps import sweep_due
 
-    The rows are locked with SKIP LOCKED for the whole run, so two sweepers (or a sweeper
-    and countdown tasks) split the work instead of waiting on each other.
-    """
-    done, seen = 0, 0
-    # Commit every 50 offers: one long transaction would hide early expiries until the end
-    # and keep countdown tasks waiting on its row locks.
-    while seen < limit:
-        chunk = min(50, limit - seen)
-        with transaction.atomic():
-            due = list(
-                Offer.objects.select_for_update(skip_locked=True)
-                .filter(status=Offer.Status.PENDING, expires_at__lte=Now())
-                .order_by("expires_at")
-                .values_list("pk", flat=True)[:chunk]
-            )
-            for offer_id in due:
-                done += offer_expire(offer_id=offer_id)
-        seen += len(due)
-        if len(due) < chunk:
-            break
-    return done
+    return sweep_due(
+        due=Offer.objects.filter(status=Offer.Status.PENDING, expires_at__lte=Now()).order_by("expires_at"),
+        act=lambda pk: offer_expire(offer_id=pk),
+        limit=limit,
+    )
 
 
 def offer_schedule_expiry(*, offer: Offer) -> None:

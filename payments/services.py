@@ -79,34 +79,40 @@ def ledger_post(
 # --- Pay ----------------------------------------------------------------------------
 
 
-def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
-    """What a driver is offered for `batch` under its zone's pay policy, in cents.
-
-    Routed miles include the drive back to the store. The customer's tips are shown
-    separately and go to the driver in full. Offers freeze this as their pay snapshot.
-    """
+def pay_breakdown(
+    policy, *, route_meters: int, stops: int, heavy: int, tip_cents: int, incentive_cents: int
+) -> dict:
+    """The pay formula, from plain numbers (one place; pay_quote and the drivers' feed use it).
+    Routed miles include the drive back to the store; tips go to the driver in full."""
     from decimal import ROUND_HALF_UP, Decimal
 
+    miles = Decimal(route_meters) / Decimal("1609.344")
+    quote = {
+        "base_cents": policy.base_cents,
+        "stops_cents": policy.per_stop_cents * stops,
+        "miles_cents": int((miles * policy.per_mile_cents).quantize(Decimal("1"), rounding=ROUND_HALF_UP)),
+        "heavy_cents": policy.heavy_order_cents * heavy,
+        "incentive_cents": min(incentive_cents, policy.incentive_cap_cents),
+        "tip_cents": tip_cents,
+        "routed_meters": route_meters,
+    }
+    quote["total_cents"] = sum(v for k, v in quote.items() if k.endswith("_cents"))
+    return quote
+
+
+def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
+    """What a driver is offered for `batch` under its zone's pay policy, in cents. Offers
+    freeze this as their pay snapshot."""
     from orders.models import Stop
 
     from .models import PayPolicy
 
     policy = PayPolicy.objects.filter(zone_id=batch.store.zone_id).first() or PayPolicy(zone=batch.store.zone)
     stops = list(batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order"))
-    miles = Decimal(batch.route_meters) / Decimal("1609.344")
-    miles_cents = int((miles * policy.per_mile_cents).quantize(Decimal("1"), rounding=ROUND_HALF_UP))
-    heavy = sum(1 for s in stops if s.order.is_heavy)
-    quote = {
-        "base_cents": policy.base_cents,
-        "stops_cents": policy.per_stop_cents * len(stops),
-        "miles_cents": miles_cents,
-        "heavy_cents": policy.heavy_order_cents * heavy,
-        "incentive_cents": min(incentive_cents, policy.incentive_cap_cents),
-        "tip_cents": sum(s.order.tip_cents for s in stops),
-        "routed_meters": batch.route_meters,
-    }
-    quote["total_cents"] = sum(v for k, v in quote.items() if k.endswith("_cents"))
-    return quote
+    return pay_breakdown(
+        policy, route_meters=batch.route_meters, stops=len(stops), heavy=sum(1 for s in stops if s.order.is_heavy),
+        tip_cents=sum(s.order.tip_cents for s in stops), incentive_cents=incentive_cents,
+    )
 
 
 def offer_pay_snapshot_create(*, offer, incentive_cents: int):
