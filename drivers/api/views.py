@@ -91,7 +91,7 @@ class BatchClaimView(DriverAPIView):
                 "decides_at": getattr(obj, "detail", {}).get("decides_at"),
             }, status=status.HTTP_202_ACCEPTED)
         # obj is the accepted offer (None when ops gave the batch directly).
-        batch = obj.batch if obj is not None else Batch.objects.select_related("store").get(pk=batch_id)
+        batch = obj.batch if isinstance(obj, Offer) else Batch.objects.select_related("store").get(pk=batch_id)
         return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
 
 
