@@ -193,7 +193,9 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
 
     # The cheap refusals come first, from four columns: in a storm most claims are for batches
     # already taken. Another zone's (or a missing) batch is a 404.
-    pk = batch_id if batch_id is not None else getattr(batch, "pk", None)
+    pk = batch_id if batch_id is not None else batch.pk if batch is not None else None
+    if pk is None:
+        raise NotFound("No such batch.")
     row = Batch.objects.filter(pk=pk).values("status", "dispatch_stage", "driver_id", "store__zone_id").first()
     if row is None or row["store__zone_id"] != driver.home_zone_id:
         raise NotFound("No such batch.")
