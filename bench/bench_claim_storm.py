@@ -10,9 +10,11 @@ rate far above what a driver sends, one store, 100 published batches on the open
 
 Server: gunicorn serving spark.benchping:application (Django's WSGI handler, spark.urls plus
 the two baselines, see spark/benchping.py) with the test settings, DEBUG off, the bench
-database and Redis db 10 (a successful claim queues a Celery task after commit; no worker runs
-here). Default: 4 sync workers (2 cores), persistent database connections (CONN_MAX_AGE 60,
-as in production; the test settings pin 0 - pass --conn-max-age 0 to measure that).
+database and Redis db 10, which is also the Django cache as in production (claim throttle
+counters and the "taken" markers of orders/taken.py shared by every worker; --cache locmem
+gives each worker its own, as the test settings do). Default: 4 sync workers (2 cores),
+persistent database connections (CONN_MAX_AGE 60, as in production; the test settings pin 0 -
+pass --conn-max-age 0 to measure that).
 
 Load: one asyncio + aiohttp client in this process (on the same 2-core machine as gunicorn and
 PostgreSQL, so the figures are a lower bound). Each of the 500 drivers starts at the same
@@ -33,12 +35,9 @@ Checked in the database afterwards: every batch assigned, each to a distinct dri
 exactly one accepted offer held by that driver; no driver holds two active batches; every
 "assigned" answer matches the holder (lost winners) and every holder got one (silent winners).
 
-The claim throttle (drivers/api/throttles.py) counts in Django's default cache, LocMem, i.e.
-per gunicorn worker process: fine here (the rate is set high), but in production the limit is
-per worker process unless a shared cache is configured.
-
     .venv/bin/python bench/bench_claim_storm.py [--drivers 500] [--batches 100] [--workers 4]
-        [--worker-class sync|gthread] [--threads 1] [--conn-max-age 60] [--runs 5] [--server-times]
+        [--worker-class sync|gthread] [--threads 1] [--conn-max-age 60] [--cache redis|locmem]
+        [--runs 5] [--server-times]
 
 DATABASE_URL defaults to postgres://postgres@127.0.0.1:5432/spark_bench2 (BENCH_DATABASE_URL
 overrides), Redis to redis://127.0.0.1:6379/10 (BENCH_REDIS_URL). Exit status 1 on a
@@ -293,6 +292,8 @@ def start_gunicorn(procs: "_common.Processes", args, env: dict[str, str]) -> str
 
     port = _common.free_port()
     env = {**env, "BENCH_CONN_MAX_AGE": str(args.conn_max_age)}
+    if args.cache == "redis":
+        env["BENCH_CACHE_URL"] = env["REDIS_URL"]
     cmd = [str(_common.VENV_BIN / "gunicorn"), args.app, "--bind", f"127.0.0.1:{port}",
            "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
            "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning"]
@@ -331,6 +332,9 @@ def main() -> int:
     ap.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--conn-max-age", type=int, default=60)
+    ap.add_argument("--cache", default="redis", choices=["redis", "locmem"],
+                    help="Django cache of the server: Redis as in production (default), or the test "
+                         "settings' LocMem, one per worker process")
     ap.add_argument("--runs", type=int, default=5, help="storm + baselines this many times on the same server")
     ap.add_argument("--server-times", action="store_true",
                     help="gunicorn access log with each request's server time; prints them per endpoint and status")
@@ -349,7 +353,7 @@ def main() -> int:
           f"(built in {time.perf_counter() - t_setup:.1f} s)")
     print(f"server: gunicorn {args.app}, {args.workers} {args.worker_class} workers"
           f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}, CONN_MAX_AGE "
-          f"{args.conn_max_age}; client: asyncio + aiohttp on the same 2-core machine")
+          f"{args.conn_max_age}, {args.cache} cache; client: asyncio + aiohttp on the same 2-core machine")
     if args.conn_max_age == 0:
         print("note: with CONN_MAX_AGE 0 every request has its own short-lived PostgreSQL backend, which the "
               "server CPU figures miss")

@@ -30,6 +30,7 @@ from django.utils import timezone
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted
 
+from . import taken
 from .models import Batch, ClaimAttempt, Offer, OfferEvent
 from .services import offer_schedule_expiry
 
@@ -155,14 +156,18 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
     is left), and one_accepted_offer_per_batch still guards the offer."""
     from django.db import IntegrityError
 
+    from .selectors import batch_stops
     from .services import batch_set_status
 
     zone = batch.store.zone
     with transaction.atomic():
         try:
+            # The status was read in this request and the UPDATE is guarded on it; any error
+            # abandons this whole transaction, so the nested block needs no savepoint.
             assigned = batch_set_status(
                 batch=batch, to=Batch.Status.ASSIGNED, actor=driver.user, reason=reason,
                 updates={"driver": driver}, extra_filter={"dispatch_stage": Batch.Stage.BOARD},
+                current=batch.status, savepoint=False,
             )
         except IntegrityError:
             raise Conflict("You already have an active batch; finish it first.", code="driver_busy") from None
@@ -177,9 +182,13 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
         )
         from payments.services import offer_pay_snapshot_create
 
+        # The stops, loaded once, serve the pay snapshot and the claim's answer.
+        batch_stops(batch=batch, keep=True)
         offer_pay_snapshot_create(offer=offer, incentive_cents=batch.incentive_cents)
         OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, actor=driver.user,
                                   reason=reason[:255])
+        # Claims that follow are refused from the cache once this commit has landed.
+        transaction.on_commit(partial(taken.remember, batch.pk, zone_id=zone.pk, driver_id=driver.pk))
     return offer
 
 
@@ -191,23 +200,39 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     """
     from drivers.selectors import driver_can_work
 
-    # The cheap refusals come first, from four columns: in a storm most claims are for batches
-    # already taken. Another zone's (or a missing) batch is a 404.
+    # In a storm most claims are for batches already taken: the cache's taken marker refuses
+    # those first. Then one query loads what the claim needs: the batch, its store, zone and
+    # pay policy, whether claims are pooled for it and whether this driver already has an
+    # active batch (the one_active_batch_per_driver index is the last word on that; this is
+    # the clear answer). Another zone's (or a missing) batch is a 404.
     pk = batch_id if batch_id is not None else batch.pk if batch is not None else None
     if pk is None:
         raise NotFound("No such batch.")
-    row = Batch.objects.filter(pk=pk).values("status", "dispatch_stage", "driver_id", "store__zone_id").first()
-    if row is None or row["store__zone_id"] != driver.home_zone_id:
+    marker = taken.taken_by(pk)  # set by the winning claim (orders/taken.py)
+    if marker and marker[0] == driver.home_zone_id and marker[1] != driver.pk:
+        raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
+    try:
+        batch = (
+            Batch.objects.select_related("store__zone__pay_policy")
+            .annotate(
+                has_pooled=Exists(ClaimAttempt.objects.filter(batch=OuterRef("pk"),
+                                                              outcome=ClaimAttempt.Outcome.POOLED)),
+                driver_busy=Exists(Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES)),
+            )
+            .get(pk=pk)
+        )
+    except Batch.DoesNotExist:
+        raise NotFound("No such batch.") from None
+    if batch.store.zone_id != driver.home_zone_id:
         raise NotFound("No such batch.")
-    if row["status"] != Batch.Status.PUBLISHED or row["dispatch_stage"] != Batch.Stage.BOARD:
-        if row["driver_id"] == driver.pk:
+    if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
+        if batch.driver_id == driver.pk:
             return "assigned", Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
-    batch = Batch.objects.select_related("store__zone").get(pk=pk)
     reason = driver_can_work(driver)
     if reason:
         raise NotPermitted(reason, code="driver_not_eligible")
-    if Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
+    if batch.driver_busy:
         raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
     now = timezone.now()
     board_at = batch.board_at or now  # set whenever the stage is board
@@ -223,7 +248,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
         queue_on_commit(resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
         return "pooled", attempt
     # Window over: settle the pool first (idempotent), then first come.
-    if ClaimAttempt.objects.filter(batch=batch, outcome=ClaimAttempt.Outcome.POOLED).exists():
+    if batch.has_pooled:
         claim_pool_resolve(batch_id=batch.pk)
         batch.refresh_from_db()
     if batch.status != Batch.Status.PUBLISHED:

@@ -45,10 +45,18 @@ def batches_for_store(*, store_id: int, statuses=None):
     return qs.order_by("pickup_by", "pk")
 
 
-def batch_stops(*, batch):
+def batch_stops(*, batch, keep: bool = False) -> list:
+    """The batch's live stops with their orders, in sequence. keep=True remembers them on
+    this instance (batch.live_stops) so the rest of the request reads no second copy (a
+    claim's pay snapshot and its answer); only for instances whose stops will not change."""
     from .models import Stop
 
-    return list(batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order").order_by("sequence"))
+    if hasattr(batch, "live_stops"):
+        return batch.live_stops
+    stops = list(batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order").order_by("sequence"))
+    if keep:
+        batch.live_stops = stops
+    return stops
 
 
 def batches_at_risk(*, store_ids, now, within_minutes: int = 30):

@@ -4,6 +4,8 @@ Each status change is one call of spark.statemachine.transition: allowed-transit
 guarded UPDATE, event row, and a no-op when repeated.
 """
 
+from functools import partial
+
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -12,6 +14,7 @@ from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, InvalidTransition, NotFound
 from spark.statemachine import TransitionResult, transition
 
+from . import taken
 from .models import Batch, BatchEvent, Offer, OfferEvent, Order, OrderEvent, Stop, StopEvent
 
 
@@ -44,7 +47,8 @@ _BATCH_STAMPS: dict[str, str] = {
 
 
 def batch_set_status(
-    *, batch: Batch, to: str, actor=None, reason: str = "", lat=None, lng=None, updates=None, extra_filter=None
+    *, batch: Batch, to: str, actor=None, reason: str = "", lat=None, lng=None, updates=None, extra_filter=None,
+    current: str | None = None, savepoint: bool = True,
 ) -> TransitionResult:
     """The one path for batch status changes; writes a BatchEvent (who, when, where, why)."""
     values = dict(updates or {})
@@ -53,10 +57,15 @@ def batch_set_status(
         values[stamp] = timezone.now()
     if to in (Batch.Status.PUBLISHED, Batch.Status.DRAFT) and "driver" not in values:
         values["driver"] = None  # back on offer: nobody holds it any more
-    return transition(
+    result = transition(
         batch, to=to, allowed=Batch.TRANSITIONS, event_model=BatchEvent, event_fk="batch",
         actor=actor, reason=reason, lat=lat, lng=lng, updates=values, extra_filter=extra_filter,
+        current=current, savepoint=savepoint,
     )
+    if result.changed and to == Batch.Status.PUBLISHED:
+        # Back on offer: a "taken" marker left by an earlier board claim must not refuse claims.
+        transaction.on_commit(partial(taken.forget, batch.pk))
+    return result
 
 
 def offer_set_status(*, offer: Offer, to: str, actor=None, reason: str = "", updates=None, extra_filter=None):

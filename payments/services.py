@@ -100,15 +100,24 @@ def pay_breakdown(
     return quote
 
 
+def zone_pay_policy(*, zone):
+    """The zone's pay policy (the defaults when it has none yet). Uses the row loaded by
+    select_related("...zone__pay_policy") when the caller did so."""
+    from .models import PayPolicy
+
+    try:
+        return zone.pay_policy
+    except PayPolicy.DoesNotExist:
+        return PayPolicy(zone=zone)
+
+
 def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
     """What a driver is offered for `batch` under its zone's pay policy, in cents. Offers
     freeze this as their pay snapshot."""
-    from orders.models import Stop
+    from orders.selectors import batch_stops
 
-    from .models import PayPolicy
-
-    policy = PayPolicy.objects.filter(zone_id=batch.store.zone_id).first() or PayPolicy(zone=batch.store.zone)
-    stops = list(batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order"))
+    policy = zone_pay_policy(zone=batch.store.zone)
+    stops = batch_stops(batch=batch)
     return pay_breakdown(
         policy, route_meters=batch.route_meters, stops=len(stops), heavy=sum(1 for s in stops if s.order.is_heavy),
         tip_cents=sum(s.order.tip_cents for s in stops), incentive_cents=incentive_cents,
@@ -137,7 +146,5 @@ def offer_pay_snapshot_create(*, offer, incentive_cents: int):
 def incentive_for_round(*, zone, round_number: int) -> int:
     """Round 1 pays no incentive; each round that passed without a taker adds the zone's
     step, up to its cap."""
-    from .models import PayPolicy
-
-    policy = PayPolicy.objects.filter(zone=zone).first() or PayPolicy(zone=zone)
+    policy = zone_pay_policy(zone=zone)
     return min(policy.incentive_step_cents * max(0, round_number - 1), policy.incentive_cap_cents)

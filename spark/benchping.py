@@ -10,9 +10,11 @@ baselines the claim storm is compared against:
 - POST /bench/ping-bare/  a plain Django view returning {"ok": true}: middleware only, no
                           authentication, no database.
 
-One knob, read once at start-up, for the bench server only:
+Two knobs, read once at start-up, for the bench server only:
 BENCH_CONN_MAX_AGE overrides DATABASES["default"]["CONN_MAX_AGE"] (the test settings pin 0,
 a new PostgreSQL connection per request; production keeps connections 60 s).
+BENCH_CACHE_URL (redis://...) replaces the test settings' per-process LocMem cache with the
+Redis cache production uses (claim throttle counters and taken markers shared by all workers).
 The settings have no ROOT_URLCONF override from the environment, hence this entry point sets
 ROOT_URLCONF to this module after Django is set up.
 """
@@ -25,6 +27,9 @@ from django.conf import settings  # noqa: E402
 
 if os.environ.get("BENCH_CONN_MAX_AGE"):
     settings.DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])
+if os.environ.get("BENCH_CACHE_URL"):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": os.environ["BENCH_CACHE_URL"]}}
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 

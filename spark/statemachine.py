@@ -59,17 +59,25 @@ def transition(
     updates: dict[str, Any] | None = None,
     extra_filter: dict[str, Any] | None = None,
     event_fields: dict[str, Any] | None = None,
+    current: str | None = None,
+    savepoint: bool = True,
 ) -> TransitionResult:
     """Move `instance` to status `to` if the map allows it; refresh `instance` afterwards.
 
     `updates` are other columns written in the same UPDATE (timestamps, driver...).
     `extra_filter` adds conditions to the guard, e.g. `expires_at__gt=Now()`.
     `event_fields` are extra columns of the event row (e.g. a reason code).
+    `current` is the status the caller has just read in this request (saves reading it again;
+    the guarded UPDATE still decides: a stale `current` matches no row and ends as a no-op or
+    a Conflict, exactly as a concurrent writer would).
+    `savepoint=False` is for callers whose whole transaction is abandoned on any error anyway
+    (e.g. a board claim): it saves the SAVEPOINT/RELEASE round trips of the nested block.
     Raises InvalidTransition when the map forbids it, Conflict when a concurrent writer won.
     """
     model = type(instance)
-    with transaction.atomic():
-        current = model._default_manager.filter(pk=instance.pk).values_list("status", flat=True).first()
+    with transaction.atomic(savepoint=savepoint):
+        if current is None:
+            current = model._default_manager.filter(pk=instance.pk).values_list("status", flat=True).first()
         if current is None:
             raise Conflict(f"{model._meta.verbose_name} no longer exists.")
         if current == to:

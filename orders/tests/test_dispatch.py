@@ -319,3 +319,47 @@ def test_at_risk_email_goes_to_managers_and_ops(store, zone, django_capture_on_c
     assert len(mail.outbox) == 1
     assert set(mail.outbox[0].to) == {"boss@example.test", "ops@example.test"}
     assert f"batch {batch.pk}" in mail.outbox[0].subject
+
+
+def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
+    store, zone, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    from orders.services import batch_set_status
+    from spark.errors import NotFound
+
+    batch = _to_board(store, zone)
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"
+    # The losers that follow are answered from the marker the winner left, without PostgreSQL.
+    with django_assert_num_queries(0), pytest.raises(Conflict, match="another driver") as exc:
+        dispatch.board_claim(batch_id=batch.pk, driver=second)
+    assert exc.value.code == "batch_taken"
+    assert dispatch.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"  # the holder's retry
+    outsider = DriverFactory(home_zone=ZoneFactory(name="New Orleans", slug="nola"))
+    with pytest.raises(NotFound):  # another zone's batch stays a 404, marker or not
+        dispatch.board_claim(batch_id=batch.pk, driver=outsider)
+    # Any way back on offer drops the marker once that commit lands, so it never refuses a
+    # claim the database would accept.
+    from orders import taken
+
+    assert taken.taken_by(batch.pk) == (zone.pk, first.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        batch_set_status(batch=batch, to=Batch.Status.PUBLISHED, reason="driver dropped it")
+    assert taken.taken_by(batch.pk) is None
+
+
+def test_claims_are_judged_by_the_database_when_the_cache_is_down(store, zone, settings,
+                                                                 django_capture_on_commit_callbacks):
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    batch = _to_board(store, zone)
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert dispatch.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"
+    with pytest.raises(Conflict, match="another driver"):
+        dispatch.board_claim(batch_id=batch.pk, driver=second)
+    batch.refresh_from_db()
+    assert batch.driver_id == first.pk
