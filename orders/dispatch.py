@@ -202,9 +202,8 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
 
     # In a storm most claims are for batches already taken: the cache's taken marker refuses
     # those first. Then one query loads what the claim needs: the batch, its store, zone and
-    # pay policy, whether claims are pooled for it and whether this driver already has an
-    # active batch (the one_active_batch_per_driver index is the last word on that; this is
-    # the clear answer). Another zone's (or a missing) batch is a 404.
+    # pay policy, and whether claims are pooled for it. Another zone's (or a missing) batch
+    # is a 404.
     pk = batch_id if batch_id is not None else batch.pk if batch is not None else None
     if pk is None:
         raise NotFound("No such batch.")
@@ -217,7 +216,6 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
             .annotate(
                 has_pooled=Exists(ClaimAttempt.objects.filter(batch=OuterRef("pk"),
                                                               outcome=ClaimAttempt.Outcome.POOLED)),
-                driver_busy=Exists(Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES)),
             )
             .get(pk=pk)
         )
@@ -232,12 +230,14 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     reason = driver_can_work(driver)
     if reason:
         raise NotPermitted(reason, code="driver_not_eligible")
-    if batch.driver_busy:
-        raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
     now = timezone.now()
     board_at = batch.board_at or now  # set whenever the stage is board
     closes = board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds)
     if now < closes:
+        # A pooled claim is drawn later, so a busy driver is told now. First come needs no such
+        # read: the one_active_batch_per_driver index refuses the assignment (driver_busy).
+        if Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
+            raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
         weight, detail = _claim_weight(batch, driver, now=now)
         detail["decides_at"] = closes.isoformat()
         attempt, _ = ClaimAttempt.objects.get_or_create(

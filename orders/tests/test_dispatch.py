@@ -363,3 +363,24 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(store, zone, s
         dispatch.board_claim(batch_id=batch.pk, driver=second)
     batch.refresh_from_db()
     assert batch.driver_id == first.pk
+
+
+def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
+    first, second = _to_board(store, zone), _to_board(store, zone)
+    driver = DriverFactory(home_zone=zone)
+    Batch.objects.filter(pk=first.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    assert dispatch.board_claim(batch_id=first.pk, driver=driver)[0] == "assigned"
+    # Inside its fair window the claim is refused up front (the draw would come later)...
+    with pytest.raises(Conflict) as exc:
+        dispatch.board_claim(batch_id=second.pk, driver=driver)
+    assert exc.value.code == "driver_busy"
+    assert not ClaimAttempt.objects.filter(batch=second).exists()
+    # ...and first come, by the one-active-batch index, leaving nothing behind.
+    Batch.objects.filter(pk=second.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    with pytest.raises(Conflict) as exc:
+        dispatch.board_claim(batch_id=second.pk, driver=driver)
+    assert exc.value.code == "driver_busy"
+    second.refresh_from_db()
+    assert second.status == "published" and second.driver_id is None
+    assert not Offer.objects.filter(batch=second).exists()
+    assert list(Batch.objects.filter(driver=driver).values_list("pk", flat=True)) == [first.pk]
