@@ -11,7 +11,7 @@ rate far above what a driver sends, one store, 100 published batches on the open
 Server: gunicorn serving spark.benchping:application (Django's WSGI handler, spark.urls plus
 the two baselines, see spark/benchping.py) with the test settings, DEBUG off, the bench
 database and Redis db 10, which is also the Django cache as in production (claim throttle
-counters and the "taken" markers of orders/taken.py shared by every worker; --cache locmem
+attempt counters and "taken" markers of orders/claim_gate.py shared by every worker; --cache locmem
 gives each worker its own, as the test settings do). Default: 4 sync workers (2 cores),
 persistent database connections (CONN_MAX_AGE 60, as in production; the test settings pin 0 -
 pass --conn-max-age 0 to measure that).

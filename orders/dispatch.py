@@ -30,7 +30,7 @@ from django.utils import timezone
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted
 
-from . import taken
+from . import claim_gate
 from .models import Batch, ClaimAttempt, Offer, OfferEvent
 from .services import offer_schedule_expiry
 
@@ -188,15 +188,22 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
         OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, actor=driver.user,
                                   reason=reason[:255])
         # Claims that follow are refused from the cache once this commit has landed.
-        transaction.on_commit(partial(taken.remember, batch.pk, zone_id=zone.pk, driver_id=driver.pk))
+        transaction.on_commit(partial(claim_gate.remember_taken, batch.pk, zone_id=zone.pk, driver_id=driver.pk))
     return offer
 
 
-def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = None) -> tuple[str, object]:
+_READ = object()
+
+
+def board_claim(
+    *, driver, batch: Batch | None = None, batch_id: int | None = None, taken_marker=_READ
+) -> tuple[str, object]:
     """A driver claims a batch on the open board.
 
     Inside the fair window: the claim is pooled -> ("pooled", ClaimAttempt); the draw happens
     when the window closes. After it: first come -> ("assigned", Offer) or Conflict (409).
+    `taken_marker`: what orders.claim_gate.claim_attempt() already read for this batch (the
+    API reads it with the attempt count in one round trip); read here when not given.
     """
     from drivers.selectors import driver_can_work
 
@@ -207,7 +214,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     pk = batch_id if batch_id is not None else batch.pk if batch is not None else None
     if pk is None:
         raise NotFound("No such batch.")
-    marker = taken.taken_by(pk)  # set by the winning claim (orders/taken.py)
+    marker = claim_gate.taken_by(pk) if taken_marker is _READ else taken_marker
     if marker and marker[0] == driver.home_zone_id and marker[1] != driver.pk:
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
     try:

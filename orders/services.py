@@ -14,7 +14,7 @@ from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, InvalidTransition, NotFound
 from spark.statemachine import TransitionResult, transition
 
-from . import taken
+from . import claim_gate
 from .models import Batch, BatchEvent, Offer, OfferEvent, Order, OrderEvent, Stop, StopEvent
 
 
@@ -64,7 +64,7 @@ def batch_set_status(
     )
     if result.changed and to == Batch.Status.PUBLISHED:
         # Back on offer: a "taken" marker left by an earlier board claim must not refuse claims.
-        transaction.on_commit(partial(taken.forget, batch.pk))
+        transaction.on_commit(partial(claim_gate.forget_taken, batch.pk))
     return result
 
 

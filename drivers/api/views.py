@@ -7,13 +7,13 @@ offer or slot claim is a 404.
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from drivers import selectors, services
 from drivers.models import SlotClaim
-from orders import dispatch
+from orders import claim_gate, dispatch
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Offer
@@ -29,7 +29,6 @@ from .serializers import (
     SlotSerializer,
     batch_summary,
 )
-from .throttles import ClaimThrottle
 
 Message = inline_serializer("DriverMessage", {"detail": serializers.CharField(), "status": serializers.CharField()})
 
@@ -79,11 +78,17 @@ class BoardView(DriverAPIView):
 
 
 class BatchClaimView(DriverAPIView):
-    throttle_classes = [ClaimThrottle]
+    """Claim attempts are limited per driver to the zone's claim_rate_per_minute (429 with
+    Retry-After). Bots that hammer the claim button gain nothing: inside the fair window every
+    claim is pooled anyway, and past the rate they are refused."""
 
     @extend_schema(request=None, responses={200: Message, 202: Message})
     def post(self, request, batch_id: int):
-        outcome, obj = dispatch.board_claim(batch_id=batch_id, driver=request.driver)
+        # One cache round trip: count this attempt and read the batch's taken marker.
+        gate = claim_gate.claim_attempt(driver_id=request.driver.pk, batch_id=batch_id)
+        if gate.attempts > request.driver.home_zone.claim_rate_per_minute:
+            raise exceptions.Throttled(wait=gate.retry_after)
+        outcome, obj = dispatch.board_claim(batch_id=batch_id, driver=request.driver, taken_marker=gate.taken_by)
         if outcome == "pooled":
             return Response({
                 "status": "pooled",

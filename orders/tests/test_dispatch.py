@@ -342,12 +342,12 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
         dispatch.board_claim(batch_id=batch.pk, driver=outsider)
     # Any way back on offer drops the marker once that commit lands, so it never refuses a
     # claim the database would accept.
-    from orders import taken
+    from orders import claim_gate
 
-    assert taken.taken_by(batch.pk) == (zone.pk, first.pk)
+    assert claim_gate.taken_by(batch.pk) == (zone.pk, first.pk)
     with django_capture_on_commit_callbacks(execute=True):
         batch_set_status(batch=batch, to=Batch.Status.PUBLISHED, reason="driver dropped it")
-    assert taken.taken_by(batch.pk) is None
+    assert claim_gate.taken_by(batch.pk) is None
 
 
 def test_claims_are_judged_by_the_database_when_the_cache_is_down(store, zone, settings,
