@@ -56,10 +56,11 @@ def _encode(zone_id: int, driver_id: int) -> str:
 def _decode(value) -> tuple[int, int] | None:
     if isinstance(value, bytes):
         value = value.decode()
-    if not isinstance(value, str) or value.count(":") != 1:
+    try:
+        zone_id, driver_id = value.split(":")
+        return int(zone_id), int(driver_id)
+    except (AttributeError, ValueError):  # not ours: ignore it, the database answers
         return None
-    zone_id, driver_id = value.split(":")
-    return int(zone_id), int(driver_id)
 
 
 _clients: dict[str, object] = {}
