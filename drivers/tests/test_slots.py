@@ -1,12 +1,10 @@
 """Delivery slots: sign up, cancel, late cancel, check in, no-show release; a 50-thread race."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from drivers import tasks
@@ -14,6 +12,7 @@ from drivers.models import Driver, SlotClaim
 from drivers.services import slot_cancel, slot_check_in, slot_claim, slot_release_due, slot_release_no_show
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from spark.errors import Conflict, DomainError, Gone, NotPermitted
+from spark.testing import run_in_threads
 from stores.models import DeliverySlot
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, StoreMembershipFactory, UserFactory, ZoneFactory
 
@@ -360,36 +359,13 @@ def test_sweeper_is_capped_per_run():
 # --- Races on PostgreSQL -------------------------------------------------------------
 
 
-def _run_in_threads(n: int, target) -> list:
-    """Run target(i) in n threads released together; return what each returned or raised."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            results[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_fifty_drivers_race_for_ten_seats():
     # given a 10-seat slot and 50 drivers
     slot = _slot(120, capacity=10)
     drivers = [DriverFactory() for _ in range(50)]
     # when all 50 sign up at the same moment
-    results = _run_in_threads(50, lambda i: slot_claim(driver=drivers[i], slot=slot))
+    results = run_in_threads(50, lambda i: slot_claim(driver=drivers[i], slot=slot))
     # then exactly 10 get a seat and 40 are told the slot is full
     won = [r for r in results if isinstance(r, SlotClaim)]
     lost = [r for r in results if isinstance(r, Conflict)]
@@ -405,7 +381,7 @@ def test_fifty_drivers_race_for_ten_seats():
 def test_one_driver_signing_up_from_many_devices_holds_one_seat():
     slot = _slot(120, capacity=5)
     driver = DriverFactory()
-    results = _run_in_threads(10, lambda i: slot_claim(driver=Driver.objects.get(pk=driver.pk), slot=slot))
+    results = run_in_threads(10, lambda i: slot_claim(driver=Driver.objects.get(pk=driver.pk), slot=slot))
     assert all(isinstance(r, SlotClaim) for r in results), results
     assert len({r.pk for r in results}) == 1
     assert _seats(slot) == 1
@@ -417,6 +393,6 @@ def test_cancel_racing_itself_frees_one_seat():
     slot = _slot(120, capacity=5, claimed=2)
     claim = SlotClaimFactory(slot=slot)
     SlotClaimFactory(slot=slot)
-    results = _run_in_threads(8, lambda i: slot_cancel(claim=claim, driver=claim.driver))
+    results = run_in_threads(8, lambda i: slot_cancel(claim=claim, driver=claim.driver))
     assert all(isinstance(r, SlotClaim) and r.status == SlotClaim.Status.CANCELLED for r in results), results
     assert _seats(slot) == 1

@@ -1,12 +1,10 @@
 """Dispatch rounds, incentives, the fair board and the races around them (PostgreSQL)."""
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.utils import timezone
 
 from drivers.models import Route
@@ -18,6 +16,7 @@ from orders.tests.factories import OrderFactory
 from payments.models import OfferPaySnapshot
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, NotPermitted
+from spark.testing import run_in_threads
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
 
 
@@ -205,26 +204,6 @@ def test_other_zone_driver_cannot_claim(store, zone):
         dispatch.board_claim(batch=batch, driver=outsider)
 
 
-def _threads(n, target):
-    results, barrier = [None] * n, threading.Barrier(n)
-
-    def run(i):
-        try:
-            barrier.wait()
-            results[i] = target(i)
-        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
 def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
     batch = _to_board(store, zone)
@@ -236,7 +215,7 @@ def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
 
         return dispatch.board_claim(batch=B.objects.get(pk=batch.pk), driver=drivers[i])
 
-    results = _threads(50, claim)
+    results = run_in_threads(50, claim)
     wins = [r for r in results if isinstance(r, tuple) and r[0] == "assigned"]
     losses = [r for r in results if isinstance(r, Conflict)]
     assert len(wins) == 1 and len(losses) == 49, {type(r).__name__ for r in results}
@@ -265,7 +244,7 @@ def test_accept_racing_expiry_ends_assigned_or_reoffered_never_both(zone, store)
             time.sleep(0.005 * attempt)
             return order_services.offer_expire(offer_id=offer_id)
 
-        _threads(2, act)
+        run_in_threads(2, act)
         offer.refresh_from_db()
         batch.refresh_from_db()
         if offer.status == "accepted":
@@ -282,7 +261,7 @@ def test_a_driver_accepting_two_offers_at_once_ends_with_one_batch(zone, store):
     for b in batches:
         dispatch.dispatch_advance(batch_id=b.pk)
     offers = [Offer.objects.get(batch=b, driver=holder) for b in batches]
-    results = _threads(2, lambda i: order_services.offer_accept(offer=offers[i], driver=holder))
+    results = run_in_threads(2, lambda i: order_services.offer_accept(offer=offers[i], driver=holder))
     assert sum(isinstance(r, Offer) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 1
     assert Batch.objects.filter(driver=holder, status="assigned").count() == 1

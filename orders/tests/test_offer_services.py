@@ -1,11 +1,9 @@
 """Offers: accept, decline, expire; including real-thread races on PostgreSQL."""
 
-import threading
 from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from drivers.tests.factories import DriverFactory
@@ -21,6 +19,7 @@ from orders.services import (
 )
 from orders.tests.factories import BatchFactory, OfferFactory
 from spark.errors import Conflict, DomainError, Gone
+from spark.testing import run_in_threads
 
 THREADS = 20
 
@@ -37,29 +36,6 @@ def _snapshot(offer: Offer, batch: Batch) -> tuple:
     offer.refresh_from_db()
     batch.refresh_from_db()
     return (offer.status, batch.status, batch.driver_id, offer.events.count(), batch.events.count())
-
-
-def _run_in_threads(n: int, target) -> list:
-    """Run target(i) in n threads started together; return what each returned or raised."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def worker(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = target(i)
-        except BaseException as exc:  # noqa: BLE001 - the test inspects what each thread got
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
 
 
 # --- offer_accept --------------------------------------------------------------------
@@ -303,7 +279,7 @@ def test_concurrent_accepts_have_exactly_one_winner():
     # given one published batch offered to 20 drivers
     batch, pairs = _race_setup()
     # when all 20 accept at the same moment
-    results = _run_in_threads(THREADS, _accept_in_thread(pairs))
+    results = run_in_threads(THREADS, _accept_in_thread(pairs))
     # then exactly one call succeeded, one offer is accepted, and the batch is that driver's
     winners = [r for r in results if isinstance(r, Offer)]
     assert len(winners) == 1
@@ -323,7 +299,7 @@ def test_concurrent_accepts_have_exactly_one_winner():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_accept_losers_get_conflict():
     batch, pairs = _race_setup()
-    results = _run_in_threads(THREADS, _accept_in_thread(pairs))
+    results = run_in_threads(THREADS, _accept_in_thread(pairs))
     losers = [r for r in results if not isinstance(r, Offer)]
     assert len(losers) == THREADS - 1
     assert all(isinstance(r, Conflict) for r in losers), {type(r).__name__ for r in losers}
@@ -335,7 +311,7 @@ def test_concurrent_expiry_writes_one_event():
     offer = OfferFactory()
     _make_due(offer)
     # when 20 workers (countdown tasks and sweepers) expire it at once
-    results = _run_in_threads(THREADS, lambda i: offer_expire(offer_id=offer.pk))
+    results = run_in_threads(THREADS, lambda i: offer_expire(offer_id=offer.pk))
     # then exactly one did it, the others found nothing to do, and there is one event
     assert sorted(results, key=repr) == [False] * (THREADS - 1) + [True], results
     offer.refresh_from_db()
