@@ -1,4 +1,5 @@
-"""Who may reach the Django admin, and how they log in to it.
+"""Who may reach the Django admin, and how they log in to it (AdminMFAMiddleware); and a
+Retry-After on every 429 (RetryAfterMiddleware, at the end).
 
 - Anonymous: the admin's own login form is never shown (it would skip MFA); /admin/login/
   sends them to allauth's login, which asks for the TOTP code of users who have one.

@@ -56,7 +56,8 @@ def coordinate(value, *, axis: Axis, field: str | None = None) -> Decimal:
         number = None
     if number is None or not -limit <= number <= limit:
         raise DomainError(
-            f"{field} must be a number between -{limit} and {limit}.", code="invalid_coordinate",
+            f"{field} must be a number between -{limit} and {limit}.",
+            code="invalid_coordinate",
             fields={field: [f"A number between -{limit} and {limit}."]},
         )
     return number

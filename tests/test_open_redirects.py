@@ -72,8 +72,15 @@ def driver_poll_after_logout(client, store, target):
     return parse_qs(urlsplit(location).query)["next"][0], reverse("driver_app:home")
 
 
-VIEWS = [discard_batch, log_in, log_in_with_next_in_the_form, log_out, switch_language, admin_login_page,
-         driver_poll_after_logout]
+VIEWS = [
+    discard_batch,
+    log_in,
+    log_in_with_next_in_the_form,
+    log_out,
+    switch_language,
+    admin_login_page,
+    driver_poll_after_logout,
+]
 
 
 @pytest.mark.django_db

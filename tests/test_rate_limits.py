@@ -56,8 +56,9 @@ def rotating(i: int) -> str:
 def test_web_login_failures_with_a_rotating_forwarded_for_are_throttled(client):
     # given a credential-stuffing run: a new email and a new X-Forwarded-For on every try
     owner = verified_user()
-    answers = [web_login(client, f"victim{i}@example.test", "guess", HTTP_X_FORWARDED_FOR=rotating(i))
-               for i in range(25)]
+    answers = [
+        web_login(client, f"victim{i}@example.test", "guess", HTTP_X_FORWARDED_FOR=rotating(i)) for i in range(25)
+    ]
     # then after ten failures the client's (real) address is refused
     assert not any(locked(r) for r in answers[:10])
     assert all(locked(r) for r in answers[10:])
@@ -69,8 +70,12 @@ def test_token_requests_with_a_rotating_forwarded_for_are_throttled():
     # given 25 token requests with a right password, each claiming another client address
     user = verified_user()
     api = APIClient()
-    codes = [api.post(TOKEN_URL, {"email": user.email, "password": PASSWORD}, format="json",
-                      HTTP_X_FORWARDED_FOR=rotating(i)) for i in range(25)]
+    codes = [
+        api.post(
+            TOKEN_URL, {"email": user.email, "password": PASSWORD}, format="json", HTTP_X_FORWARDED_FOR=rotating(i)
+        )
+        for i in range(25)
+    ]
     # then the throttle (20 a minute per client) counts them all as one client
     assert [r.status_code for r in codes[:20]] == [200] * 20
     assert {r.status_code for r in codes[20:]} == {429}
@@ -79,8 +84,15 @@ def test_token_requests_with_a_rotating_forwarded_for_are_throttled():
 
 def test_token_failures_with_a_rotating_forwarded_for_are_throttled_with_retry_after():
     api = APIClient()
-    answers = [api.post(TOKEN_URL, {"email": f"victim{i}@example.test", "password": "guess"}, format="json",
-                        HTTP_X_FORWARDED_FOR=rotating(i)) for i in range(25)]
+    answers = [
+        api.post(
+            TOKEN_URL,
+            {"email": f"victim{i}@example.test", "password": "guess"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=rotating(i),
+        )
+        for i in range(25)
+    ]
     assert [r.status_code for r in answers[:10]] == [400] * 10
     assert {r.status_code for r in answers[10:]} == {429}
     for response in answers[10:]:
@@ -104,8 +116,10 @@ class TestBehindTrustedProxies:
         settings.SPARK_TRUSTED_PROXIES = 1
         # a client that writes its own X-Forwarded-For gets our proxy's entry appended: the
         # left part is whatever it likes, the rightmost entry is the truth
-        answers = [web_login(client, f"victim{i}@example.test", "guess",
-                             HTTP_X_FORWARDED_FOR=f"{rotating(i)}, 198.51.100.7") for i in range(12)]
+        answers = [
+            web_login(client, f"victim{i}@example.test", "guess", HTTP_X_FORWARDED_FOR=f"{rotating(i)}, 198.51.100.7")
+            for i in range(12)
+        ]
         assert not any(locked(r) for r in answers[:10])
         assert all(locked(r) for r in answers[10:])
         # other clients behind the same proxy are not affected
@@ -113,19 +127,31 @@ class TestBehindTrustedProxies:
 
     def test_one_proxy_different_clients_are_counted_apart(self, client, settings):
         settings.SPARK_TRUSTED_PROXIES = 1
-        answers = [web_login(client, f"victim{i}@example.test", "guess", HTTP_X_FORWARDED_FOR=rotating(i))
-                   for i in range(25)]
+        answers = [
+            web_login(client, f"victim{i}@example.test", "guess", HTTP_X_FORWARDED_FOR=rotating(i)) for i in range(25)
+        ]
         assert not any(locked(r) for r in answers)
         user = verified_user()
         api = APIClient()
-        codes = {api.post(TOKEN_URL, {"email": user.email, "password": PASSWORD}, format="json",
-                          HTTP_X_FORWARDED_FOR=rotating(i)).status_code for i in range(25)}
+        codes = {
+            api.post(
+                TOKEN_URL, {"email": user.email, "password": PASSWORD}, format="json", HTTP_X_FORWARDED_FOR=rotating(i)
+            ).status_code
+            for i in range(25)
+        }
         assert codes == {200}
 
     def test_two_proxies(self, client, settings):
         settings.SPARK_TRUSTED_PROXIES = 2
-        answers = [web_login(client, f"victim{i}@example.test", "guess",
-                             HTTP_X_FORWARDED_FOR=f"{rotating(i)}, 198.51.100.7, 10.0.0.1") for i in range(11)]
+        answers = [
+            web_login(
+                client,
+                f"victim{i}@example.test",
+                "guess",
+                HTTP_X_FORWARDED_FOR=f"{rotating(i)}, 198.51.100.7, 10.0.0.1",
+            )
+            for i in range(11)
+        ]
         assert locked(answers[10])
 
 

@@ -64,8 +64,9 @@ def test_location_and_going_online_round_instead_of_refusing(store):
     assert Route.objects.get(driver=driver, is_active=True).origin_lat == up(lat)
     assert (Location.objects.get(driver=driver).lat, Location.objects.get(driver=driver).lng) == (up(lat), up(lng))
     cache.clear()  # the ping interval is another test's business
-    res = client.post(f"{API}/location/", {"lat": tie(lat + 100 * STEP), "lng": tie(lng), "accuracy_m": 5},
-                      format="json")
+    res = client.post(
+        f"{API}/location/", {"lat": tie(lat + 100 * STEP), "lng": tie(lng), "accuracy_m": 5}, format="json"
+    )
     assert res.status_code == 200, res.json()
     assert Location.objects.get(driver=driver).lat == up(lat + 100 * STEP)
     assert res.json()["location"]["lat"] == float(up(lat + 100 * STEP))
@@ -74,10 +75,17 @@ def test_location_and_going_online_round_instead_of_refusing(store):
 def test_route_rounds_instead_of_refusing(store):
     driver = DriverFactory(home_zone=store.zone)
     lat, lng = near(store)
-    res = api_for(driver).put(f"{API}/route/", {
-        "origin_lat": tie(lat), "origin_lng": tie(lng), "dest_lat": tie(lat + Decimal("0.01")),
-        "dest_lng": tie(lng), "max_detour_meters": 3000,
-    }, format="json")
+    res = api_for(driver).put(
+        f"{API}/route/",
+        {
+            "origin_lat": tie(lat),
+            "origin_lng": tie(lng),
+            "dest_lat": tie(lat + Decimal("0.01")),
+            "dest_lng": tie(lng),
+            "max_detour_meters": 3000,
+        },
+        format="json",
+    )
     assert res.status_code == 200, res.json()
     route = Route.objects.get(driver=driver, is_active=True)
     assert (route.origin_lat, route.origin_lng, route.dest_lat) == (up(lat), up(lng), up(lat + Decimal("0.01")))
@@ -85,8 +93,9 @@ def test_route_rounds_instead_of_refusing(store):
 
 def test_slot_check_in_rounds_instead_of_refusing(store):
     driver = DriverFactory(home_zone=store.zone)
-    slot = DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(minutes=10),
-                               ends_at=timezone.now() + timedelta(hours=2))
+    slot = DeliverySlotFactory(
+        store=store, starts_at=timezone.now() + timedelta(minutes=10), ends_at=timezone.now() + timedelta(hours=2)
+    )
     claim = SlotClaimFactory(driver=driver, slot=slot)
     lat, lng = near(store)
     res = api_for(driver).post(f"{API}/slots/{slot.pk}/check-in/", {"lat": tie(lat), "lng": tie(lng)}, format="json")
@@ -105,30 +114,49 @@ def test_delivery_steps_round_half_up(store, driver, other_driver):
     client = api_for(driver)
     batch, (first, second, third) = make_batch(store, driver, n=3)
     assert client.post(f"{API}/stops/{first.pk}/arrive/", body, format="json").status_code == 200
-    assert client.post(f"{API}/stops/{first.pk}/deliver/", {"photo": jpeg(), **body},
-                       format="multipart").status_code == 200
-    assert client.post(f"{API}/stops/{second.pk}/fail/", {"reason": "no_one_home", **body},
-                       format="json").status_code == 200
+    assert (
+        client.post(f"{API}/stops/{first.pk}/deliver/", {"photo": jpeg(), **body}, format="multipart").status_code
+        == 200
+    )
+    assert (
+        client.post(f"{API}/stops/{second.pk}/fail/", {"reason": "no_one_home", **body}, format="json").status_code
+        == 200
+    )
     events = StopEvent.objects.filter(stop__in=[first, second]).exclude(lat=None)
     assert {(e.to_status, e.lat, e.lng) for e in events} == {
-        ("arrived", up(lat), up(lng)), ("delivered", up(lat), up(lng)), ("failed", up(lat), up(lng)),
+        ("arrived", up(lat), up(lng)),
+        ("delivered", up(lat), up(lng)),
+        ("failed", up(lat), up(lng)),
     }
 
 
 def test_order_intake_rounds_the_address_coordinates(store):
     from orders.api.serializers import AddressSerializer
 
-    data = AddressSerializer(data={"line1": "501 Broadway", "city": "Nashville", "state": "TN",
-                                   "postal_code": "37203", "lat": "36.1605005", "lng": "-86.7770005"})
+    data = AddressSerializer(
+        data={
+            "line1": "501 Broadway",
+            "city": "Nashville",
+            "state": "TN",
+            "postal_code": "37203",
+            "lat": "36.1605005",
+            "lng": "-86.7770005",
+        }
+    )
     assert data.is_valid(), data.errors
     assert (data.validated_data["lat"], data.validated_data["lng"]) == (Decimal("36.160501"), Decimal("-86.777001"))
 
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"lat": "91", "lng": "-86.78"}, "lat"), ({"lat": "36.16", "lng": "-180.0000006"}, "lng"),
-     ({"lat": "NaN", "lng": "-86.78"}, "lat"), ({"lat": "north", "lng": "-86.78"}, "lat"),
-     ({"lat": "1e400", "lng": "-86.78"}, "lat"), ({"lat": True, "lng": "-86.78"}, "lat")],
+    [
+        ({"lat": "91", "lng": "-86.78"}, "lat"),
+        ({"lat": "36.16", "lng": "-180.0000006"}, "lng"),
+        ({"lat": "NaN", "lng": "-86.78"}, "lat"),
+        ({"lat": "north", "lng": "-86.78"}, "lat"),
+        ({"lat": "1e400", "lng": "-86.78"}, "lat"),
+        ({"lat": True, "lng": "-86.78"}, "lat"),
+    ],
 )
 def test_bad_coordinates_are_still_a_400_on_the_field(store, body, field):
     driver = DriverFactory(home_zone=store.zone)
@@ -139,8 +167,15 @@ def test_bad_coordinates_are_still_a_400_on_the_field(store, body, field):
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("36.1627775", "36.162778"), ("36.1627765", "36.162777"), ("-86.7816005", "-86.781601"),
-     (" 36.16 ", "36.160000"), (36.1627765, "36.162777"), (36, "36.000000"), (Decimal("1.0000004"), "1.000000")],
+    [
+        ("36.1627775", "36.162778"),
+        ("36.1627765", "36.162777"),
+        ("-86.7816005", "-86.781601"),
+        (" 36.16 ", "36.160000"),
+        (36.1627765, "36.162777"),
+        (36, "36.000000"),
+        (Decimal("1.0000004"), "1.000000"),
+    ],
 )
 def test_round_coordinate_is_half_up_to_six_places(value, expected):
     assert round_coordinate(value) == Decimal(expected)
@@ -218,8 +253,9 @@ def test_past_the_cap_a_minute_pings_get_429_with_retry_after(online, settings):
 def test_a_cache_that_is_down_never_fails_a_ping(online, settings):
     driver, client = online
     # nothing listens on port 1: every cache call fails at once
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
     settings.SPARK_LOCATION_MAX_PER_MINUTE = 1
     answers = [ping(client, f"36.15{i}000") for i in range(3)]
     assert [(r.status_code, r.json()["status"]) for r in answers] == [(200, "recorded")] * 3

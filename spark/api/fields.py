@@ -15,8 +15,7 @@ class CoordinateField(serializers.DecimalField):
 
     def __init__(self, *, axis: geo.Axis, **kwargs):
         limit = geo.COORDINATE_LIMITS[axis]
-        super().__init__(max_digits=9, decimal_places=6, min_value=Decimal(-limit), max_value=Decimal(limit),
-                         **kwargs)
+        super().__init__(max_digits=9, decimal_places=6, min_value=Decimal(-limit), max_value=Decimal(limit), **kwargs)
 
     def to_internal_value(self, data):
         if data not in (None, "") and not isinstance(data, bool):
