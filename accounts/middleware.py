@@ -1,4 +1,5 @@
-"""Who may reach the Django admin, and how they log in to it.
+"""Who may reach the Django admin, and how they log in to it (AdminMFAMiddleware); and a
+Retry-After on every 429 (RetryAfterMiddleware, at the end).
 
 - Anonymous: the admin's own login form is never shown (it would skip MFA); /admin/login/
   sends them to allauth's login, which asks for the TOTP code of users who have one.
@@ -18,7 +19,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, resolve_url
 from django.urls import NoReverseMatch, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+
+from spark.httpkit import safe_next
 
 
 def user_has_totp(user) -> bool:
@@ -35,9 +37,7 @@ def admin_mfa_satisfied(user) -> bool:
 
 
 def _safe_next(request, default: str) -> str:
-    nxt = request.GET.get("next", "")
-    safe = url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure())
-    return nxt if nxt and safe else default
+    return safe_next(request, default, url=request.GET.get("next", ""))
 
 
 class AdminMFAMiddleware:
@@ -71,3 +71,23 @@ class AdminMFAMiddleware:
         if is_login_page:
             return redirect(_safe_next(request, admin_root))
         return None
+
+
+DEFAULT_RETRY_AFTER_SECONDS = 60
+
+
+class RetryAfterMiddleware:
+    """Every 429 says when to try again. Our own limits set the exact wait (DRF throttles, the
+    claim gate, the tracking page, driver location pings); allauth's rate-limited pages (login,
+    sign-up, password reset, email confirmation) and the phone-code page do not, so they get a
+    minute: the window of nearly every such limit, and a retry that comes too soon only gets
+    another 429 with another minute."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 429 and not response.has_header("Retry-After"):
+            response["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
+        return response

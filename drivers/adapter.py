@@ -8,9 +8,9 @@ active drivers) lands where they always did (LOGIN_REDIRECT_URL). An explicit `?
 still wins over all of this (allauth checks it first).
 """
 
-from allauth.account.adapter import DefaultAccountAdapter
 from django.urls import reverse
 
+from accounts.adapter import AccountAdapter
 from stores.models import StoreMembership
 
 from .models import Driver
@@ -32,7 +32,7 @@ def onboarding_redirect_for(user) -> str | None:
     return None
 
 
-class SparkAccountAdapter(DefaultAccountAdapter):
+class SparkAccountAdapter(AccountAdapter):
     def get_login_redirect_url(self, request):
         return onboarding_redirect_for(request.user) or super().get_login_redirect_url(request)
 

@@ -39,6 +39,7 @@ from orders.models import Batch, Offer, Stop
 from orders.services import RETURN_REASONS
 from spark import geo, roles
 from spark.errors import DomainError
+from spark.httpkit import safe_next
 
 from . import appeals, push, selectors
 from .api.serializers import DECLINE_REASONS, batch_summary
@@ -174,7 +175,8 @@ def driver_page(view):
             if getattr(request, "htmx", False):
                 # A poll after the session ended: send the whole page to the login, not a
                 # login form swapped into a card.
-                page = urlsplit(request.htmx.current_url or "").path or reverse("driver_app:home")
+                home = reverse("driver_app:home")
+                page = safe_next(request, home, url=urlsplit(request.htmx.current_url or "").path)
                 response = HttpResponse(status=204)
                 response["HX-Redirect"] = f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}"
                 return response

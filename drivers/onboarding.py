@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from spark.errors import DomainError
+from spark.httpkit import client_ip
 
 from . import onboarding_services as services
 from .forms import ConsentForm, DocumentsForm, PhoneCodeForm, ProfileForm, SubmitForm, VehicleForm
@@ -312,7 +313,7 @@ def consent(request, driver):
             try:
                 driver = services.onboarding_record_consent(
                     driver=driver, signature=form.cleaned_data["signature"], agreed=form.cleaned_data["agree"],
-                    ip=request.META.get("REMOTE_ADDR", ""),
+                    ip=client_ip(request),
                 )
             except DomainError as exc:
                 form.add_domain_error(exc)

@@ -1,7 +1,8 @@
 """Every write to drivers goes through here."""
 
+from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -12,10 +13,11 @@ from django.utils import timezone
 
 from spark import geo
 from spark.celery import queue_on_commit
-from spark.errors import Conflict, DomainError, Gone, NotFound, NotPermitted
+from spark.errors import Conflict, DomainError, Gone, NotFound, NotPermitted, RateLimited
 from spark.statemachine import TransitionResult, transition
 from stores.models import DeliverySlot, Zone
 
+from . import location_gate
 from .models import Driver, DriverEvent, Location, Route, SlotClaim
 from .selectors import driver_can_work
 
@@ -53,28 +55,14 @@ def driver_set_status(
 
 # --- Shared input checks ------------------------------------------------------------
 
-SIX_PLACES = Decimal("0.000001")
 MAX_DETOUR_METERS = 50_000
 
 
-def _coordinate(value, *, field: str, limit: int) -> Decimal:
-    """A latitude (limit 90) or longitude (limit 180) as the Decimal(9, 6) the models store."""
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, TypeError, ValueError):
-        number = None
-    if number is None or not number.is_finite() or not -limit <= number <= limit:
-        raise DomainError(
-            f"{field} must be a number between -{limit} and {limit}.", code="invalid_coordinate",
-            fields={field: [f"A number between -{limit} and {limit}."]},
-        )
-    return number.quantize(SIX_PLACES, rounding=ROUND_HALF_UP)
-
-
 def _position(lat, lng, *, prefix: str = "") -> tuple[Decimal, Decimal]:
+    """Checked and rounded (half-up, six places) by the one rule in spark.geo."""
     return (
-        _coordinate(lat, field=f"{prefix}lat", limit=90),
-        _coordinate(lng, field=f"{prefix}lng", limit=180),
+        geo.coordinate(lat, axis="lat", field=f"{prefix}lat"),
+        geo.coordinate(lng, axis="lng", field=f"{prefix}lng"),
     )
 
 
@@ -442,19 +430,40 @@ def driver_go_offline(*, driver: Driver) -> Driver:
     return driver
 
 
-def location_record(*, driver: Driver, lat, lng, accuracy_m: int | None = None) -> Location:
+@dataclass(frozen=True)
+class LocationPing:
+    location: Location  # the stored position: this ping's, or the last one when it came too soon
+    stored: bool
+
+
+def location_record(*, driver: Driver, lat, lng, accuracy_m: int | None = None) -> LocationPing:
     """Store the driver's last known position (one row, overwritten). Accepted only on duty:
-    while online, or while holding an active batch; we do not track drivers off duty."""
+    while online, or while holding an active batch; we do not track drivers off duty.
+
+    Rate (drivers.location_gate): past SPARK_LOCATION_MAX_PER_MINUTE pings a minute, RateLimited
+    (429); a ping within SPARK_LOCATION_MIN_INTERVAL_SECONDS of the last stored one is not
+    written and gets that stored position back (stored=False)."""
     from orders.models import Batch
 
     p_lat, p_lng = _position(lat, lng)
     if accuracy_m is not None and (isinstance(accuracy_m, bool) or not isinstance(accuracy_m, int) or accuracy_m < 0):
         raise DomainError("accuracy_m must be a whole number of metres.", code="invalid",
                           fields={"accuracy_m": ["A whole number of metres, 0 or more."]})
+    wait = location_gate.over_cap(driver_id=driver.pk)  # before the database: a flood stops here
+    if wait is not None:
+        raise RateLimited(
+            f"Too many location updates: at most {settings.SPARK_LOCATION_MAX_PER_MINUTE} a minute. "
+            f"Try again in {wait} s.", retry_after=wait,
+        )
     on_duty = Driver.objects.filter(pk=driver.pk).filter(
         Q(is_online=True) | Q(Exists(Batch.objects.filter(driver_id=driver.pk, status__in=Batch.ACTIVE_STATUSES)))
     ).exists()
     if not on_duty:
         raise DomainError("Go online to share your location; we do not record it while you are off duty.",
                           code="not_on_duty")
-    return _location_save(driver=driver, lat=p_lat, lng=p_lng, accuracy_m=accuracy_m, at=timezone.now())
+    if not location_gate.may_store(driver_id=driver.pk):
+        last = Location.objects.filter(driver=driver).first()
+        if last is not None:  # none: it went with going offline; store this one after all
+            return LocationPing(location=last, stored=False)
+    location = _location_save(driver=driver, lat=p_lat, lng=p_lng, accuracy_m=accuracy_m, at=timezone.now())
+    return LocationPing(location=location, stored=True)

@@ -700,13 +700,14 @@ def _lock_batch(batch: Batch, driver) -> Batch:
     return locked
 
 
-def _coord(value):
-    """A latitude/longitude as the Decimal(9, 6) the columns hold, or None."""
-    from decimal import Decimal
+def _coord(value, axis):
+    """A latitude/longitude as the Decimal(9, 6) the columns hold (spark.geo's rule: rounded
+    half-up, out of range refused), or None when the phone sent none."""
+    from spark import geo
 
     if value is None or value == "":
         return None
-    return Decimal(str(value)).quantize(Decimal("0.000001"))
+    return geo.coordinate(value, axis=axis)
 
 
 def _check_stop_open(stop: Stop) -> None:
@@ -755,7 +756,8 @@ def batch_check_in(*, batch: Batch, driver, lat=None, lng=None) -> Batch:
         raise InvalidTransition("You picked up this batch already; head to the stops.", code="already_picked_up")
     if batch.status == Batch.Status.CANCELLED:
         raise InvalidTransition("This batch was cancelled.", code="batch_closed")
-    return batch_driver_arrived(batch=batch, driver=driver, lat=_coord(lat), lng=_coord(lng), actor=driver.user)
+    return batch_driver_arrived(batch=batch, driver=driver, lat=_coord(lat, "lat"), lng=_coord(lng, "lng"),
+                                actor=driver.user)
 
 
 def stop_arrive(*, stop: Stop, driver, lat=None, lng=None) -> Stop:
@@ -769,7 +771,7 @@ def stop_arrive(*, stop: Stop, driver, lat=None, lng=None) -> Stop:
         _check_stop_open(stop)
         _check_stop_is_next(batch=batch, stop=stop, action="arrive at a stop")
         stop_set_status(stop=stop, to=Stop.Status.ARRIVED, actor=driver.user, reason="driver arrived",
-                        lat=_coord(lat), lng=_coord(lng), updates={"arrived_at": timezone.now()})
+                        lat=_coord(lat, "lat"), lng=_coord(lng, "lng"), updates={"arrived_at": timezone.now()})
     return stop
 
 
@@ -851,7 +853,7 @@ def stop_deliver(
     # Not an alcohol order: an ID photo sent anyway is not ours to keep.
     id_image = clean_photo(id_photo, field="id_photo") if order.contains_alcohol else None
 
-    lat, lng = _coord(lat), _coord(lng)
+    lat, lng = _coord(lat, "lat"), _coord(lng, "lng")
     distance = None
     reason = "delivered (the phone sent no location)"
     if lat is not None and lng is not None:
@@ -909,7 +911,7 @@ def stop_fail(*, stop: Stop, driver, reason: str, lat=None, lng=None) -> Stop:
         _check_stop_open(stop)
         _check_stop_is_next(batch=batch, stop=stop, action="mark a stop undeliverable")
         stop_set_status(stop=stop, to=Stop.Status.FAILED, actor=driver.user, reason=RETURN_REASONS[reason],
-                        lat=_coord(lat), lng=_coord(lng), updates={"failure_reason": reason})
+                        lat=_coord(lat, "lat"), lng=_coord(lng, "lng"), updates={"failure_reason": reason})
         order_set_status(order=stop.order, to=Order.Status.UNDELIVERABLE, actor=driver.user,
                          reason=f"{RETURN_REASONS[reason]} (stop {stop.sequence} of batch {batch.pk})")
     return stop

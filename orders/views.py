@@ -35,6 +35,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_safe
 
 from spark import geo
+from spark.httpkit import client_ip
 from spark.money import format_cents
 
 from .models import Batch, Order, Stop
@@ -371,18 +372,6 @@ def _eta(order: Order, stop, batch, ahead: list, live_stops: list, location, tz,
 
 
 # --- Request plumbing --------------------------------------------------------------------------
-
-
-def client_ip(request) -> str:
-    """The client's address; X-Forwarded-For is trusted for exactly SPARK_TRUSTED_PROXIES hops
-    (production sets it for the load balancer), so a client cannot spoof its way past the limit."""
-    remote = request.META.get("REMOTE_ADDR", "") or "unknown"
-    proxies = int(_setting("SPARK_TRUSTED_PROXIES", 0) or 0)
-    if proxies > 0:
-        addrs = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
-        if addrs:
-            return addrs[-min(proxies, len(addrs))]
-    return remote
 
 
 def rate_limit_wait(request) -> int | None:

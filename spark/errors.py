@@ -45,3 +45,15 @@ class NotFound(DomainError):
 
     status_code = 404
     code = "not_found"
+
+
+class RateLimited(DomainError):
+    """Too many requests: nothing was done; try again after `retry_after` seconds (the API
+    answers 429 with Retry-After)."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None, fields: dict | None = None):
+        super().__init__(message, code=code, fields=fields)
+        self.retry_after = max(1, int(retry_after))

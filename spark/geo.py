@@ -7,17 +7,60 @@ average urban speed. Good enough to rank and price; replaceable where it is not.
 
 import math
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Protocol
+from typing import Literal, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from spark.errors import DomainError
 
 EARTH_RADIUS_M = 6_371_000.0
 METERS_PER_MILE = 1609.344
 
 Number = float | Decimal | int
+
+# --- Coordinates coming in ------------------------------------------------------------------
+# Every latitude/longitude column is Decimal(9, 6): six places, about 10 cm. Phones send as many
+# decimals as the GPS gives, so extra digits are rounded (half-up, as people round), never
+# refused. One rule for every way coordinates come in (location pings, going online, routes,
+# slot check-in, delivery steps, order intake).
+
+COORDINATE_PLACES = Decimal("0.000001")
+COORDINATE_LIMITS = {"lat": 90, "lng": 180}
+Axis = Literal["lat", "lng"]
+
+
+def round_coordinate(value) -> Decimal:
+    """`value` (a number or its text) rounded half-up to six places. ValueError when it is not
+    a finite number."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(value)
+    try:
+        number = Decimal(str(value).strip())
+        if not number.is_finite():
+            raise ValueError(value)
+        return number.quantize(COORDINATE_PLACES, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, ArithmeticError) as exc:  # not a number, or far too large to quantize
+        raise ValueError(value) from exc
+
+
+def coordinate(value, *, axis: Axis, field: str | None = None) -> Decimal:
+    """A latitude (axis "lat", -90..90) or longitude ("lng", -180..180) as the columns store it;
+    anything else is a DomainError on `field` (default: the axis name)."""
+    limit, field = COORDINATE_LIMITS[axis], field or axis
+    try:
+        number = round_coordinate(value)
+    except ValueError:
+        number = None
+    if number is None or not -limit <= number <= limit:
+        raise DomainError(
+            f"{field} must be a number between -{limit} and {limit}.",
+            code="invalid_coordinate",
+            fields={field: [f"A number between -{limit} and {limit}."]},
+        )
+    return number
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from orders.models import Batch, BatchingRun, Order, Stop
 from payments.services import pay_quote
 from spark import roles
 from spark.errors import DomainError, NotFound
+from spark.httpkit import safe_next
 
 from .forms import AutoBatchForm, HandoffForm, ReadyAtForm, ReturnForm
 from .models import Store
@@ -59,7 +60,7 @@ def _day_bounds(store, day=None):
 
 
 def _back(request, default: str):
-    return redirect(request.POST.get("next") or default)
+    return redirect(safe_next(request, default))
 
 
 def _domain_error(request, exc: DomainError):

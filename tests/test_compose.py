@@ -39,3 +39,17 @@ def test_compose_has_the_production_services_and_one_beat(compose, tmp_path):
     full = subprocess.run([compose, "config"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert "appendonly" in full and "gunicorn" in full
     assert "DJANGO_SETTINGS_MODULE: spark.settings.production" in full
+
+
+def test_compose_web_trusts_no_forwarded_for_by_default(compose, tmp_path):
+    # gunicorn's port is published directly: anyone can send X-Forwarded-For, so no hop is
+    # trusted unless .env says a proxy of ours sits in front (SPARK_TRUSTED_PROXIES).
+    shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SPARK_", "DATABASE_", "REDIS_"))}
+    full = subprocess.run([compose, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    web = full.stdout.split("\n  web:")[1].split("\n  worker:")[0]
+    assert "SPARK_TRUSTED_PROXIES: '0'" in web or 'SPARK_TRUSTED_PROXIES: "0"' in web, web
+    shutil.copy(ROOT / ".env.example", tmp_path / ".env")
+    full = subprocess.run([compose, "config"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    web = full.stdout.split("\n  web:")[1].split("\n  worker:")[0]
+    assert "SPARK_TRUSTED_PROXIES: '0'" in web or 'SPARK_TRUSTED_PROXIES: "0"' in web, web

@@ -4,6 +4,7 @@ Every endpoint is for active drivers only; others get 403 with the reason. Anoth
 offer or slot claim is a 404.
 """
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -17,6 +18,7 @@ from orders import claim_gate, dispatch
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Offer
+from spark.api.schema import error_responses
 from spark.roles import IsActiveDriver
 from stores.models import DeliverySlot
 
@@ -27,6 +29,7 @@ from .serializers import (
     PositionSerializer,
     RouteSerializer,
     SlotSerializer,
+    StoredLocationSerializer,
     batch_summary,
 )
 
@@ -127,12 +130,31 @@ class OfflineView(DriverAPIView):
 
 
 class LocationView(DriverAPIView):
-    @extend_schema(request=PositionSerializer, responses={200: Message})
+    """Coordinates with more than six decimals are rounded half-up. At most one position is
+    stored every SPARK_LOCATION_MIN_INTERVAL_SECONDS: a quicker ping is answered 200 with
+    status "kept" and the stored position. Past SPARK_LOCATION_MAX_PER_MINUTE a minute: 429."""
+
+    @extend_schema(request=PositionSerializer, responses={
+        200: inline_serializer("LocationAnswer", {
+            "status": serializers.ChoiceField(choices=["recorded", "kept"]),
+            "detail": serializers.CharField(),
+            "location": StoredLocationSerializer(),
+        }),
+        **error_responses(400, 401, 403, 429),
+    })
     def post(self, request):
         data = PositionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.location_record(driver=request.driver, **data.validated_data)
-        return Response({"status": "recorded", "detail": "Location recorded."})
+        ping = services.location_record(driver=request.driver, **data.validated_data)
+        location = StoredLocationSerializer(ping.location).data
+        if ping.stored:
+            return Response({"status": "recorded", "detail": "Location recorded.", "location": location})
+        return Response({
+            "status": "kept",
+            "detail": "Not stored: your last position is less than "
+                      f"{settings.SPARK_LOCATION_MIN_INTERVAL_SECONDS} seconds old.",
+            "location": location,
+        })
 
 
 class SlotListView(DriverAPIView):

@@ -594,6 +594,15 @@ def test_consent_happy_path(web, applicant):
     assert "FCRA consent" in record.history_change_reason and "jane RIVERA" in record.history_change_reason
 
 
+@pytest.mark.parametrize(("proxies", "recorded"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_consent_records_the_client_ip_behind_trusted_proxies_only(web, applicant, settings, proxies, recorded):
+    settings.SPARK_TRUSTED_PROXIES = proxies
+    response = web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": "Jane Rivera"},
+                        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
+    assert response.status_code == 302
+    assert applicant.history.first().history_change_reason.endswith(f"ip {recorded}")
+
+
 def test_consent_with_a_middle_name(web, applicant):
     assert web.post(f"{JOIN}/background-check/authorize/",
                     {"agree": "on", "signature": "Jane Marie Rivera"}).status_code == 302

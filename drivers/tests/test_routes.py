@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from drivers.models import Driver, Location, Route, SlotClaim
@@ -229,7 +230,8 @@ def test_location_only_on_duty(driver):
     assert not Location.objects.filter(driver=driver).exists()
     driver_go_online(driver=driver, lat=O_LAT, lng=LNG)
     location_record(driver=driver, lat=D_LAT, lng=LNG, accuracy_m=12)
-    location_record(driver=driver, lat=D_LAT, lng=LNG, accuracy_m=8)
+    with time_machine.travel(timezone.now() + timedelta(seconds=10)):  # past the ping interval
+        location_record(driver=driver, lat=D_LAT, lng=LNG, accuracy_m=8)
     loc = Location.objects.get(driver=driver)
     assert (loc.lat, loc.accuracy_m) == (D_LAT, 8)
     with pytest.raises(DomainError):

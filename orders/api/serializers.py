@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from orders.models import Order
 from spark import geo
+from spark.api.fields import CoordinateField
 
 PHONE_RE = re.compile(r"^\+?[0-9 ().-]{7,20}$")
 MIN_WINDOW = timedelta(minutes=15)
@@ -49,8 +50,8 @@ class AddressSerializer(serializers.Serializer):
     postal_code = serializers.RegexField(
         r"^\d{5}(-\d{4})?$", error_messages={"invalid": "Use a 5-digit ZIP code (or ZIP+4)."}
     )
-    lat = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-90), max_value=Decimal(90))
-    lng = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-180), max_value=Decimal(180))
+    lat = CoordinateField(axis="lat")
+    lng = CoordinateField(axis="lng")
 
 
 class WindowSerializer(serializers.Serializer):

@@ -20,8 +20,10 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
+from accounts.adapter import login_failed_retry_after
 from spark.api.schema import error_responses
 from spark.errors import DomainError, NotPermitted
+from spark.httpkit import client_ip
 
 INVALID_CREDENTIALS = "Email or password is not correct."
 
@@ -38,7 +40,20 @@ class TokenRequestSerializer(serializers.Serializer):
 
 
 class LoginThrottle(AnonRateThrottle):
+    """Every token request (right password or not) per client IP: a ceiling on how fast one
+    client can try, on top of allauth's failed-login limits."""
+
     rate = "20/min"
+
+    def get_ident(self, request) -> str:
+        # DRF's own get_ident believes all of X-Forwarded-For unless told otherwise: use the
+        # one rule (SPARK_TRUSTED_PROXIES hops) that allauth's limits use too.
+        return client_ip(request)
+
+
+def _locked_out(detail: str) -> exceptions.Throttled:
+    """allauth's failed-login limit refused the attempt: 429 with the wait in Retry-After."""
+    return exceptions.Throttled(wait=login_failed_retry_after(), detail=detail)
 
 
 class ObtainTokenView(APIView):
@@ -69,7 +84,7 @@ class ObtainTokenView(APIView):
                 http_request, email=email, password=data.validated_data["password"]
             )
         except DjangoValidationError as exc:  # allauth: too_many_login_attempts
-            raise exceptions.Throttled(detail="Too many failed login attempts. Try again later.") from exc
+            raise _locked_out("Too many failed login attempts. Try again later.") from exc
         if user is None or not user.is_active:
             raise DomainError(INVALID_CREDENTIALS, code="invalid_credentials")
         if not has_verified_email(user, user.email):
@@ -94,6 +109,6 @@ class ObtainTokenView(APIView):
         if not form.is_valid():
             messages = form.errors.get("code") or ["Incorrect code."]
             if any(e.code == "too_many_login_attempts" for e in form.errors.as_data().get("code", [])):
-                raise exceptions.Throttled(detail=str(messages[0]))
+                raise _locked_out(str(messages[0]))
             raise DomainError(str(messages[0]), code="mfa_invalid", fields={"code": [str(m) for m in messages]})
         form.authenticator.record_usage()

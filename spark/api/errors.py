@@ -4,7 +4,8 @@
   (non_field_errors) or "Some fields are not valid.".
 - 401: no or bad credentials (`WWW-Authenticate` names the schemes: Token, Api-Key).
 - 403 / 404 / 405 / 415 / 429: DRF's message and code (`Retry-After` kept on 429).
-- DomainError subclasses (spark.errors): their own status (400/403/409/410), code and fields.
+- DomainError subclasses (spark.errors): their own status (400/403/409/410/429), code and fields;
+  RateLimited adds `Retry-After`.
 A 5xx is never turned into a body here: it is a bug and must surface.
 """
 
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from spark.errors import DomainError
+from spark.errors import DomainError, RateLimited
 
 
 def _flatten(detail) -> list[str]:
@@ -49,7 +50,10 @@ def _authenticate_header(request) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(error_body(exc.message, exc.code, exc.fields), status=exc.status_code)
+        response = Response(error_body(exc.message, exc.code, exc.fields), status=exc.status_code)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}
         exc = exceptions.ValidationError(detail=fields or exc.messages)

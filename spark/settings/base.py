@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "accounts.middleware.RetryAfterMiddleware",  # outermost but one: sees every 429
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -114,6 +115,9 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("es", "Español")]
+# The language choice cookie: no script reads it; production also makes it Secure.
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "America/Chicago"
 USE_I18N = True
@@ -157,6 +161,15 @@ SPARK_ADMIN_MFA_EXEMPT_EMAILS: list[str] = []
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="Spark <no-reply@spark.test>")
 
+# --- Client IP behind proxies ----------------------------------------------------------
+# How many reverse proxies of ours sit in front of the web server. X-Forwarded-For is believed
+# for exactly that many hops and no more (spark.httpkit.client_ip): the client is the Nth entry
+# from the right. 0 (the default, and docker-compose.yml's choice since it publishes gunicorn
+# directly): the header is ignored and REMOTE_ADDR is the client. Set it too high and anyone
+# can pick their own IP for every per-IP rate limit; too low and all clients share the proxy's.
+SPARK_TRUSTED_PROXIES = env.int("SPARK_TRUSTED_PROXIES", default=0)
+ALLAUTH_TRUSTED_PROXY_COUNT = SPARK_TRUSTED_PROXIES  # allauth's own helper, for anything not using our adapter
+
 # --- DRF / OpenAPI ------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -170,6 +183,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # DRF's default (None) takes the whole X-Forwarded-For as the client: a rotating header
+    # would dodge every throttle. Our throttles use spark.httpkit.client_ip; this is the same
+    # rule for any DRF throttle that does not.
+    "NUM_PROXIES": SPARK_TRUSTED_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Spark API",
@@ -292,6 +309,12 @@ SPARK_ADDRESS_VISIBLE_HOURS = env.int("SPARK_ADDRESS_VISIBLE_HOURS", default=24)
 SPARK_VAPID_PRIVATE_KEY = env("SPARK_VAPID_PRIVATE_KEY", default="")  # base64url raw key, or PEM
 SPARK_VAPID_PUBLIC_KEY = env("SPARK_VAPID_PUBLIC_KEY", default="")  # applicationServerKey for the browser
 SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="")  # e.g. mailto:ops@spark.example
+# Driver location pings (drivers.location_gate): at most one is stored per driver every
+# SPARK_LOCATION_MIN_INTERVAL_SECONDS (quicker ones are answered with the stored position and not
+# written), and past SPARK_LOCATION_MAX_PER_MINUTE a minute the API answers 429 with Retry-After.
+# The app sends one every 15 s.
+SPARK_LOCATION_MIN_INTERVAL_SECONDS = env.int("SPARK_LOCATION_MIN_INTERVAL_SECONDS", default=5)
+SPARK_LOCATION_MAX_PER_MINUTE = env.int("SPARK_LOCATION_MAX_PER_MINUTE", default=30)
 # Absolute base of links in emails to customers (tracking page, delivery photo).
 SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL", default="http://127.0.0.1:8000")
 

@@ -59,14 +59,13 @@ STORAGES = {
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-# Behind the load balancer every client would share its IP: trust exactly that many proxies
-# for allauth's and DRF's per-IP rate limits (and no more, or clients could spoof the header).
-SPARK_TRUSTED_PROXIES = env.int("SPARK_TRUSTED_PROXIES", default=1)
-ALLAUTH_TRUSTED_PROXY_COUNT = SPARK_TRUSTED_PROXIES
-REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": SPARK_TRUSTED_PROXIES}  # noqa: F405
+# SPARK_TRUSTED_PROXIES (base.py, default 0) says how many proxies of ours are in front: set it
+# to 1 behind one load balancer that appends to X-Forwarded-For, and only if gunicorn cannot be
+# reached around it; otherwise clients could choose their own IP for every per-IP rate limit.
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
+LANGUAGE_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True

@@ -87,3 +87,26 @@ def test_deploy_check_has_no_warnings():
     assert proc.returncode == 0, output[-4000:]
     assert "System check identified no issues" in output, output[-4000:]
     assert "WARNINGS" not in output
+
+
+SHOW_PROXY_AND_COOKIES = (
+    "from django.conf import settings as s; "
+    "print(s.SPARK_TRUSTED_PROXIES, s.ALLAUTH_TRUSTED_PROXY_COUNT, s.REST_FRAMEWORK['NUM_PROXIES'], "
+    "s.LANGUAGE_COOKIE_SECURE, s.LANGUAGE_COOKIE_HTTPONLY, s.LANGUAGE_COOKIE_SAMESITE)"
+)
+
+
+@pytest.mark.parametrize(
+    ("changes", "proxies"),
+    [
+        pytest.param({}, "0 0 0", id="default-trusts-no-proxy"),
+        pytest.param({"SPARK_TRUSTED_PROXIES": "1"}, "1 1 1", id="one-load-balancer"),
+    ],
+)
+def test_production_trusts_forwarded_for_only_as_told_and_the_language_cookie_is_secure(changes, proxies):
+    # given a production environment (gunicorn published directly unless SPARK_TRUSTED_PROXIES says)
+    proc = _run(["-c", SHOW_PROXY_AND_COOKIES], _env(**changes))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    # then allauth's limits, DRF's throttles and ours all trust the same number of proxies
+    # and the language cookie goes over https only, out of scripts' reach
+    assert proc.stdout.split() == [*proxies.split(), "True", "True", "Lax"]

@@ -84,6 +84,9 @@ def _assert_no_exif(field_file) -> Image.Image:
 @pytest.fixture(autouse=True)
 def _media_and_cache(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"  # the live server runs in this process
+    # DriverAPI.at() stands for pings minutes apart on the road, sent here seconds apart: store
+    # each one (drivers.location_gate would keep the first of pings under 5 s apart).
+    settings.SPARK_LOCATION_MIN_INTERVAL_SECONDS = 0
     cache.clear()  # local memory: the tracking page's rate limit starts from zero
     yield
     cache.clear()
