@@ -3,7 +3,8 @@
 - 400 validation: `fields` holds each field's messages; `detail` is the first general message
   (non_field_errors) or "Some fields are not valid.".
 - 401: no or bad credentials (`WWW-Authenticate` names the schemes: Token, Api-Key).
-- 403 / 404 / 405 / 415 / 429: DRF's message and code (`Retry-After` kept on 429).
+- 403 / 404 / 405 / 413 / 415 / 429: the message and code of the exception (`Retry-After` kept on
+  429); 413 and the 400 `parse_error` of hostile bodies come from spark/api/parsers.py.
 - DomainError subclasses (spark.errors): their own status (400/403/409/410), code and fields.
 A 5xx is never turned into a body here: it is a bug and must surface.
 """
