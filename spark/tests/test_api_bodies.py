@@ -6,11 +6,13 @@ import io
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ParseError
 from rest_framework.test import APIClient
 
 from orders.models import Order
+from orders.tests.test_delivery_services import jpeg, make_batch, snapshot
 from spark.api.parsers import MAX_JSON_DEPTH, JSONParser, RequestTooLarge
 from stores.tests.factories import StoreApiKeyFactory
 
@@ -106,8 +108,12 @@ def test_a_streamed_body_without_content_length_is_capped_while_reading(settings
 
 @pytest.mark.parametrize(
     "raw",
-    ["[" * 1000 + "]" * 1000, nested_object(1000), '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
-     nested_object(MAX_JSON_DEPTH + 1)],
+    [
+        "[" * 1000 + "]" * 1000,
+        nested_object(1000),
+        '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        nested_object(MAX_JSON_DEPTH + 1),
+    ],
     ids=["list-1000", "object-1000", "list-100000", "just-over-the-limit"],
 )
 def test_deeply_nested_json_is_a_400_for_every_caller(callers, raw):
@@ -162,8 +168,10 @@ def test_bodies_that_are_not_json_are_a_400(callers, raw, words):
     [
         ("hello", "text/plain"),
         ("email=a%40example.test&password=x", "application/x-www-form-urlencoded"),
-        ('--b\r\nContent-Disposition: form-data; name="email"\r\n\r\na@example.test\r\n--b--\r\n',
-         "multipart/form-data; boundary=b"),
+        (
+            '--b\r\nContent-Disposition: form-data; name="email"\r\n\r\na@example.test\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
     ],
     ids=["text", "form", "multipart"],
 )
@@ -184,12 +192,9 @@ def test_markup_in_text_fields_is_validated_as_text_and_never_reflected_as_html(
 # --- the photo upload keeps its own, larger cap ---------------------------------------------
 
 
-def test_the_delivery_photo_upload_is_capped_at_two_photos_plus_the_json_limit(store, driver, driver_api, settings,
-                                                                                 tmp_path):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    from orders.tests.test_delivery_services import jpeg, make_batch, snapshot
-
+def test_the_delivery_photo_upload_is_capped_at_two_photos_plus_the_json_limit(
+    store, driver, driver_api, settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
     batch, (first, _) = make_batch(store, driver)
     photo = jpeg()
