@@ -100,8 +100,13 @@ def test_an_id_that_cannot_be_ours_is_a_json_4xx(callers, route, method, bad_id)
 def test_an_unknown_api_path_is_the_json_404_with_or_without_debug(settings, debug):
     settings.DEBUG = debug  # `make run` serves with DEBUG on: Django's own 404 page is HTML
     client = Client(enforce_csrf_checks=True)  # as a browser or a script would meet it
-    for path in ["/api/v1/orders/abc/", "/api/v1/orders/abc/cancel/", "/api/v1/driver/offers/abc/accept/",
-                 "/api/v1/no-such-thing/", "/api/"]:
+    for path in [
+        "/api/v1/orders/abc/",
+        "/api/v1/orders/abc/cancel/",
+        "/api/v1/driver/offers/abc/accept/",
+        "/api/v1/no-such-thing/",
+        "/api/",
+    ]:
         res = client.post(path) if path.endswith("cancel/") else client.get(path)
         assert res.status_code == 404, path
         assert res.json() == {"detail": "Not found.", "code": "not_found", "fields": {}}, path
