@@ -82,7 +82,7 @@ def queue(request, store):
     status = request.GET.get("status") or ""
     if status and status not in Order.Status.values:
         status = ""
-    q = request.GET.get("q", "").strip()[:64]
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:64]  # PostgreSQL text cannot hold NUL
     orders = order_selectors.order_queue(store_id=store.pk, day_start=day_start, day_end=day_end + timedelta(days=1),
                                          status=status or None, q=q)
     context = {
