@@ -24,4 +24,4 @@ def parse_ids(values: Iterable[object]) -> list[int] | None:
     """Every value as an id, or None if any of them is not one (a form that was tampered with
     is refused as a whole, never acted on in part)."""
     ids = [parse_id(v) for v in values]
-    return None if None in ids else ids  # type: ignore[return-value]
+    return [i for i in ids if i is not None] if None not in ids else None
