@@ -600,7 +600,7 @@ def dispatch_log(request, driver: Driver):
 def _json_body(request) -> dict:
     try:
         data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested ~1,000 levels deep
         return {}
     return data if isinstance(data, dict) else {}
 

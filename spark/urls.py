@@ -1,10 +1,11 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.decorators import login_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from spark import views
+from spark.api import errors as api_errors
 from spark.api.auth import ObtainTokenView
 
 # The admin's own login form would skip MFA: send admin logins through allauth instead.
@@ -33,6 +34,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
+    # Last: any other /api/.../ URL is the JSON 404, DEBUG or not. Only paths ending in "/", so
+    # CommonMiddleware still redirects /api/v1/me to /api/v1/me/.
+    re_path(r"^api/(?:.*/)?$", api_errors.not_found),
 ]
 
 if settings.DEBUG:

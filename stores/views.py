@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from orders import selectors as order_selectors
@@ -24,6 +25,7 @@ from payments.services import pay_quote
 from spark import roles
 from spark.errors import DomainError, NotFound
 from spark.httpkit import safe_next
+from spark.ids import parse_id, parse_ids
 
 from .forms import AutoBatchForm, HandoffForm, ReadyAtForm, ReturnForm
 from .models import Store
@@ -81,7 +83,7 @@ def queue(request, store):
     status = request.GET.get("status") or ""
     if status and status not in Order.Status.values:
         status = ""
-    q = request.GET.get("q", "").strip()[:64]
+    q = request.GET.get("q", "").replace("\x00", "").strip()[:64]  # PostgreSQL text cannot hold NUL
     orders = order_selectors.order_queue(store_id=store.pk, day_start=day_start, day_end=day_end + timedelta(days=1),
                                          status=status or None, q=q)
     context = {
@@ -102,9 +104,9 @@ def queue(request, store):
 @require_POST
 @store_view()
 def batch_new(request, store):
-    ids = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
-    orders_by_id = {o.pk: o for o in Order.objects.filter(pk__in=ids, store=store)}
-    if len(orders_by_id) != len(set(ids)):
+    ids = parse_ids(request.POST.getlist("order"))
+    orders_by_id = {o.pk: o for o in Order.objects.filter(pk__in=ids or [], store=store)}
+    if ids is None or len(orders_by_id) != len(set(ids)):
         messages.error(request, _("Some of those orders are not this store's."))
         return redirect("dashboard:queue", store_id=store.pk)
     try:
@@ -187,7 +189,8 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
 @require_POST
 @store_view()
 def batch_reorder(request, store, batch_id: int):
-    ids = [int(i) for i in request.POST.getlist("stop") if i.isdigit()]
+    # A value that is not an id leaves the list short of a stop: the service refuses it.
+    ids = parse_ids(request.POST.getlist("stop")) or []
     return _batch_action(request, store, batch_id,
                          lambda b: order_services.batch_set_order(batch=b, stop_ids=ids, actor=request.user))
 
@@ -202,11 +205,11 @@ def batch_remove(request, store, batch_id: int, stop_id: int):
 @require_POST
 @store_view()
 def batch_add(request, store, batch_id: int):
-    ids = [int(i) for i in request.POST.getlist("order") if i.isdigit()]
+    ids = parse_ids(request.POST.getlist("order"))
 
     def add(b):
-        found = list(Order.objects.filter(pk__in=ids, store=store))
-        if len(found) != len(set(ids)):
+        found = list(Order.objects.filter(pk__in=ids or [], store=store))
+        if ids is None or len(found) != len(set(ids)):
             raise DomainError(_("Some of those orders are not this store's."), code="wrong_store")
         if not found:
             raise DomainError(_("Pick at least one order to add."), code="empty")
@@ -386,6 +389,9 @@ def return_check_in(request, store, order_id: int):
 
 # --- Managers: slots, team and API keys ------------------------------------------------
 
+# A posted id that is not an id: a tampered form, or a page from before a change. Nothing is done.
+NOT_AN_ID = gettext_lazy("That form sent something we did not understand; reload the page and try again.")
+
 
 @store_view(manager=True)
 def slots(request, store):
@@ -394,13 +400,19 @@ def slots(request, store):
     from .models import DeliverySlot, SlotTemplate
 
     form = SlotTemplateForm(request.POST or None)
+    status = 200
     if request.method == "POST":
         action = request.POST.get("action")
         if action in ("pause", "resume"):
-            template = get_object_or_404(SlotTemplate, pk=request.POST.get("template"), store=store)
-            store_services.slot_template_set_active(template=template, active=action == "resume")
-            return redirect("dashboard:slots", store_id=store.pk)
-        if form.is_valid():
+            template_id = parse_id(request.POST.get("template"))
+            if template_id is None:
+                messages.error(request, NOT_AN_ID)
+                form, status = SlotTemplateForm(), 400
+            else:
+                template = get_object_or_404(SlotTemplate, pk=template_id, store=store)
+                store_services.slot_template_set_active(template=template, active=action == "resume")
+                return redirect("dashboard:slots", store_id=store.pk)
+        elif form.is_valid():
             try:
                 store_services.slot_template_create(
                     store=store, weekdays="".join(form.cleaned_data["weekdays"]),
@@ -414,7 +426,7 @@ def slots(request, store):
     upcoming = DeliverySlot.objects.filter(store=store, ends_at__gte=timezone.now()).order_by("starts_at")[:60]
     return render(request, "dashboard/slots.html", {
         "store": store, "form": form, "templates": SlotTemplate.objects.filter(store=store), "upcoming": upcoming,
-    })
+    }, status=status)
 
 
 @store_view(manager=True)
@@ -426,6 +438,7 @@ def team(request, store):
     member_form = MembershipForm(prefix="m")
     key_form = ApiKeyForm(prefix="k")
     new_key = None
+    status = 200
     if request.method == "POST":
         action = request.POST.get("action")
         try:
@@ -435,6 +448,9 @@ def team(request, store):
                     store_services.membership_add(store=store, **member_form.cleaned_data)
                     messages.success(request, _("Added."))
                     return redirect("dashboard:team", store_id=store.pk)
+            elif action == "remove_member" and parse_id(request.POST.get("membership")) is None:
+                messages.error(request, NOT_AN_ID)
+                status = 400
             elif action == "remove_member":
                 membership = get_object_or_404(StoreMembership, pk=request.POST.get("membership"), store=store)
                 store_services.membership_remove(membership=membership)
@@ -446,6 +462,9 @@ def team(request, store):
                     _key, new_key = store_services.store_api_key_create(
                         store=store, name=key_form.cleaned_data["name"], created_by=request.user
                     )
+            elif action == "revoke_key" and parse_id(request.POST.get("key")) is None:
+                messages.error(request, NOT_AN_ID)
+                status = 400
             elif action == "revoke_key":
                 key = get_object_or_404(StoreApiKey, pk=request.POST.get("key"), store=store)
                 store_services.store_api_key_revoke(key=key)
@@ -460,4 +479,4 @@ def team(request, store):
         "member_form": member_form,
         "key_form": key_form,
         "new_key": new_key,
-    })
+    }, status=status)

@@ -16,13 +16,13 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Stop
 from spark.api.fields import CoordinateField
+from spark.api.parsers import PhotoMultiPartParser
 from spark.api.schema import error_responses
 
 from .views import DriverAPIView
@@ -258,7 +258,7 @@ class StopDeliverView(DriverAPIView):
     """Deliver with a photo; alcohol orders need the ID's date of birth (21+) and a photo of it.
     A delivery far from the address is accepted and recorded with the distance."""
 
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [PhotoMultiPartParser]
 
     @extend_schema(request={"multipart/form-data": DeliverSerializer}, responses=BATCH_RESPONSES)
     def post(self, request, stop_id: int):

@@ -195,10 +195,10 @@ class SlotCancelView(DriverAPIView):
 class SlotCheckInView(DriverAPIView):
     @extend_schema(request=CheckInSerializer, responses={200: Message})
     def post(self, request, slot_id: int):
+        claim = _my_live_claim(request, slot_id)  # an unknown slot is a 404 whatever the body says
         data = CheckInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        claim = services.slot_check_in(claim=_my_live_claim(request, slot_id), driver=request.driver,
-                                       **data.validated_data)
+        claim = services.slot_check_in(claim=claim, driver=request.driver, **data.validated_data)
         return Response({"status": claim.status, "detail": "Checked in."})
 
 

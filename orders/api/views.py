@@ -18,6 +18,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     permission_classes = [IsStoreIntegration]
     serializer_class = OrderSerializer
+    lookup_value_converter = "int"  # /orders/abc/cancel/ is a 404, not a ValueError in the lookup
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no API key

@@ -2,7 +2,7 @@
 
 Signature scheme (the provider and Spark share SPARK_SCREENING_WEBHOOK_SECRET)
 -----------------------------------------------------------------------------
-    X-Spark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>
+    X-Spark-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>   (exactly one t; name=value parts only)
 
     v1 = hex(HMAC_SHA256(key=secret, msg=f"{t}." + <raw request body bytes>))
 
@@ -43,6 +43,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 
 from django.conf import settings
@@ -76,32 +77,49 @@ def sign(body: bytes, *, secret: str, timestamp: int) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def verify_signature(body: bytes, header: str, *, secret: str, now: float | None = None) -> None:
-    """Raise BadRequest unless `header` signs `body` with `secret` within the tolerance."""
-    timestamp, signatures = None, []
+# ASCII digits only (str.isdigit() also takes "²", which int() refuses), and few enough that
+# int() never meets Python's 4,300-digit limit; 12 digits reach past the year 33000.
+TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
+HMAC_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _parse_signature_header(header: str) -> tuple[int, list[str]]:
+    """(t, [v1, ...]) from `header`; BadRequest for anything else than comma-separated
+    name=value parts with exactly one t and at least one v1 (other names are ignored, for
+    schemes the provider may add)."""
+    malformed = BadRequest(f"Missing or malformed {SIGNATURE_HEADER} header; expected t=<unix time>,v1=<hex HMAC>.")
+    timestamps, signatures = [], []
     for part in header.split(","):
         name, sep, value = part.strip().partition("=")
         if not sep:
-            continue
+            raise malformed
         if name == "t":
-            timestamp = value
+            timestamps.append(value)
         elif name == "v1":
             signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or not signatures:
-        raise BadRequest(f"Missing or malformed {SIGNATURE_HEADER} header; expected t=<unix time>,v1=<hex HMAC>.")
+    if len(timestamps) != 1 or not TIMESTAMP_RE.fullmatch(timestamps[0]) or not signatures:
+        raise malformed
+    if not all(HMAC_HEX_RE.fullmatch(sig) for sig in signatures):
+        raise malformed
+    return int(timestamps[0]), signatures
+
+
+def verify_signature(body: bytes, header: str, *, secret: str, now: float | None = None) -> None:
+    """Raise BadRequest unless `header` signs `body` with `secret` within the tolerance."""
+    timestamp, signatures = _parse_signature_header(header)
     now = time.time() if now is None else now
-    if abs(now - int(timestamp)) > TOLERANCE_SECONDS:
+    if abs(now - timestamp) > TOLERANCE_SECONDS:
         raise BadRequest(f"Signature timestamp is more than {TOLERANCE_SECONDS} seconds from our clock; "
                          "sign each delivery afresh.")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected.encode(), sig.encode()) for sig in signatures):
+    if not any(hmac.compare_digest(expected, sig.lower()) for sig in signatures):
         raise BadRequest("Signature does not match the body.")
 
 
 def _parse(body: bytes) -> dict:
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8, malformed, a 5,000-digit number, 1,000 levels deep
         raise BadRequest("The body is not valid JSON.") from None
     if not isinstance(payload, dict):
         raise BadRequest("The body must be a JSON object.")
@@ -128,14 +146,17 @@ def _parse(body: bytes) -> dict:
     return payload
 
 
+# Our ids are bigints: at most 19 digits; anything else cannot be one of ours. ASCII digits only.
+ID_RE = re.compile(r"[0-9]{1,19}")
+CASE_REF_RE = re.compile(r"scase_([0-9]{1,19})")
+
+
 def _find_case(data: dict) -> ScreeningCase | None:
     case_ref, driver_id = data.get("case_ref"), data.get("driver_id")
     if case_ref is not None:
-        ref = str(case_ref)
-        if ref.startswith("scase_") and ref[6:].isdigit():
-            return ScreeningCase.objects.filter(pk=int(ref[6:])).first()
-        return None
-    if isinstance(driver_id, bool) or not str(driver_id).isdigit():
+        match = CASE_REF_RE.fullmatch(str(case_ref))
+        return ScreeningCase.objects.filter(pk=int(match[1])).first() if match else None
+    if isinstance(driver_id, bool) or not ID_RE.fullmatch(str(driver_id)):
         return None
     driver = Driver.objects.filter(pk=int(str(driver_id))).first()
     if driver is None:

@@ -193,3 +193,85 @@ def test_unconfigured_secret_and_wrong_method(client, settings):
     assert post(client, body_of(driver_id=1, result="clear"), secret="").status_code == 503
     settings.SPARK_SCREENING_WEBHOOK_SECRET = SECRET
     assert client.get(URL).status_code == 405
+
+
+GOOD_BODY = body_of(driver_id=1, result="clear")
+
+
+def _good_mac(ts: int) -> str:
+    return sign(GOOD_BODY, secret=SECRET, timestamp=ts).split("v1=")[1]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        lambda ts: "",
+        lambda ts: ",,,",
+        lambda ts: "t=",
+        lambda ts: f"t={ts}",
+        lambda ts: f"t={ts},v1=",
+        lambda ts: f"v1={_good_mac(ts)}",
+        lambda ts: "t=" + "9" * 5000 + f",v1={_good_mac(ts)}",
+        lambda ts: "t=" + "9" * 40 + f",v1={_good_mac(ts)}",
+        lambda ts: f"t=\u00b2,v1={_good_mac(ts)}",  # a superscript two: str.isdigit() says yes, int() says no
+        lambda ts: f"t=\u0661\u0662\u0663,v1={_good_mac(ts)}",  # Arabic-Indic digits
+        lambda ts: f"t=-{ts},v1={_good_mac(ts)}",
+        lambda ts: f"t={ts}.5,v1={_good_mac(ts)}",
+        lambda ts: f"t= {ts},v1={_good_mac(ts)}",
+        lambda ts: f"t={ts},t={ts},v1={_good_mac(ts)}",  # duplicated timestamp, even with a good signature
+        lambda ts: f"t={ts},v1={'z' * 64}",
+        lambda ts: f"t={ts},v1={_good_mac(ts)[:-1]}",
+        lambda ts: f"t={ts},v1={_good_mac(ts)}0",
+        lambda ts: f"t={ts},v1=\u00e9{_good_mac(ts)[1:]}",
+        lambda ts: f"t={ts},v1={_good_mac(ts)},garbage",
+        lambda ts: f"t={ts};v1={_good_mac(ts)}",
+    ],
+    ids=[
+        "empty", "only-commas", "empty-t", "no-v1", "empty-v1", "no-t", "t-5000-digits", "t-40-digits",
+        "t-superscript", "t-arabic-digits", "t-negative", "t-decimal", "t-space", "t-twice", "v1-not-hex",
+        "v1-short", "v1-long", "v1-non-ascii", "part-without-equals", "semicolons",
+    ],
+)
+def test_any_malformed_signature_header_is_a_400_and_stores_nothing(client, header):
+    response = client.post(URL, data=GOOD_BODY, content_type="application/json",
+                           HTTP_X_SPARK_SIGNATURE=header(int(time.time())))
+    assert response.status_code == 400, response.content
+    assert "X-Spark-Signature" in response.json()["detail"]
+    assert not WebhookEvent.objects.exists()
+
+
+def test_the_good_header_of_the_table_above_is_accepted(client):
+    ts = int(time.time())
+    assert post(client, GOOD_BODY, signature=f"t={ts},v1={_good_mac(ts)}").json()["status"] == "ignored"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"id": "evt_1", "type": "x", "data": ' + "[" * 1000 + "]" * 1000 + "}", "not valid JSON"),
+        ('{"id": "evt_1", "type": "x", "data": {"driver_id": ' + "9" * 5000 + "}}", "not valid JSON"),
+    ],
+    ids=["nested-1000", "int-5000-digits"],
+)
+def test_signed_hostile_bodies_are_a_400(client, body, message):
+    response = post(client, body.encode())
+    assert response.status_code == 400 and message in response.json()["detail"]
+    assert not WebhookEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"case_ref": "scase_" + "9" * 5000},
+        {"case_ref": "scase_\u00b2"},
+        {"case_ref": "scase_" + "9" * 25},
+        {"driver_id": "\u00b2"},
+        {"driver_id": "9" * 5000},
+        {"driver_id": 10**25},
+    ],
+    ids=["ref-5000-digits", "ref-superscript", "ref-25-digits", "driver-superscript", "driver-5000-digits",
+         "driver-25-digits"],
+)
+def test_ids_that_cannot_be_ours_are_recorded_and_ignored(client, data):
+    response = post(client, body_of(result="clear", **data))
+    assert response.status_code == 200 and response.json()["status"] == "ignored"

@@ -3,7 +3,8 @@
 - 400 validation: `fields` holds each field's messages; `detail` is the first general message
   (non_field_errors) or "Some fields are not valid.".
 - 401: no or bad credentials (`WWW-Authenticate` names the schemes: Token, Api-Key).
-- 403 / 404 / 405 / 415 / 429: DRF's message and code (`Retry-After` kept on 429).
+- 403 / 404 / 405 / 413 / 415 / 429: the message and code of the exception (`Retry-After` kept on
+  429); 413 and the 400 `parse_error` of hostile bodies come from spark/api/parsers.py.
 - DomainError subclasses (spark.errors): their own status (400/403/409/410/429), code and fields;
   RateLimited adds `Retry-After`.
 A 5xx is never turned into a body here: it is a bug and must surface.
@@ -11,7 +12,8 @@ A 5xx is never turned into a body here: it is a bug and must surface.
 
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -30,6 +32,13 @@ def _flatten(detail) -> list[str]:
 
 def error_body(detail: str, code: str, fields: dict | None = None) -> dict:
     return {"detail": str(detail), "code": code, "fields": fields or {}}
+
+
+@csrf_exempt  # it changes nothing; a POST without a CSRF token must get this 404, not a 403 page
+def not_found(request, *args, **kwargs) -> JsonResponse:
+    """The catch-all of /api/ (spark/urls.py): an unknown API URL, or an id that is not a number
+    where the route takes <int:...>, is this JSON 404 even with DEBUG on."""
+    return JsonResponse(error_body("Not found.", "not_found"), status=404)
 
 
 def _authenticate_header(request) -> str:

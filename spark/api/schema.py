@@ -31,13 +31,15 @@ _DESCRIPTIONS = {
     405: "Method not allowed.",
     409: "Conflict: the object changed first (someone else got there), or the status change is not allowed.",
     410: "Gone: the object no longer accepts this (e.g. an offer that expired).",
+    413: "The request body is larger than SPARK_API_MAX_BODY_BYTES (1 MB by default); nothing was read.",
+    415: "The body is not JSON (`Content-Type: application/json`), or not the media type this endpoint takes.",
     429: "Too many requests; retry after the number of seconds in `Retry-After`.",
 }
 
 ERROR_RESPONSES = {
     status: OpenApiResponse(response=ErrorSerializer, description=description)
     for status, description in _DESCRIPTIONS.items()
-    if status != 405
+    if status not in (405, 413, 415)  # only for endpoints that take a body: pick them with error_responses()
 }
 
 

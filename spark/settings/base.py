@@ -180,6 +180,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "spark.api.errors.exception_handler",
+    # JSON only, size- and depth-bounded (spark/api/parsers.py); the photo upload of the
+    # delivery step names its own multipart parser.
+    "DEFAULT_PARSER_CLASSES": ["spark.api.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -301,6 +304,9 @@ SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND", default="console")
 # Delivery proof: a delivery farther than this from the customer's coordinates is recorded with
 # the distance on the stop's event (never blocked: GPS in a downtown canyon is often off).
 SPARK_DELIVERY_MAX_DISTANCE_M = env.int("SPARK_DELIVERY_MAX_DISTANCE_M", default=250)
+# API request bodies larger than this are refused with 413 before they are read (spark/api/parsers.py).
+# One order's intake is a few KB.
+SPARK_API_MAX_BODY_BYTES = env.int("SPARK_API_MAX_BODY_BYTES", default=1024 * 1024)
 # Uploaded photos (proof of delivery, ID checks) larger than this are refused (spark.photos).
 SPARK_PHOTO_MAX_BYTES = env.int("SPARK_PHOTO_MAX_BYTES", default=8 * 1024 * 1024)
 # A driver sees a batch's exact customer addresses until this long after it closed (DESIGN rule 6).
