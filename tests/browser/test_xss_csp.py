@@ -272,6 +272,21 @@ def test_every_surface_loads_without_csp_violations(world, watched, phone_contex
     visit(ops, "/admin/orders/batch/", ready="#result_list")
     visit(ops, f"/admin/orders/batch/{batch.pk}/change/", ready="#content-main form")
     visit(ops, "/admin/drivers/driver/", ready="#result_list")
+    # Widgets that build their markup in JavaScript: select2 autocomplete, calendar and clock.
+    visit(ops, "/admin/stores/storemembership/add/", ready="#storemembership_form")
+    ops.locator(".field-store .select2-selection").click()
+    ops.locator(".select2-search__field").fill("Spark")
+    expect(ops.locator(".select2-results__option", has_text="Spark Test Market")).to_be_visible()
+    ops.keyboard.press("Enter")
+    expect(ops.locator(".field-store .select2-selection__rendered")).to_contain_text("Spark Test Market")
+    assert_clean(ops, "admin autocomplete")
+    visit(ops, "/admin/stores/deliveryslot/add/", ready="#deliveryslot_form")
+    ops.locator(".field-starts_at .datetimeshortcuts a").first.click()  # "Today"
+    ops.locator(".field-starts_at a[id^='calendarlink']").click()
+    expect(ops.locator(".calendarbox").first).to_be_visible()
+    ops.locator(".field-starts_at a[id^='clocklink']").click()
+    expect(ops.locator(".clockbox").first).to_be_visible()
+    assert_clean(ops, "admin calendar and clock")
     shot(ops, "admin")
 
     # Staff without a second factor set it up first: allauth's TOTP page with its QR code image.
@@ -314,16 +329,25 @@ def test_every_surface_loads_without_csp_violations(world, watched, phone_contex
     assert_clean(guest, "after login")
 
 
-def test_csp_reports_an_inline_script(watched, live_server, transactional_db):
-    """The watcher itself works: a page that runs inline script is caught (guards the test above
-    against passing because nothing is listening)."""
+def test_csp_reports_inline_script_handlers_and_styles(watched, live_server, transactional_db):
+    """The watcher itself works: inline script, an inline handler and an inline style are each
+    blocked and reported (guards the tests above against passing because nothing listens)."""
     page = watched()
     page.goto("/accounts/login/")
-    page.evaluate("""() => { const s = document.createElement("script"); s.textContent = "window.ran = 1";
-                              document.body.appendChild(s); }""")
-    page.wait_for_timeout(200)
+    page.evaluate("""() => {
+        const s = document.createElement("script");
+        s.textContent = "window.ran = 1";
+        document.body.appendChild(s);
+        document.body.insertAdjacentHTML("beforeend",
+            '<img src="/nothing-here.png" onerror="window.ran = 2"><p id="red" style="color: rgb(255, 0, 0)">x</p>');
+    }""")
+    page.wait_for_timeout(300)
     assert page.evaluate("window.ran") is None
-    assert any("script-src" in v for v in page.evaluate("window.__cspViolations"))
+    assert page.evaluate("getComputedStyle(document.getElementById('red')).color") != "rgb(255, 0, 0)"
+    violations = page.evaluate("window.__cspViolations")
+    assert any(v.startswith("script-src-elem") for v in violations), violations
+    assert any(v.startswith("script-src-attr") for v in violations), violations
+    assert any(v.startswith("style-src-attr") for v in violations), violations
     page.csp_console.clear()
 
 
