@@ -37,9 +37,18 @@ def group_by_window(orders: list[Order]) -> list[tuple[tuple, list[Order]]]:
 
 
 def batches_for_store(*, store_id: int, statuses=None):
-    from .models import Batch
+    """A store's batches, each with live_stop_count: the stops still on the trip, the same
+    rule as batch_stops (a removed stop is not; a cancelled order's stop is removed)."""
+    from django.db.models import Count, Q
 
-    qs = Batch.objects.filter(store_id=store_id).select_related("driver__user")
+    from .models import Batch, Stop
+
+    live = ~Q(stops__status=Stop.Status.REMOVED)
+    qs = (
+        Batch.objects.filter(store_id=store_id)
+        .select_related("driver__user")
+        .annotate(live_stop_count=Count("stops", filter=live))
+    )
     if statuses:
         qs = qs.filter(status__in=statuses)
     return qs.order_by("pickup_by", "pk")

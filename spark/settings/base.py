@@ -6,8 +6,10 @@ must set (secrets, hosts) has no default in production.py.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -62,6 +64,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "accounts.middleware.AdminMFAMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "spark.urls"
@@ -323,6 +326,41 @@ SPARK_LOCATION_MIN_INTERVAL_SECONDS = env.int("SPARK_LOCATION_MIN_INTERVAL_SECON
 SPARK_LOCATION_MAX_PER_MINUTE = env.int("SPARK_LOCATION_MAX_PER_MINUTE", default=30)
 # Absolute base of links in emails to customers (tracking page, delivery photo).
 SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- Content-Security-Policy (django-csp) -------------------------------------------
+# No inline script, no inline event handler, no eval, on every page: scripts are files in
+# static/js, the data they need comes in json_script blocks or data- attributes, and htmx runs
+# with allowEval off (templates/base.html). A customer's address that ever ends up parsed as HTML
+# cannot run script. Styles likewise come from files only; Leaflet and Swagger UI position
+# things through the CSSOM (element.style), which the policy does not restrict.
+# Map tiles (dashboard, driver app, tracking page): a Leaflet URL template; the policy lets
+# images come from its host.
+SPARK_MAP_TILE_URL = env("SPARK_MAP_TILE_URL", default="https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+
+
+def csp_tile_source(url_template: str) -> str:
+    """The CSP source for a Leaflet tile URL template: its scheme and host, Leaflet's {s}
+    subdomain placeholder as a wildcard. A relative template is served by us ('self')."""
+    parts = urlsplit(url_template.replace("{s}", "*"))
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else SELF
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: for the SVG icons in Leaflet's and Swagger UI's CSS; blob: for the delivery
+        # photo preview the driver app shows before upload.
+        "img-src": [SELF, "data:", "blob:", csp_tile_source(SPARK_MAP_TILE_URL)],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,7 @@
 import json
 
 from django import template
+from django.conf import settings
 from django.utils.html import escape
 
 from spark.money import format_cents
@@ -33,3 +34,9 @@ def get_item(mapping, key):
 def json_attr(value) -> str:
     """JSON safe to put inside a single-quoted HTML attribute."""
     return escape(json.dumps(value))
+
+
+@register.simple_tag
+def map_tile_url() -> str:
+    """The Leaflet tile URL template every map uses; the Content-Security-Policy allows its host."""
+    return settings.SPARK_MAP_TILE_URL

@@ -1,10 +1,19 @@
-// Staff dashboard: Leaflet maps of batches and drag-and-drop stop ordering.
-// Tiles come from SPARK map tile URL in a data attribute when configured; without network
-// the markers and lines still show on a blank background.
+// Staff dashboard: Leaflet maps of batches, drag-and-drop stop ordering, the store switcher and
+// the polls that wait while the associate is busy. Loaded on every dashboard page.
+// Tiles come from the map's data-tiles (settings.SPARK_MAP_TILE_URL, which the CSP allows);
+// without network the markers and lines still show on a blank background.
+// Server data (addresses, store names) never goes in as HTML: Leaflet inserts a string tooltip
+// with innerHTML, so tooltips get a DOM node holding text.
 (function () {
   "use strict";
-  var TILE_URL = document.body.dataset.tiles || "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
+  var DEFAULT_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png";
   var COLORS = ["#0b6bcb", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#c2255c", "#1098ad", "#5c940d"];
+
+  function textNode(text) {
+    var span = document.createElement("span");
+    span.textContent = text == null ? "" : String(text);
+    return span;
+  }
 
   function drawMaps() {
     if (typeof L === "undefined") return;
@@ -12,7 +21,7 @@
       if (el._leaflet_id) { el._leaflet_map && el._leaflet_map.remove(); }
       var map = L.map(el, { scrollWheelZoom: false });
       el._leaflet_map = map;
-      L.tileLayer(TILE_URL, { maxZoom: 18, attribution: "© OpenStreetMap" }).addTo(map);
+      L.tileLayer(el.dataset.tiles || DEFAULT_TILES, { maxZoom: 18, attribution: "© OpenStreetMap" }).addTo(map);
       var bounds = [];
       var points = el.dataset.points ? JSON.parse(el.dataset.points) : null;
       var routes = el.dataset.routes ? JSON.parse(el.dataset.routes) : null;
@@ -25,7 +34,7 @@
         route.forEach(function (p) {
           bounds.push([p.lat, p.lng]);
           L.circleMarker([p.lat, p.lng], { radius: p.store ? 9 : 6, color: color, fillOpacity: 0.8 })
-            .bindTooltip(p.label || "").addTo(map);
+            .bindTooltip(textNode(p.label)).addTo(map);
         });
       });
       if (bounds.length) map.fitBounds(bounds, { padding: [20, 20] });
@@ -54,6 +63,24 @@
   }
 
   function init(root) { drawMaps(); enableDrag(root || document); }
+
+  // The store switcher: each option carries its store's URL.
+  document.addEventListener("change", function (e) {
+    var select = e.target;
+    if (select.id !== "store-select") return;
+    var option = select.options[select.selectedIndex];
+    if (option && option.dataset.url) location.assign(option.dataset.url);
+  });
+
+  // A poll must not wipe what the associate is doing (ticked orders, a code being typed): an
+  // element with data-poll-hold="<CSS selector>" skips its own request while the selector
+  // matches something. (Instead of an hx-trigger filter, which htmx would have to eval.)
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail && e.detail.elt;
+    var hold = elt && elt.dataset ? elt.dataset.pollHold : "";
+    if (hold && document.querySelector(hold)) e.preventDefault();
+  });
+
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   // After settle, not after swap: while settling, htmx puts back the attributes of the swapped-in
   // elements that kept their id (#map), which would strip the classes and inline position Leaflet

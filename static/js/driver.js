@@ -482,8 +482,11 @@
       if (this.markers[which]) {
         this.markers[which].setLatLng(latlng);
       } else {
-        var marker = L.marker(latlng, { draggable: true, title: t(which === "origin" ? "route_origin" : "route_dest") })
-          .bindTooltip(t(which === "origin" ? "route_origin" : "route_dest"), { permanent: true, direction: "top", offset: [0, -30] })
+        var label = t(which === "origin" ? "route_origin" : "route_dest");
+        var tip = document.createElement("span");
+        tip.textContent = label; // Leaflet would parse a string as HTML
+        var marker = L.marker(latlng, { draggable: true, title: label })
+          .bindTooltip(tip, { permanent: true, direction: "top", offset: [0, -30] })
           .addTo(this.map);
         marker.on("dragend", function () { var p = marker.getLatLng(); self.store(which, p.lat, p.lng); self.draw(); });
         this.markers[which] = marker;

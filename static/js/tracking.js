@@ -99,8 +99,10 @@
         maxZoom: 18, attribution: "© OpenStreetMap", referrerPolicy: "strict-origin"
       }).addTo(map);
       if (dest) {
+        var label = document.createElement("span");
+        label.textContent = root.dataset.homeLabel || "You"; // Leaflet would parse a string as HTML
         homeLayer = L.circleMarker([dest.lat, dest.lng], { radius: 8, color: "#2b8a3e", fillOpacity: 0.9 })
-          .bindTooltip(root.dataset.homeLabel || "You").addTo(map);
+          .bindTooltip(label).addTo(map);
       }
     }
     if (!driverLayer) {

@@ -305,3 +305,20 @@ def test_metrics_and_at_risk(staff, store, driver):
     assert ctx["metrics"]["avg_dispense"] is not None
     assert [b.pk for b in ctx["at_risk"]] == [risky.pk]
     assert 'id="at-risk"' in res.content.decode()
+
+
+def test_batch_list_counts_live_stops_only(staff, store):
+    """A stop the associate removed, or whose order the store cancelled, is no longer part of
+    the trip: the open-batches list counts what the driver will actually deliver."""
+    orders = make_orders(store, 4)
+    build(staff, store, orders)
+    batch = Batch.objects.get()
+    removed = batch.stops.get(order=orders[0])
+    staff.post(url(store, f"batches/{batch.pk}/stops/{removed.pk}/remove/"))
+    order_services.order_cancel(order=Order.objects.get(pk=orders[1].pk), reason="customer cancelled")
+    assert batch.stops.count() == 4 and batch.stops.exclude(status="removed").count() == 2
+
+    page = staff.get(url(store, "batches/")).content.decode()
+
+    row = page.split(f'href="{url(store, f"batches/{batch.pk}/")}"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>2</td>" in row and "<td>4</td>" not in row
