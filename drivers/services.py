@@ -114,6 +114,9 @@ def driver_set_status(
             updates=updates,
             event_fields={"reason_code": reason_code},
         )
+        if result.changed and to != Driver.Status.ACTIVE:
+            order_services.offers_withdraw_for_driver(driver=driver, actor=actor,
+                                                      reason="the driver can no longer take work")
         if result.changed and held is not None and decision is not None:
             _held_batch_apply(batch=held, decision=decision, actor=actor)
     return result

@@ -178,6 +178,21 @@ def offers_withdraw(*, batch: Batch, actor=None, reason: str = "") -> int:
     return done
 
 
+def offers_withdraw_for_driver(*, driver, actor=None, reason: str) -> int:
+    """Withdraw a driver's pending offers (they were taken off work and can no longer accept):
+    dispatch moves on to the next round at once instead of waiting for them to expire."""
+    done = 0
+    for offer in Offer.objects.filter(driver=driver, status=Offer.Status.PENDING):
+        try:
+            changed = offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, actor=actor, reason=reason).changed
+        except (Conflict, InvalidTransition):
+            continue  # answered meanwhile
+        if changed:
+            _queue_dispatch(offer.batch_id)
+            done += 1
+    return done
+
+
 def _tell_driver(offer: Offer) -> None:
     """Push the news of an offer that ended without the driver's doing (withdrawn, released)
     once committed. By name: orders does not import drivers (the task lives in drivers.push)."""

@@ -17,7 +17,7 @@ from orders import claim_gate, dispatch
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Offer
-from spark.roles import IsActiveDriver
+from spark.roles import IsActiveDriver, IsActiveDriverOrFinishing
 from stores.models import DeliverySlot
 
 from .serializers import (
@@ -127,6 +127,10 @@ class OfflineView(DriverAPIView):
 
 
 class LocationView(DriverAPIView):
+    # A driver let finish their batch after being taken off work still shares their position
+    # for that trip (the customer's tracking); location_record refuses anyone off duty.
+    permission_classes = [IsActiveDriverOrFinishing]
+
     @extend_schema(request=PositionSerializer, responses={200: Message})
     def post(self, request):
         data = PositionSerializer(data=request.data)

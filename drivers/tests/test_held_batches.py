@@ -227,6 +227,10 @@ def test_the_driver_app_says_the_batch_was_taken_back_and_paid(store, driver):
     assert "$5.50" in page  # base $4.00 + incentive $1.50
     log = client.get("/driver/standing/log/").content.decode()
     assert "Taken back (trip paid)" in log
+    spanish = Client(HTTP_ACCEPT_LANGUAGE="es")
+    spanish.force_login(driver.user)
+    page = spanish.get("/driver/batch/").content.decode()
+    assert "Se te retiró el lote" in page and "tu cuenta ya no puede aceptar trabajo" in page
 
 
 def test_a_picked_up_batch_cannot_go_back_to_dispatch(store, driver):
@@ -259,6 +263,8 @@ def test_finish_first_lets_the_driver_act_on_that_batch_only(store, zone, driver
     # but the trip goes on: check in, handoff, deliver/fail, complete
     assert api.get(f"{API}/batches/active/").json()["batch_id"] == batch.pk
     assert api.post(f"{API}/batches/{batch.pk}/arrive/", {}, format="json").status_code == 200
+    here = {"lat": "36.150100", "lng": "-86.790100"}
+    assert api.post(f"{API}/location/", here, format="json").status_code == 200  # the customer's tracking
     assert api.get(f"{API}/batches/{older.pk}/").status_code == 404
     order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     for stop in batch.stops.order_by("sequence"):
@@ -421,6 +427,11 @@ def test_admin_batch_action_sends_a_batch_back_to_dispatch(client, ops, store, d
     batch.refresh_from_db()
     assert (batch.status, batch.driver_id) == (Batch.Status.PUBLISHED, None)
     assert Offer.objects.get(pk=offer.pk).status == Offer.Status.RELEASED
+    assert "driver had a flat tyre" in batch.events.last().reason
+    # and again: nothing more changes, nothing more is paid
+    before = state(driver, batch)
+    assert client.post(reverse("admin:orders_batch_changelist"), data).status_code == 302
+    assert state(driver, batch) == before
 
 
 def test_the_push_says_what_happened_without_customer_details(store, driver):
@@ -438,3 +449,16 @@ def test_the_push_says_what_happened_without_customer_details(store, driver):
     text = str(payload)
     for stop in batch.stops.select_related("order"):
         assert stop.order.customer_name not in text and stop.order.address_line1 not in text
+
+
+def test_a_driver_taken_off_work_loses_their_pending_offers_at_once(store, zone, driver):
+    start = timezone.now() + timedelta(hours=1)
+    order = OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))
+    batch = order_services.batch_create(store=store, orders=[order])
+    order_services.batch_publish(batch=batch)
+    offer = OfferFactory(batch=batch, driver=driver)
+    driver_set_status(driver=driver, to=Driver.Status.SUSPENDED, reason_code=SAFETY)
+    offer.refresh_from_db()
+    assert offer.status == Offer.Status.WITHDRAWN
+    # dispatch goes on without waiting for the offer to expire
+    assert dispatch.dispatch_advance(batch_id=batch.pk) != "waiting"
