@@ -132,7 +132,7 @@ def stranded_batch_release(*, batch_id: int) -> bool:
 
     with transaction.atomic():
         batch = (
-            Batch.objects.select_for_update(of=("self",)).select_related("driver__home_zone", "store")
+            Batch.objects.select_for_update(of=("self",)).select_related("driver__home_zone", "driver__user", "store")
             .filter(pk=batch_id).first()
         )
         if batch is None or batch.driver is None or batch.status not in Batch.ACTIVE_STATUSES or batch.finish_first_at:
@@ -142,12 +142,14 @@ def stranded_batch_release(*, batch_id: int) -> bool:
             return False
         driver, decision = batch.driver, held_batch_default(batch)
         _held_batch_apply(batch=batch, decision=decision, actor=None)
-        done = ("sent back to dispatch (offered again from round 1; the trip is paid)"
-                if decision == HELD_BATCH_DISPATCH else "left with the driver to finish (it is picked up)")
-        subject = f"Spark: batch {batch.pk} at store #{batch.store.number} {done.split(' (')[0]}"
+        if decision == HELD_BATCH_DISPATCH:
+            done, detail = "sent back to dispatch", "offered again from round 1; the trip is paid"
+        else:
+            done, detail = "left with the driver to finish", "it is picked up: the groceries are in their car"
+        subject = f"Spark: batch {batch.pk} at store #{batch.store.number} {done}"
         body = (f"Batch {batch.pk} was held by driver {driver.pk} ({driver.user.email}), who can no "
-                f"longer act on it: {why}\nIt was {done}.\nNo one had decided what becomes of it when the driver "
-                "was taken off work; check the driver's events.")
+                f"longer act on it: {why}\nIt was {done} ({detail}).\nNo one had decided what becomes of it when "
+                "the driver was taken off work; check the driver's events.")
         ops = sorted(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
         if ops:
             transaction.on_commit(partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, ops,
@@ -162,12 +164,16 @@ def stranded_batches_release(*, limit: int = 200) -> int:
     from documents that expired while the driver still shows active."""
     from spark.sweeps import sweep_due
 
-    # Documents: any date that may be past in some zone (UTC tomorrow); driver_can_work decides.
-    horizon = timezone.now().date() + timedelta(days=1)
+    # Documents: expired before the earliest local date of any zone, so every row here is one
+    # driver_can_work refuses (a row it accepted would come back in every chunk of the sweep).
+    # A document that expired where the day has already turned waits at most those few hours.
+    now = timezone.now()
+    zones = Zone.objects.values_list("timezone", flat=True).distinct()
+    today = min((timezone.localdate(now, ZoneInfo(tz)) for tz in zones), default=now.date())
     cannot_work = Driver.objects.filter(pk=OuterRef("driver_id")).filter(
         ~Q(status=Driver.Status.ACTIVE)
-        | Q(license_expires_on__isnull=True) | Q(license_expires_on__lt=horizon)
-        | Q(insurance_expires_on__isnull=True) | Q(insurance_expires_on__lt=horizon)
+        | Q(license_expires_on__isnull=True) | Q(license_expires_on__lt=today)
+        | Q(insurance_expires_on__isnull=True) | Q(insurance_expires_on__lt=today)
     )
     due = Batch.objects.filter(
         Exists(cannot_work), status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=True

@@ -698,7 +698,7 @@ def batch_release_to_dispatch(*, batch: Batch, actor=None, reason: str) -> Batch
 
 def batch_let_driver_finish(*, batch: Batch, actor=None) -> Batch:
     """Ops let a driver who can no longer take work finish the batch they hold: they may still
-    act on this batch, and only on it (drivers.selectors.driver_may_act_on). Idempotent."""
+    act on this batch, and only on it (drivers.selectors.driver_finishing_batch). Idempotent."""
     Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=True).update(
         finish_first_at=timezone.now()
     )

@@ -462,3 +462,14 @@ def test_a_driver_taken_off_work_loses_their_pending_offers_at_once(store, zone,
     assert offer.status == Offer.Status.WITHDRAWN
     # dispatch goes on without waiting for the offer to expire
     assert dispatch.dispatch_advance(batch_id=batch.pk) != "waiting"
+
+
+def test_sweep_catches_documents_that_expired_before_the_daily_watch(store, zone, driver):
+    batch, _ = held_batch(store, driver)
+    Driver.objects.filter(pk=driver.pk).update(insurance_expires_on=date.today() - timedelta(days=2))
+    valid_today, _ = held_batch(store, DriverFactory(home_zone=zone, license_expires_on=date.today()))
+    assert driver_tasks.sweep_stranded_batches() == 1
+    batch.refresh_from_db()
+    valid_today.refresh_from_db()
+    assert (batch.status, batch.driver_id) == (Batch.Status.PUBLISHED, None)
+    assert valid_today.status == Batch.Status.ASSIGNED  # valid through today: still theirs
