@@ -88,7 +88,8 @@ def create_offers(store, drivers: list, expiries: list[datetime]) -> list[int]:
         part = list(zip(drivers[start:start + CHUNK], expiries[start:start + CHUNK], strict=True))
         with transaction.atomic():
             batches = Batch.objects.bulk_create([
-                Batch(store=store, status=Batch.Status.PUBLISHED, published_at=timezone.now(),
+                # stops_count=1: a published batch has a live stop (a CHECK); expiry never reads the stops.
+                Batch(store=store, status=Batch.Status.PUBLISHED, published_at=timezone.now(), stops_count=1,
                       dispatch_stage=Batch.Stage.ROUTE, offer_round=1, route_meters=12000, route_seconds=1800)
                 for _ in part
             ])

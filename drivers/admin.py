@@ -1,9 +1,10 @@
 from datetime import timedelta
 
 from django import forms
-from django.contrib import admin
-from django.contrib.admin.helpers import ActionForm
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME, ActionForm
 from django.db.models import Q
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from stores.admin import (
@@ -15,7 +16,14 @@ from stores.admin import (
 )
 
 from .models import Driver, DriverEvent, Location, PushSubscription, Route, SlotClaim
-from .services import driver_set_status
+from .services import (
+    HELD_BATCH_DISPATCH,
+    HELD_BATCH_FINISH,
+    driver_set_status,
+    held_batch_choices,
+    held_batch_default,
+    held_batch_of,
+)
 
 DOCUMENTS_WARNING = timedelta(days=14)
 
@@ -121,6 +129,54 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
             ),
         )
 
+    HELD_BATCH_LABELS = {
+        HELD_BATCH_FINISH: "Let them finish this batch first (no new work; the suspension stands)",
+        HELD_BATCH_DISPATCH: "Send the batch back to dispatch now (offered again from round 1; the trip is paid)",
+    }
+
+    def _take_off_work(self, request, queryset, to, *, title: str):
+        """Suspend or deactivate. A driver holding a batch is never left with it undecided: the
+        first POST shows a confirmation page asking, per batch, whether the driver finishes it
+        first or it goes back to dispatch; its POST (confirm_batches) carries the choices."""
+        held = [(driver, batch) for driver in queryset.select_related("user") if (batch := held_batch_of(driver))]
+        reason_code = request.POST.get("reason_code", "")
+        # Without a reason code the service refuses anyway: say so at once, not after a second page.
+        if held and reason_code and not request.POST.get("confirm_batches"):
+            rows = [
+                {"driver": driver, "batch": batch, "field": f"batch_{driver.pk}",
+                 "default": held_batch_default(batch),
+                 "choices": [(c, self.HELD_BATCH_LABELS[c]) for c in held_batch_choices(batch)]}
+                for driver, batch in held
+            ]
+            context = {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "opts": self.model._meta,
+                "rows": rows,
+                "others": [d for d in queryset.select_related("user") if d.pk not in {r["driver"].pk for r in rows}],
+                "action": request.POST.get("action", ""),
+                "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+                "reason_code": reason_code,
+                "reason_label": dict(Driver.ReasonCode.choices).get(reason_code, reason_code),
+                "note": request.POST.get("note", ""),
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/drivers/driver/held_batches.html", context)
+        decisions = {driver.pk: request.POST.get(f"batch_{driver.pk}", "") for driver, _batch in held}
+        undecided = [driver for driver, _batch in held if reason_code and not decisions[driver.pk]]
+        for driver in undecided:
+            self.message_user(request, f"{driver}: choose what happens to the batch they hold; nothing was changed.",
+                              level=messages.ERROR)
+        note = request.POST.get("note", "")
+        run_status_change(
+            self, request, queryset.exclude(pk__in=[d.pk for d in undecided]),
+            lambda driver: driver_set_status(
+                driver=driver, to=to, actor=request.user, reason_code=reason_code, note=note,
+                batch_decision=decisions.get(driver.pk) or None,
+            ),
+        )
+        return None
+
     @admin.action(description="Move to screening", permissions=["change"])
     def move_to_screening(self, request, queryset):
         self._set_status(request, queryset, Driver.Status.SCREENING)
@@ -131,11 +187,11 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
 
     @admin.action(description="Suspend (pick a reason)", permissions=["change"])
     def suspend(self, request, queryset):
-        self._set_status(request, queryset, Driver.Status.SUSPENDED)
+        return self._take_off_work(request, queryset, Driver.Status.SUSPENDED, title="Suspend drivers")
 
     @admin.action(description="Deactivate (pick a reason)", permissions=["change"])
     def deactivate(self, request, queryset):
-        self._set_status(request, queryset, Driver.Status.DEACTIVATED)
+        return self._take_off_work(request, queryset, Driver.Status.DEACTIVATED, title="Deactivate drivers")
 
 
 @admin.register(DriverEvent)

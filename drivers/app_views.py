@@ -37,6 +37,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from orders import selectors as order_selectors
 from orders.models import Batch, Offer, Stop
 from orders.services import RETURN_REASONS
+from payments.selectors import trip_pay_cents
 from spark import geo, roles
 from spark.errors import DomainError
 from spark.httpkit import safe_next
@@ -92,6 +93,7 @@ OFFER_STATUS_LABELS = {
     "declined": gettext_lazy("Declined"),
     "expired": gettext_lazy("Timed out"),
     "withdrawn": gettext_lazy("Withdrawn"),
+    "released": gettext_lazy("Taken back (trip paid)"),
 }
 STOP_STATUS_LABELS = {
     "pending": gettext_lazy("To deliver"),
@@ -457,6 +459,7 @@ def _batch_context(request, driver: Driver) -> dict:
             .first()
         )
         context["last_batch"] = last
+        context["taken_back"] = _taken_back(driver, after=last.closed_at if last else None)
         return context
     stops = order_selectors.batch_stops(batch=batch)
     for stop in stops:
@@ -488,6 +491,27 @@ def _batch_context(request, driver: Driver) -> dict:
         }
     )
     return context
+
+
+def _taken_back(driver: Driver, *, after) -> dict | None:
+    """The latest batch taken back from the driver before pickup (every order cancelled, or
+    sent back to dispatch), if more recent than `after` and within LAST_BATCH_SHOWN_FOR: what
+    happened and the trip pay (payments.services.trip_pay_for_released_batch)."""
+    since = max(timezone.now() - LAST_BATCH_SHOWN_FOR, after or timezone.now() - LAST_BATCH_SHOWN_FOR)
+    offer = (
+        Offer.objects.filter(driver=driver, status=Offer.Status.RELEASED, status_changed_at__gte=since)
+        .select_related("batch__store")
+        .order_by("-status_changed_at")
+        .first()
+    )
+    if offer is None:
+        return None
+    return {
+        "offer": offer,
+        "store": offer.batch.store,
+        "cancelled": offer.batch.status == Batch.Status.CANCELLED and offer.batch.driver_id == driver.pk,
+        "pay_cents": trip_pay_cents(offer=offer),
+    }
 
 
 @driver_page

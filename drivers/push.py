@@ -325,13 +325,18 @@ def _send_offer_push(offer_id: int) -> int:
     ttl = math.floor((offer.expires_at - now).total_seconds())
     if ttl <= 0:
         return 0  # expired already: the sweeper will mark it; telling the driver now is noise
+    return _push_to_driver(offer.driver_id, offer_push_payload(offer, now=now), ttl=ttl)
+
+
+def _push_to_driver(driver_id: int, payload: dict, *, ttl: int) -> int:
+    """Push `payload` to every subscription of the driver; how many push services took it."""
     vapid = _vapid()
     if vapid is None:
         return 0
-    subscriptions = list(PushSubscription.objects.filter(driver_id=offer.driver_id).order_by("pk"))
+    subscriptions = list(PushSubscription.objects.filter(driver_id=driver_id).order_by("pk"))
     if not subscriptions:
         return 0
-    data = json.dumps(offer_push_payload(offer, now=now), separators=(",", ":"), ensure_ascii=False)
+    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
     subject = _setting("SPARK_VAPID_SUBJECT")
     sent = 0
     with requests.Session() as session:
@@ -345,3 +350,57 @@ def _send_offer_push(offer_id: int) -> int:
 @shared_task(name="drivers.push.send_offer_push_task", ignore_result=True)
 def send_offer_push_task(offer_id: int) -> int:
     return send_offer_push(offer_id=offer_id)
+
+
+# --- An offer or a batch taken away ------------------------------------------------------------
+
+UPDATE_TTL_SECONDS = 3600  # news of a lost batch is still worth showing an hour later
+
+
+def offer_update_payload(offer) -> dict | None:
+    """What the lock screen shows when an offer ends without the driver's doing: withdrawn
+    (the batch was cancelled or pulled back before they answered) or released (they had the
+    batch and it was taken back: every order cancelled, or sent back to dispatch). Same tag as
+    the offer's notification, so it replaces it. No customer detail and no free text from
+    the store: the app's Batch page and dispatch log say the rest."""
+    from orders.models import Batch, Offer
+
+    batch_status = offer.batch.status
+    if offer.status == Offer.Status.WITHDRAWN:
+        title = "Offer withdrawn"
+        body = ("The store cancelled this batch." if batch_status == Batch.Status.CANCELLED
+                else "This batch is no longer available.")
+        url = "/driver/offers/"
+    elif offer.status == Offer.Status.RELEASED:
+        title = "Batch taken back"
+        if batch_status == Batch.Status.CANCELLED:
+            body = f"Every order of batch {offer.batch_id} was cancelled. You are paid for the trip."
+        else:
+            body = f"Batch {offer.batch_id} went back to dispatch. You are paid for the trip."
+        url = "/driver/batch/"
+    else:
+        return None
+    return {"type": "offer_update", "offer_id": offer.pk, "batch_id": offer.batch_id, "status": offer.status,
+            "title": title, "body": body, "url": url, "tag": f"offer-{offer.pk}"}
+
+
+def send_offer_update_push(*, offer_id: int) -> int:
+    """Tell the driver their offer was withdrawn or their batch taken back. Never raises."""
+    try:
+        from orders.models import Offer
+
+        offer = Offer.objects.select_related("batch").filter(pk=offer_id).first()
+        if offer is None:
+            return 0
+        payload = offer_update_payload(offer)
+        if payload is None:
+            return 0
+        return _push_to_driver(offer.driver_id, payload, ttl=UPDATE_TTL_SECONDS)
+    except Exception:
+        logger.exception("Offer update push for offer %s failed", offer_id)
+        return 0
+
+
+@shared_task(name="drivers.push.send_offer_update_push_task", ignore_result=True)
+def send_offer_update_push_task(offer_id: int) -> int:
+    return send_offer_update_push(offer_id=offer_id)

@@ -105,6 +105,15 @@ def driver_can_work(driver: Driver) -> str | None:
     return None
 
 
+def driver_finishing_batch(driver: Driver) -> Batch | None:
+    """The open batch a driver who can no longer take work was let finish (ops chose "finish
+    this batch first" when suspending or deactivating them, or the groceries were already in
+    their car): the one batch they may still act on. None for everyone else."""
+    return Batch.objects.filter(
+        driver=driver, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=False
+    ).first()
+
+
 def _eligible_q(today, prefix: str = "") -> Q:
     """driver_can_work as a filter: active, license and insurance valid today."""
     return Q(**{
@@ -118,8 +127,14 @@ def _busy(driver_ref: str = "pk") -> Exists:
     return Exists(Batch.objects.filter(driver_id=OuterRef(driver_ref), status__in=Batch.ACTIVE_STATUSES))
 
 
-def _offered(batch_id: int, driver_ref: str = "pk") -> Exists:
-    return Exists(Offer.objects.filter(batch_id=batch_id, driver_id=OuterRef(driver_ref)))
+def _offered(batch: Batch, driver_ref: str = "pk") -> Exists:
+    """Offered this batch and had their say (accepted, declined, let it expire). A withdrawn
+    offer does not count: it ended because the batch went away (taken by another driver,
+    pulled back), so when the batch is offered again (e.g. sent back to dispatch by
+    orders.services.batch_release_to_dispatch) those drivers are asked again."""
+    return Exists(
+        Offer.objects.filter(batch_id=batch.pk, driver_id=OuterRef(driver_ref)).exclude(status=Offer.Status.WITHDRAWN)
+    )
 
 
 def _fairness(driver_ids, *, day_start: datetime) -> dict[int, tuple[int, datetime | None]]:
@@ -157,7 +172,7 @@ def slot_holders_for(batch: Batch, *, now: datetime) -> list[Driver]:
         )
         .filter(_eligible_q(today, prefix="driver__"))
         .exclude(_busy("driver_id"))
-        .exclude(_offered(batch.pk, "driver_id"))
+        .exclude(_offered(batch, "driver_id"))
         .select_related("driver__user", "slot")
         .order_by("claimed_at", "pk")
     )
@@ -299,7 +314,7 @@ def route_matches_for(
     else:
         routes = routes.filter(driver_id__in=[d.pk for d in drivers])
     if not include_offered:
-        routes = routes.exclude(_offered(batch.pk, "driver_id"))
+        routes = routes.exclude(_offered(batch, "driver_id"))
     candidates = list(routes)
     online = [r.driver_id for r in candidates if r.mode == Route.Mode.ONLINE]
     located = {

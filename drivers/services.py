@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -11,6 +12,8 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from orders import services as order_services
+from orders.models import Batch
 from spark import geo
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, NotFound, NotPermitted, RateLimited
@@ -21,14 +24,56 @@ from . import location_gate
 from .models import Driver, DriverEvent, Location, Route, SlotClaim
 from .selectors import driver_can_work
 
+# What becomes of the batch a driver holds when they can no longer act on it (suspended or
+# deactivated, by ops, the document watch or screening):
+#   finish   - they may still finish that batch, and only it (Batch.finish_first_at); the
+#              suspension itself is recorded now, so they get no new work anywhere;
+#   dispatch - the batch goes back to dispatch, offered again from round 1; they are paid
+#              for the trip (orders.services.batch_release_to_dispatch).
+# A picked-up (or returning) batch always stays with its driver to finish: the groceries are
+# in their car. Before pickup, the default is back to dispatch; ops choose in the admin.
+HELD_BATCH_FINISH = "finish"
+HELD_BATCH_DISPATCH = "dispatch"
+HELD_BATCH_DECISIONS = (HELD_BATCH_FINISH, HELD_BATCH_DISPATCH)
+_HELD_BATCH_LOCKED_IN = (Batch.Status.PICKED_UP, Batch.Status.RETURNING)
+# What the store and the batch's events say; the driver's reason stays between them and ops.
+_HELD_BATCH_REASON = "the driver can no longer take it"
+
+
+def held_batch_of(driver: Driver) -> Batch | None:
+    """The batch the driver holds now (at most one: one_active_batch_per_driver)."""
+    return Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).select_related("store").first()
+
+
+def held_batch_choices(batch: Batch) -> tuple[str, ...]:
+    """What ops may choose for `batch`: only "finish" once it is picked up."""
+    return (HELD_BATCH_FINISH,) if batch.status in _HELD_BATCH_LOCKED_IN else HELD_BATCH_DECISIONS
+
+
+def held_batch_default(batch: Batch) -> str:
+    return HELD_BATCH_FINISH if batch.status in _HELD_BATCH_LOCKED_IN else HELD_BATCH_DISPATCH
+
+
+def _held_batch_apply(*, batch: Batch, decision: str, actor=None) -> None:
+    if decision == HELD_BATCH_FINISH:
+        order_services.batch_let_driver_finish(batch=batch, actor=actor)
+    else:
+        order_services.batch_release_to_dispatch(batch=batch, actor=actor, reason=_HELD_BATCH_REASON)
+
 
 def driver_set_status(
-    *, driver: Driver, to: str, actor=None, reason_code: str = "", note: str = ""
+    *, driver: Driver, to: str, actor=None, reason_code: str = "", note: str = "", batch_decision: str | None = None
 ) -> TransitionResult:
     """Move a driver through applicant -> screening -> active -> suspended -> deactivated.
 
     Suspension and deactivation carry a reason code the driver sees; going back to active
     clears it. Going off-active also takes the driver offline (a CHECK requires it).
+
+    A driver who stops being active while holding a batch never leaves it stranded:
+    `batch_decision` ("finish" or "dispatch", see HELD_BATCH_*) says what becomes of it, in
+    the same transaction; None takes the default (finish once picked up, else back to
+    dispatch). Every path that takes a driver off work (the admin, the document watch,
+    screening) comes through here. A repeat changes nothing, the batch included.
     """
     updates: dict = {}
     if to in (Driver.Status.SUSPENDED, Driver.Status.DEACTIVATED):
@@ -40,17 +85,102 @@ def driver_set_status(
         updates.update(reason_code=reason_code, reason_note=note, is_online=False, online_since=None)
     elif to == Driver.Status.ACTIVE:
         updates.update(reason_code="", reason_note="")
-    return transition(
-        driver,
-        to=to,
-        allowed=Driver.TRANSITIONS,
-        event_model=DriverEvent,
-        event_fk="driver",
-        actor=actor,
-        reason=note or reason_code,
-        updates=updates,
-        event_fields={"reason_code": reason_code},
+    if batch_decision is not None and batch_decision not in HELD_BATCH_DECISIONS:
+        raise DomainError(f"Choose what happens to the driver's batch: {' or '.join(HELD_BATCH_DECISIONS)}.",
+                          code="bad_batch_decision")
+    reason = note or reason_code
+    with transaction.atomic():
+        # The driver row, then their batch: the order the contractor module locks them in too.
+        _lock_driver(driver)
+        held = None
+        if to != Driver.Status.ACTIVE:
+            held = Batch.objects.select_for_update().filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).first()
+        decision = None
+        if held is not None:
+            decision = batch_decision or held_batch_default(held)
+            if decision not in held_batch_choices(held):
+                raise DomainError(
+                    f"Batch {held.pk} is picked up already (the groceries are in the driver's car): they finish it.",
+                    code="batch_picked_up",
+                )
+            done = "may finish it first" if decision == HELD_BATCH_FINISH else "sent back to dispatch"
+            reason = f"{reason} (held batch {held.pk}: {done})" if reason else f"held batch {held.pk}: {done}"
+        result = transition(
+            driver,
+            to=to,
+            allowed=Driver.TRANSITIONS,
+            event_model=DriverEvent,
+            event_fk="driver",
+            actor=actor,
+            reason=reason,
+            updates=updates,
+            event_fields={"reason_code": reason_code},
+        )
+        if result.changed and to != Driver.Status.ACTIVE:
+            order_services.offers_withdraw_for_driver(driver=driver, actor=actor,
+                                                      reason="the driver can no longer take work")
+        if result.changed and held is not None and decision is not None:
+            _held_batch_apply(batch=held, decision=decision, actor=actor)
+    return result
+
+
+def stranded_batch_release(*, batch_id: int) -> bool:
+    """A batch whose driver can no longer act on it (not active, or documents expired) and was
+    not let finish it: the default decision (back to dispatch, or finish once picked up) and
+    an email to ops. Idempotent; returns whether it acted."""
+    from django.core.mail import send_mail
+
+    from accounts.models import User
+
+    with transaction.atomic():
+        batch = (
+            Batch.objects.select_for_update(of=("self",)).select_related("driver__home_zone", "driver__user", "store")
+            .filter(pk=batch_id).first()
+        )
+        if batch is None or batch.driver is None or batch.status not in Batch.ACTIVE_STATUSES or batch.finish_first_at:
+            return False
+        why = driver_can_work(batch.driver)
+        if why is None:
+            return False
+        driver, decision = batch.driver, held_batch_default(batch)
+        _held_batch_apply(batch=batch, decision=decision, actor=None)
+        if decision == HELD_BATCH_DISPATCH:
+            done, detail = "sent back to dispatch", "offered again from round 1; the trip is paid"
+        else:
+            done, detail = "left with the driver to finish", "it is picked up: the groceries are in their car"
+        subject = f"Spark: batch {batch.pk} at store #{batch.store.number} {done}"
+        body = (f"Batch {batch.pk} was held by driver {driver.pk} ({driver.user.email}), who can no "
+                f"longer act on it: {why}\nIt was {done} ({detail}).\nNo one had decided what becomes of it when "
+                "the driver was taken off work; check the driver's events.")
+        ops = sorted(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
+        if ops:
+            transaction.on_commit(partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, ops,
+                                          fail_silently=True))
+    return True
+
+
+def stranded_batches_release(*, limit: int = 200) -> int:
+    """Beat sweep (drivers.tasks.sweep_stranded_batches): every batch held by a driver who can
+    no longer act on it, with no "finish first", gets the default decision. These come from
+    paths that took the driver off work without deciding (or before this rule existed), and
+    from documents that expired while the driver still shows active."""
+    from spark.sweeps import sweep_due
+
+    # Documents: expired before the earliest local date of any zone, so every row here is one
+    # driver_can_work refuses (a row it accepted would come back in every chunk of the sweep).
+    # A document that expired where the day has already turned waits at most those few hours.
+    now = timezone.now()
+    zones = Zone.objects.values_list("timezone", flat=True).distinct()
+    today = min((timezone.localdate(now, ZoneInfo(tz)) for tz in zones), default=now.date())
+    cannot_work = Driver.objects.filter(pk=OuterRef("driver_id")).filter(
+        ~Q(status=Driver.Status.ACTIVE)
+        | Q(license_expires_on__isnull=True) | Q(license_expires_on__lt=today)
+        | Q(insurance_expires_on__isnull=True) | Q(insurance_expires_on__lt=today)
     )
+    due = Batch.objects.filter(
+        Exists(cannot_work), status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=True
+    ).order_by("pk")
+    return sweep_due(due=due, act=lambda pk: stranded_batch_release(batch_id=pk), limit=limit)
 
 
 # --- Shared input checks ------------------------------------------------------------
@@ -418,8 +548,6 @@ def driver_go_offline(*, driver: Driver) -> Driver:
     stays for later). The last position is deleted unless the driver still holds an active
     batch (the customer's tracking needs it until the batch is done). Pending offers are
     left to expire; an expiry never counts against a driver. Repeating changes nothing."""
-    from orders.models import Batch
-
     with transaction.atomic():
         _lock_driver(driver)
         Driver.objects.filter(pk=driver.pk, is_online=True).update(is_online=False, online_since=None)

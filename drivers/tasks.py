@@ -17,3 +17,11 @@ def sweep_no_shows() -> int:
     countdown task was lost (killed worker, restarted Redis) or never queued (sign-ups more
     than SPARK_MAX_TASK_COUNTDOWN_SECONDS ahead). Capped per run; the next sweep takes the rest."""
     return services.slot_release_due(limit=500)
+
+
+@shared_task(ignore_result=True)
+def sweep_stranded_batches() -> int:
+    """Beat (every minute): a batch held by a driver who can no longer act on it, with no
+    "finish first" decided, goes back to dispatch (or stays to finish once picked up); ops
+    get an email for each. Idempotent."""
+    return services.stranded_batches_release(limit=200)

@@ -28,7 +28,15 @@ from .models import (
     Stop,
     StopEvent,
 )
-from .services import batch_discard, batch_publish, batch_unpublish, offer_expire, offer_set_status, order_cancel
+from .services import (
+    batch_discard,
+    batch_publish,
+    batch_release_to_dispatch,
+    batch_unpublish,
+    offer_expire,
+    offer_set_status,
+    order_cancel,
+)
 
 STUCK_UNASSIGNED_AFTER = timedelta(minutes=10)
 STUCK_AT_STORE_AFTER = timedelta(minutes=20)
@@ -170,7 +178,9 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
     search_fields = ["=id", "store__number", "store__name", "driver__user__email", "stops__order__external_id"]
     date_hierarchy = "created_at"
     fieldsets = [
-        (None, {"fields": ["store", "status", "status_changed_at", "driver", "slot", "pickup_code"]}),
+        (None, {"fields": [
+            "store", "status", "status_changed_at", "driver", "finish_first_at", "slot", "pickup_code",
+        ]}),
         ("Timing", {"fields": [
             "ready_at", "pickup_by", "published_at", "assigned_at", "arrived_at_store_at", "picked_up_at", "closed_at",
         ]}),
@@ -180,13 +190,13 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
     # All of it belongs to the services (stops and scheduling are edited on the store
     # dashboard); ops change a batch through the actions below.
     readonly_fields = [
-        "store", "status", "status_changed_at", "driver", "slot", "pickup_code",
+        "store", "status", "status_changed_at", "driver", "finish_first_at", "slot", "pickup_code",
         "ready_at", "pickup_by", "published_at", "assigned_at", "arrived_at_store_at", "picked_up_at", "closed_at",
         "route_meters", "route_seconds", "offer_round", "incentive", "batching_run", "created_by", "created_at",
     ]
     inlines = [StopInline, BatchEventInline, OfferInline]
     action_form = ReasonActionForm
-    actions = ["publish", "back_to_draft", "cancel"]
+    actions = ["publish", "back_to_draft", "back_to_dispatch", "cancel"]
 
     def has_add_permission(self, request):
         return False  # batches are built by auto-batching or on the store dashboard
@@ -219,6 +229,15 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
     @admin.action(description="Pull back to draft (published, not yet taken)", permissions=["change"])
     def back_to_draft(self, request, queryset):
         run_status_change(self, request, queryset, lambda batch: batch_unpublish(batch=batch, actor=request.user))
+
+    @admin.action(description="Send back to dispatch (taken from its driver before pickup; trip paid)",
+                  permissions=["change"])
+    def back_to_dispatch(self, request, queryset):
+        reason = request.POST.get("reason", "") or "sent back by ops"
+        run_status_change(
+            self, request, queryset,
+            lambda batch: batch_release_to_dispatch(batch=batch, actor=request.user, reason=reason),
+        )
 
     @admin.action(description="Cancel (orders go back to the queue)", permissions=["change"])
     def cancel(self, request, queryset):

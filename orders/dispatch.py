@@ -82,8 +82,12 @@ def dispatch_advance(*, batch_id: int) -> str:
                                 {"slot": True, "rank": rank}))
             stage = Batch.Stage.SLOT
         if not targets:
+            # Round numbers up to the current one: a batch sent back to dispatch starts over at
+            # round 1 (batch_release_to_dispatch), so the rounds of its first dispatch above
+            # the current number do not count against it.
             route_rounds_done = (
-                Offer.objects.filter(batch=batch, kind=Offer.Kind.ROUTE).values("round").distinct().count()
+                Offer.objects.filter(batch=batch, kind=Offer.Kind.ROUTE, round__lte=batch.offer_round)
+                .values("round").distinct().count()
             )
             if route_rounds_done < zone.route_rounds:
                 for driver, why in route_matches_for(batch, now=now, limit=zone.route_round_size):
@@ -157,7 +161,7 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
     from django.db import IntegrityError
 
     from .selectors import batch_stops
-    from .services import batch_set_status
+    from .services import batch_require_live_stops, batch_set_status
 
     zone = batch.store.zone
     with transaction.atomic():
@@ -182,8 +186,10 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
         )
         from payments.services import offer_pay_snapshot_create
 
-        # The stops, loaded once, serve the pay snapshot and the claim's answer.
-        batch_stops(batch=batch, keep=True)
+        # The stops, loaded once, serve the empty-batch check, the pay snapshot and the claim's
+        # answer. An empty batch is refused here, after the guarded UPDATE (this is the one
+        # read the winner makes anyway); raising rolls the assignment back.
+        batch_require_live_stops(batch=batch, action="claimed", stops=batch_stops(batch=batch, keep=True))
         offer_pay_snapshot_create(offer=offer, incentive_cents=batch.incentive_cents)
         OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, actor=driver.user,
                                   reason=reason[:255])
@@ -231,8 +237,10 @@ def board_claim(
     if batch.store.zone_id != driver.home_zone_id:
         raise NotFound("No such batch.")
     if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
-        if batch.driver_id == driver.pk:
+        if batch.driver_id == driver.pk and batch.status in Batch.ACTIVE_STATUSES:
             return "assigned", Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
+        if batch.status == Batch.Status.CANCELLED:
+            raise Conflict("This batch was withdrawn by the store.", code="batch_withdrawn")
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
     reason = driver_can_work(driver)
     if reason:

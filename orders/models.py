@@ -165,7 +165,9 @@ class Batch(models.Model):
         Status.DRAFT: {Status.PUBLISHED, Status.CANCELLED},
         # published -> draft: the associate pulls it back before anyone took it.
         Status.PUBLISHED: {Status.ASSIGNED, Status.DRAFT, Status.CANCELLED},
-        # assigned -> published: the driver dropped it (or was unassigned) before pickup.
+        # assigned/at_store -> published: back to dispatch before pickup, e.g. the driver can no
+        # longer act on it (orders.services.batch_release_to_dispatch). -> cancelled: withdrawn,
+        # e.g. its last order was cancelled (orders.services.batch_withdraw_if_empty).
         Status.ASSIGNED: {Status.AT_STORE, Status.PUBLISHED, Status.CANCELLED},
         Status.AT_STORE: {Status.PICKED_UP, Status.PUBLISHED, Status.CANCELLED},
         Status.PICKED_UP: {Status.COMPLETED, Status.RETURNING},
@@ -202,6 +204,12 @@ class Batch(models.Model):
         BatchingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="batches",
         help_text="Set when the batch was proposed by auto-batching.",
     )
+    # Set when ops let a driver who was suspended or deactivated while holding this batch finish
+    # it (drivers.services.driver_set_status): they may still act on this batch, and only on it.
+    finish_first_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="The driver's account was suspended or deactivated; they may still finish this batch.",
+    )
     class Stage(models.TextChoices):
         NONE = "", "Not dispatched"
         SLOT = "slot", "Slot holders"
@@ -212,7 +220,9 @@ class Batch(models.Model):
     board_at = models.DateTimeField(null=True, blank=True, help_text="When it appeared on the open board.")
     at_risk_flagged_at = models.DateTimeField(null=True, blank=True)
     # Denormalised for the route feed (kept by batch_refresh_route): where the trip ends
-    # before heading back, and how many stops it has.
+    # before heading back, and how many live stops it has. Every service that takes a stop
+    # out refreshes it in the same transaction, and a CHECK holds that a batch past draft
+    # (unless cancelled) has at least one: an emptied batch is withdrawn, never dispatched.
     last_stop_lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     last_stop_lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     stops_count = models.PositiveSmallIntegerField(default=0)
@@ -243,6 +253,10 @@ class Batch(models.Model):
             ),
             models.CheckConstraint(condition=Q(incentive_cents__gte=0), name="batch_incentive_non_negative"),
             models.CheckConstraint(condition=Q(status__in=BatchStatus.values), name="batch_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "cancelled"]) | Q(stops_count__gte=1),
+                name="batch_live_stops_when_dispatched",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -323,6 +337,11 @@ class OfferStatus(models.TextChoices):
     DECLINED = "declined", "Declined"
     EXPIRED = "expired", "Expired"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    # The driver had the batch and it was taken back through no fault of theirs (every order
+    # cancelled, or sent back to dispatch because they can no longer act on it); the trip
+    # is paid (payments.services.trip_pay_for_released_batch). Not "accepted" any more, so
+    # one_accepted_offer_per_batch lets the next driver's accept in.
+    RELEASED = "released", "Released"
 
 
 class Offer(models.Model):
@@ -338,10 +357,11 @@ class Offer(models.Model):
 
     TRANSITIONS = {
         Status.PENDING: {Status.ACCEPTED, Status.DECLINED, Status.EXPIRED, Status.WITHDRAWN},
-        Status.ACCEPTED: set(),
+        Status.ACCEPTED: {Status.RELEASED},
         Status.DECLINED: set(),
         Status.EXPIRED: set(),
         Status.WITHDRAWN: set(),
+        Status.RELEASED: set(),
     }
 
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="offers")

@@ -95,6 +95,28 @@ def batches_awaiting_handoff(*, store_id: int):
     )
 
 
+def batches_taken_from_drivers(*, store_id: int, since) -> list:
+    """Batches of the store taken back from a driver before pickup since `since` and not
+    taken by anyone since (withdrawn, or back on offer): the handoff page tells the associate
+    that driver is not coming. Each is its BatchEvent (reason, when) with the batch."""
+    from .models import Batch, BatchEvent
+
+    events = (
+        BatchEvent.objects.filter(
+            batch__store_id=store_id, created_at__gte=since,
+            from_status__in=[Batch.Status.ASSIGNED, Batch.Status.AT_STORE],
+            to_status__in=[Batch.Status.PUBLISHED, Batch.Status.CANCELLED],
+            batch__status__in=[Batch.Status.PUBLISHED, Batch.Status.CANCELLED],
+        )
+        .select_related("batch")
+        .order_by("-created_at", "-pk")
+    )
+    latest: dict[int, object] = {}
+    for event in events:
+        latest.setdefault(event.batch_id, event)
+    return list(latest.values())
+
+
 def returns_expected(*, store_id: int) -> list[Order]:
     return list(
         Order.objects.filter(store_id=store_id, status=Order.Status.UNDELIVERABLE).order_by("status_changed_at")

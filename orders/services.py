@@ -6,6 +6,7 @@ guarded UPDATE, event row, and a no-op when repeated.
 
 from functools import partial
 
+from celery import signature
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -15,7 +16,18 @@ from spark.errors import Conflict, DomainError, Gone, InvalidTransition, NotFoun
 from spark.statemachine import TransitionResult, transition
 
 from . import claim_gate
-from .models import Batch, BatchEvent, Offer, OfferEvent, Order, OrderEvent, Stop, StopEvent
+from .models import (
+    Batch,
+    BatchEvent,
+    ClaimAttempt,
+    Offer,
+    OfferEvent,
+    Order,
+    OrderEvent,
+    Stop,
+    StopEvent,
+    new_pickup_code,
+)
 
 
 def order_set_status(*, order: Order, to: str, actor=None, reason: str = "", updates=None) -> TransitionResult:
@@ -55,8 +67,10 @@ def batch_set_status(
     stamp = _BATCH_STAMPS.get(to)
     if stamp and stamp not in values:
         values[stamp] = timezone.now()
-    if to in (Batch.Status.PUBLISHED, Batch.Status.DRAFT) and "driver" not in values:
-        values["driver"] = None  # back on offer: nobody holds it any more
+    if to in (Batch.Status.PUBLISHED, Batch.Status.DRAFT):
+        # Back on offer: nobody holds it any more, nor may finish it.
+        values.setdefault("driver", None)
+        values.setdefault("finish_first_at", None)
     result = transition(
         batch, to=to, allowed=Batch.TRANSITIONS, event_model=BatchEvent, event_fk="batch",
         actor=actor, reason=reason, lat=lat, lng=lng, updates=values, extra_filter=extra_filter,
@@ -115,6 +129,8 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
         if not assigned.changed and offer.batch.driver_id != driver.pk:
             # The batch was assigned by another path (ops, the board): this accept loses.
             raise Conflict("Another driver already has this batch.", code="batch_taken")
+        # Refused (the accept and the assignment rolled back) for a batch without a live stop.
+        batch_require_live_stops(batch=offer.batch, action="accepted")
         # Other drivers' offers for this batch (e.g. several slot holders) are withdrawn. Rows
         # locked by a racing accept are skipped (waiting on them would deadlock with that
         # accept, which is itself waiting on our accepted offer); the task below and the
@@ -147,14 +163,40 @@ def offers_withdraw_stale(*, batch_id: int | None = None, limit: int = 500) -> i
 
 
 def offers_withdraw(*, batch: Batch, actor=None, reason: str = "") -> int:
-    """Withdraw every pending offer of a batch (it was cancelled or pulled back)."""
+    """Withdraw every pending offer of a batch (it was cancelled or pulled back); each driver
+    is told (a push that replaces the offer's notification; the app's offer list and dispatch
+    log show it too)."""
     done = 0
     for offer in Offer.objects.filter(batch=batch, status=Offer.Status.PENDING):
         try:
-            done += offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, actor=actor, reason=reason).changed
+            changed = offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, actor=actor, reason=reason).changed
         except (Conflict, InvalidTransition):
-            pass  # answered meanwhile
+            continue  # answered meanwhile
+        if changed:
+            _tell_driver(offer)
+            done += 1
     return done
+
+
+def offers_withdraw_for_driver(*, driver, actor=None, reason: str) -> int:
+    """Withdraw a driver's pending offers (they were taken off work and can no longer accept):
+    dispatch moves on to the next round at once instead of waiting for them to expire."""
+    done = 0
+    for offer in Offer.objects.filter(driver=driver, status=Offer.Status.PENDING):
+        try:
+            changed = offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, actor=actor, reason=reason).changed
+        except (Conflict, InvalidTransition):
+            continue  # answered meanwhile
+        if changed:
+            _queue_dispatch(offer.batch_id)
+            done += 1
+    return done
+
+
+def _tell_driver(offer: Offer) -> None:
+    """Push the news of an offer that ended without the driver's doing (withdrawn, released)
+    once committed. By name: orders does not import drivers (the task lives in drivers.push)."""
+    queue_on_commit(signature("drivers.push.send_offer_update_push_task"), offer.pk)
 
 
 def offer_decline(*, offer: Offer, driver, reason: str, actor=None) -> Offer:
@@ -263,18 +305,36 @@ def order_intake(*, store, data: dict, idempotency_key: str | None = None) -> tu
     return order, True
 
 
+_PICKED_UP_ORDER = (Order.Status.PICKED_UP, Order.Status.DELIVERED, Order.Status.UNDELIVERABLE, Order.Status.RETURNED)
+
+
 def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
     """Cancel an order until pickup. If it sits in a batch that is not yet picked up, its stop
-    leaves the batch."""
-    if order.status in (Order.Status.PICKED_UP, Order.Status.DELIVERED, Order.Status.UNDELIVERABLE,
-                        Order.Status.RETURNED):
-        raise InvalidTransition("The order has been picked up already; it can no longer be cancelled.",
-                                code="too_late_to_cancel")
+    leaves the batch, and a batch left without a live stop is withdrawn in the same
+    transaction (batch_withdraw_if_empty)."""
+    too_late = InvalidTransition("The order has been picked up already; it can no longer be cancelled.",
+                                 code="too_late_to_cancel")
+    if order.status in _PICKED_UP_ORDER:
+        raise too_late
     with transaction.atomic():
-        order_set_status(order=order, to=Order.Status.CANCELLED, actor=actor, reason=reason,
-                         updates={"cancel_reason": reason[:255]})
-        for stop in Stop.objects.filter(order=order, status=Stop.Status.PENDING):
-            stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason="order cancelled")
+        stop = Stop.objects.filter(order=order, status=Stop.Status.PENDING).first()
+        # The batch row first, as every batch write takes its locks (batch, then its orders and
+        # stops): a claim or an accept racing this cancel then either lands before it (and the
+        # withdrawal takes the batch back from that driver) or finds the batch withdrawn.
+        batch = Batch.objects.select_for_update().get(pk=stop.batch_id) if stop else None
+        try:
+            order_set_status(order=order, to=Order.Status.CANCELLED, actor=actor, reason=reason,
+                             updates={"cancel_reason": reason[:255]})
+        except InvalidTransition:
+            order.refresh_from_db()
+            if order.status in _PICKED_UP_ORDER:
+                raise too_late from None  # handed over meanwhile
+            raise
+        if stop is not None and batch is not None:
+            removed = stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason="order cancelled")
+            if removed.changed:
+                why = f"its last order ({order.external_id}) was cancelled" + (f": {reason}" if reason else "")
+                batch_withdraw_if_empty(batch=batch, actor=actor, reason=why)
     return order
 
 
@@ -388,16 +448,20 @@ def batch_create(*, store, orders: list[Order], actor=None, batching_run=None) -
 
 
 def batch_remove_stop(*, stop: Stop, actor=None) -> None:
-    """Take an order out of a draft batch; it goes back to the queue."""
+    """Take an order out of a draft batch; it goes back to the queue. Taking out the last one
+    withdraws (cancels) the batch: a batch never lives on without a stop."""
     batch = stop.batch
     _editable(batch)
     with transaction.atomic():
+        batch = Batch.objects.select_for_update().get(pk=batch.pk)
+        _editable(batch)
         stop_set_status(stop=stop, to=Stop.Status.REMOVED, actor=actor, reason="removed by associate")
         order_set_status(
             order=stop.order, to=Order.Status.RECEIVED, actor=actor, reason=f"removed from batch {batch.pk}"
         )
         _resequence(batch, [s.pk for s in _live_stops(batch)])
-        batch_refresh_route(batch=batch)
+        batch_withdraw_if_empty(batch=batch, actor=actor, reason="its last order was taken out")
+    stop.batch.refresh_from_db()
 
 
 def _resequence(batch: Batch, stop_ids: list[int]) -> None:
@@ -452,6 +516,7 @@ def batch_discard(*, batch: Batch, actor=None, reason: str = "discarded") -> Non
                 if stop.order.status in (Order.Status.BATCHED, Order.Status.READY):
                     order_set_status(order=stop.order, to=Order.Status.RECEIVED, actor=actor, reason=reason)
         offers_withdraw(batch=batch, actor=actor, reason=reason)
+        batch_refresh_route(batch=batch)  # stops_count: no live stop left
 
 
 def batch_publish(*, batch: Batch, actor=None) -> Batch:
@@ -464,11 +529,10 @@ def batch_publish(*, batch: Batch, actor=None) -> Batch:
         if locked.status == Batch.Status.PUBLISHED:
             return locked  # a retry
         stops = list(_live_stops(locked))
-        if not stops:
-            raise DomainError("An empty batch cannot be published; add orders first.", code="empty_batch")
+        batch_require_live_stops(batch=locked, action="published", stops=stops)
         _batch_check_limits(batch=locked, orders=[s.order for s in stops])
         batch_set_status(batch=locked, to=Batch.Status.PUBLISHED, actor=actor, reason="marked ready",
-                         updates={"ready_at": None})
+                         updates={"ready_at": None, "stops_count": len(stops)})
         for s in stops:
             order_set_status(order=s.order, to=Order.Status.READY, actor=actor, reason=f"batch {batch.pk} published")
     batch.refresh_from_db()
@@ -495,8 +559,7 @@ def batch_schedule_publish(*, batch: Batch, ready_at, actor=None) -> Batch:
     _editable(batch)
     if ready_at <= timezone.now():
         return batch_publish(batch=batch, actor=actor)
-    if not _live_stops(batch).exists():
-        raise DomainError("An empty batch cannot be published; add orders first.", code="empty_batch")
+    batch_require_live_stops(batch=batch, action="published")
     Batch.objects.filter(pk=batch.pk, status=Batch.Status.DRAFT).update(ready_at=ready_at)
     batch.refresh_from_db()
     delay = (ready_at - timezone.now()).total_seconds()
@@ -537,6 +600,112 @@ def batch_unpublish(*, batch: Batch, actor=None) -> Batch:
     return batch
 
 
+# --- A batch that loses its stops or its driver ---------------------------------------
+#
+# Two ways a batch stops being workable before pickup, through no fault of the delivery:
+# every order in it is cancelled (it is withdrawn), or its driver can no longer act on it
+# (it goes back to dispatch). Either way a driver who held it has their accepted offer
+# released and is paid for the trip (payments.services.trip_pay_for_released_batch), in the
+# same transaction as the status change, and is told by push.
+
+
+def batch_require_live_stops(*, batch: Batch, action: str, stops: list | None = None) -> None:
+    """The one rule every entry point asks (publish, offer accept, board claim, handoff,
+    complete): a batch without a live stop is never dispatched or worked. `stops`: the live
+    stops when the caller has them loaded already (no second query)."""
+    has_stops = bool(stops) if stops is not None else _live_stops(batch).exists()
+    if not has_stops:
+        raise InvalidTransition(
+            f"An empty batch cannot be {action}: every order in it was cancelled or taken out.", code="empty_batch"
+        )
+
+
+def batch_withdraw_if_empty(*, batch: Batch, actor=None, reason: str) -> bool:
+    """Call in the transaction that took a stop out of `batch`, with the batch row locked.
+
+    With live stops left, the route, pickup deadline and stop count are refreshed. With none,
+    the batch is withdrawn: cancelled with `reason` (the store's dashboard shows it), pending
+    offers withdrawn and their drivers told, and a driver who held it (assigned or at the
+    store) released and paid for the trip. Returns whether it withdrew the batch."""
+    if _live_stops(batch).exists():
+        batch_refresh_route(batch=batch)
+        return False
+    if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
+        _batch_take_from_driver(batch=batch, actor=actor, reason=f"batch withdrawn: {reason}")
+    if batch.status in (Batch.Status.DRAFT, Batch.Status.PUBLISHED, Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
+        batch_set_status(batch=batch, to=Batch.Status.CANCELLED, actor=actor, reason=f"withdrawn: {reason}",
+                         current=batch.status)
+    offers_withdraw(batch=batch, actor=actor, reason=f"batch withdrawn: {reason}")
+    batch_refresh_route(batch=batch)  # no live stop: the count goes to 0 (allowed once cancelled)
+    return True
+
+
+def _batch_take_from_driver(*, batch: Batch, actor, reason: str) -> None:
+    """The driver loses `batch` (assigned or at the store; the caller holds its row lock and
+    changes its status next): the accepted offer is released, the trip is paid, the driver
+    is told."""
+    from payments.services import trip_pay_for_released_batch  # payments sits above orders (pay rules)
+
+    offer = (
+        Offer.objects.select_related("pay")
+        .filter(batch_id=batch.pk, driver=batch.driver, status=Offer.Status.ACCEPTED)
+        .first()
+    )
+    if offer is not None:
+        offer_set_status(offer=offer, to=Offer.Status.RELEASED, actor=actor, reason=reason)
+    trip_pay_for_released_batch(batch=batch, driver=batch.driver, offer=offer, actor=actor, memo=reason)
+    if offer is not None:
+        _tell_driver(offer)
+
+
+def batch_release_to_dispatch(*, batch: Batch, actor=None, reason: str) -> Batch:
+    """Take a batch back from its driver before pickup (assigned or at the store) and offer it
+    again from round 1: slot holders, route matches, then the board, as a newly published
+    batch. The accepted offer is released (so one_accepted_offer_per_batch lets the next
+    accept in), the driver is paid for the trip and told, and the pickup code changes (the
+    old driver knows it). A batch already back on offer is left as it is; a picked-up batch
+    cannot come back (the groceries are in the driver's car): its driver finishes it.
+    """
+    with transaction.atomic():
+        # of=("self",): the driver is a nullable join, and only the batch row needs the lock.
+        locked = Batch.objects.select_for_update(of=("self",)).select_related("store__zone", "driver").get(pk=batch.pk)
+        if locked.status == Batch.Status.PUBLISHED:
+            batch.refresh_from_db()
+            return batch  # a repeat
+        if locked.status not in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
+            raise InvalidTransition(
+                f"This batch is {locked.get_status_display().lower()}; only a batch not yet picked up can go "
+                "back to dispatch.", code="not_releasable",
+            )
+        _batch_take_from_driver(batch=locked, actor=actor, reason=f"back to dispatch: {reason}")
+        # The old draw is over: its attempts would keep those drivers out of a new pool
+        # (one attempt per driver and batch, one winner per batch). The released offer keeps
+        # the winner's draw weight and pool size (rank_detail) for audits.
+        ClaimAttempt.objects.filter(batch_id=locked.pk).delete()
+        batch_set_status(
+            batch=locked, to=Batch.Status.PUBLISHED, actor=actor, reason=f"back to dispatch: {reason}",
+            current=locked.status,
+            updates={
+                "dispatch_stage": Batch.Stage.NONE, "offer_round": 0, "incentive_cents": 0, "board_at": None,
+                "assigned_at": None, "arrived_at_store_at": None, "at_risk_flagged_at": None,
+                "pickup_code": new_pickup_code(),
+            },
+        )
+        _queue_dispatch(locked.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def batch_let_driver_finish(*, batch: Batch, actor=None) -> Batch:
+    """Ops let a driver who can no longer take work finish the batch they hold: they may still
+    act on this batch, and only on it (drivers.selectors.driver_finishing_batch). Idempotent."""
+    Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=True).update(
+        finish_first_at=timezone.now()
+    )
+    batch.refresh_from_db()
+    return batch
+
+
 # --- At the store -------------------------------------------------------------------
 
 
@@ -562,6 +731,7 @@ def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
     if not hmac.compare_digest(code, batch.pickup_code):
         raise DomainError("That pickup code does not match this batch. Nothing was handed over.",
                           code="wrong_pickup_code")
+    batch_require_live_stops(batch=batch, action="handed over")
     with transaction.atomic():
         if batch.status == Batch.Status.ASSIGNED:
             # Associate confirmed the driver in person without the app check-in.
@@ -932,6 +1102,7 @@ def batch_complete(*, batch: Batch, driver) -> Batch:
             raise InvalidTransition(f"This batch is {locked.get_status_display().lower()}; it cannot be completed.",
                                     code="batch_closed")
         stops = list(_live_stops(locked))
+        batch_require_live_stops(batch=locked, action="completed", stops=stops)
         left = [s for s in stops if s.status not in STOP_DONE_STATUSES]
         if left:
             listed = [f"Stop {s.sequence}: {s.order.address_line1}" for s in left]

@@ -14,3 +14,17 @@ def driver_balance_cents(*, driver) -> int:
 def ledger_total_cents() -> int:
     """Sum of every entry ever posted. Always zero if every transaction balanced."""
     return int(Entry.objects.aggregate(s=Sum("amount_cents"))["s"] or 0)
+
+
+def trip_pay_key(offer_id: int) -> str:
+    """The ledger idempotency key of the trip pay for a released offer (one posting per offer)."""
+    return f"trip-pay:{offer_id}"
+
+
+def trip_pay_cents(*, offer) -> int | None:
+    """What the driver was paid for the trip of a batch taken back from them (payments.services.
+    trip_pay_for_released_batch), or None if nothing was posted for this offer."""
+    total = Entry.objects.filter(
+        transaction__idempotency_key=trip_pay_key(offer.pk), account__kind=Account.Kind.DRIVER_PAYABLE
+    ).aggregate(s=Sum("amount_cents"))["s"]
+    return None if total is None else int(total)

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from spark.errors import DomainError
 
 from .models import Account, Entry, LedgerTransaction
+from .selectors import trip_pay_key
 
 
 class UnbalancedTransaction(DomainError):
@@ -148,3 +149,64 @@ def incentive_for_round(*, zone, round_number: int) -> int:
     step, up to its cap."""
     policy = zone_pay_policy(zone=zone)
     return min(policy.incentive_step_cents * max(0, round_number - 1), policy.incentive_cap_cents)
+
+
+# --- Trip pay for a batch taken back --------------------------------------------------------
+
+TRIP_PAY_KIND = "trip_pay"
+
+
+def trip_pay_for_released_batch(
+    *, batch, driver, offer=None, now=None, actor=None, memo: str = ""
+) -> LedgerTransaction | None:
+    """Pay the driver for the trip when the batch is taken away from them before pickup
+    through no fault of the delivery (every order cancelled, or sent back to dispatch because
+    they can no longer act on it). Posted once per accepted offer (key "trip-pay:<offer id>"),
+    in the caller's transaction, before the batch's status changes (the check-in time is read
+    from `batch`).
+
+    Amount: the offer snapshot's base + incentive (what getting the trip was worth; stops,
+    miles and tips pay for deliveries that did not happen), plus wait pay if they had checked
+    in at the store: the zone's wait_cents_per_minute for each whole minute past
+    wait_grace_minutes, from check-in to `now`. Driver payable credited, platform expense
+    debited. Returns the ledger transaction, or None when there is nothing to pay."""
+    from math import floor
+
+    from django.core.exceptions import ObjectDoesNotExist
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    policy = zone_pay_policy(zone=batch.store.zone)
+    try:
+        snapshot = offer.pay if offer is not None else None
+    except ObjectDoesNotExist:
+        snapshot = None
+    if snapshot is not None:
+        base, incentive = snapshot.base_cents, snapshot.incentive_cents
+    else:  # assigned without an offer (never by dispatch): the policy as it stands
+        base, incentive = policy.base_cents, min(batch.incentive_cents, policy.incentive_cap_cents)
+    wait = 0
+    if batch.arrived_at_store_at is not None:
+        minutes = floor((now - batch.arrived_at_store_at).total_seconds() / 60)
+        wait = max(0, minutes - policy.wait_grace_minutes) * policy.wait_cents_per_minute
+    amount = base + incentive + wait
+    if amount <= 0:
+        return None
+    if offer is not None:
+        key = trip_pay_key(offer.pk)
+    else:
+        assigned = batch.assigned_at.isoformat() if batch.assigned_at else "unassigned"
+        key = f"trip-pay:batch-{batch.pk}:driver-{driver.pk}:{assigned}"
+    details = f"base {base}c + incentive {incentive}c + wait {wait}c"
+    txn, _ = ledger_post(
+        idempotency_key=key[:128],
+        kind=TRIP_PAY_KIND,
+        entries=[
+            (account_for_driver(driver=driver), amount),
+            (system_account(kind=Account.Kind.PLATFORM_EXPENSE), -amount),
+        ],
+        memo=f"Trip pay, batch {batch.pk} ({details}){': ' + memo if memo else ''}"[:255],
+        batch=batch,
+        actor=actor if getattr(actor, "pk", None) else None,
+    )
+    return txn

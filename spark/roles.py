@@ -91,3 +91,23 @@ class IsActiveDriver(IsDriver):
             self.message = reason
             return False
         return True
+
+
+class IsActiveDriverOrFinishing(IsActiveDriver):
+    """The trip endpoints: an active driver, or one who can no longer take work but was let
+    finish the batch they hold (Batch.finish_first_at). For the latter
+    `request.finishing_batch_id` is that batch, and the views reach only it."""
+
+    def has_permission(self, request, view) -> bool:
+        request.finishing_batch_id = None
+        if super().has_permission(request, view):
+            return True
+        if request.driver is None:
+            return False
+        from drivers.selectors import driver_finishing_batch
+
+        batch = driver_finishing_batch(request.driver)
+        if batch is None:
+            return False
+        request.finishing_batch_id = batch.pk
+        return True

@@ -342,8 +342,10 @@ def handoff(request, store):
         rows.append({"batch": b, "driver": b.driver,
                      "waiting": (now - b.arrived_at_store_at) if b.arrived_at_store_at else None,
                      "form": HandoffForm(prefix=f"b{b.pk}")})
+    # Drivers who were coming and no longer are (their batch was withdrawn or sent back to dispatch).
+    released = order_selectors.batches_taken_from_drivers(store_id=store.pk, since=now - timedelta(hours=2))
     template = "dashboard/_handoff_list.html" if request.htmx else "dashboard/handoff.html"
-    return render(request, template, {"store": store, "rows": rows})
+    return render(request, template, {"store": store, "rows": rows, "released": released})
 
 
 @require_POST

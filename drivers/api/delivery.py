@@ -1,7 +1,8 @@
 """The driver API for the trip itself: my active batch, check-in at the store, each stop
 (arrive, deliver with a photo, fail with a reason) and completing the batch.
 
-Active drivers only (IsActiveDriver). Batches and stops are looked up among the driver's own
+Active drivers (IsActiveDriverOrFinishing), and a driver taken off work who was let finish the
+batch they hold: that batch only. Batches and stops are looked up among the driver's own
 (another driver's is a 404). Exact customer addresses, names and phone numbers are shown only
 for the driver's own batch while it is active or closed less than SPARK_ADDRESS_VISIBLE_HOURS
 ago; after that only the area (DESIGN rule 6). Every action answers with the whole batch, so
@@ -24,6 +25,7 @@ from orders.models import Batch, Stop
 from spark.api.fields import CoordinateField
 from spark.api.parsers import PhotoMultiPartParser
 from spark.api.schema import error_responses
+from spark.roles import IsActiveDriverOrFinishing
 
 from .views import DriverAPIView
 
@@ -180,15 +182,26 @@ class FailSerializer(_Position):
 # --- views --------------------------------------------------------------------------
 
 
+def _scope(request) -> dict:
+    """The driver's own batches; only the one they finish when they can no longer take work."""
+    finishing = getattr(request, "finishing_batch_id", None)
+    return {"driver": request.driver, **({"pk": finishing} if finishing else {})}
+
+
 def _my_batch(request, batch_id: int) -> Batch:
-    return get_object_or_404(Batch.objects.select_related("store"), pk=batch_id, driver=request.driver)
+    return get_object_or_404(Batch.objects.select_related("store").filter(**_scope(request)), pk=batch_id)
 
 
 def _my_stop(request, stop_id: int) -> Stop:
+    batches = Batch.objects.filter(**_scope(request))
     return get_object_or_404(
         Stop.objects.select_related("batch__store", "order").exclude(status=Stop.Status.REMOVED),
-        pk=stop_id, batch__driver=request.driver,
+        pk=stop_id, batch__in=batches,
     )
+
+
+class TripAPIView(DriverAPIView):
+    permission_classes = [IsActiveDriverOrFinishing]
 
 
 def _position(serializer_class, request) -> dict:
@@ -200,7 +213,7 @@ def _position(serializer_class, request) -> dict:
 BATCH_RESPONSES = {200: DeliveryBatchSerializer, **error_responses(400, 401, 403, 404, 409)}
 
 
-class ActiveBatchView(DriverAPIView):
+class ActiveBatchView(TripAPIView):
     """My batch in progress (assigned, at the store, picked up, or returning), with exact stops."""
 
     @extend_schema(responses={200: DeliveryBatchSerializer, **error_responses(401, 403, 404)})
@@ -214,7 +227,7 @@ class ActiveBatchView(DriverAPIView):
         return Response(delivery_payload(batch))
 
 
-class BatchDetailView(DriverAPIView):
+class BatchDetailView(TripAPIView):
     """One of my batches; exact addresses only while active or recently closed."""
 
     @extend_schema(responses={200: DeliveryBatchSerializer, **error_responses(401, 403, 404)})
@@ -222,7 +235,7 @@ class BatchDetailView(DriverAPIView):
         return Response(delivery_payload(_my_batch(request, batch_id)))
 
 
-class BatchArriveView(DriverAPIView):
+class BatchArriveView(TripAPIView):
     """Check in at the store (assigned -> at_store). The handoff itself is the associate's."""
 
     @extend_schema(request=PositionInSerializer, responses=BATCH_RESPONSES)
@@ -233,7 +246,7 @@ class BatchArriveView(DriverAPIView):
         return Response(delivery_payload(batch))
 
 
-class BatchCompleteView(DriverAPIView):
+class BatchCompleteView(TripAPIView):
     """Every stop delivered or undeliverable: completed, or returning with orders to bring back."""
 
     @extend_schema(request=None, responses=BATCH_RESPONSES)
@@ -243,7 +256,7 @@ class BatchCompleteView(DriverAPIView):
         return Response(delivery_payload(batch))
 
 
-class StopArriveView(DriverAPIView):
+class StopArriveView(TripAPIView):
     """At the door of the next stop (after pickup, in sequence)."""
 
     @extend_schema(request=PositionInSerializer, responses=BATCH_RESPONSES)
@@ -254,7 +267,7 @@ class StopArriveView(DriverAPIView):
         return Response(delivery_payload(stop.batch))
 
 
-class StopDeliverView(DriverAPIView):
+class StopDeliverView(TripAPIView):
     """Deliver with a photo; alcohol orders need the ID's date of birth (21+) and a photo of it.
     A delivery far from the address is accepted and recorded with the distance."""
 
@@ -271,7 +284,7 @@ class StopDeliverView(DriverAPIView):
         return Response(delivery_payload(stop.batch))
 
 
-class StopFailView(DriverAPIView):
+class StopFailView(TripAPIView):
     """The stop cannot be delivered; the order goes back to the store with the reason."""
 
     @extend_schema(request=FailSerializer, responses=BATCH_RESPONSES)

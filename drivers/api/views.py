@@ -19,7 +19,7 @@ from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Offer
 from spark.api.schema import error_responses
-from spark.roles import IsActiveDriver
+from spark.roles import IsActiveDriver, IsActiveDriverOrFinishing
 from stores.models import DeliverySlot
 
 from .serializers import (
@@ -133,6 +133,10 @@ class LocationView(DriverAPIView):
     """Coordinates with more than six decimals are rounded half-up. At most one position is
     stored every SPARK_LOCATION_MIN_INTERVAL_SECONDS: a quicker ping is answered 200 with
     status "kept" and the stored position. Past SPARK_LOCATION_MAX_PER_MINUTE a minute: 429."""
+
+    # A driver let finish their batch after being taken off work still shares their position
+    # for that trip (the customer's tracking); location_record refuses anyone off duty.
+    permission_classes = [IsActiveDriverOrFinishing]
 
     @extend_schema(request=PositionSerializer, responses={
         200: inline_serializer("LocationAnswer", {

@@ -36,8 +36,12 @@ class BatchFactory(factory.django.DjangoModelFactory):
         model = Batch
 
     store = factory.SubFactory(StoreFactory)
+    status = Batch.Status.DRAFT
     route_meters = 12000
     route_seconds = 1800
+    # A batch past draft has at least one live stop (a CHECK); the services keep the count,
+    # tests that build rows directly add their stops with StopFactory.
+    stops_count = factory.LazyAttribute(lambda o: 0 if o.status in (Batch.Status.DRAFT, Batch.Status.CANCELLED) else 1)
 
 
 class StopFactory(factory.django.DjangoModelFactory):

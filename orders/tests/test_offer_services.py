@@ -17,7 +17,7 @@ from orders.services import (
     offers_expire_due,
     offers_withdraw_stale,
 )
-from orders.tests.factories import BatchFactory, OfferFactory
+from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
 from spark.errors import Conflict, DomainError, Gone
 from spark.testing import run_in_threads
 
@@ -32,6 +32,13 @@ def _make_due(*offers: Offer) -> None:
     )
 
 
+def published() -> Batch:
+    """A published batch with one live stop (an empty batch is never accepted)."""
+    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    StopFactory(batch=batch)
+    return batch
+
+
 def _snapshot(offer: Offer, batch: Batch) -> tuple:
     offer.refresh_from_db()
     batch.refresh_from_db()
@@ -44,7 +51,7 @@ def _snapshot(offer: Offer, batch: Batch) -> tuple:
 @pytest.mark.django_db
 def test_accept_assigns_the_batch(driver):
     # given a published batch offered to a driver
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     offer = OfferFactory(batch=batch, driver=driver)
     # when the driver accepts
     result = offer_accept(offer=offer, driver=driver, actor=driver.user)
@@ -62,7 +69,7 @@ def test_accept_assigns_the_batch(driver):
 
 @pytest.mark.django_db
 def test_accepting_twice_is_a_no_op(driver):
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     offer = OfferFactory(batch=batch, driver=driver)
     offer_accept(offer=offer, driver=driver)
     before = _snapshot(offer, batch)
@@ -75,7 +82,7 @@ def test_accepting_twice_is_a_no_op(driver):
 
 @pytest.mark.django_db
 def test_accepting_someone_elses_offer_is_refused(driver, other_driver):
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     offer = OfferFactory(batch=batch, driver=driver)
     before = _snapshot(offer, batch)
     with pytest.raises(DomainError):
@@ -86,7 +93,7 @@ def test_accepting_someone_elses_offer_is_refused(driver, other_driver):
 @pytest.mark.django_db
 def test_accepting_an_expired_offer_is_gone(driver):
     # given an offer whose deadline passed (by the database clock) but no sweeper ran yet
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     offer = OfferFactory(batch=batch, driver=driver)
     _make_due(offer)
     before = _snapshot(offer, batch)
@@ -99,7 +106,7 @@ def test_accepting_an_expired_offer_is_gone(driver):
 
 @pytest.mark.django_db
 def test_accepting_a_declined_offer_is_a_conflict(driver):
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     offer = OfferFactory(batch=batch, driver=driver)
     offer_decline(offer=offer, driver=driver, reason="too far")
     before = _snapshot(offer, batch)
@@ -111,9 +118,9 @@ def test_accepting_a_declined_offer_is_a_conflict(driver):
 @pytest.mark.django_db
 def test_driver_with_an_active_batch_cannot_accept_another(driver):
     # given a driver who already holds a batch
-    first = BatchFactory(status=Batch.Status.PUBLISHED)
+    first = published()
     offer_accept(offer=OfferFactory(batch=first, driver=driver), driver=driver)
-    second = BatchFactory(status=Batch.Status.PUBLISHED)
+    second = published()
     offer = OfferFactory(batch=second, driver=driver)
     before = _snapshot(offer, second)
     # when they accept a second offer, then it is a Conflict and nothing changes
@@ -138,7 +145,7 @@ def test_accepting_an_offer_of_a_draft_batch_is_a_conflict(driver):
 @pytest.mark.django_db
 def test_second_driver_accepting_a_taken_batch_gets_conflict(driver, other_driver):
     # given a batch offered to two drivers, and the first one accepted
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     OfferFactory(batch=batch, driver=driver)
     offer_accept(offer=batch.offers.get(driver=driver), driver=driver)
     late = OfferFactory(batch=batch, driver=other_driver)
@@ -153,7 +160,7 @@ def test_second_driver_accepting_a_taken_batch_gets_conflict(driver, other_drive
 def test_accepting_an_offer_of_a_batch_assigned_elsewhere_is_a_conflict(driver, other_driver):
     # given a batch assigned to a driver without an accepted offer (e.g. by ops), and a stale
     # pending offer to another driver
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     late = OfferFactory(batch=batch, driver=other_driver)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     before = _snapshot(late, batch)
@@ -199,7 +206,7 @@ def test_expire_only_when_due():
 
 @pytest.mark.django_db
 def test_expire_leaves_answered_offers_alone(driver):
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     offer = OfferFactory(batch=batch, driver=driver)
     offer_accept(offer=offer, driver=driver)
     _make_due(offer)
@@ -214,7 +221,7 @@ def test_sweeper_expires_only_due_pending_offers(driver):
     # given three due pending offers, one pending offer not yet due, and a due accepted one
     due = [OfferFactory() for _ in range(3)]
     not_due = OfferFactory()
-    accepted = OfferFactory(driver=driver, batch=BatchFactory(status=Batch.Status.PUBLISHED))
+    accepted = OfferFactory(driver=driver, batch=published())
     offer_accept(offer=accepted, driver=driver)
     _make_due(*due, accepted)
     # when the sweeper runs, then exactly the three due pending ones expire
@@ -258,7 +265,7 @@ def test_expiry_countdown_is_queued_after_commit(django_capture_on_commit_callba
 
 
 def _race_setup():
-    batch = BatchFactory(status=Batch.Status.PUBLISHED)
+    batch = published()
     drivers = [DriverFactory() for _ in range(THREADS)]
     offers = [OfferFactory(batch=batch, driver=d) for d in drivers]
     return batch, [(o.pk, d.pk) for o, d in zip(offers, drivers, strict=True)]

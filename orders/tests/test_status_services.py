@@ -19,6 +19,13 @@ from spark.errors import InvalidTransition
 pytestmark = pytest.mark.django_db
 
 
+def draft_with_a_stop() -> Batch:
+    """A draft batch with one live stop, counted (a batch past draft needs one: a CHECK)."""
+    batch = BatchFactory(stops_count=1)
+    StopFactory(batch=batch)
+    return batch
+
+
 def _set(kind: str, obj, to: str, **kwargs):
     service = {
         "order": order_set_status, "batch": batch_set_status, "stop": stop_set_status, "offer": offer_set_status
@@ -29,7 +36,7 @@ def _set(kind: str, obj, to: str, **kwargs):
 # (entity, factory kwargs, allowed target, forbidden target)
 CASES = [
     ("order", lambda: OrderFactory(), Order.Status.BATCHED, Order.Status.DELIVERED),
-    ("batch", lambda: BatchFactory(), Batch.Status.PUBLISHED, Batch.Status.COMPLETED),
+    ("batch", draft_with_a_stop, Batch.Status.PUBLISHED, Batch.Status.COMPLETED),
     ("stop", lambda: StopFactory(), Stop.Status.ARRIVED, Stop.Status.DELIVERED),
     ("offer", lambda: OfferFactory(), Offer.Status.DECLINED, "bogus"),
 ]
@@ -125,7 +132,7 @@ def test_order_updates_are_written_with_the_status():
 
 def test_batch_lifecycle_stamps_each_timestamp(driver, ops_user):
     # given a draft batch
-    batch = BatchFactory()
+    batch = draft_with_a_stop()
     assert batch.published_at is None
     steps = [
         (Batch.Status.PUBLISHED, "published_at", {}),
@@ -151,7 +158,7 @@ def test_batch_lifecycle_stamps_each_timestamp(driver, ops_user):
 
 
 def test_batch_repeat_keeps_the_first_timestamp():
-    batch = BatchFactory()
+    batch = draft_with_a_stop()
     batch_set_status(batch=batch, to=Batch.Status.PUBLISHED)
     published_at = batch.published_at
     assert batch_set_status(batch=batch, to=Batch.Status.PUBLISHED).changed is False

@@ -263,6 +263,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "drivers.tasks.sweep_no_shows",
         "schedule": timedelta(seconds=15),
     },
+    "sweep-stranded-batches": {
+        "task": "drivers.tasks.sweep_stranded_batches",
+        "schedule": timedelta(minutes=1),  # batches held by a driver who can no longer act on them
+    },
     "sweep-due-publications": {
         "task": "orders.tasks.sweep_due_publications",
         "schedule": timedelta(seconds=30),
