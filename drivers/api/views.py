@@ -17,6 +17,7 @@ from orders import claim_gate, dispatch
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Offer
+from spark.api.schema import error_responses
 from spark.roles import IsActiveDriver
 from stores.models import DeliverySlot
 
@@ -49,7 +50,7 @@ def _my_offer(request, offer_id) -> Offer:
 
 
 class OfferAcceptView(DriverAPIView):
-    @extend_schema(request=None, responses={200: OfferSerializer})
+    @extend_schema(request=None, responses={200: OfferSerializer, **error_responses(409, 410)})
     def post(self, request, offer_id: int):
         offer = _my_offer(request, offer_id)
         order_services.offer_accept(offer=offer, driver=request.driver, actor=request.user)
@@ -58,7 +59,7 @@ class OfferAcceptView(DriverAPIView):
 
 
 class OfferDeclineView(DriverAPIView):
-    @extend_schema(request=DeclineSerializer, responses={200: OfferSerializer})
+    @extend_schema(request=DeclineSerializer, responses={200: OfferSerializer, **error_responses(409)})
     def post(self, request, offer_id: int):
         offer = _my_offer(request, offer_id)
         data = DeclineSerializer(data=request.data)
@@ -82,7 +83,7 @@ class BatchClaimView(DriverAPIView):
     Retry-After). Bots that hammer the claim button gain nothing: inside the fair window every
     claim is pooled anyway, and past the rate they are refused."""
 
-    @extend_schema(request=None, responses={200: Message, 202: Message})
+    @extend_schema(request=None, responses={200: Message, 202: Message, **error_responses(409, 429)})
     def post(self, request, batch_id: int):
         # One cache round trip: count this attempt and read the batch's taken marker.
         gate = claim_gate.claim_attempt(driver_id=request.driver.pk, batch_id=batch_id)
@@ -127,7 +128,8 @@ class OfflineView(DriverAPIView):
 
 
 class LocationView(DriverAPIView):
-    @extend_schema(request=PositionSerializer, responses={200: Message})
+    # 429: pings are rate limited per driver.
+    @extend_schema(request=PositionSerializer, responses={200: Message, **error_responses(429)})
     def post(self, request):
         data = PositionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -155,14 +157,14 @@ def _my_live_claim(request, slot_id) -> SlotClaim:
 
 
 class SlotClaimView(DriverAPIView):
-    @extend_schema(request=None, responses={200: Message})
+    @extend_schema(request=None, responses={200: Message, **error_responses(400, 409, 410)})
     def post(self, request, slot_id: int):
         claim = services.slot_claim(driver=request.driver, slot=_slot_in_my_zone(request, slot_id))
         return Response({"status": claim.status, "detail": "You have a seat in this slot.", "claim_id": claim.pk})
 
 
 class SlotCancelView(DriverAPIView):
-    @extend_schema(request=None, responses={200: Message})
+    @extend_schema(request=None, responses={200: Message, **error_responses(400, 409)})
     def post(self, request, slot_id: int):
         claim = services.slot_cancel(claim=_my_live_claim(request, slot_id), driver=request.driver)
         late = claim.status == SlotClaim.Status.LATE_CANCELLED
@@ -171,7 +173,7 @@ class SlotCancelView(DriverAPIView):
 
 
 class SlotCheckInView(DriverAPIView):
-    @extend_schema(request=CheckInSerializer, responses={200: Message})
+    @extend_schema(request=CheckInSerializer, responses={200: Message, **error_responses(409, 410)})
     def post(self, request, slot_id: int):
         data = CheckInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -188,8 +190,8 @@ class DispatchLogView(DriverAPIView):
         "offer_id": serializers.IntegerField(), "batch_id": serializers.IntegerField(),
         "kind": serializers.CharField(), "round": serializers.IntegerField(), "status": serializers.CharField(),
         "why": serializers.CharField(), "decline_reason": serializers.CharField(),
-        "pay_total_cents": serializers.IntegerField(), "offered_at": serializers.DateTimeField(),
-        "ended_at": serializers.DateTimeField(),
+        "pay_total_cents": serializers.IntegerField(allow_null=True), "offered_at": serializers.DateTimeField(),
+        "ended_at": serializers.DateTimeField(allow_null=True, help_text="Null while the offer is pending."),
     }, many=True))
     def get(self, request):
         offers = Offer.objects.filter(driver=request.driver).select_related("pay").order_by("-created_at")[:100]
