@@ -9,7 +9,6 @@ the app re-renders from one shape.
 """
 
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.shortcuts import get_object_or_404
@@ -23,6 +22,7 @@ from rest_framework.response import Response
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Stop
+from spark.api.fields import CoordinateField
 from spark.api.schema import error_responses
 
 from .views import DriverAPIView
@@ -146,26 +146,10 @@ def delivery_payload(batch: Batch) -> dict:
 
 # --- requests -----------------------------------------------------------------------
 
-class CoordinateField(serializers.DecimalField):
-    """A latitude or longitude. Phones send as many decimals as the GPS gives; the columns
-    keep six (about 10 cm), so extra digits are rounded instead of refused."""
-
-    def __init__(self, *, limit: int, **kwargs):
-        super().__init__(max_digits=9, decimal_places=6, min_value=Decimal(-limit), max_value=Decimal(limit),
-                         coerce_to_string=False, required=False, allow_null=True, **kwargs)
-
-    def to_internal_value(self, data):
-        if data not in (None, ""):
-            try:
-                data = Decimal(str(data).strip()).quantize(Decimal("0.000001"))
-            except ArithmeticError:
-                pass  # the field itself says "A valid number is required."
-        return super().to_internal_value(data)
-
-
 class _Position(serializers.Serializer):
-    lat = CoordinateField(limit=90)
-    lng = CoordinateField(limit=180)
+    # Optional: location may be off on the phone.
+    lat = CoordinateField(limit=90, coerce_to_string=False, required=False, allow_null=True)
+    lng = CoordinateField(limit=180, coerce_to_string=False, required=False, allow_null=True)
 
     def validate(self, attrs):
         if (attrs.get("lat") is None) != (attrs.get("lng") is None):

@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from orders import selectors as order_selectors
 from orders.models import Offer
+from spark.api.fields import CoordinateField
 from spark.money import format_cents
 
 DECLINE_REASONS = {
@@ -88,24 +89,24 @@ class DeclineSerializer(serializers.Serializer):
 
 
 class RouteSerializer(serializers.Serializer):
-    origin_lat = serializers.DecimalField(max_digits=9, decimal_places=6)
-    origin_lng = serializers.DecimalField(max_digits=9, decimal_places=6)
-    dest_lat = serializers.DecimalField(max_digits=9, decimal_places=6)
-    dest_lng = serializers.DecimalField(max_digits=9, decimal_places=6)
+    origin_lat = CoordinateField(limit=90)
+    origin_lng = CoordinateField(limit=180)
+    dest_lat = CoordinateField(limit=90)
+    dest_lng = CoordinateField(limit=180)
     leave_after = serializers.DateTimeField(required=False, allow_null=True)
     arrive_by = serializers.DateTimeField(required=False, allow_null=True)
     max_detour_meters = serializers.IntegerField(min_value=0, max_value=50_000, default=8000)
 
 
 class PositionSerializer(serializers.Serializer):
-    lat = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-90), max_value=Decimal(90))
-    lng = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-180), max_value=Decimal(180))
+    lat = CoordinateField(limit=90)
+    lng = CoordinateField(limit=180)
     accuracy_m = serializers.IntegerField(required=False, min_value=0, max_value=100_000)
 
 
 class CheckInSerializer(serializers.Serializer):
-    lat = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-90), max_value=Decimal(90))
-    lng = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-180), max_value=Decimal(180))
+    lat = CoordinateField(limit=90)
+    lng = CoordinateField(limit=180)
 
 
 class SlotSerializer(serializers.Serializer):

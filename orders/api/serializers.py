@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from orders.models import Order
 from spark import geo
+from spark.api.fields import CoordinateField, RoundedDecimalField
 
 PHONE_RE = re.compile(r"^\+?[0-9 ().-]{7,20}$")
 MIN_WINDOW = timedelta(minutes=15)
@@ -49,8 +50,8 @@ class AddressSerializer(serializers.Serializer):
     postal_code = serializers.RegexField(
         r"^\d{5}(-\d{4})?$", error_messages={"invalid": "Use a 5-digit ZIP code (or ZIP+4)."}
     )
-    lat = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-90), max_value=Decimal(90))
-    lng = serializers.DecimalField(max_digits=9, decimal_places=6, min_value=Decimal(-180), max_value=Decimal(180))
+    lat = CoordinateField(limit=90)
+    lng = CoordinateField(limit=180)
 
 
 class WindowSerializer(serializers.Serializer):
@@ -83,8 +84,9 @@ class OrderIntakeSerializer(serializers.Serializer):
     address = AddressSerializer()
     delivery_window = WindowSerializer()
     totes = StrictIntegerField(min_value=1, max_value=30)
-    weight_lb = serializers.DecimalField(
-        max_digits=6, decimal_places=1, min_value=Decimal("0.1"), max_value=Decimal("500")
+    weight_lb = RoundedDecimalField(
+        max_digits=6, decimal_places=1, min_value=Decimal("0.1"), max_value=Decimal("500"),
+        help_text="Pounds, 0.1 to 500; kept to one decimal.",
     )
     items_count = StrictIntegerField(min_value=1, max_value=500)
     contains_alcohol = serializers.BooleanField(default=False)

@@ -260,3 +260,14 @@ def test_identical_requests_racing_create_one_order(store, body):
     assert Order.objects.count() == 1
     assert sorted(code for code, _ in results) == [200] * 7 + [201]
     assert {oid for _, oid in results} == {Order.objects.get().pk}
+
+
+def test_numbers_with_more_decimals_than_kept_are_rounded_not_refused(api, body):
+    """The schema says weight_lb and the coordinates are numbers in a range (a geocoder or a
+    scale sends as many decimals as it has); the server keeps one and six decimals."""
+    body["weight_lb"] = 38.45
+    body["address"].update(lat=36.16050049, lng="-86.7770005")
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 201, res.json()
+    order = Order.objects.get()
+    assert (str(order.weight_lb), str(order.lat), str(order.lng)) == ("38.5", "36.160500", "-86.777001")
