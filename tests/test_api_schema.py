@@ -76,3 +76,12 @@ def test_a_form_field_is_never_nullable(schema):
     assert not any("nullable" in prop for prop in deliver.values())
     # the same fields in JSON bodies may be null (location off)
     assert schema["components"]["schemas"]["FailRequest"]["properties"]["lat"]["nullable"] is True
+
+
+def test_401_and_429_name_their_headers(schema):
+    for name, operation in operations(schema):
+        responses = operation["responses"]
+        if "401" in responses:
+            assert "WWW-Authenticate" in responses["401"]["headers"], name
+        if "429" in responses:
+            assert responses["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer", name

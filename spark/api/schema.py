@@ -44,6 +44,22 @@ _DESCRIPTIONS = {
     429: "Too many requests; retry after the number of seconds in `Retry-After`.",
 }
 
+# Headers spark.api.errors.exception_handler (and DRF) send with some errors.
+_ERROR_HEADERS = {
+    "401": {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "description": "The schemes this operation accepts, e.g. `Token, Api-Key`.",
+        }
+    },
+    "429": {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 0},
+            "description": "Seconds to wait before trying again (when the limit knows it).",
+        }
+    },
+}
+
 ERROR_RESPONSES = {
     status: OpenApiResponse(response=ErrorSerializer, description=description)
     for status, description in _DESCRIPTIONS.items()
@@ -76,6 +92,9 @@ class SparkAutoSchema(AutoSchema):
                 responses[str(status)] = self._get_response_for_code(
                     OpenApiResponse(response=ErrorSerializer, description=_DESCRIPTIONS[status]), str(status)
                 )
+        for status, headers in _ERROR_HEADERS.items():
+            if status in responses:
+                responses[status].setdefault("headers", {}).update(headers)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
