@@ -85,3 +85,11 @@ def test_401_and_429_name_their_headers(schema):
             assert "WWW-Authenticate" in responses["401"]["headers"], name
         if "429" in responses:
             assert responses["429"]["headers"]["Retry-After"]["schema"]["type"] == "integer", name
+
+
+def test_each_operation_lists_the_credentials_it_lets_in(schema):
+    security = {name: [next(iter(r)) for r in op.get("security", []) if r] for name, op in operations(schema)}
+    assert security["POST /api/v1/orders/"] == ["storeApiKey"]
+    assert security["GET /api/v1/driver/offers/"] == ["cookieAuth", "tokenAuth"]
+    assert security["GET /api/v1/me/"] == ["cookieAuth", "tokenAuth", "storeApiKey"]
+    assert security["POST /api/v1/auth/token/"] == []

@@ -81,6 +81,17 @@ class SparkAutoSchema(AutoSchema):
             return ["application/json"]
         return media_types
 
+    def get_auth(self):
+        """Only the schemes the view's permissions let in: a permission class that accepts only
+        some credentials names them in `openapi_schemes` (a store key gets a 403 on the driver
+        API, so the driver API does not list it)."""
+        requirements = super().get_auth()
+        accepted = [set(p.openapi_schemes) for p in self.view.get_permissions() if hasattr(p, "openapi_schemes")]
+        if not accepted:
+            return requirements
+        allowed = set.intersection(*accepted)
+        return [r for r in requirements if not r or set(r) <= allowed]
+
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
         if operation is None:
