@@ -186,6 +186,8 @@ def stranded_batches_release(*, limit: int = 200) -> int:
 # --- Shared input checks ------------------------------------------------------------
 
 MAX_DETOUR_METERS = 50_000
+ROUTE_TIME_PAST = timedelta(days=1)
+ROUTE_TIME_AHEAD = timedelta(days=14)  # as far ahead as a delivery window may be (order intake)
 
 
 def _position(lat, lng, *, prefix: str = "") -> tuple[Decimal, Decimal]:
@@ -468,6 +470,11 @@ def route_set(
     for name, value in (("leave_after", leave_after), ("arrive_by", arrive_by)):
         if value is not None and timezone.is_naive(value):
             raise DomainError(f"{name} needs a time zone.", code="naive_datetime", fields={name: ["Add a time zone."]})
+        # A trip is for the days ahead: no batch is published further out than that, and a date
+        # centuries away is a typo (it would also come back with a pre-1883 local-mean-time offset).
+        if value is not None and not now - ROUTE_TIME_PAST <= value <= now + ROUTE_TIME_AHEAD:
+            raise DomainError(f"{name} must be between a day ago and 14 days from now.", code="bad_time",
+                              fields={name: ["Between a day ago and 14 days from now."]})
     if arrive_by is not None:
         if arrive_by <= now:
             raise DomainError("The arrive-by time has passed.", code="bad_arrive_by",

@@ -62,6 +62,7 @@ class IsStoreIntegration(BasePermission):
     """Authenticated with a store API key."""
 
     message = "This endpoint needs a store API key (Authorization: Api-Key <key>)."
+    openapi_schemes = ("storeApiKey",)  # the only credentials it lets in (spark.api.schema)
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, StoreApiKey)
@@ -71,6 +72,7 @@ class IsDriver(BasePermission):
     """A logged-in user with a Driver profile. Sets request.driver for the view."""
 
     message = "This endpoint is for drivers."
+    openapi_schemes = ("cookieAuth", "tokenAuth")  # a person: session or token (spark.api.schema)
 
     def has_permission(self, request, view) -> bool:
         driver = driver_of(request.user)

@@ -52,7 +52,7 @@ def _my_offer(request, offer_id) -> Offer:
 
 
 class OfferAcceptView(DriverAPIView):
-    @extend_schema(request=None, responses={200: OfferSerializer})
+    @extend_schema(request=None, responses={200: OfferSerializer, **error_responses(409, 410)})
     def post(self, request, offer_id: int):
         offer = _my_offer(request, offer_id)
         order_services.offer_accept(offer=offer, driver=request.driver, actor=request.user)
@@ -61,7 +61,7 @@ class OfferAcceptView(DriverAPIView):
 
 
 class OfferDeclineView(DriverAPIView):
-    @extend_schema(request=DeclineSerializer, responses={200: OfferSerializer})
+    @extend_schema(request=DeclineSerializer, responses={200: OfferSerializer, **error_responses(409)})
     def post(self, request, offer_id: int):
         offer = _my_offer(request, offer_id)
         data = DeclineSerializer(data=request.data)
@@ -85,7 +85,7 @@ class BatchClaimView(DriverAPIView):
     Retry-After). Bots that hammer the claim button gain nothing: inside the fair window every
     claim is pooled anyway, and past the rate they are refused."""
 
-    @extend_schema(request=None, responses={200: Message, 202: Message})
+    @extend_schema(request=None, responses={200: Message, 202: Message, **error_responses(409, 429)})
     def post(self, request, batch_id: int):
         # One cache round trip: count this attempt and read the batch's taken marker.
         gate = claim_gate.claim_attempt(driver_id=request.driver.pk, batch_id=batch_id)
@@ -181,14 +181,14 @@ def _my_live_claim(request, slot_id) -> SlotClaim:
 
 
 class SlotClaimView(DriverAPIView):
-    @extend_schema(request=None, responses={200: Message})
+    @extend_schema(request=None, responses={200: Message, **error_responses(400, 409, 410)})
     def post(self, request, slot_id: int):
         claim = services.slot_claim(driver=request.driver, slot=_slot_in_my_zone(request, slot_id))
         return Response({"status": claim.status, "detail": "You have a seat in this slot.", "claim_id": claim.pk})
 
 
 class SlotCancelView(DriverAPIView):
-    @extend_schema(request=None, responses={200: Message})
+    @extend_schema(request=None, responses={200: Message, **error_responses(400, 409)})
     def post(self, request, slot_id: int):
         claim = services.slot_cancel(claim=_my_live_claim(request, slot_id), driver=request.driver)
         late = claim.status == SlotClaim.Status.LATE_CANCELLED
@@ -197,7 +197,7 @@ class SlotCancelView(DriverAPIView):
 
 
 class SlotCheckInView(DriverAPIView):
-    @extend_schema(request=CheckInSerializer, responses={200: Message})
+    @extend_schema(request=CheckInSerializer, responses={200: Message, **error_responses(409, 410)})
     def post(self, request, slot_id: int):
         claim = _my_live_claim(request, slot_id)  # an unknown slot is a 404 whatever the body says
         data = CheckInSerializer(data=request.data)
@@ -214,8 +214,8 @@ class DispatchLogView(DriverAPIView):
         "offer_id": serializers.IntegerField(), "batch_id": serializers.IntegerField(),
         "kind": serializers.CharField(), "round": serializers.IntegerField(), "status": serializers.CharField(),
         "why": serializers.CharField(), "decline_reason": serializers.CharField(),
-        "pay_total_cents": serializers.IntegerField(), "offered_at": serializers.DateTimeField(),
-        "ended_at": serializers.DateTimeField(),
+        "pay_total_cents": serializers.IntegerField(allow_null=True), "offered_at": serializers.DateTimeField(),
+        "ended_at": serializers.DateTimeField(allow_null=True, help_text="Null while the offer is pending."),
     }, many=True))
     def get(self, request):
         offers = Offer.objects.filter(driver=request.driver).select_related("pay").order_by("-created_at")[:100]

@@ -210,3 +210,17 @@ def test_dispatch_log_shows_my_offers_and_how_they_ended(store, zone):
     assert [(e["offer_id"], e["status"], e["decline_reason"]) for e in log] == [(offer.pk, "declined", "too_far")]
     assert "slot" in log[0]["why"] and log[0]["pay_total_cents"] > 0 and log[0]["ended_at"]
     assert all(e["offer_id"] != offer.pk for e in api_for(other).get(f"{API}/dispatch-log/").json())
+
+
+@pytest.mark.django_db
+def test_route_leaving_in_the_year_12_is_refused(zone):
+    """Found by schemathesis: it was kept, and echoed with Chicago's pre-1883 offset
+    (-05:50:36), which breaks the documented date-time format."""
+    driver = DriverFactory(home_zone=zone)
+    res = api_for(driver).put(f"{API}/route/", {
+        "origin_lat": 36.15, "origin_lng": -86.79, "dest_lat": 36.2, "dest_lng": -86.7,
+        "leave_after": "0012-01-01T07:12:20Z", "max_detour_meters": 180,
+    }, format="json")
+    assert res.status_code == 400 and res.json()["code"] == "bad_time"
+    assert list(res.json()["fields"]) == ["leave_after"]
+    assert not driver.routes.exists()

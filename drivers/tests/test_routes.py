@@ -1,7 +1,7 @@
 """Routes and duty (route_set, online/offline, location) and the dispatcher's selectors
 (driver_can_work, slot_holders_for, route_matches_for) on hand-checked geometry."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -117,6 +117,11 @@ def test_route_set_replaces_the_active_route(driver):
         ({"max_detour_meters": 2.5}, "0 to 50 km"),
         ({"arrive_by": "past"}, "arrive-by time has passed"),
         ({"arrive_by": "before-leave"}, "Arrive-by must be after leave-after"),
+        # Found by schemathesis: a trip "leaving after" the year 12 was kept and echoed back
+        # with Chicago's pre-1883 offset (-05:50:36), which is not an RFC 3339 date-time.
+        ({"leave_after": "year 12"}, "leave_after must be between a day ago and 14 days from now"),
+        ({"leave_after": "2 days ago"}, "leave_after must be between a day ago and 14 days from now"),
+        ({"arrive_by": "in 15 days"}, "arrive_by must be between a day ago and 14 days from now"),
     ],
 )
 def test_route_set_validation_changes_nothing(driver, over, message):
@@ -126,6 +131,12 @@ def test_route_set_validation_changes_nothing(driver, over, message):
         over = {"arrive_by": now - timedelta(minutes=1)}
     elif over.get("arrive_by") == "before-leave":
         over = {"leave_after": now + timedelta(hours=2), "arrive_by": now + timedelta(hours=1)}
+    elif over.get("leave_after") == "year 12":
+        over = {"leave_after": datetime(12, 1, 1, 7, 12, 20, tzinfo=UTC)}
+    elif over.get("leave_after") == "2 days ago":
+        over = {"leave_after": now - timedelta(days=2)}
+    elif over.get("arrive_by") == "in 15 days":
+        over = {"arrive_by": now + timedelta(days=15)}
     with pytest.raises(DomainError, match=message):
         route_set(driver=driver, **_route_args(**over))
     assert list(Route.objects.filter(driver=driver, is_active=True)) == [kept]
@@ -135,6 +146,14 @@ def test_route_set_validation_changes_nothing(driver, over, message):
 def test_route_set_bounds_are_inclusive(driver):
     assert route_set(driver=driver, **_route_args(max_detour_meters=0)).max_detour_meters == 0
     assert route_set(driver=driver, **_route_args(max_detour_meters=50_000)).max_detour_meters == 50_000
+
+
+@pytest.mark.django_db
+def test_route_times_within_the_horizon_are_kept(driver):
+    now = timezone.now()
+    route = route_set(driver=driver, **_route_args(leave_after=now - timedelta(hours=23),
+                                                  arrive_by=now + timedelta(days=13, hours=23)))
+    assert route.leave_after == now - timedelta(hours=23)
 
 
 @pytest.mark.django_db

@@ -4,15 +4,18 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
+from django.core.validators import RegexValidator
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework import serializers
 
 from orders.models import Order
 from spark import geo
-from spark.api.fields import CoordinateField
+from spark.api.fields import CoordinateField, RoundedDecimalField
 
-PHONE_RE = re.compile(r"^\+?[0-9 ().-]{7,20}$")
+# One rule for the server and the schema (RegexValidator becomes the field's `pattern`): 10 to
+# 15 digits, a leading + if any, and spaces, dots, dashes or brackets between them.
+PHONE_RE = re.compile(r"^\+?[ ().-]*(?:[0-9][ ().-]*){10,15}$")
 MIN_WINDOW = timedelta(minutes=15)
 MAX_WINDOW = timedelta(hours=6)
 MAX_AHEAD = timedelta(days=14)
@@ -32,14 +35,11 @@ class StrictIntegerField(serializers.IntegerField):
 
 class CustomerSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
-    phone = serializers.CharField(max_length=32)
+    phone = serializers.CharField(
+        max_length=20,
+        validators=[RegexValidator(PHONE_RE, "Enter a phone number with 10 to 15 digits, e.g. +1 615 555 0100.")],
+    )
     email = serializers.EmailField(required=False, allow_blank=True, default="")
-
-    def validate_phone(self, value: str) -> str:
-        digits = re.sub(r"\D", "", value)
-        if not PHONE_RE.match(value) or not 10 <= len(digits) <= 15:
-            raise serializers.ValidationError("Enter a phone number with 10 to 15 digits, e.g. +1 615 555 0100.")
-        return value
 
 
 class AddressSerializer(serializers.Serializer):
@@ -84,8 +84,9 @@ class OrderIntakeSerializer(serializers.Serializer):
     address = AddressSerializer()
     delivery_window = WindowSerializer()
     totes = StrictIntegerField(min_value=1, max_value=30)
-    weight_lb = serializers.DecimalField(
-        max_digits=6, decimal_places=1, min_value=Decimal("0.1"), max_value=Decimal("500")
+    weight_lb = RoundedDecimalField(
+        max_digits=6, decimal_places=1, min_value=Decimal("0.1"), max_value=Decimal("500"),
+        help_text="Pounds, 0.1 to 500; kept to one decimal.",
     )
     items_count = StrictIntegerField(min_value=1, max_value=500)
     contains_alcohol = serializers.BooleanField(default=False)

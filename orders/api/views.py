@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from orders import selectors, services
 from orders.models import Order
+from spark.api.schema import error_responses
 from spark.roles import IsStoreIntegration
 
 from .serializers import OrderCancelSerializer, OrderIntakeSerializer, OrderSerializer
@@ -59,7 +60,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(
         request=OrderIntakeSerializer,
-        responses={201: OrderSerializer, 200: OrderSerializer},
+        # 404: `store` is not the API key's store; 409: a repeat with another body or key.
+        responses={201: OrderSerializer, 200: OrderSerializer, **error_responses(404, 409)},
         parameters=[OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER)],
         description="Create an order. Repeating the same external_id (or Idempotency-Key) with the same body "
         "returns 200 and the same order; with a different body, 409.",
@@ -75,7 +77,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = OrderSerializer(order, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(request=OrderCancelSerializer, responses={200: OrderSerializer})
+    @extend_schema(request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(409)})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         order = get_object_or_404(self.get_queryset(), pk=pk)

@@ -1,6 +1,7 @@
 """Order intake API: validation (a test per rule), idempotent replay, conflicts, key scoping."""
 
 import copy
+import re
 from datetime import timedelta
 
 import pytest
@@ -260,3 +261,32 @@ def test_identical_requests_racing_create_one_order(store, body):
     assert Order.objects.count() == 1
     assert sorted(code for code, _ in results) == [200] * 7 + [201]
     assert {oid for _, oid in results} == {Order.objects.get().pk}
+
+
+def test_numbers_with_more_decimals_than_kept_are_rounded_not_refused(api, body):
+    """The schema says weight_lb and the coordinates are numbers in a range (a geocoder or a
+    scale sends as many decimals as it has); the server keeps one and six decimals."""
+    body["weight_lb"] = 38.45
+    body["address"].update(lat=36.16050049, lng="-86.7770005")
+    res = api.post(URL, body, format="json")
+    assert res.status_code == 201, res.json()
+    order = Order.objects.get()
+    assert (str(order.weight_lb), str(order.lat), str(order.lng)) == ("38.5", "36.160500", "-86.777001")
+
+
+PHONES_ACCEPTED = ["+1 615 555 0100", "(615) 555-0100", "615.555.0100", "6155550100", "+44 20 7946 0958 123"]
+PHONES_REFUSED = ["12345", "call me maybe", "+1 615 555 0100 ext 2", "1234567890123456", "+1 (615) 555 - 0100 - 99"]
+
+
+@pytest.mark.parametrize("phone", PHONES_ACCEPTED + PHONES_REFUSED)
+def test_the_schema_states_the_phone_rule_the_server_applies(api, body, phone):
+    """Found by schemathesis: the schema allowed any 32 characters; the server wanted 10 to 15
+    digits. Now the schema's pattern and maxLength are the rule itself."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    rule = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]["CustomerRequest"]
+    rule = rule["properties"]["phone"]
+    schema_says = re.search(rule["pattern"], phone) is not None and len(phone) <= rule["maxLength"]
+    body["customer"]["phone"] = phone
+    res = api.post(URL, body, format="json")
+    assert (res.status_code == 201) is schema_says is (phone in PHONES_ACCEPTED), res.json()

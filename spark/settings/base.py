@@ -181,7 +181,7 @@ REST_FRAMEWORK = {
         "stores.api.authentication.StoreApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "spark.api.schema.SparkAutoSchema",
     "EXCEPTION_HANDLER": "spark.api.errors.exception_handler",
     # JSON only, size- and depth-bounded (spark/api/parsers.py); the photo upload of the
     # delivery step names its own multipart parser.
@@ -203,6 +203,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "spark.api.schema.forms_have_no_null"],
 }
 
 # --- Celery -------------------------------------------------------------------------
