@@ -319,3 +319,31 @@ def test_publishing_resumes_on_the_same_connections_after_the_broker_restarts(tr
             assert queued.llen("celery") == 1  # a fresh server: only the task sent after the restart
     finally:
         _stop(server)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_auto_batching_started_with_the_broker_down_is_run_by_the_sweeper(client, store, associate):
+    from orders.models import BatchingRun
+    from orders.tasks import sweep_batching_runs
+
+    start = timezone.now() + timedelta(hours=1)
+    for _ in range(3):
+        OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))
+    window_from = timezone.localtime(start - timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M")
+    window_to = timezone.localtime(start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")
+    client.force_login(associate)
+    client.raise_request_exception = False
+    with broker_down():
+        res = client.post(f"/dashboard/s/{store.pk}/auto/", {"window_from": window_from, "window_to": window_to})
+    run = BatchingRun.objects.get()
+    assert res.status_code == 302 and res.url.endswith(f"/auto/{run.pk}/")
+    assert run.status == BatchingRun.Status.QUEUED
+
+    # A run queued moments ago may still be on its way to a worker: left alone.
+    assert sweep_batching_runs() == 0
+    # Its task never reached the broker: a minute on, the sweeper runs it.
+    BatchingRun.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=2), time_limit_seconds=1)
+    assert sweep_batching_runs() == 1
+    run.refresh_from_db()
+    assert run.status == BatchingRun.Status.DONE and run.batches_proposed >= 1
+    assert sweep_batching_runs() == 0  # done runs are not run again

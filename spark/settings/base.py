@@ -254,6 +254,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orders.tasks.sweep_due_publications",
         "schedule": timedelta(seconds=30),
     },
+    "sweep-batching-runs": {
+        "task": "orders.tasks.sweep_batching_runs",
+        "schedule": timedelta(seconds=60),  # auto-batching runs whose task was lost
+    },
     "generate-slots": {
         "task": "stores.tasks.generate_slots",
         "schedule": timedelta(hours=6),  # daily would do; 6 h heals a missed run sooner
