@@ -29,8 +29,8 @@ class EmbeddedFilesystemTransport(FilesystemTransport):
 
     The filesystem transport has no event loop, so the worker drains it in Celery's blocking
     loop, 2 s per call, and does one more such call after a shutdown request: a warm shutdown
-    took about 5 s, which is when honcho (`make run`) SIGKILLs. A killed worker loses the
-    countdown tasks it holds, since only a clean shutdown puts them back into the queue folder.
+    took about 5 s, which is when `make run` (then under honcho) SIGKILLed. A killed worker loses
+    the countdown tasks it holds, since only a clean shutdown puts them back into the queue folder.
     Here a drain gives up within 0.25 s once a shutdown was requested; nothing else changes.
     """
 
