@@ -131,6 +131,17 @@ _publishers: dict[str, _Publisher] = {}
 _publishers_lock = threading.Lock()
 
 
+def _forget_publishers_after_fork() -> None:
+    # A forked process (Celery's prefork pool, gunicorn --preload) must not share its parent's
+    # broker sockets, nor inherit a lock another thread of the parent held at the fork.
+    global _publishers_lock
+    _publishers.clear()
+    _publishers_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_publishers_after_fork)
+
+
 def _publisher() -> _Publisher:
     # One per broker URL: the URL only changes in tests that point Celery elsewhere.
     url = app.conf.broker_write_url or app.conf.broker_url

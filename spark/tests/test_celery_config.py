@@ -117,3 +117,24 @@ def test_queue_on_commit_does_not_hide_a_bug_behind_the_broker_fallback():
 
     with pytest.raises(EncodeError):
         queue_on_commit(expire_offer, object())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_process_opens_its_own_broker_connections():
+    # Celery's prefork pool forks the worker: a child must not publish on its parent's sockets.
+    import os
+
+    from orders.tasks import expire_offer
+    from spark import celery as spark_celery
+
+    queue_on_commit(expire_offer, 0)  # the parent now has a connection pool
+    parent_pool = spark_celery._publisher().pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it sees a fresh pool, then leave at once
+        fresh = not spark_celery._publishers and spark_celery._publisher().pool is not parent_pool
+        os.write(write, b"1" if fresh else b"0")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)
