@@ -31,7 +31,8 @@ seed: migrate
 	DJANGO_SETTINGS_MODULE=spark.settings.local $(PY) manage.py seed_demo
 
 # Web + Celery worker + beat on SQLite and the filesystem broker (or on DATABASE_URL /
-# REDIS_URL when set). Ctrl-C stops all three.
+# REDIS_URL when set), under spark/runstack.py. Ctrl-C stops all three; if one of them dies,
+# the runner says which and how, and stops the other two.
 run: seed
 	@echo ""
 	@echo "  Spark is starting on http://127.0.0.1:$(SPARK_PORT)   (Ctrl-C stops web, worker and beat)"
@@ -41,7 +42,7 @@ run: seed
 	@echo "  Store API key: $${SPARK_DEMO_API_KEY:-demo-store-key}   API docs: /api/docs/"
 	@echo ""
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" DJANGO_SETTINGS_MODULE=spark.settings.local \
-		$(VENV)/bin/honcho -f Procfile.embedded start
+		$(PY) -m spark.runstack Procfile.embedded
 
 test: install
 	$(PY) -m spark.checkservices

@@ -4,6 +4,8 @@ Each status change is one call of spark.statemachine.transition: allowed-transit
 guarded UPDATE, event row, and a no-op when repeated.
 """
 
+import logging
+from datetime import timedelta
 from functools import partial
 
 from celery import signature
@@ -28,6 +30,8 @@ from .models import (
     StopEvent,
     new_pickup_code,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def order_set_status(*, order: Order, to: str, actor=None, reason: str = "", updates=None) -> TransitionResult:
@@ -841,6 +845,26 @@ def batching_run_execute(*, run_id: int) -> bool:
         )
         raise
     return True
+
+
+def batching_runs_execute_stalled(*, older_than_seconds: int = 60, limit: int = 3) -> int:
+    """Beat safety net behind run_auto_batching (DESIGN rule 3): a run still queued this long
+    after it was started lost its task (the broker was down when it was queued), so the sweeper
+    runs it here. A run runs once whoever gets there first (batching_run_execute)."""
+    from .models import BatchingRun
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stalled = (
+        BatchingRun.objects.filter(status=BatchingRun.Status.QUEUED, created_at__lte=cutoff)
+        .order_by("created_at").values_list("pk", flat=True)[:limit]
+    )
+    done = 0
+    for run_id in list(stalled):
+        try:
+            done += batching_run_execute(run_id=run_id)
+        except Exception:  # recorded on the run as failed; the next run still gets its turn
+            logger.exception("auto-batching run %s failed", run_id)
+    return done
 
 
 # --- Delivery (driver) --------------------------------------------------------------

@@ -33,6 +33,12 @@ def run_auto_batching(run_id: int) -> bool:
     return services.batching_run_execute(run_id=run_id)
 
 
+@shared_task(ignore_result=True, time_limit=120, soft_time_limit=100)
+def sweep_batching_runs() -> int:
+    """Beat safety net for auto-batching: runs whose task never reached a worker."""
+    return services.batching_runs_execute_stalled()
+
+
 @shared_task(ignore_result=True)
 def withdraw_stale_offers(batch_id: int) -> int:
     return services.offers_withdraw_stale(batch_id=batch_id)

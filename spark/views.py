@@ -1,16 +1,43 @@
+import logging
+
 from django.contrib.auth.decorators import login_required
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
 
 from spark import roles
+from spark.celery import broker_check
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
-    """Liveness + database reachability, for load balancers and docker-compose."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+    """Database and broker reachability, for load balancers and docker-compose.
+
+    200 {"status": "ok"} when both answer; 503 when either does not: "degraded" when only the
+    broker is down (pages and APIs still work, queued work waits for the beat sweepers), "down"
+    when the database is. Each check has a short timeout. The failure is named by its exception
+    class only: this endpoint is public, the details (hosts, ports) go to the log.
+    """
+    checks = {"database": _database_error(), "broker": broker_check()}
+    body = {name: "ok" if error is None else f"error: {error}" for name, error in checks.items()}
+    if checks["database"] is not None:
+        status = "down"
+    elif checks["broker"] is not None:
+        status = "degraded"
+    else:
+        status = "ok"
+    return JsonResponse({"status": status, **body}, status=200 if status == "ok" else 503)
+
+
+def _database_error() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        logger.warning("health check: database unreachable: %s", exc)
+        return type(exc).__name__
+    return None
 
 
 @login_required

@@ -223,7 +223,8 @@ def batch_add(request, store, batch_id: int):
 def batch_publish(request, store, batch_id: int):
     def publish(b):
         order_services.batch_publish(batch=b, actor=request.user)
-        messages.success(request, _("Batch %(id)s is published to drivers.") % {"id": b.pk})
+        # Dispatch runs after the commit (a task, or the beat sweeper if the broker is down).
+        messages.success(request, _("Batch %(id)s is published; offers to drivers will follow.") % {"id": b.pk})
 
     return _batch_action(request, store, batch_id, publish)
 

@@ -1,6 +1,6 @@
 """`make run` end to end: the embedded default (SQLite + filesystem broker) in a fresh state dir.
 
-Starts the real stack (migrate, seed_demo, then web + Celery worker + beat under honcho),
+Starts the real stack (migrate, seed_demo, then web + Celery worker + beat under spark/runstack.py),
 logs a demo driver in over HTTP, has the worker expire an offer through its countdown task,
 and stops everything with Ctrl-C (SIGINT to the process group), checking nothing is left.
 No test database: everything happens in the started processes and their SQLite file.
@@ -53,7 +53,7 @@ def _children() -> dict[int, list[int]]:
 
 
 def _descendants(pid: int) -> dict[int, str]:
-    """Every live process below `pid` with its command line (honcho puts its children in new sessions,
+    """Every live process below `pid` with its command line (the runner puts its children in new sessions,
     so the process group alone does not find them)."""
     tree, found, todo = _children(), {}, [pid]
     while todo:
@@ -75,9 +75,13 @@ def _alive(pid: int) -> bool:
 
 
 class Stack:
-    def __init__(self, var_dir: Path, port: int):
+    """`make run` in a process group of its own. `env` is the environment of every process it
+    starts (tests/test_run_stack.py passes one with DATABASE_URL / REDIS_URL)."""
+
+    def __init__(self, var_dir: Path, port: int, env: dict[str, str] | None = None):
         self.var_dir = var_dir
         self.port = port
+        self.env = env if env is not None else _embedded_env(var_dir)
         self.base = f"http://127.0.0.1:{port}"
         self.log_path = var_dir / "stack.log"
         self.proc: subprocess.Popen | None = None
@@ -87,7 +91,7 @@ class Stack:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             ["make", "run", f"SPARK_PORT={self.port}"],
-            cwd=REPO_ROOT, env=_embedded_env(self.var_dir), stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
 
@@ -101,9 +105,9 @@ class Stack:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_healthy(self) -> None:
+    def wait_healthy(self, timeout: float = STARTUP_TIMEOUT) -> None:
         assert self.proc is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"`make run` exited with {self.proc.returncode} before serving /healthz")
@@ -113,7 +117,7 @@ class Stack:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        pytest.fail(f"/healthz did not answer within {STARTUP_TIMEOUT} s")
+        pytest.fail(f"/healthz did not answer within {timeout} s")
 
     def wait_for_log(self, needle: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -127,13 +131,13 @@ class Stack:
         """manage.py against the stack's state dir, as a separate process (like an ops shell)."""
         result = subprocess.run(
             [sys.executable, "manage.py", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-            env=_embedded_env(self.var_dir, DJANGO_SETTINGS_MODULE="spark.settings.local"),
+            env={**self.env, "DJANGO_SETTINGS_MODULE": "spark.settings.local"},
         )
         assert result.returncode == 0, f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
     def stop(self) -> list[str]:
-        """Ctrl-C, as a terminal sends it: SIGINT to the process group of make and honcho.
+        """Ctrl-C, as a terminal sends it: SIGINT to the process group of make and the runner.
         Then SIGTERM / SIGKILL if it hangs. Returns what had to be forced, empty when clean."""
         problems: list[str] = []
         if self.proc is None:
@@ -152,7 +156,7 @@ class Stack:
                 self.proc.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 continue
-        # honcho's children run in their own sessions: check each one by pid.
+        # The runner's children run in their own sessions: check each one by pid.
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(pid) for pid in self.processes):
             time.sleep(0.2)
@@ -253,12 +257,13 @@ def test_make_run_serves_logs_in_expires_offers_and_stops_on_ctrl_c(stack):
         assert stack.wait_for_log("Task orders.tasks.expire_offer[", 10), "the countdown task never reached the worker"
         assert expires_at - 0.5 <= expired_at <= expires_at + 10, (expires_at, expired_at)
 
-        # Ctrl-C stops web, worker and beat, without honcho having to SIGKILL anyone.
+        # Ctrl-C stops web, worker and beat, without the runner having to SIGKILL anyone.
         problems = stack.stop()
         assert not problems, problems
         log = stack.log()
         assert "worker: Warm shutdown" in log
-        assert "sending SIGKILL" not in log, "the worker did not stop within honcho's 5 s"
+        assert "sending SIGKILL" not in log, "a process did not stop within the runner's 10 s"
+        assert "SIGINT received: stopping" in log and "runner | all stopped" in log
         # the broker's fanout tables live in the state dir, not in the working directory
         assert (stack.var_dir / "broker" / "control" / "celery.pidbox.exchange").exists()
     except BaseException:

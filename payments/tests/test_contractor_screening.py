@@ -44,7 +44,7 @@ def queued(monkeypatch):
     """Celery tasks queued on commit, recorded instead of sent to the broker."""
     sent = []
     monkeypatch.setattr(tasks.enrol_contractor, "apply_async",
-                        lambda args=(), kwargs=None, countdown=None: sent.append(("enrol_contractor", args)))
+                        lambda args=(), kwargs=None, countdown=None, **options: sent.append(("enrol_contractor", args)))
     return sent
 
 

@@ -89,7 +89,17 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'spark.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# Close the connection at the end of each request. runserver (`make run`) serves every request
+# in a new thread, and a connection kept for a later request of that thread is never reused:
+# with persistent connections 100 clients exhausted PostgreSQL's 100 connection slots.
+# production.py keeps connections (gunicorn's fixed set of workers reuses them).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer fails the request (and /healthz) after this long, instead of
+    # waiting as long as TCP does.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default runs web, worker and beat against one SQLite file: wait for locks
     # instead of failing, and take the write lock at BEGIN so two writers never deadlock
@@ -271,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-due-publications": {
         "task": "orders.tasks.sweep_due_publications",
         "schedule": timedelta(seconds=30),
+    },
+    "sweep-batching-runs": {
+        "task": "orders.tasks.sweep_batching_runs",
+        "schedule": timedelta(seconds=60),  # auto-batching runs whose task was lost
     },
     "generate-slots": {
         "task": "stores.tasks.generate_slots",

@@ -1,7 +1,11 @@
 """The embedded default for `make run`: SQLite + filesystem broker unless DATABASE_URL / REDIS_URL."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import VAR_DIR, env
+
+# Beat's schedule file (CELERY_BEAT_SCHEDULE_FILENAME) and uploads live here on PostgreSQL +
+# Redis too, not only in the embedded default whose SQLite file and broker folders need it.
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-insecure-key-for-make-run-only")

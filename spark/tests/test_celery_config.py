@@ -56,6 +56,14 @@ def _fake_task():
     return mock.Mock(spec=["apply_async"])
 
 
+def _sent(task) -> dict:
+    """What the task was sent with, without the broker connection and retry options."""
+    options = dict(task.apply_async.call_args.kwargs)
+    for name in ("connection", "retry", "retry_policy"):
+        options.pop(name, None)
+    return options
+
+
 def test_queue_on_commit_refuses_countdowns_above_the_max(django_capture_on_commit_callbacks, db):
     task = _fake_task()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -69,7 +77,8 @@ def test_queue_on_commit_allows_the_max_countdown(django_capture_on_commit_callb
     task = _fake_task()
     with django_capture_on_commit_callbacks(execute=True):
         queue_on_commit(task, 1, countdown=settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS)
-    task.apply_async.assert_called_once_with(args=(1,), kwargs={}, countdown=settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS)
+    task.apply_async.assert_called_once()
+    assert _sent(task) == {"args": (1,), "kwargs": {}, "countdown": settings.SPARK_MAX_TASK_COUNTDOWN_SECONDS}
 
 
 def test_queue_on_commit_waits_for_the_commit(django_capture_on_commit_callbacks, db):
@@ -83,7 +92,8 @@ def test_queue_on_commit_waits_for_the_commit(django_capture_on_commit_callbacks
     task.apply_async.assert_not_called()
     # when it commits, then the task is sent with plain arguments
     callbacks[0]()
-    task.apply_async.assert_called_once_with(args=(42,), kwargs={"reason": "x"}, countdown=30)
+    task.apply_async.assert_called_once()
+    assert _sent(task) == {"args": (42,), "kwargs": {"reason": "x"}, "countdown": 30}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -95,3 +105,36 @@ def test_queue_on_commit_drops_the_task_on_rollback():
         queue_on_commit(task, 1)
         raise RuntimeError("rolled back")
     task.apply_async.assert_not_called()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queue_on_commit_does_not_hide_a_bug_behind_the_broker_fallback():
+    # A broker that is down is tolerated (tests/test_broker_down.py); arguments that cannot be
+    # sent as JSON are a bug and still raise.
+    from kombu.exceptions import EncodeError
+
+    from orders.tasks import expire_offer
+
+    with pytest.raises(EncodeError):
+        queue_on_commit(expire_offer, object())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forked_process_opens_its_own_broker_connections():
+    # Celery's prefork pool forks the worker: a child must not publish on its parent's sockets.
+    import os
+
+    from orders.tasks import expire_offer
+    from spark import celery as spark_celery
+
+    queue_on_commit(expire_offer, 0)  # the parent now has a connection pool
+    parent_pool = spark_celery._publisher().pool
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report whether it sees a fresh pool, then leave at once
+        fresh = not spark_celery._publishers and spark_celery._publisher().pool is not parent_pool
+        os.write(write, b"1" if fresh else b"0")
+        os._exit(0)
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.waitpid(pid, 0)

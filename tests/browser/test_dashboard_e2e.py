@@ -135,7 +135,7 @@ def test_associate_builds_edits_and_publishes_a_batch(page, shop, login, shot, h
 
     page.locator("#publish").click()
     expect(page.locator("#batch-status")).to_have_text("Published")
-    expect(page.locator("#messages")).to_contain_text(f"Batch {batch.pk} is published to drivers.")
+    expect(page.locator("#messages")).to_contain_text(f"Batch {batch.pk} is published; offers to drivers will follow.")
     expect(page.locator("#publish")).to_have_count(0)
     expect(page.get_by_role("button", name="Pull back to draft")).to_be_visible()
     shot(page, "batch-published")
