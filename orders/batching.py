@@ -63,7 +63,10 @@ def propose_batches(
     horizon = max(secs(o.window_end) for o in orders) + 4 * 3600
     m = Model()
     depot_point = geo.Point.of(store.lat, store.lng)
-    depot = m.add_depot(x=0, y=0, tw_early=0, tw_late=horizon, name="store")
+    # Distances and durations come from our geo helper as explicit edges, so the
+    # coordinates PyVRP keeps for each location are only labels.
+    depot_location = m.add_location(x=0, y=0, name="store")
+    depot = m.add_depot(depot_location, tw_early=0, tw_late=horizon, name="store")
     m.add_vehicle_type(
         num_available=len(orders),
         capacity=[max_totes, max_stops],
@@ -73,45 +76,46 @@ def propose_batches(
         tw_early=0,
         tw_late=horizon,
     )
-    clients = []
+    locations = [depot_location]
     points = [depot_point]
     for o in orders:
         fits = o.totes <= max_totes
-        clients.append(
-            m.add_client(
-                x=0, y=0,
-                delivery=[o.totes, 1],
-                service_duration=STOP_SERVICE_SECONDS,
-                tw_early=secs(o.window_start),
-                tw_late=secs(o.window_end),
-                prize=UNSERVED_PRIZE if fits else 0,
-                required=False,
-                name=str(o.pk),
-            )
+        location = m.add_location(x=0, y=0, name=str(o.pk))
+        locations.append(location)
+        m.add_client(
+            location,
+            delivery=[o.totes, 1],
+            service_duration=STOP_SERVICE_SECONDS,
+            tw_early=secs(o.window_start),
+            tw_late=secs(o.window_end),
+            prize=UNSERVED_PRIZE if fits else 0,
+            required=False,
+            name=str(o.pk),
         )
         points.append(geo.Point.of(o.lat, o.lng))
-    locations: list = [depot, *clients]
     for i, frm in enumerate(locations):
         for j, to in enumerate(locations):
-            if i == j:
-                m.add_edge(frm, to, distance=0, duration=0)
-            else:
-                m.add_edge(frm, to, distance=geo.distance_m(points[i], points[j]),
-                           duration=geo.duration_s(points[i], points[j]))
+            if i != j:  # self loops are zero already
+                m.add_edge(
+                    frm,
+                    to,
+                    distance=geo.distance_m(points[i], points[j]),
+                    duration=geo.duration_s(points[i], points[j]),
+                )
 
     result = m.solve(stop=MaxRuntime(time_limit_s), seed=seed, display=False, collect_stats=False)
     proposal = Proposal(runtime_s=result.runtime)
     served: set[int] = set()
     for route in result.best.routes():
-        visits = route.visits()  # client indices (depots come first in the location list)
-        ids = [orders[v - 1].pk for v in visits]
+        visits = [activity.idx for activity in route if activity.is_client()]  # client indices, in order
+        ids = [orders[v].pk for v in visits]
         served.update(ids)
         proposal.batches.append(
             ProposedBatch(
                 order_ids=ids,
                 route_meters=route.distance(),
                 route_seconds=route.duration(),
-                totes=sum(orders[v - 1].totes for v in visits),
+                totes=sum(orders[v].totes for v in visits),
             )
         )
     proposal.unassigned = [o.pk for o in orders if o.pk not in served]
