@@ -19,7 +19,7 @@ capped at the two photos it may carry plus the JSON limit for its other fields.
 import json
 
 from django.conf import settings
-from rest_framework import exceptions, parsers, status
+from rest_framework import exceptions, parsers, renderers, status
 from rest_framework.settings import api_settings
 from rest_framework.utils.json import strict_constant
 
@@ -63,7 +63,15 @@ def _nested_deeper_than(value, limit: int) -> bool:
     return False
 
 
-class JSONParser(parsers.JSONParser):
+class JSONParser(parsers.BaseParser):
+    """JSON with the limits above. Not a subclass of DRF's JSONParser on purpose: DRF (3.18+)
+    hands its own JSON parser `request.body`, read in full up to Django's form limit before any
+    parser could refuse it; any other parser gets the request stream, which this one reads only
+    up to the cap."""
+
+    media_type = "application/json"
+    renderer_class = renderers.JSONRenderer
+
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.SPARK_API_MAX_BODY_BYTES
         _refuse_declared_length_over(limit, parser_context)
