@@ -218,6 +218,7 @@ def test_the_store_sees_the_withdrawn_batch_and_why(client, store, associate):
     page = client.get(f"/dashboard/s/{store.pk}/batches/{batch.pk}/").content.decode()
     assert "Cancelled" in page
     assert "Withdrawn: its last order" in page and "customer cancelled" in page
+    assert "Driver pay offered" not in page  # no trip is left to pay for
 
 
 # --- a batch without a live stop is refused at every entry point ---------------------
