@@ -5,6 +5,7 @@ import pytest
 from drivers.tests.factories import DriverFactory
 from stores.models import StoreMembership
 from stores.tests.factories import StoreFactory, StoreMembershipFactory, UserFactory
+from tests.stripe_standin import StripeStandin
 
 
 @pytest.fixture
@@ -40,6 +41,17 @@ def driver(db):
 @pytest.fixture
 def other_driver(db):
     return DriverFactory()
+
+
+@pytest.fixture
+def stripe_standin(settings):
+    """Our stand-in for Stripe's API on 127.0.0.1 (tests/stripe_standin), with the Stripe
+    backend pointed at it: the real SDK talks HTTP to it, nothing of the SDK is replaced."""
+    with StripeStandin() as standin:
+        settings.SPARK_PAYMENT_BACKEND = "stripe"
+        settings.STRIPE_SECRET_KEY = standin.api_key
+        settings.STRIPE_API_BASE = standin.url
+        yield standin
 
 
 @pytest.fixture(autouse=True)

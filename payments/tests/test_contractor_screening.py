@@ -2,7 +2,6 @@
 notices (the DriverNotice outbox) and contractor enrolment with the sandbox backend."""
 
 from datetime import UTC, datetime, timedelta
-from unittest import mock
 
 import pytest
 import time_machine
@@ -166,19 +165,6 @@ def test_backend_is_chosen_by_settings(settings):
     settings.SPARK_PAYMENT_BACKEND = "paypal"
     with pytest.raises(ImproperlyConfigured):
         backends.get_backend()
-
-
-def test_stripe_backend_creates_an_express_account_keyed_on_the_driver(settings):
-    # No network: the SDK call is replaced, only what we send it is checked.
-    settings.STRIPE_SECRET_KEY = "sk_test_x"
-    driver = DriverFactory()
-    with mock.patch("stripe.Account.create", return_value=mock.Mock(id="acct_123")) as create:
-        assert backends.StripeBackend().enrol(driver) == "acct_123"
-    create.assert_called_once_with(
-        api_key="sk_test_x", idempotency_key=f"enrol-driver-{driver.pk}", type="express", country="US",
-        email=driver.user.email, capabilities={"transfers": {"requested": True}}, business_type="individual",
-        metadata={"driver_id": str(driver.pk)},
-    )
 
 
 def test_sweeper_enrols_drivers_still_without_an_id():

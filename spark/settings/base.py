@@ -309,6 +309,8 @@ SPARK_PAYMENT_BACKEND = env(
     "SPARK_PAYMENT_BACKEND", default="stripe" if env("STRIPE_SECRET_KEY", default="") else "sandbox"
 )
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+# Where the Stripe SDK sends API calls: Stripe's own, or a local stand-in (tests/stripe_standin).
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 # Screening (payments/contractor/): the shared secret of the provider's signed webhook (unset:
 # the webhook answers 503), the FCRA waiting period between the pre-adverse notice and a final
