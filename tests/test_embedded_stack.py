@@ -88,7 +88,7 @@ class Stack:
         self.processes: dict[int, str] = {}
 
     def start(self) -> None:
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
             ["make", "run", f"SPARK_PORT={self.port}"],
             cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
