@@ -16,8 +16,8 @@ from orders.tests.factories import OrderFactory
 from payments.models import OfferPaySnapshot
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, NotPermitted
-from spark.testing import run_in_threads
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
+from tests.helpers import run_in_threads
 
 
 @pytest.fixture

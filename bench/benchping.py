@@ -1,6 +1,6 @@
 """Bench-only WSGI entry point and URLconf; production never loads this module.
 
-bench/bench_claim_storm.py serves `spark.benchping:application` with gunicorn: Django's own
+bench/bench_claim_storm.py serves `bench.benchping:application` with gunicorn: Django's own
 WSGI handler, the settings of DJANGO_SETTINGS_MODULE, every URL of spark.urls, plus two
 baselines the claim storm is compared against:
 

@@ -1,4 +1,5 @@
-"""Helpers shared by the test suites (never imported by the application)."""
+"""Plain helpers shared by the test suites (not fixtures: those live in conftest.py). Never
+imported by the application; the production image carries no tests/ folder."""
 
 import threading
 
