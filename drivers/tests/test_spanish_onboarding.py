@@ -15,7 +15,7 @@ from django.utils import translation
 from drivers import sms
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
-from drivers.tests.test_onboarding import JOIN, profile_data, verified
+from drivers.tests.helpers import JOIN, profile_data, verified
 from orders import notifications, services
 from orders.tests.factories import OrderFactory
 from stores.tests.factories import StoreFactory, UserFactory, ZoneFactory
