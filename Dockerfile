@@ -18,7 +18,8 @@ WORKDIR /app
 COPY requirements.lock ./
 RUN pip install -r requirements.lock
 
-# The project only: never .env, .venv, .git or var/ (there is no .dockerignore to rely on).
+# The project only: never .env, .venv, .git or var/ (named folders, not the whole context);
+# .dockerignore also keeps every tests/ package, conftest.py and bench/ out of the image.
 # A new Django app needs a line here.
 COPY manage.py pyproject.toml ./
 COPY spark ./spark

@@ -94,7 +94,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _raise_system_exit(signum, frame):  # noqa: ARG001 - signal handler signature
+def _raise_system_exit(signum, frame):  # signal handler signature
     raise SystemExit(128 + signum)
 
 
@@ -112,7 +112,7 @@ class Processes:
         self._logs: dict[str, object] = {}
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        log = open(self.log_dir / f"{name}.log", "ab")  # closed in stop()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[name] = proc

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spark.settings.local")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 

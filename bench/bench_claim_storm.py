@@ -8,8 +8,8 @@ claim_pool_seconds=0 (first come; the fair window is not what is measured here) 
 rate far above what a driver sends, one store, 100 published batches on the open board
 (board_at in the past, 2 stops each), 500 active drivers with valid documents and API tokens.
 
-Server: gunicorn serving spark.benchping:application (Django's WSGI handler, spark.urls plus
-the two baselines, see spark/benchping.py) with the test settings, DEBUG off, the bench
+Server: gunicorn serving bench.benchping:application (Django's WSGI handler, spark.urls plus
+the two baselines, see bench/benchping.py) with the test settings, DEBUG off, the bench
 database and Redis db 10, which is also the Django cache as in production (claim throttle
 attempt counters and "taken" markers of orders/claim_gate.py shared by every worker; --cache locmem
 gives each worker its own, as the test settings do). Default: 4 sync workers (2 cores),
@@ -61,7 +61,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common  # noqa: E402
+import _common
 
 TARGET_RATIO = 0.7
 ACCESS_FORMAT = "@@ %(m)s %(U)s %(s)s %(D)s"  # method, path, status, server time in microseconds
@@ -91,7 +91,7 @@ async def _post(session, url: str, headers: dict) -> tuple[int, bytes, dict]:
     try:
         async with session.post(url, headers=headers) as resp:
             return resp.status, await resp.read(), dict(resp.headers)
-    except Exception as exc:  # noqa: BLE001 - a failed request is a figure, not a crash
+    except Exception as exc:  # a failed request is a figure, not a crash
         return 0, repr(exc).encode(), {}
 
 
@@ -339,8 +339,8 @@ def main() -> int:
     ap.add_argument("--server-times", action="store_true",
                     help="gunicorn access log with each request's server time; prints them per endpoint and status")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--app", default="spark.benchping:application",
-                    help="WSGI app for gunicorn; it must serve /bench/ping/ (e.g. a variant importing spark.benchping)")
+    ap.add_argument("--app", default="bench.benchping:application",
+                    help="WSGI app for gunicorn; it must serve /bench/ping/ (e.g. a variant importing bench.benchping)")
     args = ap.parse_args()
 
     _common.install_signal_handlers()

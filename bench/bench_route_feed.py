@@ -181,7 +181,7 @@ def settle() -> None:
         cur.execute("VACUUM ANALYZE")
         try:
             cur.execute("CHECKPOINT")
-        except Exception:  # noqa: BLE001 - needs superuser (or pg_checkpoint); only a nicety
+        except Exception:  # needs superuser (or pg_checkpoint); only a nicety
             pass
     time.sleep(2)
 

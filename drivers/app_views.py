@@ -645,7 +645,9 @@ def push_subscribe(request):
     if driver is None:
         return _error("This endpoint is for drivers.", "forbidden", 403)
     data = _json_body(request)
-    keys = data.get("keys") if isinstance(data.get("keys"), dict) else {}
+    keys = data.get("keys")
+    if not isinstance(keys, dict):
+        keys = {}
     try:
         push.push_subscription_save(
             driver=driver,

@@ -4,6 +4,7 @@ the same things with the same words."""
 
 import posixpath
 import uuid
+from typing import TYPE_CHECKING
 
 from django import forms
 from django.core import signing
@@ -16,6 +17,9 @@ from stores.models import Zone
 
 from . import onboarding_services as onboarding
 from .models import Driver
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise  # a str or a lazy translation
 
 
 def _raise_for(exc: DomainError, field: str):
@@ -36,7 +40,7 @@ class OnboardingForm(forms.Form):
     kept one is used. The driver's profile itself is not touched until the form is accepted.
     """
 
-    required_messages: dict[str, str] = {}
+    required_messages: "dict[str, _StrOrPromise]" = {}
     upload_fields: tuple[str, ...] = ()
 
     def __init__(self, *args, user_id: int | None = None, **kwargs):
@@ -101,7 +105,7 @@ class OnboardingForm(forms.Form):
 
     def full_clean(self) -> None:
         super().full_clean()
-        if self.is_bound and self._errors:
+        if self.is_bound and self.errors:
             self.keep_uploads()
 
     def add_domain_error(self, exc: DomainError) -> None:
@@ -151,7 +155,9 @@ class ProfileForm(OnboardingForm):
     def __init__(self, *args, has_photo: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.has_photo = has_photo
-        self.fields["home_zone"].queryset = Zone.objects.filter(is_active=True).order_by("name")
+        home_zone = self.fields["home_zone"]
+        assert isinstance(home_zone, forms.ModelChoiceField)
+        home_zone.queryset = Zone.objects.filter(is_active=True).order_by("name")
         self.fields["home_zone"].error_messages["invalid_choice"] = _(
             "Choose one of the cities where Spark is delivering.")
         if has_photo:
@@ -235,7 +241,7 @@ class DocumentsForm(OnboardingForm):
                                      widget=forms.TextInput(attrs={"autocomplete": "off",
                                                                    "autocapitalize": "characters"}))
     license_state = forms.ChoiceField(label=_("Issuing state"),
-                                      choices=[("", _("Choose the state"))] + onboarding.US_STATES)
+                                      choices=[("", _("Choose the state")), *onboarding.US_STATES])
     license_expires_on = forms.DateField(label=_("License expires on"), widget=_DateInput())
     license_document = forms.FileField(
         label=_("Photo or PDF of your license"), required=False,
@@ -272,9 +278,9 @@ class DocumentsForm(OnboardingForm):
         except DomainError as exc:
             _raise_for(exc, "license_number")
 
-    def _future(self, field: str, what: str):
+    def _future(self, field: str, what: "_StrOrPromise"):
         try:
-            return onboarding.check_future_date(self.cleaned_data.get(field), field=field, what=what,
+            return onboarding.check_future_date(self.cleaned_data.get(field), field=field, what=str(what),
                                                 zone=self.driver.home_zone)
         except DomainError as exc:
             _raise_for(exc, field)
@@ -285,7 +291,7 @@ class DocumentsForm(OnboardingForm):
     def clean_insurance_expires_on(self):
         return self._future("insurance_expires_on", _("insurance"))
 
-    def _document(self, field: str, what: str, on_file: bool):
+    def _document(self, field: str, what: "_StrOrPromise", on_file: bool):
         upload = self.cleaned_data.get(field)
         if not upload:
             kept = self.kept_upload(field)
@@ -295,7 +301,7 @@ class DocumentsForm(OnboardingForm):
                 raise forms.ValidationError(_("Upload a photo or PDF of your %(what)s.") % {"what": what})
             return None
         try:
-            return onboarding.clean_document(upload, field=field, what=what)
+            return onboarding.clean_document(upload, field=field, what=str(what))
         except DomainError as exc:
             _raise_for(exc, field)
 

@@ -46,7 +46,7 @@ def over_cap(*, driver_id: int) -> int | None:
         except ValueError:  # expired between the two calls
             cache.set(key, 1, WINDOW_SECONDS + 5)
             pings = 1
-    except Exception:  # noqa: BLE001 - the cache is a brake, never a failure
+    except Exception:  # the cache is a brake, never a failure
         logger.warning("cache unavailable counting location pings of driver %s", driver_id, exc_info=True)
         return None
     if pings > cap:
@@ -62,6 +62,6 @@ def may_store(*, driver_id: int) -> bool:
         return True
     try:
         return bool(cache.add(_stored_key(driver_id), 1, interval))
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("cache unavailable for the location interval of driver %s", driver_id, exc_info=True)
         return True

@@ -421,7 +421,7 @@ def dispute(request):
 
     driver = _driver_of(request.user)
     case = services.screening_case_of(driver) if driver else None
-    if case is None:
+    if driver is None or case is None:
         return redirect("onboarding:status")
     form = DisputeForm(request.POST)
     if not form.is_valid():

@@ -257,8 +257,7 @@ class BatchEventAdmin(StatusEventAdmin):
 class RunBatchInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Batch
     extra = 0
-    fields = ["status", "driver", "route_meters", "pickup_by", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("status", "driver", "route_meters", "pickup_by", "created_at")
     show_change_link = True
 
     def get_queryset(self, request):

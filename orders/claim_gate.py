@@ -104,7 +104,7 @@ def claim_attempt(*, driver_id: int, batch_id: int) -> Gate:
                 cache.set(attempts_key, 1, WINDOW_SECONDS)
                 attempts = 1
             marker = cache.get(taken_key)
-    except Exception:  # noqa: BLE001 - the cache is an optimisation and a brake, never a failure
+    except Exception:  # the cache is an optimisation and a brake, never a failure
         logger.warning("cache unavailable for the claim gate (driver %s, batch %s)", driver_id, batch_id,
                        exc_info=True)
         return Gate(attempts=0, retry_after=retry_after, taken_by=None)
@@ -116,7 +116,7 @@ def taken_by(batch_id: int) -> tuple[int, int] | None:
     try:
         client = _redis()
         value = client.get(_taken_key(batch_id)) if client is not None else cache.get(_taken_key(batch_id))
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("cache unavailable reading the taken marker of batch %s", batch_id, exc_info=True)
         return None
     return _decode(value)
@@ -130,7 +130,7 @@ def remember_taken(batch_id: int, *, zone_id: int, driver_id: int) -> None:
             client.set(_taken_key(batch_id), _encode(zone_id, driver_id), ex=TAKEN_TTL_SECONDS)
         else:
             cache.set(_taken_key(batch_id), _encode(zone_id, driver_id), TAKEN_TTL_SECONDS)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("cache unavailable writing the taken marker of batch %s", batch_id, exc_info=True)
 
 
@@ -142,5 +142,5 @@ def forget_taken(batch_id: int) -> None:
             client.delete(_taken_key(batch_id))
         else:
             cache.delete(_taken_key(batch_id))
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("cache unavailable dropping the taken marker of batch %s", batch_id, exc_info=True)

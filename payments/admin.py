@@ -94,8 +94,7 @@ class OfferPaySnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["offer__driver__user"]
     search_fields = ["=offer__id", "=offer__batch__id", "offer__driver__user__email"]
     date_hierarchy = "created_at"
-    fields = ["offer", "batch", "driver", *SNAPSHOT_MONEY, "routed_meters", "created_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("offer", "batch", "driver", *SNAPSHOT_MONEY, "routed_meters", "created_at")
 
     @admin.display(description="Batch", ordering="offer__batch_id")
     def batch(self, obj):
@@ -123,8 +122,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["driver__user"]
     list_filter = ["kind"]
     search_fields = ["name", "driver__user__email"]
-    fields = ["name", "kind", "driver", "balance", "created_at"]
-    readonly_fields = fields
+    readonly_fields = fields = ("name", "kind", "driver", "balance", "created_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(balance_cents=entries_sum("account"))
@@ -137,8 +135,7 @@ class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 class EntryInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = Entry
     extra = 0
-    fields = ["account", "amount"]
-    readonly_fields = fields
+    readonly_fields = fields = ("account", "amount")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("account")
@@ -155,8 +152,7 @@ class LedgerTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["kind"]
     search_fields = ["idempotency_key", "memo", "=batch__id"]
     date_hierarchy = "created_at"
-    fields = ["idempotency_key", "kind", "memo", "batch", "created_by", "created_at", "amount"]
-    readonly_fields = fields
+    readonly_fields = fields = ("idempotency_key", "kind", "memo", "batch", "created_by", "created_at", "amount")
     inlines = [EntryInline]
 
     def get_queryset(self, request):
@@ -175,8 +171,7 @@ class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["transaction", "account"]
     list_filter = ["account__kind"]
     search_fields = ["transaction__idempotency_key", "account__name"]
-    fields = ["transaction", "account", "amount"]
-    readonly_fields = fields
+    readonly_fields = fields = ("transaction", "account", "amount")
 
     @admin.display(description="Amount", ordering="amount_cents")
     def amount(self, obj):
@@ -206,11 +201,10 @@ class CaptureDueFilter(admin.SimpleListFilter):
 class TipAdjustmentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TipAdjustment
     extra = 0
-    fields = [
+    readonly_fields = fields = (
         "created_at", money("old_cents", "Old"), money("new_cents", "New"),
         "reason", "decided_by", "driver_notified_at",
-    ]
-    readonly_fields = fields
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("decided_by")
@@ -226,11 +220,10 @@ class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_filter = ["status", CaptureDueFilter]
     search_fields = ["order__external_id", "stripe_payment_intent_id"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = fields = (
         "order", "status", money("amount_cents", "Amount"), money("authorized_cents", "Authorised"),
         "stripe_payment_intent_id", "adjust_window_closes_at", "captured_at", "created_at",
-    ]
-    readonly_fields = fields
+    )
     inlines = [TipAdjustmentInline]
 
 
@@ -268,11 +261,10 @@ class PayoutAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_filter = ["status", PayoutStuckFilter, "kind"]
     search_fields = ["idempotency_key", "external_id", "driver__user__email"]
     date_hierarchy = "created_at"
-    fields = [
+    readonly_fields = fields = (
         "driver", "kind", "status", money("amount_cents", "Amount"), money("fee_cents", "Fee"),
         "idempotency_key", "external_id", "failure_reason", "created_at", "paid_at",
-    ]
-    readonly_fields = fields
+    )
 
 
 class ProcessedFilter(admin.SimpleListFilter):

@@ -36,7 +36,7 @@ class EmbeddedFilesystemTransport(FilesystemTransport):
 
     shutdown_check_seconds = 0.25
 
-    def drain_events(self, connection, timeout=None):
+    def drain_events(self, connection, timeout=None, **kwargs):
         deadline = None if timeout is None else monotonic() + timeout
         while not _worker_shutdown_requested():
             step = self.shutdown_check_seconds
@@ -45,7 +45,7 @@ class EmbeddedFilesystemTransport(FilesystemTransport):
                 if step <= 0:
                     break
             try:
-                return super().drain_events(connection, timeout=step)
+                return super().drain_events(connection, timeout=step, **kwargs)
             except TimeoutError:  # socket.timeout
                 continue
         raise TimeoutError()

@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
@@ -27,7 +29,14 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class SaveChangedFieldsMixin:
+if TYPE_CHECKING:
+    # The mixin is only ever mixed into a ModelAdmin; mypy needs that base to check super().
+    _ModelAdminBase = admin.ModelAdmin
+else:
+    _ModelAdminBase = object
+
+
+class SaveChangedFieldsMixin(_ModelAdminBase):
     """Write back only the columns the admin form changed.
 
     A plain save() writes every column from the copy loaded at the start of the request, so an

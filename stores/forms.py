@@ -18,7 +18,8 @@ class AutoBatchForm(forms.Form):
     window_to = forms.DateTimeField(label=_("to"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("window_from") and data.get("window_to") and data["window_to"] <= data["window_from"]:
             raise forms.ValidationError(_("The end must be after the start."))
         return data
@@ -57,7 +58,8 @@ class SlotTemplateForm(forms.Form):
     capacity = forms.IntegerField(min_value=1, max_value=200, initial=8, label=_("Driver seats"))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("start_time") and data.get("end_time") and data["end_time"] <= data["start_time"]:
             raise forms.ValidationError(_("A slot must end after it starts (same day)."))
         return data

@@ -248,7 +248,7 @@ def test_healthz_says_the_database_is_down(client):
 def test_healthz_is_exempt_from_the_ssl_redirect():
     """Production settings, in a fresh interpreter: plain-http /healthz is answered (a load balancer
     probes it without TLS) while every other page is redirected to https."""
-    from spark.tests.test_settings import _env, _run
+    from spark.tests.helpers import _env, _run
 
     probe = (
         "import django; django.setup(); from django.test import Client; c = Client(); "

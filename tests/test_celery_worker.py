@@ -90,7 +90,7 @@ class Worker:
         self._log = None
 
     def start(self) -> "Worker":
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
             [
                 sys.executable,

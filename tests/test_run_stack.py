@@ -20,7 +20,7 @@ import pytest
 import redis
 import requests
 
-from tests.test_embedded_stack import CREATE_OFFER, Stack, _alive, _descendants, _free_port
+from tests.helpers import CREATE_OFFER, Stack, _alive, _descendants, _free_port
 
 pytestmark = pytest.mark.slow
 

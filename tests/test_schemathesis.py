@@ -36,7 +36,7 @@ from orders import dispatch
 from orders import services as order_services
 from orders.models import Offer
 from orders.tests.factories import OrderFactory
-from orders.tests.test_delivery_services import make_batch
+from orders.tests.helpers import make_batch
 from payments.tests.factories import PayPolicyFactory
 from spark.wsgi import application
 from stores.tests.factories import DeliverySlotFactory, StoreApiKeyFactory, StoreFactory, ZoneFactory

@@ -60,6 +60,7 @@ def test_two_pilot_zones_with_pay_policies_and_three_stores_each(seeded):
 
 
 def test_slots_for_today_and_tomorrow_at_every_store(seeded):
+    assert Store.objects.exists()
     for store in Store.objects.all():
         slots = list(DeliverySlot.objects.filter(store=store))
         days = {timezone.localtime(s.starts_at, timezone=_tz(store)).date() for s in slots}

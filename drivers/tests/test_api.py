@@ -181,7 +181,8 @@ def test_slots_list_claim_cancel_and_check_in(store, zone):
     listed = {s["id"]: s for s in client.get(f"{API}/slots/").json()}
     assert listed[later.pk]["seats_free"] == 2 and listed[later.pk]["my_claim"] is None
     assert client.post(f"{API}/slots/{later.pk}/claim/").status_code == 200
-    assert client.get(f"{API}/slots/").json()[-1]["my_claim"] or True
+    mine = {s["id"]: s for s in client.get(f"{API}/slots/").json()}[later.pk]
+    assert mine["my_claim"] is not None and mine["seats_free"] == 1
     res = client.post(f"{API}/slots/{later.pk}/cancel/")
     assert res.status_code == 200 and res.json()["status"] == "cancelled"
     assert client.post(f"{API}/slots/{now_slot.pk}/claim/").status_code == 200

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from drivers.models import Location, Route, SlotClaim
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders.models import BatchEvent, StopEvent
-from orders.tests.test_delivery_services import jpeg, make_batch
+from orders.tests.helpers import jpeg, make_batch
 from spark.errors import DomainError
 from spark.geo import coordinate, round_coordinate
 from stores.tests.factories import DeliverySlotFactory

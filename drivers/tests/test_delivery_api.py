@@ -16,7 +16,7 @@ from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
 from orders import services
 from orders.models import Batch, Order, Stop
-from orders.tests.test_delivery_services import HOME, jpeg, make_batch, snapshot, stored_files
+from orders.tests.helpers import HOME, jpeg, make_batch, snapshot, stored_files
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from drivers import selectors
 from drivers.models import Location, Route
 from drivers.selectors import board_for, route_feed, upcoming_slots_for
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
-from drivers.tests.test_routes import KM_2_0, LNG, O_LAT, batch_on_meridian, store_at, trip
+from drivers.tests.helpers import KM_2_0, LNG, O_LAT, batch_on_meridian, store_at, trip
 from orders.models import Batch, Order
 from orders.tests.factories import BatchFactory, StopFactory
 from payments.models import PayPolicy

@@ -12,7 +12,6 @@ import time_machine
 from allauth.account.models import EmailAddress
 from django.core import mail
 from django.core.files.base import ContentFile
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import Image
 
@@ -20,30 +19,17 @@ from drivers import sms
 from drivers.models import Driver
 from drivers.onboarding import SMS_TICKET_SESSION_KEY
 from drivers.tests.factories import DriverFactory
+from drivers.tests.helpers import JOIN, jpeg_bytes, profile_data, upload, verified
 from payments.models import ScreeningCase
 from stores.models import StoreMembership
 from stores.tests.factories import StoreMembershipFactory, UserFactory, ZoneFactory
 
 pytestmark = pytest.mark.django_db
 
-JOIN = "/driver/join"
 PASSWORD = "pw-for-tests-1"
 
 
 # --- Helpers -----------------------------------------------------------------------------------
-
-
-def jpeg_bytes(*, size=(80, 60), color=(200, 40, 40), gps: bool = False) -> bytes:
-    image = Image.new("RGB", size, color)
-    out = BytesIO()
-    if gps:
-        exif = Image.Exif()
-        exif[0x010F] = "PhoneMaker"  # Make
-        exif.get_ifd(0x8825).update({1: "N", 2: (36.0, 9.0, 45.0), 3: "W", 4: (86.0, 46.0, 53.0)})  # GPS
-        image.save(out, format="JPEG", exif=exif)
-    else:
-        image.save(out, format="JPEG")
-    return out.getvalue()
 
 
 def png_bytes() -> bytes:
@@ -53,15 +39,6 @@ def png_bytes() -> bytes:
 
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def upload(name: str, data: bytes, content_type: str = "image/jpeg") -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type=content_type)
-
-
-def verified(user):
-    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
-    return user
 
 
 def future(days: int = 365) -> str:
@@ -97,11 +74,6 @@ def _media_and_sms(settings, tmp_path):
 
 
 @pytest.fixture
-def zone(db):
-    return ZoneFactory()
-
-
-@pytest.fixture
 def newcomer(db):
     return verified(UserFactory(email="newcomer@example.test", first_name="", last_name=""))
 
@@ -110,13 +82,6 @@ def newcomer(db):
 def web(client, newcomer):
     client.force_login(newcomer)
     return client
-
-
-def profile_data(zone, **overrides):
-    data = {"first_name": "Jane", "last_name": "Rivera", "phone": "(615) 555-0142", "home_zone": zone.pk,
-            "photo": upload("me.jpg", jpeg_bytes(gps=True))}
-    data.update(overrides)
-    return {k: v for k, v in data.items() if v is not None}
 
 
 @pytest.fixture

@@ -76,7 +76,7 @@ class PushService:
         service = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's naming
+            def do_POST(self):  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 service.requests.append(
                     {
@@ -94,7 +94,7 @@ class PushService:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_GET = do_POST  # noqa: N815 - a followed redirect would arrive as GET
+            do_GET = do_POST  # a followed redirect would arrive as GET
 
             def log_message(self, *args):
                 pass

@@ -12,50 +12,19 @@ from drivers.models import Driver, Location, Route, SlotClaim
 from drivers.selectors import driver_can_work, route_matches_for, slot_holders_for
 from drivers.services import driver_go_offline, driver_go_online, location_record, route_set
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
+from drivers.tests.helpers import D_LAT, KM_2_0, LNG, O_LAT, batch_on_meridian, store_at, trip
 from orders.models import Batch
-from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
+from orders.tests.factories import BatchFactory, OfferFactory
 from payments.services import pay_quote
 from spark.errors import DomainError, NotPermitted
-from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
+from stores.tests.factories import DeliverySlotFactory, ZoneFactory
 
-# Hand-checked geometry. Every point lies on the meridian 86.78 W, so a distance is just
-# the latitude difference: 0.01 degree = 6,371,000 m x 0.01 x pi/180 = 1,111.95 m in a
-# straight line, x 1.3 road factor (spark.geo.StraightLineGeo) = 1,445.53 m by road; at
-# 40 km/h that is 130.1 s.
-LNG = Decimal("-86.780000")
-O_LAT, D_LAT = Decimal("36.100000"), Decimal("36.200000")  # the driver's trip: 0.10 deg north
-KM_2_0 = 2891  # 0.02 deg by road, rounded as spark.geo does
 KM_6_0 = 8673  # 0.06 deg
 KM_10_0 = 14455  # 0.10 deg
 
 
 def point(lat) -> dict:
     return {"lat": Decimal(lat), "lng": LNG}
-
-
-def store_at(lat, **kw):
-    return StoreFactory(lat=Decimal(lat), lng=LNG, **kw)
-
-
-def batch_on_meridian(store, last_lat, *, status=Batch.Status.PUBLISHED, **kw):
-    """A one-stop published batch store -> stop -> back, priced like batch_refresh_route does."""
-    leg = round(abs(Decimal(last_lat) - store.lat) * 100 * Decimal("1445.534"))
-    leg_s = round(leg / (40_000 / 3600))
-    batch = BatchFactory(
-        store=store, status=status, route_meters=2 * leg, route_seconds=2 * leg_s + 240,
-        last_stop_lat=Decimal(last_lat), last_stop_lng=LNG, stops_count=1,
-        published_at=timezone.now(), **kw,
-    )
-    StopFactory(batch=batch, sequence=1, order__lat=Decimal(last_lat), order__lng=LNG)
-    return batch
-
-
-def trip(driver=None, *, k: int, online=True, arrive_by=None, leave_after=None, **kw):
-    driver = driver or DriverFactory(is_online=online, online_since=timezone.now() if online else None)
-    return RouteFactory(
-        driver=driver, origin_lat=O_LAT, origin_lng=LNG, dest_lat=D_LAT, dest_lng=LNG,
-        max_detour_meters=k, arrive_by=arrive_by, leave_after=leave_after, **kw,
-    )
 
 
 # --- driver_can_work -----------------------------------------------------------------

@@ -12,9 +12,9 @@ from drivers.models import Driver, SlotClaim
 from drivers.services import slot_cancel, slot_check_in, slot_claim, slot_release_due, slot_release_no_show
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from spark.errors import Conflict, DomainError, Gone, NotPermitted
-from spark.testing import run_in_threads
 from stores.models import DeliverySlot
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, StoreMembershipFactory, UserFactory, ZoneFactory
+from tests.helpers import run_in_threads
 
 # 1 m of latitude in degrees (spherical Earth, as spark.geo.haversine_m).
 DEG_PER_M = 1 / 111_194.93

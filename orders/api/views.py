@@ -1,3 +1,5 @@
+from typing import cast
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -10,6 +12,7 @@ from orders import selectors, services
 from orders.models import Order
 from spark.api.schema import error_responses
 from spark.roles import IsStoreIntegration
+from stores.models import StoreApiKey
 
 from .serializers import OrderCancelSerializer, OrderIntakeSerializer, OrderSerializer
 
@@ -32,8 +35,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             from rest_framework.exceptions import ValidationError
 
             raise ValidationError({"status": [f"Unknown status; use one of {', '.join(Order.Status.values)}."]})
+        key = cast(StoreApiKey, self.request.auth)  # IsStoreIntegration let it in: the store's API key
         return selectors.orders_for_store(
-            store_id=self.request.auth.store_id, status=status_filter, window_from=window_from, window_to=window_to
+            store_id=key.store_id, status=status_filter, window_from=window_from, window_to=window_to
         )
 
     def _datetime_param(self, name: str):

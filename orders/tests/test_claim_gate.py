@@ -11,8 +11,7 @@ from rest_framework.test import APIClient
 from drivers.tests.factories import DriverFactory
 from orders import claim_gate
 from orders.models import Batch
-
-from .test_dispatch import _to_board, store, zone  # noqa: F401 - fixtures
+from orders.tests.helpers import _to_board
 
 API = "/api/v1/driver"
 
@@ -60,7 +59,7 @@ def _api(driver):
     return client
 
 
-def test_storm_losers_are_refused_from_the_marker(gate_cache, store, zone, django_capture_on_commit_callbacks,  # noqa: F811
+def test_storm_losers_are_refused_from_the_marker(gate_cache, store, zone, django_capture_on_commit_callbacks,
                                                   django_assert_num_queries):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
@@ -76,7 +75,7 @@ def test_storm_losers_are_refused_from_the_marker(gate_cache, store, zone, djang
     assert _api(winner).post(f"{API}/batches/{batch.pk}/claim/").json()["status"] == "assigned"
 
 
-def test_claims_past_the_zone_rate_get_429_with_retry_after(gate_cache, store, zone):  # noqa: F811
+def test_claims_past_the_zone_rate_get_429_with_retry_after(gate_cache, store, zone):
     zone.claim_rate_per_minute = 2
     zone.save()
     client = _api(DriverFactory(home_zone=zone))

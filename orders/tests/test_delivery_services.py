@@ -15,18 +15,17 @@ import pytest
 import time_machine
 from celery.canvas import Signature
 from django.core.files.uploadedfile import SimpleUploadedFile
-from PIL import ExifTags, Image
+from PIL import Image
 
 from drivers.tests.factories import DriverFactory
 from orders import services
-from orders.models import Batch, Order, Stop, StopEvent
-from orders.tests.factories import OrderFactory
+from orders.models import Batch, Order, Stop
+from orders.tests.helpers import HOME, jpeg, make_batch, snapshot, stored_files
 from spark.errors import DomainError, InvalidTransition
 
 pytestmark = pytest.mark.django_db
 
 CHICAGO = ZoneInfo("America/Chicago")
-HOME = (Decimal("36.160000"), Decimal("-86.780000"))  # OrderFactory's coordinates
 
 
 @pytest.fixture(autouse=True)
@@ -35,49 +34,8 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
-def stored_files(root) -> list:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-
-
-def jpeg(name="door.jpg", size=(320, 240), gps=True) -> SimpleUploadedFile:
-    """A phone-like JPEG, with EXIF GPS tags unless told otherwise."""
-    exif = Image.Exif()
-    if gps:
-        exif[ExifTags.Base.Make] = "PhoneMaker"
-        g = exif.get_ifd(ExifTags.IFD.GPSInfo)
-        g[ExifTags.GPS.GPSLatitudeRef], g[ExifTags.GPS.GPSLatitude] = "N", (36.0, 9.0, 36.0)
-        g[ExifTags.GPS.GPSLongitudeRef], g[ExifTags.GPS.GPSLongitude] = "W", (86.0, 46.0, 48.0)
-    buf = io.BytesIO()
-    Image.new("RGB", size, "green").save(buf, "JPEG", exif=exif)
-    return SimpleUploadedFile(name, buf.getvalue(), content_type="image/jpeg")
-
-
 def pdf_named_jpg() -> SimpleUploadedFile:
     return SimpleUploadedFile("door.jpg", b"%PDF-1.4\n%%EOF\n", content_type="image/jpeg")
-
-
-def make_batch(store, driver, *, n=2, alcohol=False, picked_up=True) -> tuple[Batch, list[Stop]]:
-    """A batch of `n` stops assigned to `driver`, handed over unless picked_up=False."""
-    orders = [OrderFactory(store=store, contains_alcohol=alcohol, address_line1=f"{700 + i} Secret Lane")
-              for i in range(n)]
-    batch = services.batch_create(store=store, orders=orders)
-    services.batch_publish(batch=batch)
-    services.batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
-    if picked_up:
-        services.batch_driver_arrived(batch=batch, driver=driver)
-        services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
-    batch.refresh_from_db()
-    return batch, list(batch.stops.order_by("sequence"))
-
-
-def snapshot(batch: Batch) -> tuple:
-    """Everything a refused action must leave untouched."""
-    batch.refresh_from_db()
-    stops = list(batch.stops.order_by("sequence").values_list(
-        "status", "arrived_at", "delivered_at", "proof_photo", "id_photo", "id_checked", "failure_reason"))
-    orders = list(Order.objects.filter(stops__batch=batch).order_by("pk").values_list("status", flat=True))
-    return (batch.status, batch.closed_at, stops, orders, StopEvent.objects.filter(stop__batch=batch).count(),
-            batch.events.count())
 
 
 # --- check-in at the store ----------------------------------------------------------
@@ -533,7 +491,7 @@ def test_concurrent_deliveries_of_one_stop_deliver_it_once(media_root):
             stop = Stop.objects.select_related("batch").get(pk=first.pk)
             photo = SimpleUploadedFile("door.jpg", uploads[i], content_type="image/jpeg")
             results[i] = services.stop_deliver(stop=stop, driver=driver, photo=photo).status
-        except BaseException as exc:  # noqa: BLE001 - the test inspects what each thread got
+        except BaseException as exc:  # the test inspects what each thread got
             results[i] = exc
         finally:
             connection.close()

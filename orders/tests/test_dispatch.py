@@ -12,37 +12,11 @@ from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders import dispatch
 from orders import services as order_services
 from orders.models import Batch, ClaimAttempt, Offer
-from orders.tests.factories import OrderFactory
+from orders.tests.helpers import _to_board, published_batch
 from payments.models import OfferPaySnapshot
-from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, NotPermitted
-from spark.testing import run_in_threads
-from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
-
-
-@pytest.fixture
-def zone(db):
-    z = ZoneFactory()
-    z.route_round_size, z.route_rounds, z.offer_ttl_seconds, z.claim_pool_seconds = 2, 2, 60, 3
-    z.save()
-    PayPolicyFactory(zone=z, incentive_step_cents=150, incentive_cap_cents=400)
-    return z
-
-
-@pytest.fixture
-def store(zone):
-    return StoreFactory(zone=zone)
-
-
-def published_batch(store, n=2, tip=300):
-    start = timezone.now() + timedelta(hours=1)
-    orders = [OrderFactory(store=store, lat=Decimal("36.155000") + Decimal(i) / 1000, lng=Decimal("-86.785000"),
-                           window_start=start, window_end=start + timedelta(hours=2), tip_cents=tip)
-              for i in range(n)]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
-    batch.refresh_from_db()
-    return batch
+from stores.tests.factories import DeliverySlotFactory, ZoneFactory
+from tests.helpers import run_in_threads
 
 
 def slot_holder(store, zone):
@@ -142,13 +116,6 @@ def test_suspended_or_busy_drivers_are_not_offered(store, zone):
     assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
     with pytest.raises(NotPermitted, match="suspended"):
         dispatch.board_claim(batch=batch, driver=holder)
-
-
-def _to_board(store, zone):
-    batch = published_batch(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
-    batch.refresh_from_db()
-    return batch
 
 
 def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):

@@ -301,7 +301,7 @@ def test_the_database_refuses_a_dispatched_batch_without_stops(store):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_cancel_racing_board_claims_never_leaves_a_driver_with_an_empty_batch():
-    from spark.testing import run_in_threads
+    from tests.helpers import run_in_threads
 
     zone = ZoneFactory(slug="race-zone", name="Race")
     zone.claim_pool_seconds = 0

@@ -19,7 +19,7 @@ from django.utils import timezone
 from orders import notifications
 from orders.models import OrderEvent
 from orders.notifications import send_delivered_email, send_on_the_way_email
-from orders.tests.test_tracking import (
+from orders.tests.helpers import (
     DRIVER_LAST_NAME,
     DRIVER_PHONE,
     DRIVER_PLATE,

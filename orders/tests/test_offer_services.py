@@ -19,7 +19,7 @@ from orders.services import (
 )
 from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
 from spark.errors import Conflict, DomainError, Gone
-from spark.testing import run_in_threads
+from tests.helpers import run_in_threads
 
 THREADS = 20
 

@@ -7,13 +7,11 @@ what they never see (the driver's last name, phone, plate; other customers); the
 limit; privacy headers; and the token-checked photo.
 """
 
-import io
 import json
 import math
 import re
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from html import escape
 
@@ -23,31 +21,27 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
-from PIL import Image
 
-from drivers.models import Driver, Location
-from drivers.tests.factories import DriverFactory
 from orders import services
-from orders.models import Batch, Order, Stop
-from orders.tests.factories import OrderFactory
+from orders.models import Order, Stop
+from orders.tests.helpers import (
+    DRIVER_LAST_NAME,
+    DRIVER_PHONE,
+    DRIVER_PLATE,
+    HOMES,
+    NOW,
+    Trip,
+    arrive,
+    deliver,
+    jpeg_bytes,
+    make_trip,
+    put_driver_at,
+)
 from orders.views import approximate_position
 from spark import geo
-from stores.tests.factories import StoreFactory, ZoneFactory
+from stores.tests.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
-
-# 12:00 PM in Denver (MDT, UTC-6), 1:00 PM in Chicago (the project's TIME_ZONE): times on the page
-# must follow the store's zone, not the server's.
-NOW = datetime(2025, 6, 10, 18, 0, tzinfo=UTC)
-STORE_AT = (Decimal("39.740000"), Decimal("-104.990000"))
-HOMES = [
-    (Decimal("39.750000"), Decimal("-104.980000")),
-    (Decimal("39.760000"), Decimal("-104.970000")),
-    (Decimal("39.770000"), Decimal("-104.960000")),
-]
-DRIVER_LAST_NAME = "Whitfield"
-DRIVER_PHONE = "+17205550142"
-DRIVER_PLATE = "SPK4821"
 
 
 @pytest.fixture(autouse=True)
@@ -65,93 +59,6 @@ def _media(settings, tmp_path):
 def denver(db):
     return ZoneFactory(name="Denver", slug="denver", timezone="America/Denver",
                        center_lat=Decimal("39.7392"), center_lng=Decimal("-104.9903"))
-
-
-@dataclass
-class Trip:
-    store: object
-    orders: list
-    batch: Batch | None = None
-    driver: Driver | None = None
-
-    def stop(self, i: int) -> Stop:
-        return Stop.objects.exclude(status=Stop.Status.REMOVED).get(order=self.orders[i])
-
-
-def make_driver(**kwargs) -> Driver:
-    return DriverFactory(
-        user__first_name="Dana", user__last_name=DRIVER_LAST_NAME, phone=DRIVER_PHONE,
-        vehicle_plate=DRIVER_PLATE, vehicle_color="Blue", vehicle_make="Toyota", vehicle_model="Corolla", **kwargs,
-    )
-
-
-def make_trip(zone, *, stops: int = 2, until: str = "picked_up", email: bool = True) -> Trip:
-    """A store in `zone` with `stops` orders, taken through the services up to `until`:
-    received | batched | published | assigned | picked_up."""
-    store = StoreFactory(zone=zone, lat=STORE_AT[0], lng=STORE_AT[1])
-    orders = [
-        OrderFactory(
-            store=store, lat=HOMES[i][0], lng=HOMES[i][1], customer_name=f"Customer{i} Family{i}",
-            address_line1=f"{700 + i} Secret Lane", customer_email=f"c{i}@example.test" if email else "",
-            window_start=NOW + timedelta(hours=3), window_end=NOW + timedelta(hours=5), tip_cents=650,
-        )
-        for i in range(stops)
-    ]
-    trip = Trip(store=store, orders=orders)
-    if until == "received":
-        return trip
-    trip.batch = services.batch_create(store=store, orders=orders)
-    if until == "batched":
-        return _refresh(trip)
-    services.batch_publish(batch=trip.batch)
-    if until == "published":
-        return _refresh(trip)
-    trip.driver = make_driver(home_zone=zone)
-    services.batch_set_status(batch=trip.batch, to="assigned", updates={"driver": trip.driver})
-    if until == "assigned":
-        return _refresh(trip)
-    services.batch_driver_arrived(batch=trip.batch, driver=trip.driver)
-    services.batch_handoff(batch=trip.batch, pickup_code=trip.batch.pickup_code)
-    return _refresh(trip)
-
-
-def _refresh(trip: Trip) -> Trip:
-    for o in trip.orders:
-        o.refresh_from_db()
-    if trip.batch:
-        trip.batch.refresh_from_db()
-    return trip
-
-
-def jpeg_bytes() -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), (200, 30, 30)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-def arrive(stop: Stop) -> None:
-    services.stop_set_status(stop=stop, to=Stop.Status.ARRIVED, updates={"arrived_at": timezone.now()})
-
-
-def deliver(stop: Stop, *, photo: bool = True) -> str:
-    """Arrive and deliver a stop with a proof photo; its order becomes delivered."""
-    if stop.status == Stop.Status.PENDING:
-        arrive(stop)
-    name = default_storage.save(f"proof/test/stop-{stop.pk}.jpg", ContentFile(jpeg_bytes())) if photo else ""
-    services.stop_set_status(
-        stop=stop, to=Stop.Status.DELIVERED, updates={"delivered_at": timezone.now(), "proof_photo": name}
-    )
-    services.order_set_status(order=stop.order, to=Order.Status.DELIVERED, reason="delivered")
-    stop.order.refresh_from_db()
-    return name
-
-
-def put_driver_at(driver: Driver, lat, lng, *, age: timedelta = timedelta(0)) -> Location:
-    loc, _ = Location.objects.update_or_create(
-        driver=driver, defaults={"lat": Decimal(str(lat)), "lng": Decimal(str(lng)),
-                                 "recorded_at": timezone.now() - age},
-    )
-    return loc
 
 
 def page(client, order: Order, **extra):

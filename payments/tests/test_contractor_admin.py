@@ -11,14 +11,8 @@ from django.utils import timezone
 
 from drivers.models import Driver
 from payments.models import DriverNotice, ScreeningCase, ScreeningEvent
+from payments.tests.helpers import SUMMARY, submitted
 from stores.tests.factories import UserFactory
-
-from . import test_contractor_screening as screening
-from .test_contractor_screening import SUMMARY, submitted
-
-# Shared fixtures: the on-commit runner and the recorder of queued tasks.
-commit = screening.commit
-queued = screening.queued
 
 pytestmark = pytest.mark.django_db
 

@@ -15,47 +15,16 @@ from drivers.tests.factories import DriverFactory
 from payments import tasks
 from payments.contractor import backends, notices, selectors, services
 from payments.models import OPEN_SCREENING_STATUSES, DriverNotice, ScreeningCase, ScreeningEvent
+from payments.tests.helpers import SUMMARY, make_applicant, submitted
 from spark.errors import DomainError, InvalidTransition
 
 pytestmark = pytest.mark.django_db
 
 Status = ScreeningCase.Status
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)  # a Monday, 9:00 in Nashville
-SUMMARY = "Reckless driving conviction, Davidson County, 2024-05-10."
 
 
 # --- helpers (imported by the other test_contractor_* modules) -------------------------
-
-
-def make_applicant(**overrides):
-    """An applicant who finished onboarding: consent, license and insurance on file."""
-    values = {
-        "status": Driver.Status.APPLICANT,
-        "background_check_consent_at": timezone.now(),
-        "license_document": "driver-docs/license/front.jpg",
-        "insurance_document": "driver-docs/insurance/card.pdf",
-    }
-    return DriverFactory(**{**values, **overrides})
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    """Celery tasks queued on commit, recorded instead of sent to the broker."""
-    sent = []
-    monkeypatch.setattr(tasks.enrol_contractor, "apply_async",
-                        lambda args=(), kwargs=None, countdown=None, **options: sent.append(("enrol_contractor", args)))
-    return sent
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks):
-    """`with commit():` runs what the code queued for after the commit (emails, tasks)."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-def submitted(commit, **overrides) -> ScreeningCase:
-    with commit():
-        return services.screening_submit(driver=make_applicant(**overrides))
 
 
 def events(case) -> list[tuple[str, str]]:

@@ -9,13 +9,7 @@ from django.core import mail
 from drivers.models import Driver
 from payments.contractor.webhooks import sign
 from payments.models import ScreeningCase, ScreeningEvent, WebhookEvent
-
-from . import test_contractor_screening as screening
-from .test_contractor_screening import SUMMARY, submitted
-
-# Shared fixtures: the on-commit runner and the recorder of queued tasks.
-commit = screening.commit
-queued = screening.queued
+from payments.tests.helpers import SUMMARY, submitted
 
 pytestmark = pytest.mark.django_db
 

@@ -59,10 +59,10 @@ def _authenticate_header(request) -> str:
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
-        response = Response(error_body(exc.message, exc.code, exc.fields), status=exc.status_code)
+        refusal = Response(error_body(exc.message, exc.code, exc.fields), status=exc.status_code)
         if isinstance(exc, RateLimited):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+            refusal["Retry-After"] = str(exc.retry_after)
+        return refusal
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {}
         exc = exceptions.ValidationError(detail=fields or exc.messages)

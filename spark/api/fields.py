@@ -23,6 +23,9 @@ class RoundedDecimalField(serializers.DecimalField):
         super().__init__(
             max_digits=max_digits, decimal_places=decimal_places, min_value=min_value, max_value=max_value, **kwargs
         )
+        # DecimalField keeps these as optional; here they are required, so keep them typed.
+        self._range = (min_value, max_value)
+        self._step = Decimal(1).scaleb(-decimal_places)
 
     def to_internal_value(self, data):
         if isinstance(data, int | float | str | Decimal) and not isinstance(data, bool):
@@ -31,11 +34,12 @@ class RoundedDecimalField(serializers.DecimalField):
             except InvalidOperation:
                 number = None  # DecimalField says "A valid number is required."
             if number is not None and number.is_finite():
-                if number > self.max_value:
-                    self.fail("max_value", max_value=self.max_value)
-                if number < self.min_value:
-                    self.fail("min_value", min_value=self.min_value)
-                data = number.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_UP)
+                min_value, max_value = self._range
+                if number > max_value:
+                    self.fail("max_value", max_value=max_value)
+                if number < min_value:
+                    self.fail("min_value", min_value=min_value)
+                data = number.quantize(self._step, rounding=ROUND_HALF_UP)
         return super().to_internal_value(data)
 
 

@@ -103,9 +103,9 @@ class SparkAutoSchema(AutoSchema):
                 responses[str(status)] = self._get_response_for_code(
                     OpenApiResponse(response=ErrorSerializer, description=_DESCRIPTIONS[status]), str(status)
                 )
-        for status, headers in _ERROR_HEADERS.items():
-            if status in responses:
-                responses[status].setdefault("headers", {}).update(headers)
+        for code, headers in _ERROR_HEADERS.items():
+            if code in responses:
+                responses[code].setdefault("headers", {}).update(headers)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 

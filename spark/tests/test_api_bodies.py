@@ -12,7 +12,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from orders.tests.test_delivery_services import jpeg, make_batch, snapshot
+from orders.tests.helpers import jpeg, make_batch, snapshot
 from spark.api.parsers import MAX_JSON_DEPTH, JSONParser, RequestTooLarge
 from stores.tests.factories import StoreApiKeyFactory
 

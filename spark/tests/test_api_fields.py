@@ -44,11 +44,18 @@ def test_coordinates_keep_six_decimals(sent, kept):
     assert valid({"lat": sent})["lat"] == kept
 
 
-@pytest.mark.parametrize("sent", [90.0000001, "-90.1", 1e300, "1e999999", 200])
-def test_the_range_applies_to_the_value_as_sent(sent):
-    assert "less than or equal" in str(errors({"lat": sent})["lat"]) or "greater than or equal" in str(
-        errors({"lat": sent})["lat"]
-    )
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        (90.0000001, "less than or equal"),
+        ("-90.1", "greater than or equal"),
+        (1e300, "less than or equal"),
+        ("1e999999", "less than or equal"),
+        (200, "less than or equal"),
+    ],
+)
+def test_the_range_applies_to_the_value_as_sent(sent, message):
+    assert message in str(errors({"lat": sent})["lat"])
 
 
 @pytest.mark.parametrize("sent", ["north", "", "NaN", "Infinity", True, [], {}])

@@ -18,7 +18,7 @@ class Runner:
     def __init__(self, tmp_path: Path, procfile: str):
         (tmp_path / "Procfile").write_text(procfile)
         self.log_path = tmp_path / "runner.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in finish()
+        self._log = open(self.log_path, "wb")  # closed in finish()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "spark.runstack", str(tmp_path / "Procfile")],
             cwd=REPO_ROOT,

@@ -3,7 +3,7 @@
 
 Fixtures for any surface (dashboard now, the driver app later):
 
-- `browser`: one headless Chromium for the session, at /usr/bin/chromium (or $SPARK_CHROMIUM;
+- `browser`: one headless Chromium for this folder's tests, at /usr/bin/chromium (or $SPARK_CHROMIUM;
   Playwright's own browser download does not work here). Missing binary: skipped locally, a
   hard failure when $CI is set.
 - `page`: a phone (Playwright's "iPhone 13" descriptor, run in Chromium); `desktop_page`: 1280x800.
@@ -28,15 +28,6 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-
-# Playwright's sync API runs an asyncio event loop in this (the test's) thread for as long as
-# Playwright is started: it lives in a greenlet that is merely switched away from while test
-# code runs, so asyncio.get_running_loop() keeps returning it. Django's ORM sees a running loop
-# and raises SynchronousOnlyOperation on every query the test makes (factories, DB asserts).
-# Nothing actually runs concurrently with those queries (the loop is parked), so allowing it is
-# safe. It must be process-wide and set before the first query: the browser is session-scoped,
-# so every test that runs after the first browser test in the same session is affected too.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 CHROMIUM = os.environ.get("SPARK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -80,25 +71,33 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")[:120]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_instance():
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium` (root)."
         if os.environ.get("CI"):
             pytest.fail(f"{message} CI must run the browser tests.", pytrace=False)
         pytest.skip(f"{message} Browser tests skipped (they fail instead when CI is set).")
-    with sync_playwright() as p:
+    # Playwright's sync API runs an asyncio event loop in this (the test's) thread for as long as
+    # it is started: it lives in a greenlet that is merely switched away from while test code
+    # runs, so asyncio.get_running_loop() keeps returning it. Django's ORM sees a running loop and
+    # raises SynchronousOnlyOperation on every query a test makes (factories, DB asserts, the
+    # flush after a transactional test). Nothing runs concurrently with those queries (the loop
+    # is parked), so allowing them is safe, and only for as long as Playwright runs: this fixture
+    # is package-scoped, so the guard is back on for every test outside tests/browser/.
+    with pytest.MonkeyPatch.context() as env, sync_playwright() as p:
+        env.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_instance) -> Iterator[Browser]:
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     yield browser
     browser.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def phone_context_args(playwright_instance) -> dict:
     """Playwright's iPhone 13 (viewport, screen 390x844, DPR, touch, mobile UA), in Chromium."""
     args = dict(playwright_instance.devices[PHONE])

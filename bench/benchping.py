@@ -1,6 +1,6 @@
 """Bench-only WSGI entry point and URLconf; production never loads this module.
 
-bench/bench_claim_storm.py serves `spark.benchping:application` with gunicorn: Django's own
+bench/bench_claim_storm.py serves `bench.benchping:application` with gunicorn: Django's own
 WSGI handler, the settings of DJANGO_SETTINGS_MODULE, every URL of spark.urls, plus two
 baselines the claim storm is compared against:
 
@@ -23,7 +23,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "spark.settings.test")
 
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 if os.environ.get("BENCH_CONN_MAX_AGE"):
     settings.DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])
@@ -31,7 +31,7 @@ if os.environ.get("BENCH_CACHE_URL"):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": os.environ["BENCH_CACHE_URL"]}}
 
-from django.core.wsgi import get_wsgi_application  # noqa: E402
+from django.core.wsgi import get_wsgi_application
 
 application = get_wsgi_application()
 settings.ROOT_URLCONF = __name__

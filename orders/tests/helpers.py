@@ -1,0 +1,222 @@
+"""Plain helpers (builders, constants) shared by this folder's test modules; fixtures live in conftest.py."""
+
+import io
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from PIL import ExifTags, Image
+
+from drivers.models import Driver, Location
+from drivers.tests.factories import DriverFactory
+from orders import dispatch, services
+from orders import services as order_services
+from orders.models import Batch, Order, Stop, StopEvent
+from orders.tests.factories import OrderFactory
+from stores.tests.factories import StoreFactory
+
+HOME = (Decimal("36.160000"), Decimal("-86.780000"))  # OrderFactory's coordinates
+
+
+def stored_files(root) -> list:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def jpeg(name="door.jpg", size=(320, 240), gps=True) -> SimpleUploadedFile:
+    """A phone-like JPEG, with EXIF GPS tags unless told otherwise."""
+    exif = Image.Exif()
+    if gps:
+        exif[ExifTags.Base.Make] = "PhoneMaker"
+        g = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        g[ExifTags.GPS.GPSLatitudeRef], g[ExifTags.GPS.GPSLatitude] = "N", (36.0, 9.0, 36.0)
+        g[ExifTags.GPS.GPSLongitudeRef], g[ExifTags.GPS.GPSLongitude] = "W", (86.0, 46.0, 48.0)
+    buf = io.BytesIO()
+    Image.new("RGB", size, "green").save(buf, "JPEG", exif=exif)
+    return SimpleUploadedFile(name, buf.getvalue(), content_type="image/jpeg")
+
+
+def make_batch(store, driver, *, n=2, alcohol=False, picked_up=True) -> tuple[Batch, list[Stop]]:
+    """A batch of `n` stops assigned to `driver`, handed over unless picked_up=False."""
+    orders = [
+        OrderFactory(store=store, contains_alcohol=alcohol, address_line1=f"{700 + i} Secret Lane") for i in range(n)
+    ]
+    batch = services.batch_create(store=store, orders=orders)
+    services.batch_publish(batch=batch)
+    services.batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
+    if picked_up:
+        services.batch_driver_arrived(batch=batch, driver=driver)
+        services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch.refresh_from_db()
+    return batch, list(batch.stops.order_by("sequence"))
+
+
+def snapshot(batch: Batch) -> tuple:
+    """Everything a refused action must leave untouched."""
+    batch.refresh_from_db()
+    stops = list(
+        batch.stops.order_by("sequence").values_list(
+            "status", "arrived_at", "delivered_at", "proof_photo", "id_photo", "id_checked", "failure_reason"
+        )
+    )
+    orders = list(Order.objects.filter(stops__batch=batch).order_by("pk").values_list("status", flat=True))
+    return (
+        batch.status,
+        batch.closed_at,
+        stops,
+        orders,
+        StopEvent.objects.filter(stop__batch=batch).count(),
+        batch.events.count(),
+    )
+
+
+# 12:00 PM in Denver (MDT, UTC-6), 1:00 PM in Chicago (the project's TIME_ZONE): times on the page
+# must follow the store's zone, not the server's.
+NOW = datetime(2025, 6, 10, 18, 0, tzinfo=UTC)
+
+
+STORE_AT = (Decimal("39.740000"), Decimal("-104.990000"))
+
+
+HOMES = [
+    (Decimal("39.750000"), Decimal("-104.980000")),
+    (Decimal("39.760000"), Decimal("-104.970000")),
+    (Decimal("39.770000"), Decimal("-104.960000")),
+]
+
+
+DRIVER_LAST_NAME = "Whitfield"
+
+
+DRIVER_PHONE = "+17205550142"
+
+
+DRIVER_PLATE = "SPK4821"
+
+
+@dataclass
+class Trip:
+    store: object
+    orders: list
+    batch: Batch | None = None
+    driver: Driver | None = None
+
+    def stop(self, i: int) -> Stop:
+        return Stop.objects.exclude(status=Stop.Status.REMOVED).get(order=self.orders[i])
+
+
+def make_driver(**kwargs) -> Driver:
+    return DriverFactory(
+        user__first_name="Dana",
+        user__last_name=DRIVER_LAST_NAME,
+        phone=DRIVER_PHONE,
+        vehicle_plate=DRIVER_PLATE,
+        vehicle_color="Blue",
+        vehicle_make="Toyota",
+        vehicle_model="Corolla",
+        **kwargs,
+    )
+
+
+def make_trip(zone, *, stops: int = 2, until: str = "picked_up", email: bool = True) -> Trip:
+    """A store in `zone` with `stops` orders, taken through the services up to `until`:
+    received | batched | published | assigned | picked_up."""
+    store = StoreFactory(zone=zone, lat=STORE_AT[0], lng=STORE_AT[1])
+    orders = [
+        OrderFactory(
+            store=store,
+            lat=HOMES[i][0],
+            lng=HOMES[i][1],
+            customer_name=f"Customer{i} Family{i}",
+            address_line1=f"{700 + i} Secret Lane",
+            customer_email=f"c{i}@example.test" if email else "",
+            window_start=NOW + timedelta(hours=3),
+            window_end=NOW + timedelta(hours=5),
+            tip_cents=650,
+        )
+        for i in range(stops)
+    ]
+    trip = Trip(store=store, orders=orders)
+    if until == "received":
+        return trip
+    trip.batch = services.batch_create(store=store, orders=orders)
+    if until == "batched":
+        return _refresh(trip)
+    services.batch_publish(batch=trip.batch)
+    if until == "published":
+        return _refresh(trip)
+    trip.driver = make_driver(home_zone=zone)
+    services.batch_set_status(batch=trip.batch, to="assigned", updates={"driver": trip.driver})
+    if until == "assigned":
+        return _refresh(trip)
+    services.batch_driver_arrived(batch=trip.batch, driver=trip.driver)
+    services.batch_handoff(batch=trip.batch, pickup_code=trip.batch.pickup_code)
+    return _refresh(trip)
+
+
+def _refresh(trip: Trip) -> Trip:
+    for o in trip.orders:
+        o.refresh_from_db()
+    if trip.batch:
+        trip.batch.refresh_from_db()
+    return trip
+
+
+def jpeg_bytes() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def arrive(stop: Stop) -> None:
+    services.stop_set_status(stop=stop, to=Stop.Status.ARRIVED, updates={"arrived_at": timezone.now()})
+
+
+def deliver(stop: Stop, *, photo: bool = True) -> str:
+    """Arrive and deliver a stop with a proof photo; its order becomes delivered."""
+    if stop.status == Stop.Status.PENDING:
+        arrive(stop)
+    name = default_storage.save(f"proof/test/stop-{stop.pk}.jpg", ContentFile(jpeg_bytes())) if photo else ""
+    services.stop_set_status(
+        stop=stop, to=Stop.Status.DELIVERED, updates={"delivered_at": timezone.now(), "proof_photo": name}
+    )
+    services.order_set_status(order=stop.order, to=Order.Status.DELIVERED, reason="delivered")
+    stop.order.refresh_from_db()
+    return name
+
+
+def put_driver_at(driver: Driver, lat, lng, *, age: timedelta = timedelta(0)) -> Location:
+    loc, _ = Location.objects.update_or_create(
+        driver=driver,
+        defaults={"lat": Decimal(str(lat)), "lng": Decimal(str(lng)), "recorded_at": timezone.now() - age},
+    )
+    return loc
+
+
+def published_batch(store, n=2, tip=300):
+    start = timezone.now() + timedelta(hours=1)
+    orders = [
+        OrderFactory(
+            store=store,
+            lat=Decimal("36.155000") + Decimal(i) / 1000,
+            lng=Decimal("-86.785000"),
+            window_start=start,
+            window_end=start + timedelta(hours=2),
+            tip_cents=tip,
+        )
+        for i in range(n)
+    ]
+    batch = order_services.batch_create(store=store, orders=orders)
+    order_services.batch_publish(batch=batch)
+    batch.refresh_from_db()
+    return batch
+
+
+def _to_board(store, zone):
+    batch = published_batch(store)
+    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    batch.refresh_from_db()
+    return batch
