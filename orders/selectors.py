@@ -172,8 +172,8 @@ def stop_areas(*, batch) -> list[dict]:
         areas.append({
             "sequence": stop.sequence,
             "postal_code": o.postal_code,
-            "area_lat": round(float(o.lat), 2),
-            "area_lng": round(float(o.lng), 2),
+            "area_lat": geo.area_coordinate(o.lat),
+            "area_lng": geo.area_coordinate(o.lng),
             "distance_from_store_m": geo.distance_m(store, geo.Point.of(o.lat, o.lng)),
             "totes": o.totes,
             "heavy": o.is_heavy,

@@ -344,9 +344,6 @@ def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
 
 # --- Building batches ---------------------------------------------------------------
 
-STOP_SERVICE_SECONDS = 240  # time at each door, added to drive time in estimates
-
-
 def batch_route_estimate(*, store, orders: list[Order]) -> tuple[int, int]:
     """(meters, seconds) of store -> each order in sequence -> back to the store."""
     from spark import geo
@@ -354,7 +351,7 @@ def batch_route_estimate(*, store, orders: list[Order]) -> tuple[int, int]:
     points = [geo.Point.of(store.lat, store.lng)]
     points += [geo.Point.of(o.lat, o.lng) for o in orders]
     points.append(points[0])
-    return geo.route_m(points), geo.route_s(points) + STOP_SERVICE_SECONDS * len(orders)
+    return geo.route_m(points), geo.route_s(points) + geo.STOP_SERVICE_SECONDS * len(orders)
 
 
 def _live_stops(batch: Batch):
@@ -391,7 +388,7 @@ def batch_refresh_route(*, batch: Batch) -> None:
             there = geo.Point.of(o.lat, o.lng)
             elapsed += geo.duration_s(here, there)
             slack.append(o.window_end - timedelta(seconds=elapsed))
-            elapsed += STOP_SERVICE_SECONDS
+            elapsed += geo.STOP_SERVICE_SECONDS
             here = there
         pickup_by = min(slack)
     last = orders[-1] if orders else None

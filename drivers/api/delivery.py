@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Stop
+from spark import geo
 from spark.api.fields import CoordinateField
 from spark.api.parsers import PhotoMultiPartParser
 from spark.api.schema import error_responses
@@ -75,10 +76,10 @@ class DeliveryStopSerializer(serializers.Serializer):
     has_proof_photo = serializers.SerializerMethodField()
 
     def get_area_lat(self, stop) -> float:
-        return round(float(stop.order.lat), 2)
+        return geo.area_coordinate(stop.order.lat)
 
     def get_area_lng(self, stop) -> float:
-        return round(float(stop.order.lng), 2)
+        return geo.area_coordinate(stop.order.lng)
 
     def get_has_proof_photo(self, stop) -> bool:
         return bool(stop.proof_photo)
