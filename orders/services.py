@@ -17,7 +17,7 @@ from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, InvalidTransition, NotFound
 from spark.statemachine import TransitionResult, transition
 
-from . import claim_gate
+from . import claim_gate, notifications
 from .models import (
     Batch,
     BatchEvent,
@@ -1020,7 +1020,6 @@ def stop_deliver(
     SPARK_DELIVERY_MAX_DISTANCE_M still counts, with the distance recorded as the reason on
     the stop's event. Anything refused changes nothing; a repeat returns the stop unchanged.
     """
-    from celery import signature
     from django.conf import settings
 
     from spark import geo
@@ -1080,7 +1079,7 @@ def stop_deliver(
                             lat=lat, lng=lng, updates={**updates, "delivered_at": now})
             order_set_status(order=order, to=Order.Status.DELIVERED, actor=driver.user,
                              reason=f"delivered (stop {stop.sequence} of batch {batch.pk})")
-            queue_on_commit(signature("orders.notifications.send_delivered_email"), order.pk)
+            notifications.queue_delivered_email(order.pk)  # in this transaction: sent once it commits
     except BaseException:
         _delete_images(stored)
         raise
@@ -1146,9 +1145,7 @@ def batch_complete(*, batch: Batch, driver) -> Batch:
 
 
 def batch_notify_on_the_way(*, batch: Batch) -> None:
-    """Queue the customers' "on the way" emails once the handoff commits. The task is named,
-    not imported: orders.notifications owns the templates and sending."""
-    from celery import signature
-
+    """Owe the customers their "on the way" emails, in the transaction of the handoff
+    (orders.notifications, through the outbox: sent once it commits, once per order)."""
     for stop in _live_stops(batch):
-        queue_on_commit(signature("orders.notifications.send_on_the_way_email"), stop.order_id)
+        notifications.queue_on_the_way_email(stop.order_id)

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     # ours, in dependency order: stores <- orders <- drivers / payments
+    "outbox",  # every outgoing message (orders' and payments' emails): below all of them
     "accounts",
     "stores",
     "orders",
@@ -293,6 +294,10 @@ CELERY_BEAT_SCHEDULE = {
     "check-document-expiry": {
         "task": "payments.tasks.check_document_expiry",
         "schedule": timedelta(hours=6),  # daily would do; idempotent, so 6 h heals a missed run sooner
+    },
+    "send-due-messages": {
+        "task": "outbox.tasks.send_due_messages",
+        "schedule": timedelta(minutes=1),  # emails not sent after commit, or due for a retry
     },
     "sweep-screening": {
         "task": "payments.tasks.sweep_screening",
