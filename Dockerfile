@@ -23,6 +23,7 @@ RUN pip install -r requirements.lock
 # A new Django app needs a line here.
 COPY manage.py pyproject.toml ./
 COPY spark ./spark
+COPY outbox ./outbox
 COPY accounts ./accounts
 COPY stores ./stores
 COPY orders ./orders

@@ -75,7 +75,6 @@ def build_world(args, rng: random.Random):
     from accounts.models import User
     from drivers.models import Driver, Location, Route
     from orders.models import Batch, Order, Stop
-    from orders.services import STOP_SERVICE_SECONDS
     from payments.models import PayPolicy
     from spark import geo
     from stores.models import Store, Zone
@@ -115,7 +114,7 @@ def build_world(args, rng: random.Random):
                     points.append(jitter(rng, float(store.lat), float(store.lng), km=rng.choice([4, 8, 15])))
                 path = [here] + [geo.Point.of(*p) for p in points] + [here]
                 meters = geo.route_m(path)
-                seconds = geo.route_s(path) + STOP_SERVICE_SECONDS * len(points)
+                seconds = geo.route_s(path) + geo.STOP_SERVICE_SECONDS * len(points)
                 window = now + timedelta(minutes=rng.randint(30, 240))
                 batch = Batch(
                     store=store, status=status, route_meters=meters, route_seconds=seconds,

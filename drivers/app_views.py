@@ -484,6 +484,8 @@ def _batch_context(request, driver: Driver) -> dict:
             "areas": _areas(order_selectors.stop_areas(batch=batch))
             if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE)
             else [],
+            # DESIGN rule 6, decided in one place for the API and this app alike.
+            "addresses_visible": order_selectors.batch_addresses_visible_to(batch=batch, driver=driver),
             "wait_grace_minutes": policy.wait_grace_minutes if policy else None,
             "wait_cents_per_minute": policy.wait_cents_per_minute if policy else None,
             "fail_reasons": [(key, FAIL_LABELS.get(key, label)) for key, label in RETURN_REASONS.items()],

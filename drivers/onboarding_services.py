@@ -5,9 +5,10 @@ row lock with its status re-checked (`_locked_applicant`), so nothing changes on
 application is submitted. Bad input raises DomainError (with per-field messages) before
 anything is written.
 
-Uploads (DESIGN rule 9): images are opened with Pillow, size- and pixel-capped, turned
-upright and re-encoded, which drops EXIF (GPS) and any other metadata; PDFs are accepted by
-their `%PDF-` magic bytes and size. Stored names are random, never the uploaded name.
+Uploads (DESIGN rule 9): pictures go through the one sanitiser, spark.photos (Pillow, the
+size and pixel limits of settings, upright, re-encoded as JPEG, which drops EXIF (GPS) and any
+other metadata); a document may also be a PDF, accepted by its `%PDF-` magic bytes and the same
+size cap. Stored names are random, never the uploaded name.
 
 Submitting hands the application to the contractor module
 (`payments.contractor.services.screening_submit`), which opens the screening case, moves
@@ -19,7 +20,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from io import BytesIO
 from zoneinfo import ZoneInfo
 
 from django.core.cache import cache
@@ -29,9 +29,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from accounts.models import User
+from spark import photos
 from spark.errors import Conflict, DomainError, NotPermitted
 from stores.models import Zone
 
@@ -39,9 +39,6 @@ from .models import Driver
 
 logger = logging.getLogger(__name__)
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-MAX_IMAGE_PIXELS = 40_000_000  # a 40 MP photo; larger is refused before decoding (decompression bombs)
-DOCUMENT_MAX_SIDE = 3000
 # Version of the background-check disclosure text; recorded with each consent.
 DISCLOSURE_VERSION = "2025-01"
 
@@ -126,90 +123,33 @@ def check_future_date(value: date | None, *, field: str, what: str, zone: Zone |
     return value
 
 
-def _read_upload(upload, *, field: str, what: str) -> bytes:
+def clean_document(upload, *, field: str, what: str) -> ContentFile:
+    """A license or insurance upload: a picture (spark.photos: checked, metadata stripped,
+    re-encoded) or a PDF (checked by its magic bytes), within the one size cap. Raises
+    DomainError for anything else."""
     if upload is None:
         message = _("Choose a file for your %(what)s.") % {"what": what}
         raise DomainError(message, code="file_required", fields={field: [message]})
-    too_big = _(
-        "That file is too large: the limit is %(mb)d MB. Try a smaller photo or a scan at lower resolution."
-    ) % {"mb": MAX_UPLOAD_BYTES // (1024 * 1024)}
-    size = getattr(upload, "size", None)
-    if size is not None and size > MAX_UPLOAD_BYTES:
-        raise DomainError(too_big, code="file_too_large", fields={field: [too_big]})
-    if hasattr(upload, "seek"):
-        upload.seek(0)
-    data = upload.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise DomainError(too_big, code="file_too_large", fields={field: [too_big]})
-    if not data:
-        message = _("That file is empty.")
-        raise DomainError(message, code="file_empty", fields={field: [message]})
-    return data
-
-
-def _reencode_image(data: bytes, *, field: str, max_side: int) -> tuple[bytes, str]:
-    """Decode with Pillow and encode again: the result has the pixels and nothing else (no
-    EXIF, no GPS, no comments). JPEG stays JPEG, PNG stays PNG. Returns (bytes, extension)."""
-    not_image = _("That file is not a JPEG or PNG image or a PDF. Upload a photo or a PDF scan.")
-    try:
-        with Image.open(BytesIO(data)) as probe:
-            kind = probe.format
-            width, height = probe.size
-            if kind not in ("JPEG", "PNG"):
-                raise DomainError(not_image, code="not_an_image", fields={field: [not_image]})
-            if width * height > MAX_IMAGE_PIXELS:
-                message = _("That image is too large (%(w)d x %(h)d pixels). Upload a smaller photo.") % {
-                    "w": width, "h": height}
-                raise DomainError(message, code="image_too_large", fields={field: [message]})
-            probe.verify()
-        with Image.open(BytesIO(data)) as source:
-            source.load()
-            image = ImageOps.exif_transpose(source) or source
-            if max(image.size) > max_side:
-                image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            image.info = {}  # encoders copy some of it (comments, text chunks): start from nothing
-            out = BytesIO()
-            if kind == "PNG":
-                if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA"):
-                    image = image.convert("RGBA")
-                image.save(out, format="PNG", optimize=True)
-                return out.getvalue(), "png"
-            if image.mode != "RGB":
-                if image.mode in ("RGBA", "LA", "P"):
-                    rgba = image.convert("RGBA")
-                    flat = Image.new("RGB", rgba.size, (255, 255, 255))
-                    flat.paste(rgba, mask=rgba.getchannel("A"))
-                    image = flat
-                else:
-                    image = image.convert("RGB")
-            image.save(out, format="JPEG", quality=85, optimize=True)
-            return out.getvalue(), "jpg"
-    except DomainError:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError,
-            TypeError, IndexError, KeyError, EOFError):
-        raise DomainError(not_image, code="not_an_image", fields={field: [not_image]}) from None
-
-
-def clean_document(upload, *, field: str, what: str) -> ContentFile:
-    """A license or insurance upload: a JPEG/PNG photo (re-encoded, metadata stripped) or a
-    PDF (checked by its magic bytes), at most 10 MB. Raises DomainError for anything else."""
-    data = _read_upload(upload, field=field, what=what)
+    data = photos.read_upload(upload, field=field)
     if data.startswith(b"%PDF-"):
         return ContentFile(data, name=f"{uuid.uuid4().hex}.pdf")
-    body, ext = _reencode_image(data, field=field, max_side=DOCUMENT_MAX_SIDE)
-    return ContentFile(body, name=f"{uuid.uuid4().hex}.{ext}")
+    try:
+        return photos.clean_image(data, field=field)
+    except DomainError as exc:
+        if exc.code != "not_an_image":
+            raise
+        # Same refusal, worded for this field, which also takes a PDF.
+        message = _("That file is not a JPEG, PNG or WebP picture or a PDF. Upload a photo or a PDF scan.")
+        raise DomainError(message, code="not_an_image", fields={field: [message]}) from None
 
 
 def clean_profile_photo(upload, *, field: str = "photo") -> ContentFile:
-    """The driver's photo (shown to the store associate at the handoff), through the shared
-    photo check (spark.photos: Pillow, size cap, EXIF stripped, re-encoded as JPEG)."""
-    from spark.photos import clean_photo
-
+    """The driver's photo (shown to the store associate at the handoff), through the one
+    sanitiser (spark.photos)."""
     if not upload:
         message = _("Add a photo of yourself: the store associate sees it when you pick up.")
         raise DomainError(message, code="file_required", fields={field: [message]})
-    return clean_photo(upload, field=field)
+    return photos.clean_photo(upload, field=field)
 
 
 def check_signature(user: User, typed: str) -> str:

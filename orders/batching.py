@@ -15,8 +15,6 @@ from django.utils import timezone
 
 from spark import geo
 
-from .services import STOP_SERVICE_SECONDS
-
 # Each extra batch costs as much as this many metres: fewer, fuller trips are preferred
 # when the distance saved is small, which is what stores and drivers both want.
 BATCH_FIXED_COST_M = 8_000
@@ -85,7 +83,7 @@ def propose_batches(
         m.add_client(
             location,
             delivery=[o.totes, 1],
-            service_duration=STOP_SERVICE_SECONDS,
+            service_duration=geo.STOP_SERVICE_SECONDS,
             tw_early=secs(o.window_start),
             tw_late=secs(o.window_end),
             prize=UNSERVED_PRIZE if fits else 0,

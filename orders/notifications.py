@@ -1,41 +1,29 @@
 """Emails to the customer: "your order is on the way" and "your order was delivered".
 
-Queue them by name once the status change has committed, e.g.
-    queue_on_commit(send_on_the_way_email, order.pk)            # spark.celery.queue_on_commit
-    app.send_task("orders.notifications.send_delivered_email", args=[order.pk])
-or with the helpers `queue_on_the_way_email(order_id)` / `queue_delivered_email(order_id)` below.
+They go through the one outbox (outbox.services): the delivery services call
+`queue_on_the_way_email` / `queue_delivered_email` inside the transaction of the status
+change, so the message exists exactly when the change committed, once per order and kind
+(the key). The outbox sends it after the commit, retries with backoff and never sends it
+twice at once. What the email says is built when it is sent (`_build`): an order that moved
+on (the "on the way" email for an order already delivered) or has no email address gets
+nothing, and the message is closed as skipped.
 
-Each task takes an order id and is idempotent: the fact that an email went out is an OrderEvent
-marker row (from_status == to_status == the order's status, reason "email:<kind>"), so it lives in
-the database, not in a cache, and needs no extra model field. A task whose order has moved on
-(the "on the way" email for an order already delivered) or has no email address does nothing.
-
-Delivery guarantee (the choice documented):
-1. Claim: in a short transaction that locks the order row, give up if the "sent" marker exists;
-   otherwise write an "email:<kind>:sending" claim row (or take over a claim older than
-   CLAIM_STALE_AFTER, whose worker must have died: the hard task time limit is far shorter).
-   A fresh claim means another worker is sending right now: this run retries after the claim
-   would be stale, and then finds the "sent" marker and stops.
-2. Send through the email backend (a network call, outside any transaction).
-3. Turn the claim into the "sent" marker.
-If sending raises, the claim is removed and the task retries with backoff. So two runs never send
-concurrently, a failed send is retried, and the only duplicate possible is a worker dying (or the
-database failing) between the SMTP server accepting the message and step 3: then the message is
-sent again once the claim is stale - at most twice, never lost silently. For a notification
-"your groceries are on the way", one rare duplicate beats a silently missing email.
+The senders are registered with the outbox by OrdersConfig.ready().
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime
 
 from celery import shared_task
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
+
+from outbox import senders
+from outbox import services as outbox
+from outbox.models import Message
 
 from .models import Order, OrderEvent
 
@@ -45,17 +33,15 @@ ON_THE_WAY = "on_the_way"
 DELIVERED = "delivered"
 # Which order status each email belongs to: sent only while the order is in it.
 KIND_STATUS = {ON_THE_WAY: Order.Status.PICKED_UP, DELIVERED: Order.Status.DELIVERED}
-# Far above CELERY_TASK_TIME_LIMIT (120 s): a claim this old belongs to a dead worker.
-CLAIM_STALE_AFTER = timedelta(seconds=300)
-MAX_RETRIES = 6
 
 
-def sent_marker(kind: str) -> str:
-    return f"email:{kind}"
+def message_kind(kind: str) -> str:
+    """The outbox kind of an order email."""
+    return f"orders.{kind}"
 
 
-def claim_marker(kind: str) -> str:
-    return f"email:{kind}:sending"
+def message_key(order_id: int, kind: str) -> str:
+    return f"order:{order_id}:{kind}"
 
 
 def public_url(path: str) -> str:
@@ -68,43 +54,6 @@ def tracking_url(order: Order) -> str:
 
 def photo_url(order: Order) -> str:
     return public_url(reverse("tracking-photo", args=[order.tracking_token]))
-
-
-class ClaimBusy(Exception):
-    """Another worker is sending this email right now."""
-
-    def __init__(self, retry_in: float):
-        super().__init__(f"email being sent by another worker; retry in {retry_in:.0f} s")
-        self.retry_in = retry_in
-
-
-def _claim(order_id: int, kind: str) -> tuple[Order | None, int | None, str]:
-    """(order, claim row id, outcome). The order is None when there is nothing to send."""
-    status = KIND_STATUS[kind]
-    now = timezone.now()
-    with transaction.atomic():
-        # Locks only the order row, for the few milliseconds of this check-and-insert.
-        order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None:
-            return None, None, "missing"
-        if not order.customer_email:
-            return None, None, "no_email"
-        if order.status != status:
-            return None, None, "stale"
-        markers = OrderEvent.objects.filter(order=order, reason__in=[sent_marker(kind), claim_marker(kind)])
-        if any(m.reason == sent_marker(kind) for m in markers):
-            return None, None, "already_sent"
-        claim = max(markers, key=lambda m: m.created_at, default=None)
-        if claim is not None and claim.created_at > now - CLAIM_STALE_AFTER:
-            raise ClaimBusy((claim.created_at + CLAIM_STALE_AFTER - now).total_seconds() + 5)
-        if claim is not None:  # its worker died: take it over
-            OrderEvent.objects.filter(pk=claim.pk).update(created_at=now)
-            claim_id = claim.pk
-        else:
-            claim_id = OrderEvent.objects.create(
-                order=order, from_status=status, to_status=status, reason=claim_marker(kind), created_at=now
-            ).pk
-    return order, claim_id, "claimed"
 
 
 def _context(order: Order, kind: str) -> dict:
@@ -142,56 +91,60 @@ def build_email(order: Order, kind: str) -> EmailMultiAlternatives:
     return message
 
 
-def send_once(order_id: int, kind: str) -> str:
-    """Send the `kind` email for the order unless it was sent already. Returns the outcome:
-    "sent", "already_sent", "no_email", "stale" (the order moved on) or "missing".
-    Raises ClaimBusy when another worker is sending it right now."""
-    order, claim_id, outcome = _claim(order_id, kind)
-    if order is None or claim_id is None:
-        return outcome
-    try:
-        order = Order.objects.select_related("store", "store__zone").get(pk=order.pk)
-        build_email(order, kind).send(fail_silently=False)
-    except Exception:
-        OrderEvent.objects.filter(pk=claim_id, reason=claim_marker(kind)).delete()  # let a retry claim again
-        raise
-    OrderEvent.objects.filter(pk=claim_id).update(reason=sent_marker(kind), created_at=timezone.now())
-    logger.info("sent %s email for order %s", kind, order_id)
-    return "sent"
+def _build(kind: str):
+    def build(message: Message, now: datetime) -> EmailMultiAlternatives:
+        order = Order.objects.select_related("store", "store__zone").filter(pk=message.payload["order_id"]).first()
+        if order is None:
+            raise senders.Skip("order missing")
+        if not order.customer_email:
+            raise senders.Skip("no email address")
+        if order.status != KIND_STATUS[kind]:
+            raise senders.Skip("order moved on")
+        return build_email(order, kind)
+
+    return build
 
 
-def _run(task, order_id: int, kind: str) -> str:
-    try:
-        return send_once(order_id, kind)
-    except ClaimBusy as busy:
-        raise task.retry(countdown=busy.retry_in, max_retries=MAX_RETRIES) from None
-    except Exception as exc:
-        logger.warning("sending the %s email for order %s failed: %s", kind, order_id, exc)
-        countdown = min(600, 30 * 2 ** task.request.retries)
-        raise task.retry(exc=exc, countdown=countdown, max_retries=MAX_RETRIES) from exc
+def register_senders() -> None:
+    """Called by OrdersConfig.ready(): the outbox learns how to build each order email."""
+    for kind in KIND_STATUS:
+        senders.register(message_kind(kind), build=_build(kind))
 
 
-@shared_task(bind=True, name="orders.notifications.send_on_the_way_email", ignore_result=True)
-def send_on_the_way_email(self, order_id: int) -> str:
-    """Email the customer that the order was picked up: driver's first name, vehicle, tracking link."""
-    return _run(self, order_id, ON_THE_WAY)
+def queue_email(*, order_id: int, kind: str) -> Message:
+    """Owe the customer the `kind` email, once per order; call it inside the transaction of
+    the status change (it is sent after the commit)."""
+    return outbox.message_enqueue(
+        kind=message_kind(kind), key=message_key(order_id, kind), payload={"order_id": order_id}
+    )
 
 
-@shared_task(bind=True, name="orders.notifications.send_delivered_email", ignore_result=True)
-def send_delivered_email(self, order_id: int) -> str:
-    """Email the customer that the order was delivered: the time and a link to the photo."""
-    return _run(self, order_id, DELIVERED)
+def queue_on_the_way_email(order_id: int) -> Message:
+    return queue_email(order_id=order_id, kind=ON_THE_WAY)
 
 
-def queue_on_the_way_email(order_id: int) -> None:
-    """Queue the "on the way" email once the current transaction commits."""
-    from spark.celery import queue_on_commit
-
-    queue_on_commit(send_on_the_way_email, order_id)
+def queue_delivered_email(order_id: int) -> Message:
+    return queue_email(order_id=order_id, kind=DELIVERED)
 
 
-def queue_delivered_email(order_id: int) -> None:
-    """Queue the "delivered" email once the current transaction commits."""
-    from spark.celery import queue_on_commit
+# --- Bridge for the deploy (remove in the release after) ----------------------------------
+# The previous release queued these two tasks by name; any still in the broker when the new
+# workers start owe their email through the outbox instead, unless the previous release's
+# "email:<kind>" marker row says it was sent already. So no email is lost or sent twice.
 
-    queue_on_commit(send_delivered_email, order_id)
+
+def _bridge(order_id: int, kind: str) -> str:
+    if OrderEvent.objects.filter(order_id=order_id, reason=f"email:{kind}").exists():
+        return "already_sent"
+    queue_email(order_id=order_id, kind=kind)
+    return "queued"
+
+
+@shared_task(name="orders.notifications.send_on_the_way_email", ignore_result=True)
+def send_on_the_way_email(order_id: int) -> str:
+    return _bridge(order_id, ON_THE_WAY)
+
+
+@shared_task(name="orders.notifications.send_delivered_email", ignore_result=True)
+def send_delivered_email(order_id: int) -> str:
+    return _bridge(order_id, DELIVERED)

@@ -1,6 +1,10 @@
-from django.db.models import QuerySet
+from datetime import timedelta
 
-from .models import Order
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from .models import Batch, Order
 
 
 def orders_for_store(*, store_id: int, status: str | None = None, window_from=None, window_to=None) -> QuerySet[Order]:
@@ -168,8 +172,8 @@ def stop_areas(*, batch) -> list[dict]:
         areas.append({
             "sequence": stop.sequence,
             "postal_code": o.postal_code,
-            "area_lat": round(float(o.lat), 2),
-            "area_lng": round(float(o.lng), 2),
+            "area_lat": geo.area_coordinate(o.lat),
+            "area_lng": geo.area_coordinate(o.lng),
             "distance_from_store_m": geo.distance_m(store, geo.Point.of(o.lat, o.lng)),
             "totes": o.totes,
             "heavy": o.is_heavy,
@@ -190,3 +194,20 @@ def offers_for_driver(*, driver):
         .select_related("batch__store", "pay")
         .order_by("expires_at")
     )
+
+
+def batch_addresses_visible_to(*, batch: Batch, driver, now=None) -> bool:
+    """DESIGN rule 6, the one place it is decided: may `driver` see the exact customer
+    addresses (and names, phones, positions) of `batch`? Yes from the moment the batch is
+    theirs (assigned to them, whether by offer or board claim) until
+    SPARK_ADDRESS_VISIBLE_HOURS after it closed (they may need to answer a question about a
+    delivery); never for a batch that is not theirs, including one taken back from them.
+    Every surface asks this: the driver API and the driver app."""
+    if driver is None or batch.driver_id is None or batch.driver_id != driver.pk:
+        return False
+    if batch.status in Batch.ACTIVE_STATUSES:
+        return True
+    if batch.status in Batch.CLOSED_STATUSES and batch.closed_at is not None:
+        now = now or timezone.now()
+        return now < batch.closed_at + timedelta(hours=settings.SPARK_ADDRESS_VISIBLE_HOURS)
+    return False

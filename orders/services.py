@@ -17,7 +17,7 @@ from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, InvalidTransition, NotFound
 from spark.statemachine import TransitionResult, transition
 
-from . import claim_gate
+from . import claim_gate, notifications
 from .models import (
     Batch,
     BatchEvent,
@@ -344,9 +344,6 @@ def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
 
 # --- Building batches ---------------------------------------------------------------
 
-STOP_SERVICE_SECONDS = 240  # time at each door, added to drive time in estimates
-
-
 def batch_route_estimate(*, store, orders: list[Order]) -> tuple[int, int]:
     """(meters, seconds) of store -> each order in sequence -> back to the store."""
     from spark import geo
@@ -354,7 +351,7 @@ def batch_route_estimate(*, store, orders: list[Order]) -> tuple[int, int]:
     points = [geo.Point.of(store.lat, store.lng)]
     points += [geo.Point.of(o.lat, o.lng) for o in orders]
     points.append(points[0])
-    return geo.route_m(points), geo.route_s(points) + STOP_SERVICE_SECONDS * len(orders)
+    return geo.route_m(points), geo.route_s(points) + geo.STOP_SERVICE_SECONDS * len(orders)
 
 
 def _live_stops(batch: Batch):
@@ -391,7 +388,7 @@ def batch_refresh_route(*, batch: Batch) -> None:
             there = geo.Point.of(o.lat, o.lng)
             elapsed += geo.duration_s(here, there)
             slack.append(o.window_end - timedelta(seconds=elapsed))
-            elapsed += STOP_SERVICE_SECONDS
+            elapsed += geo.STOP_SERVICE_SECONDS
             here = there
         pickup_by = min(slack)
     last = orders[-1] if orders else None
@@ -1023,7 +1020,6 @@ def stop_deliver(
     SPARK_DELIVERY_MAX_DISTANCE_M still counts, with the distance recorded as the reason on
     the stop's event. Anything refused changes nothing; a repeat returns the stop unchanged.
     """
-    from celery import signature
     from django.conf import settings
 
     from spark import geo
@@ -1083,7 +1079,7 @@ def stop_deliver(
                             lat=lat, lng=lng, updates={**updates, "delivered_at": now})
             order_set_status(order=order, to=Order.Status.DELIVERED, actor=driver.user,
                              reason=f"delivered (stop {stop.sequence} of batch {batch.pk})")
-            queue_on_commit(signature("orders.notifications.send_delivered_email"), order.pk)
+            notifications.queue_delivered_email(order.pk)  # in this transaction: sent once it commits
     except BaseException:
         _delete_images(stored)
         raise
@@ -1149,9 +1145,7 @@ def batch_complete(*, batch: Batch, driver) -> Batch:
 
 
 def batch_notify_on_the_way(*, batch: Batch) -> None:
-    """Queue the customers' "on the way" emails once the handoff commits. The task is named,
-    not imported: orders.notifications owns the templates and sending."""
-    from celery import signature
-
+    """Owe the customers their "on the way" emails, in the transaction of the handoff
+    (orders.notifications, through the outbox: sent once it commits, once per order)."""
     for stop in _live_stops(batch):
-        queue_on_commit(signature("orders.notifications.send_on_the_way_email"), stop.order_id)
+        notifications.queue_on_the_way_email(stop.order_id)

@@ -47,7 +47,6 @@ DEFAULT_RATE_WINDOW_SECONDS = 60
 DEFAULT_POSITION_GRID_M = 200  # the driver's position is snapped to a grid of this size
 DEFAULT_LOCATION_MAX_AGE_SECONDS = 600  # an older position is neither shown nor used for the ETA
 DEFAULT_MAP_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-STOP_SERVICE_SECONDS = 240  # minutes at each earlier door, added to the drive time
 ETA_MIN_SECONDS = 60
 ETA_MAX_SECONDS = 3 * 3600  # beyond this the estimate is not believable: show the window instead
 POLL_SECONDS = 15
@@ -354,7 +353,7 @@ def _eta(order: Order, stop, batch, ahead: list, live_stops: list, location, tz,
         origin = geo.Point.of(last.lat, last.lng) if last else geo.Point.of(batch.store.lat, batch.store.lng)
     points = [origin] + [geo.Point.of(s.order.lat, s.order.lng) for s in ahead]
     points.append(geo.Point.of(order.lat, order.lng))
-    seconds = geo.route_s(points) + STOP_SERVICE_SECONDS * len(ahead)
+    seconds = geo.route_s(points) + geo.STOP_SERVICE_SECONDS * len(ahead)
     if seconds > ETA_MAX_SECONDS:
         return window  # a position far away or a bad fix: the window is the honest answer
     seconds = max(ETA_MIN_SECONDS, seconds)

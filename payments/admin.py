@@ -334,6 +334,14 @@ class DriverNoticeInline(ReadOnlyAdminMixin, admin.TabularInline):
     fields = ("kind", "created_at", "sent_at", "attempts", "last_error")
     readonly_fields = fields
 
+    @admin.display(description="attempts")
+    def attempts(self, obj) -> int:
+        return obj.message.attempts if obj.message else 0
+
+    @admin.display(description="last error")
+    def last_error(self, obj) -> str:
+        return obj.message.last_error if obj.message else ""
+
 
 def _file_link(field) -> str:
     if not field:
@@ -478,11 +486,19 @@ class DriverNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Emails the contractor module owed drivers: the record of the adverse-action notices."""
 
     list_display = ["created_at", "kind", "driver", "case", "sent_at", "attempts", "last_error"]
-    list_select_related = ["driver__user", "case"]
+    list_select_related = ["driver__user", "case", "message"]
     list_filter = [SentFilter, "kind"]
     search_fields = ["driver__user__email", "key"]
     date_hierarchy = "created_at"
     actions = ["send_now"]
+
+    @admin.display(description="attempts")
+    def attempts(self, obj) -> int:
+        return obj.message.attempts if obj.message else 0
+
+    @admin.display(description="last error")
+    def last_error(self, obj) -> str:
+        return obj.message.last_error if obj.message else ""
 
     @admin.action(description="Send now (unsent notices)", permissions=["view"])
     def send_now(self, request, queryset):

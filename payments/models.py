@@ -368,11 +368,10 @@ class ScreeningEvent(StatusEvent):
 
 
 class DriverNotice(models.Model):
-    """An email the contractor module owes a driver: an outbox row written in the same
-    transaction as the change it reports, sent after commit and again by the sweeper until
-    it went out (payments.contractor.notices). `key` makes each notice exist once: it is
-    also the memory of "already warned" for document expiry. For the adverse-action notices
-    the rows are the record of what was sent and when."""
+    """An email the contractor module owes a driver, written in the same transaction as the
+    change it reports and sent through the outbox (payments.contractor.notices). `key` makes
+    each notice exist once: it is also the memory of "already warned" for document expiry.
+    For the adverse-action notices the rows are the record of what was sent and when."""
 
     class Kind(models.TextChoices):
         # The value is also the template name under templates/emails/.
@@ -390,18 +389,15 @@ class DriverNotice(models.Model):
     key = models.CharField(max_length=128, unique=True)
     context = models.JSONField(default=dict, blank=True, help_text="What the email says, fixed when it was due.")
     created_at = models.DateTimeField(default=timezone.now)
+    # When it went out (stamped by the outbox in the transaction that marks its message sent).
     sent_at = models.DateTimeField(null=True, blank=True)
-    # A sender leases the row before sending, so the after-commit send and the sweeper never
-    # both send it; a sender that died leaves a lease that simply runs out.
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    last_error = models.CharField(max_length=255, blank=True)
+    # How it is sent: claims, attempts, errors and retries live in the one outbox.
+    message = models.OneToOneField(
+        "outbox.Message", null=True, blank=True, on_delete=models.PROTECT, related_name="driver_notice"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [
-            models.Index(fields=["created_at"], condition=Q(sent_at__isnull=True), name="drivernotice_unsent"),
-        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to driver {self.driver_id}"

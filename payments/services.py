@@ -4,6 +4,7 @@ from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 
+from spark import geo
 from spark.errors import DomainError
 
 from .models import Account, Entry, LedgerTransaction
@@ -87,7 +88,7 @@ def pay_breakdown(
     Routed miles include the drive back to the store; tips go to the driver in full."""
     from decimal import ROUND_HALF_UP, Decimal
 
-    miles = Decimal(route_meters) / Decimal("1609.344")
+    miles = Decimal(route_meters) / Decimal(str(geo.METERS_PER_MILE))
     quote = {
         "base_cents": policy.base_cents,
         "stops_cents": policy.per_stop_cents * stops,

@@ -18,6 +18,12 @@ from spark.errors import DomainError
 
 EARTH_RADIUS_M = 6_371_000.0
 METERS_PER_MILE = 1609.344
+# Time at each door (parking, walking the totes up, the photo), added to the drive time wherever
+# a trip is estimated: batch routes, the batcher's time windows, the tracking ETA.
+STOP_SERVICE_SECONDS = 240
+# What a driver sees of a stop before the batch is theirs: its point rounded to two decimal
+# places, about a kilometre (DESIGN rule 6).
+AREA_DECIMALS = 2
 
 Number = float | Decimal | int
 
@@ -130,4 +136,10 @@ def insertion_detour_m(a: Point, b: Point, via: Point) -> int:
 
 
 def meters_to_miles(meters: int) -> Decimal:
+    """Miles to one decimal, as every surface shows them (the dashboard, the driver app, push)."""
     return (Decimal(meters) / Decimal(str(METERS_PER_MILE))).quantize(Decimal("0.1"))
+
+
+def area_coordinate(value: Number) -> float:
+    """A latitude or longitude blurred to the area a driver may see before the claim."""
+    return round(float(value), AREA_DECIMALS)

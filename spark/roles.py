@@ -1,11 +1,13 @@
-"""Who someone is and what they may see. Every view and queryset scopes through here.
+"""Who someone is: a driver (driver_of, IsDriver...), a store's staff (store_ids_for,
+is_store_member), ops (is_ops), a store integration (IsStoreIntegration).
 
 Roles: driver (has a Driver profile), store associate/manager (StoreMembership), ops
-(is_staff). Another store's or driver's object is simply not in the queryset, so the
-caller gets a 404, never a 403 that would confirm it exists.
+(is_staff). Each view scopes its querysets by the role found here (the dashboard by the
+store in its URL, the intake API by the key's store, the driver surfaces by request.driver):
+another store's or driver's object is simply not in the queryset, so the caller gets a 404,
+never a 403 that would confirm it exists.
 """
 
-from django.db.models import QuerySet
 from rest_framework.permissions import BasePermission
 
 from stores.models import StoreApiKey, StoreMembership
@@ -36,21 +38,6 @@ def store_ids_for(user, *, roles: tuple[str, ...] | None = None) -> list[int]:
 def is_store_member(user, store_id: int, *, manager: bool = False) -> bool:
     roles = (StoreMembership.Role.MANAGER,) if manager else None
     return store_id in store_ids_for(user, roles=roles)
-
-
-def scope_to_stores(qs: QuerySet, user, *, store_field: str = "store", manager: bool = False) -> QuerySet:
-    """Limit `qs` to rows of stores `user` belongs to. Ops are not special-cased here:
-    the dashboard is for store staff; ops work in the admin."""
-    roles = (StoreMembership.Role.MANAGER,) if manager else None
-    return qs.filter(**{f"{store_field}__in": store_ids_for(user, roles=roles)})
-
-
-def scope_to_api_key(qs: QuerySet, api_key: StoreApiKey, *, store_field: str = "store") -> QuerySet:
-    return qs.filter(**{store_field: api_key.store_id})
-
-
-def scope_to_driver(qs: QuerySet, driver, *, driver_field: str = "driver") -> QuerySet:
-    return qs.filter(**{driver_field: driver}) if driver else qs.none()
 
 
 class IsOps(BasePermission):

@@ -22,7 +22,7 @@ from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, BatchingRun, Order, Stop
 from payments.services import pay_quote
-from spark import roles
+from spark import geo, roles
 from spark.errors import DomainError, NotFound
 from spark.httpkit import safe_next
 from spark.ids import parse_id, parse_ids
@@ -132,7 +132,7 @@ def _batch_context(store, batch):
         "batch": batch,
         "stops": stops,
         "totes": sum(s.order.totes for s in stops),
-        "miles": round(batch.route_meters / 1609.344, 1),
+        "miles": geo.meters_to_miles(batch.route_meters),
         "drive_minutes": round(batch.route_seconds / 60),
         "quote": pay_quote(batch=batch, incentive_cents=batch.incentive_cents),
         "addable": Order.objects.filter(store=store, status=Order.Status.RECEIVED).order_by("window_start")[:50]
@@ -292,7 +292,7 @@ def autobatch_run(request, store, run_id: int):
     for b in run.batches.exclude(status=Batch.Status.CANCELLED).order_by("pk"):
         stops = order_selectors.batch_stops(batch=b)
         proposed.append({"batch": b, "stops": stops, "totes": sum(s.order.totes for s in stops),
-                         "miles": round(b.route_meters / 1609.344, 1)})
+                         "miles": geo.meters_to_miles(b.route_meters)})
     elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0
     context = {
         "store": store,

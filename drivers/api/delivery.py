@@ -4,16 +4,12 @@
 Active drivers (IsActiveDriverOrFinishing), and a driver taken off work who was let finish the
 batch they hold: that batch only. Batches and stops are looked up among the driver's own
 (another driver's is a 404). Exact customer addresses, names and phone numbers are shown only
-for the driver's own batch while it is active or closed less than SPARK_ADDRESS_VISIBLE_HOURS
-ago; after that only the area (DESIGN rule 6). Every action answers with the whole batch, so
-the app re-renders from one shape.
+while orders.selectors.batch_addresses_visible_to says so (DESIGN rule 6: the driver's own
+batch, from the claim until SPARK_ADDRESS_VISIBLE_HOURS after it closed); otherwise the area.
+Every action answers with the whole batch, so the app re-renders from one shape.
 """
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -22,6 +18,7 @@ from rest_framework.response import Response
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Batch, Stop
+from spark import geo
 from spark.api.fields import CoordinateField
 from spark.api.parsers import PhotoMultiPartParser
 from spark.api.schema import error_responses
@@ -79,10 +76,10 @@ class DeliveryStopSerializer(serializers.Serializer):
     has_proof_photo = serializers.SerializerMethodField()
 
     def get_area_lat(self, stop) -> float:
-        return round(float(stop.order.lat), 2)
+        return geo.area_coordinate(stop.order.lat)
 
     def get_area_lng(self, stop) -> float:
-        return round(float(stop.order.lng), 2)
+        return geo.area_coordinate(stop.order.lng)
 
     def get_has_proof_photo(self, stop) -> bool:
         return bool(stop.proof_photo)
@@ -105,7 +102,7 @@ class DeliveryBatchSerializer(serializers.Serializer):
     picked_up_at = serializers.DateTimeField(allow_null=True)
     closed_at = serializers.DateTimeField(allow_null=True)
     addresses_visible = serializers.BooleanField(
-        help_text="Exact addresses are shown while the batch is active and until "
+        help_text="Exact addresses are shown from the claim on and until "
                   "SPARK_ADDRESS_VISIBLE_HOURS after it closed; areas only afterwards."
     )
     next_stop_id = serializers.IntegerField(allow_null=True, help_text="The stop to work on now, once picked up.")
@@ -113,18 +110,9 @@ class DeliveryBatchSerializer(serializers.Serializer):
     stops = DeliveryStopSerializer(many=True)
 
 
-def addresses_visible(batch: Batch, *, now) -> bool:
-    """DESIGN rule 6, for the driver who holds the batch (callers have scoped it to them)."""
-    if batch.status in Batch.ACTIVE_STATUSES:
-        return True
-    if batch.status in Batch.CLOSED_STATUSES and batch.closed_at:
-        return now - batch.closed_at < timedelta(hours=settings.SPARK_ADDRESS_VISIBLE_HOURS)
-    return False
-
-
-def delivery_payload(batch: Batch) -> dict:
+def delivery_payload(batch: Batch, *, driver) -> dict:
     batch.refresh_from_db()
-    exact = addresses_visible(batch, now=timezone.now())
+    exact = order_selectors.batch_addresses_visible_to(batch=batch, driver=driver)
     stops = order_selectors.batch_stops(batch=batch)
     next_stop = None
     if batch.status == Batch.Status.PICKED_UP:
@@ -224,7 +212,7 @@ class ActiveBatchView(TripAPIView):
         )
         if batch is None:
             raise NotFound("You have no active batch.")
-        return Response(delivery_payload(batch))
+        return Response(delivery_payload(batch, driver=request.driver))
 
 
 class BatchDetailView(TripAPIView):
@@ -232,7 +220,7 @@ class BatchDetailView(TripAPIView):
 
     @extend_schema(responses={200: DeliveryBatchSerializer, **error_responses(401, 403, 404)})
     def get(self, request, batch_id: int):
-        return Response(delivery_payload(_my_batch(request, batch_id)))
+        return Response(delivery_payload(_my_batch(request, batch_id), driver=request.driver))
 
 
 class BatchArriveView(TripAPIView):
@@ -243,7 +231,7 @@ class BatchArriveView(TripAPIView):
         batch = _my_batch(request, batch_id)
         pos = _position(PositionInSerializer, request)
         order_services.batch_check_in(batch=batch, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
-        return Response(delivery_payload(batch))
+        return Response(delivery_payload(batch, driver=request.driver))
 
 
 class BatchCompleteView(TripAPIView):
@@ -253,7 +241,7 @@ class BatchCompleteView(TripAPIView):
     def post(self, request, batch_id: int):
         batch = _my_batch(request, batch_id)
         order_services.batch_complete(batch=batch, driver=request.driver)
-        return Response(delivery_payload(batch))
+        return Response(delivery_payload(batch, driver=request.driver))
 
 
 class StopArriveView(TripAPIView):
@@ -264,7 +252,7 @@ class StopArriveView(TripAPIView):
         stop = _my_stop(request, stop_id)
         pos = _position(PositionInSerializer, request)
         order_services.stop_arrive(stop=stop, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
-        return Response(delivery_payload(stop.batch))
+        return Response(delivery_payload(stop.batch, driver=request.driver))
 
 
 class StopDeliverView(TripAPIView):
@@ -281,7 +269,7 @@ class StopDeliverView(TripAPIView):
             stop=stop, driver=request.driver, photo=data["photo"], lat=data.get("lat"), lng=data.get("lng"),
             id_birth_date=data.get("id_birth_date"), id_photo=data.get("id_photo"),
         )
-        return Response(delivery_payload(stop.batch))
+        return Response(delivery_payload(stop.batch, driver=request.driver))
 
 
 class StopFailView(TripAPIView):
@@ -293,4 +281,4 @@ class StopFailView(TripAPIView):
         data = _position(FailSerializer, request)
         order_services.stop_fail(stop=stop, driver=request.driver, reason=data["reason"],
                                  lat=data.get("lat"), lng=data.get("lng"))
-        return Response(delivery_payload(stop.batch))
+        return Response(delivery_payload(stop.batch, driver=request.driver))

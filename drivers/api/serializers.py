@@ -1,12 +1,11 @@
 """Driver API payloads. Before a batch is theirs a driver sees areas, never addresses."""
 
-from decimal import Decimal
-
 from django.utils import timezone
 from rest_framework import serializers
 
 from orders import selectors as order_selectors
 from orders.models import Offer
+from spark import geo
 from spark.api.fields import CoordinateField
 from spark.money import format_cents
 
@@ -58,7 +57,7 @@ def batch_summary(batch) -> dict:
             "pickup_instructions": batch.store.pickup_instructions, "store_rules": batch.store.store_rules,
         },
         "stops_count": len(areas),
-        "miles": float((Decimal(batch.route_meters) / Decimal("1609.344")).quantize(Decimal("0.1"))),
+        "miles": float(geo.meters_to_miles(batch.route_meters)),
         "drive_minutes": round(batch.route_seconds / 60),
         "totes": sum(a["totes"] for a in areas),
         "heavy": any(a["heavy"] for a in areas),

@@ -226,7 +226,7 @@ def test_no_offers_says_so(driver, store):
 # --- Batch ------------------------------------------------------------------------------------
 
 
-def test_batch_page_before_pickup_shows_store_code_and_photo_but_no_addresses(driver, store):
+def test_batch_page_before_pickup_shows_store_code_photo_and_the_addresses(driver, store):
     batch = assigned_batch(driver, store)
     html = client_for(driver.user).get("/driver/batch/").content.decode()
     ids = ids_in(html)
@@ -237,7 +237,7 @@ def test_batch_page_before_pickup_shows_store_code_and_photo_but_no_addresses(dr
     assert f'data-url="/api/v1/driver/batches/{batch.pk}/arrive/"' in html
     assert 'data-phase="to_store"' in html
     assert "Park by the pickup sign" in html
-    assert SECRET_STREET not in html  # areas until the handoff
+    assert SECRET_STREET in html and "stop-addresses" in ids  # the batch is theirs from the claim on (rule 6)
     assert "Ana Lopez" in html
 
 

@@ -9,7 +9,6 @@ import pytest
 from django.utils import timezone
 
 from orders.batching import propose_batches
-from orders.services import STOP_SERVICE_SECONDS
 from spark import geo
 
 STORE = SimpleNamespace(lat=36.15, lng=-86.79)
@@ -40,7 +39,7 @@ def check_route(t0, order_ids, by_id):
         clock += timedelta(seconds=geo.duration_s(here, there))
         clock = max(clock, o.window_start)
         assert clock <= o.window_end, f"order {oid} reached at {clock}, window ends {o.window_end}"
-        clock += timedelta(seconds=STOP_SERVICE_SECONDS)
+        clock += timedelta(seconds=geo.STOP_SERVICE_SECONDS)
         here = there
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from celery.canvas import Signature
+from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
@@ -21,6 +21,7 @@ from drivers.tests.factories import DriverFactory
 from orders import services
 from orders.models import Batch, Order, Stop
 from orders.tests.helpers import HOME, jpeg, make_batch, snapshot, stored_files
+from outbox.models import Message
 from spark.errors import DomainError, InvalidTransition
 
 pytestmark = pytest.mark.django_db
@@ -68,18 +69,16 @@ def test_check_in_after_pickup_and_on_another_drivers_batch(store, driver, other
 # --- pickup: the "on the way" emails -------------------------------------------------
 
 
-def test_handoff_queues_one_on_the_way_email_per_order_after_commit(store, driver,
-                                                                    django_capture_on_commit_callbacks):
+def test_handoff_owes_one_on_the_way_email_per_order_sent_after_commit(store, driver,
+                                                                      django_capture_on_commit_callbacks):
     batch, stops = make_batch(store, driver, picked_up=False)
     services.batch_driver_arrived(batch=batch, driver=driver)
-    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
-        apply_async.assert_not_called()  # nothing leaves before the commit
-        for callback in callbacks:
-            callback()
-    sent = [(c.args[0].task, c.kwargs["args"]) for c in apply_async.call_args_list]
-    assert sent == [("orders.notifications.send_on_the_way_email", (s.order_id,)) for s in stops]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    # owed in the handoff's own transaction, one per order; sent only once it commits
+    owed = Message.objects.filter(kind="orders.on_the_way").order_by("pk")
+    assert [m.payload for m in owed] == [{"order_id": s.order_id} for s in stops]
+    assert len(callbacks) == len(stops) and mail.outbox == []
 
 
 # --- arrive ---------------------------------------------------------------------------
@@ -150,14 +149,13 @@ def test_deliver_stores_a_stripped_photo_and_delivers_the_order(store, driver, m
     assert first.events.last().reason == "delivered"
 
 
-def test_deliver_queues_the_delivered_email_after_commit(store, driver, django_capture_on_commit_callbacks):
+def test_deliver_owes_the_delivered_email(store, driver, django_capture_on_commit_callbacks):
     _, (first, _) = make_batch(store, driver)
-    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
-        with django_capture_on_commit_callbacks(execute=True):
-            services.stop_deliver(stop=first, driver=driver, photo=jpeg())
-    [call] = apply_async.call_args_list
-    assert call.args[0].task == "orders.notifications.send_delivered_email"
-    assert call.kwargs["args"] == (first.order_id,)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+    [owed] = Message.objects.filter(kind="orders.delivered")
+    assert owed.payload == {"order_id": first.order_id} and owed.sent_at is None
+    assert len(callbacks) == 1
 
 
 def test_deliver_at_a_pending_next_stop_arrives_implicitly(store, driver):
@@ -173,12 +171,11 @@ def test_delivering_twice_changes_nothing(store, driver, media_root, django_capt
     batch, (first, _) = make_batch(store, driver)
     services.stop_deliver(stop=first, driver=driver, photo=jpeg())
     before, files = snapshot(batch), stored_files(media_root)
-    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
-        with django_capture_on_commit_callbacks(execute=True):
-            again = services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        again = services.stop_deliver(stop=first, driver=driver, photo=jpeg())
     assert again.status == Stop.Status.DELIVERED
     assert snapshot(batch) == before and stored_files(media_root) == files
-    apply_async.assert_not_called()  # no second email
+    assert Message.objects.filter(kind="orders.delivered").count() == 1 and callbacks == []  # no second email
 
 
 def test_delivering_before_pickup_changes_nothing(store, driver, media_root):

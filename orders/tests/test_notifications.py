@@ -1,9 +1,9 @@
-"""Customer emails: "on the way" and "delivered" (orders.notifications).
+"""Customer emails: "on the way" and "delivered" (orders.notifications, sent through the outbox).
 
 Text + HTML with the absolute tracking link; the driver's first name and vehicle (never the last
-name or plate); the delivery time and photo link; sent once however often the task runs; skipped
-without an address or when the order has moved on; a failed send is retried, a send in progress
-elsewhere is not duplicated.
+name or plate); the delivery time and photo link; sent once however often the send runs; skipped
+without an address or when the order has moved on; a failed send is retried later, a send in
+progress elsewhere is not duplicated.
 """
 
 import smtplib
@@ -12,13 +12,11 @@ from unittest import mock
 
 import pytest
 import time_machine
-from celery.exceptions import Retry
 from django.core import mail
 from django.utils import timezone
 
 from orders import notifications
 from orders.models import OrderEvent
-from orders.notifications import send_delivered_email, send_on_the_way_email
 from orders.tests.helpers import (
     DRIVER_LAST_NAME,
     DRIVER_PHONE,
@@ -28,7 +26,9 @@ from orders.tests.helpers import (
     make_trip,
     put_driver_at,
 )
-from spark.celery import app
+from outbox import senders
+from outbox import services as outbox
+from outbox.models import Message
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +51,26 @@ def denver(db):
                        center_lat=Decimal("39.7392"), center_lng=Decimal("-104.9903"))
 
 
-def markers(order, kind):
-    return OrderEvent.objects.filter(order=order, reason__startswith=f"email:{kind}")
+def send(order_id: int, kind: str) -> str:
+    """Owe the email (a no-op when the status change already did) and run the outbox's send:
+    "sent", "not_sent" (already sent, or held elsewhere) or the reason it was skipped."""
+    message = notifications.queue_email(order_id=order_id, kind=kind)
+    if outbox.message_send(message_id=message.pk):
+        return "sent"
+    message.refresh_from_db()
+    return message.skipped or "not_sent"
+
+
+def send_on_the_way_email(order_id: int) -> str:
+    return send(order_id, notifications.ON_THE_WAY)
+
+
+def send_delivered_email(order_id: int) -> str:
+    return send(order_id, notifications.DELIVERED)
+
+
+def message_of(order, kind) -> Message:
+    return Message.objects.get(key=notifications.message_key(order.pk, kind))
 
 
 def html_of(message) -> str:
@@ -61,9 +79,9 @@ def html_of(message) -> str:
     return html
 
 
-def test_tasks_are_registered_by_name():
-    assert "orders.notifications.send_on_the_way_email" in app.tasks
-    assert "orders.notifications.send_delivered_email" in app.tasks
+def test_senders_are_registered_with_the_outbox():
+    for kind in (notifications.ON_THE_WAY, notifications.DELIVERED):
+        assert senders.sender_for(notifications.message_kind(kind)).build
 
 
 def test_on_the_way_email_has_link_driver_first_name_and_vehicle(denver):
@@ -88,21 +106,19 @@ def test_on_the_way_email_has_link_driver_first_name_and_vehicle(denver):
     assert f'href="{link}"' in html
     assert "&#x27;" not in message.body and "&amp;" not in message.body  # the text part is not HTML-escaped
     assert message.body.startswith("Hi Customer1,")
-    assert markers(order, "on_the_way").get().reason == "email:on_the_way"
+    assert message_of(order, "on_the_way").sent_at == NOW
+    assert not OrderEvent.objects.filter(reason__startswith="email:").exists()  # no markers in the history
 
 
-def test_on_the_way_email_is_sent_once_even_if_the_task_runs_twice(denver):
+def test_on_the_way_email_is_sent_once_even_if_the_send_runs_twice(denver):
     order = make_trip(denver, stops=1).orders[0]
+    # the handoff owed it (in its own transaction); owing it again changes nothing
+    assert message_of(order, "on_the_way").sent_at is None
     assert send_on_the_way_email(order.pk) == "sent"
-    assert send_on_the_way_email(order.pk) == "already_sent"
-    assert send_on_the_way_email.apply(args=(order.pk,)).get() == "already_sent"
+    assert send_on_the_way_email(order.pk) == "not_sent"
+    assert outbox.messages_send_due() == 0
     assert len(mail.outbox) == 1
-    assert markers(order, "on_the_way").count() == 1
-    # the marker is not a status change: the tracking timeline ignores it
-    from orders.views import tracking_state
-
-    assert [s["key"] for s in tracking_state(order)["timeline"]] == ["received", "preparing", "on_the_way",
-                                                                      "delivered"]
+    assert Message.objects.filter(key=notifications.message_key(order.pk, "on_the_way")).count() == 1
 
 
 def test_delivered_email_has_time_photo_link_and_is_sent_once(denver):
@@ -111,7 +127,7 @@ def test_delivered_email_has_time_photo_link_and_is_sent_once(denver):
     with time_machine.travel(NOW + timedelta(minutes=25), tick=False):
         deliver(trip.stop(0))
         assert send_delivered_email(order.pk) == "sent"
-        assert send_delivered_email(order.pk) == "already_sent"
+        assert send_delivered_email(order.pk) == "not_sent"
     [message] = mail.outbox
     assert message.subject == f"Your order from {trip.store.name} was delivered"
     photo = f"https://spark.example/t/{order.tracking_token}/photo"
@@ -136,58 +152,60 @@ def test_delivered_email_without_photo_has_no_photo_link(denver):
 def test_skipped_without_an_email_address(denver):
     trip = make_trip(denver, stops=1, email=False)
     order = trip.orders[0]
-    assert send_on_the_way_email(order.pk) == "no_email"
+    assert send_on_the_way_email(order.pk) == "no email address"
     deliver(trip.stop(0))
-    assert send_delivered_email(order.pk) == "no_email"
+    assert send_delivered_email(order.pk) == "no email address"
     assert mail.outbox == []
-    assert not OrderEvent.objects.filter(order=order, reason__startswith="email:").exists()
+    assert outbox.messages_send_due() == 0  # closed: never tried again
 
 
 def test_skipped_when_the_order_moved_on_or_is_gone(denver):
     trip = make_trip(denver, stops=1, until="published")
     order = trip.orders[0]
-    assert send_on_the_way_email(order.pk) == "stale"  # not picked up yet
-    assert send_delivered_email(order.pk) == "stale"
-    assert send_on_the_way_email(10**9) == "missing"
+    assert send_on_the_way_email(order.pk) == "order moved on"  # not picked up yet
+    assert send_delivered_email(order.pk) == "order moved on"
+    assert send_on_the_way_email(10**9) == "order missing"
     assert mail.outbox == []
 
 
 def test_on_the_way_email_not_sent_once_delivered(denver):
     trip = make_trip(denver, stops=1)
     deliver(trip.stop(0))
-    assert send_on_the_way_email(trip.orders[0].pk) == "stale"
+    assert send_on_the_way_email(trip.orders[0].pk) == "order moved on"
     assert mail.outbox == []
 
 
-def test_failed_send_is_retried_and_leaves_no_marker(denver):
+def test_failed_send_is_retried_later_and_counted(denver):
     order = make_trip(denver, stops=1).orders[0]
     with mock.patch("django.core.mail.EmailMultiAlternatives.send", side_effect=smtplib.SMTPServerDisconnected()):
-        with pytest.raises(smtplib.SMTPServerDisconnected):  # called directly, retry re-raises
-            send_on_the_way_email(order.pk)
-    assert not markers(order, "on_the_way").exists()
-    assert send_on_the_way_email(order.pk) == "sent"
+        assert send_on_the_way_email(order.pk) == "not_sent"
+    message = message_of(order, "on_the_way")
+    assert (message.sent_at, message.attempts, message.claimed_until) == (None, 1, None)
+    assert "SMTPServerDisconnected" in message.last_error and message.due_at == NOW + outbox.retry_delay(1)
+    # not before it is due again
+    assert outbox.messages_send_due() == 0 and mail.outbox == []
+    with time_machine.travel(message.due_at, tick=False):
+        assert outbox.messages_send_due() == 1
+        assert outbox.messages_send_due() == 0
+    message.refresh_from_db()
+    assert message.attempts == 2 and message.sent_at is not None and message.last_error == ""
     assert len(mail.outbox) == 1
 
 
 def test_a_send_in_progress_elsewhere_is_not_duplicated_but_a_dead_one_is_taken_over(denver):
     order = make_trip(denver, stops=1).orders[0]
-    status = order.status
+    message = message_of(order, "on_the_way")
     # given another worker claimed the email a moment ago
-    OrderEvent.objects.create(order=order, from_status=status, to_status=status,
-                              reason="email:on_the_way:sending", created_at=timezone.now() - timedelta(seconds=10))
-    # then this run sends nothing and retries after the claim would be stale
-    with pytest.raises(Retry):
-        send_on_the_way_email(order.pk)
-    with pytest.raises(notifications.ClaimBusy) as busy:
-        notifications.send_once(order.pk, notifications.ON_THE_WAY)
-    assert 280 <= busy.value.retry_in <= 300
+    Message.objects.filter(pk=message.pk).update(claimed_until=timezone.now() + outbox.CLAIM - timedelta(seconds=10))
+    # then this run sends nothing
+    assert send_on_the_way_email(order.pk) == "not_sent"
+    assert outbox.messages_send_due() == 0
     assert mail.outbox == []
-    # when the claim is older than any task can run (its worker died), the email goes out once
+    # when the claim ran out (its worker died), the email goes out once
     with time_machine.travel(NOW + timedelta(minutes=6), tick=False):
-        assert send_on_the_way_email(order.pk) == "sent"
-        assert send_on_the_way_email(order.pk) == "already_sent"
+        assert outbox.messages_send_due() == 1
+        assert send_on_the_way_email(order.pk) == "not_sent"
     assert len(mail.outbox) == 1
-    assert list(markers(order, "on_the_way").values_list("reason", flat=True)) == ["email:on_the_way"]
 
 
 def test_templates_render_both_parts_with_the_link(denver):
@@ -201,3 +219,16 @@ def test_templates_render_both_parts_with_the_link(denver):
     message = notifications.build_email(order, notifications.DELIVERED)
     assert link in message.body and link in html_of(message)
     assert html_of(message).lstrip().startswith("<!doctype html>")
+
+
+def test_tasks_queued_by_the_previous_release_owe_the_email_once(denver):
+    trip = make_trip(denver, stops=2)
+    done, todo = trip.orders
+    Message.objects.all().delete()  # as if the handoff ran on the previous release
+    status = done.status
+    OrderEvent.objects.create(order=done, from_status=status, to_status=status, reason="email:on_the_way")
+    assert notifications.send_on_the_way_email(done.pk) == "already_sent"
+    assert notifications.send_on_the_way_email(todo.pk) == "queued"
+    assert notifications.send_on_the_way_email(todo.pk) == "queued"  # a redelivery: still one message
+    assert list(Message.objects.values_list("key", flat=True)) == [notifications.message_key(todo.pk, "on_the_way")]
+    assert outbox.messages_send_due() == 1 and [m.to for m in mail.outbox] == [[todo.customer_email]]

@@ -1,42 +1,38 @@
-"""Emails the contractor module owes drivers, sent through the DriverNotice outbox.
+"""Emails the contractor module owes drivers: each is a DriverNotice (what was owed, to whom,
+for which case; the record of the adverse-action notices) sent through the one outbox
+(outbox.services), like every message Spark sends.
 
 A service that changes something a driver must hear about calls `notice_create` in the same
-transaction: the row commits with the change or not at all, and its unique `key` makes a
-repeat (a second run of a task, a replayed webhook) create nothing. After the commit the
-notice is sent right away; `notices_send_due` (beat, payments.tasks.sweep_screening) sends
-whatever is still unsent, e.g. because the mail server was down.
-
-Sending leases the row first (a guarded UPDATE of `claimed_until`), so the after-commit
-send and the sweeper never both send it, and the mail server is never called inside a
-transaction (STYLE trap 4). A sender that dies between sending and stamping `sent_at`
-leaves a lease that runs out, and the notice goes again: at least once, which is the right
-side to err on for a legally required notice.
+transaction: the notice and its outbox message commit with the change or not at all, and the
+notice's unique `key` makes a repeat (a second run of a task, a replayed webhook) create
+nothing. The outbox sends it after the commit, retries with backoff, and never sends it twice
+at once (it claims the row first); see outbox.services for the guarantee.
 
 The pre-adverse notice starts the driver's dispute period, so its waiting period is counted
-from the moment it is actually sent: the sender stamps the case's `pre_adverse_sent_at`
-and `dispute_deadline_at` (consider -> pre_adverse_notice) together with `sent_at`.
+from the moment it is actually sent: `_on_sent` stamps the case's `pre_adverse_sent_at` and
+`dispute_deadline_at` (consider -> pre_adverse_notice) in the transaction that stamps the
+message sent. The senders are registered with the outbox by PaymentsConfig.ready().
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
-from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from outbox import senders
+from outbox import services as outbox
+from outbox.models import Message
 from payments.models import DriverNotice, ScreeningCase, ScreeningEvent
 from spark.statemachine import transition
 
 logger = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
-# The sweeper gives up after this many failed sends (4 h at one sweep per 5 min); the admin's
-# "send now" action still tries. Unsent notices are listed in the admin.
-MAX_ATTEMPTS = 48
+# The outbox kind of every driver notice (the notice's own kind picks the template).
+MESSAGE_KIND = "payments.driver_notice"
 
 Kind = DriverNotice.Kind
 
@@ -53,13 +49,16 @@ SUBJECTS = {
 
 def notice_create(*, driver, kind: str, key: str, case: ScreeningCase | None = None,
                   context: dict | None = None) -> bool:
-    """Owe `driver` the email `kind` once per `key`; send it after the current transaction
+    """Owe `driver` the email `kind` once per `key`; it is sent after the current transaction
     commits. Returns whether the notice is new (False: it existed, nothing queued)."""
     notice, created = DriverNotice.objects.get_or_create(
         key=key, defaults={"driver": driver, "case": case, "kind": kind, "context": context or {}}
     )
     if created:
-        transaction.on_commit(lambda: notice_send(notice_id=notice.pk), robust=True)
+        message = outbox.message_enqueue(
+            kind=MESSAGE_KIND, key=f"driver-notice:{key}", payload={"notice_id": notice.pk}
+        )
+        DriverNotice.objects.filter(pk=notice.pk).update(message=message)
     return created
 
 
@@ -89,58 +88,58 @@ def _render(notice: DriverNotice, extra: dict) -> EmailMultiAlternatives:
     return message
 
 
-def notice_send(*, notice_id: int, force: bool = False) -> bool:
-    """Send one notice unless it was sent or another sender holds it. Returns whether this
-    call sent it. `force` ignores MAX_ATTEMPTS (ops pressing "send now"); never a lease."""
-    now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    unsent = DriverNotice.objects.filter(free, pk=notice_id, sent_at__isnull=True)
-    if not force:
-        unsent = unsent.filter(attempts__lt=MAX_ATTEMPTS)
-    if not unsent.update(claimed_until=now + LEASE, attempts=F("attempts") + 1):
-        return False
-    notice = DriverNotice.objects.select_related("driver__user", "driver__home_zone", "case").get(pk=notice_id)
+def _notice(message: Message) -> DriverNotice:
+    return DriverNotice.objects.select_related("driver__user", "driver__home_zone", "case").get(
+        pk=message.payload["notice_id"]
+    )
+
+
+def _dispute_deadline(now: datetime) -> datetime:
+    # The dispute period runs from the notice actually going out.
+    return now + timedelta(days=settings.SPARK_ADVERSE_WAIT_DAYS)
+
+
+def _build(message: Message, now: datetime) -> EmailMultiAlternatives:
+    notice = _notice(message)
     extra: dict = {}
     if notice.kind == Kind.SCREENING_PRE_ADVERSE:
-        # The dispute period runs from the notice actually going out.
-        extra["dispute_deadline_at"] = now + timedelta(days=settings.SPARK_ADVERSE_WAIT_DAYS)
-    try:
-        _render(notice, extra).send()
-    except Exception as exc:  # the mail server, a template: keep the notice for the next try
-        logger.exception("Sending driver notice %s failed", notice_id)
-        DriverNotice.objects.filter(pk=notice_id).update(
-            claimed_until=None, last_error=f"{type(exc).__name__}: {exc}"[:255]
+        extra["dispute_deadline_at"] = _dispute_deadline(now)
+    return _render(notice, extra)
+
+
+def _on_sent(message: Message, now: datetime) -> None:
+    """In the outbox's transaction that stamps the message sent."""
+    notice = _notice(message)
+    DriverNotice.objects.filter(pk=notice.pk).update(sent_at=now)
+    case = notice.case
+    if notice.kind == Kind.SCREENING_PRE_ADVERSE and case is not None and case.status == ScreeningCase.Status.CONSIDER:
+        transition(
+            case,
+            to=ScreeningCase.Status.PRE_ADVERSE_NOTICE,
+            allowed=ScreeningCase.TRANSITIONS,
+            event_model=ScreeningEvent,
+            event_fk="case",
+            reason="pre-adverse notice sent to the driver",
+            updates={"pre_adverse_sent_at": now, "dispute_deadline_at": _dispute_deadline(now)},
+            event_fields={"source": "system"},
         )
+
+
+def register_senders() -> None:
+    """Called by PaymentsConfig.ready(): the outbox learns how to build and close a notice."""
+    senders.register(MESSAGE_KIND, build=_build, on_sent=_on_sent)
+
+
+def notice_send(*, notice_id: int, force: bool = False) -> bool:
+    """Send one notice now unless it was sent or another sender holds it (the admin's "send
+    now", with `force`). Returns whether this call sent it."""
+    message_id = DriverNotice.objects.filter(pk=notice_id).values_list("message_id", flat=True).first()
+    if message_id is None:
         return False
-    with transaction.atomic():
-        DriverNotice.objects.filter(pk=notice_id).update(sent_at=now, claimed_until=None, last_error="")
-        case = notice.case
-        if (
-            notice.kind == Kind.SCREENING_PRE_ADVERSE
-            and case is not None
-            and case.status == ScreeningCase.Status.CONSIDER
-        ):
-            transition(
-                case,
-                to=ScreeningCase.Status.PRE_ADVERSE_NOTICE,
-                allowed=ScreeningCase.TRANSITIONS,
-                event_model=ScreeningEvent,
-                event_fk="case",
-                reason="pre-adverse notice sent to the driver",
-                updates={"pre_adverse_sent_at": now, "dispute_deadline_at": extra["dispute_deadline_at"]},
-                event_fields={"source": "system"},
-            )
-    return True
+    return outbox.message_send(message_id=message_id, force=force)
 
 
 def notices_send_due(*, limit: int = 100) -> int:
-    """Send unsent notices whose lease is free (oldest first, at most `limit`). Returns how
-    many went out. Safe to run beside the after-commit sends and beside itself."""
-    now = timezone.now()
-    due = (
-        DriverNotice.objects.filter(sent_at__isnull=True, attempts__lt=MAX_ATTEMPTS)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    return sum(notice_send(notice_id=pk) for pk in list(due))
+    """Send driver notices still unsent and due (the screening sweep's part; the outbox's own
+    sweeper sends them too). Returns how many went out."""
+    return outbox.messages_send_due(limit=limit, kinds=[MESSAGE_KIND])

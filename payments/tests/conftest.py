@@ -1,7 +1,10 @@
 """Fixtures shared by this folder's test modules."""
 
+from contextlib import contextmanager
+
 import pytest
 
+from outbox.services import messages_send_due
 from payments import tasks
 
 
@@ -19,5 +22,13 @@ def queued(monkeypatch):
 
 @pytest.fixture
 def commit(django_capture_on_commit_callbacks):
-    """`with commit():` runs what the code queued for after the commit (emails, tasks)."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
+    """`with commit():` runs what the code queued for after the commit (tasks), then sends what
+    it owes through the outbox, as the outbox's worker does."""
+
+    @contextmanager
+    def run():
+        with django_capture_on_commit_callbacks(execute=True):
+            yield
+        messages_send_due()
+
+    return run

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from drivers.models import Driver
+from outbox.models import Message
 from payments.models import DriverNotice, ScreeningCase, ScreeningEvent
 from payments.tests.helpers import SUMMARY, submitted
 from stores.tests.factories import UserFactory
@@ -140,7 +141,8 @@ def test_clear_reinstate_and_request_documents_actions(client, ops_admin, commit
 def test_send_now_sends_an_unsent_notice(client, ops_admin, commit, queued):
     case = submitted(commit)
     notice = DriverNotice.objects.get(case=case)
-    DriverNotice.objects.filter(pk=notice.pk).update(sent_at=None, attempts=60)  # the sweeper gave up
+    DriverNotice.objects.filter(pk=notice.pk).update(sent_at=None)
+    Message.objects.filter(pk=notice.message_id).update(sent_at=None, attempts=60)  # the sweeper gave up
     mail.outbox.clear()
     response = client.post(url(DriverNotice, "changelist"), {"action": "send_now", "_selected_action": [notice.pk]})
     assert response.status_code == 302

@@ -1,6 +1,7 @@
 """The document watch: a warning 14 days before a license or insurance expires (once), off
 duty when one expired, back on duty when renewed."""
 
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from django.core import mail
 from drivers.models import Driver, Location, Route
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, RouteFactory
+from outbox.services import messages_send_due
 from payments import tasks
 from payments.contractor import services
 from payments.models import DriverNotice
@@ -31,7 +33,16 @@ def _clock():
 
 @pytest.fixture
 def commit(django_capture_on_commit_callbacks):
-    return lambda: django_capture_on_commit_callbacks(execute=True)
+    """`with commit():` runs what the code queued for after the commit (tasks), then sends what
+    it owes through the outbox, as the outbox's worker does."""
+
+    @contextmanager
+    def run():
+        with django_capture_on_commit_callbacks(execute=True):
+            yield
+        messages_send_due()
+
+    return run
 
 
 def run_check(commit) -> dict:

@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
+from outbox import services as outbox
+from outbox.models import Message
 from payments import tasks
 from payments.contractor import backends, notices, selectors, services
 from payments.models import OPEN_SCREENING_STATUSES, DriverNotice, ScreeningCase, ScreeningEvent
@@ -342,7 +344,7 @@ def test_pre_adverse_notice_waits_for_the_mail_server(commit, queued, settings):
     case.refresh_from_db()
     assert case.status == Status.CONSIDER and case.dispute_deadline_at is None
     notice = DriverNotice.objects.get(case=case, kind=DriverNotice.Kind.SCREENING_PRE_ADVERSE)
-    assert notice.sent_at is None and notice.attempts == 1 and "mail server down" in notice.last_error
+    assert notice.sent_at is None and notice.message.attempts == 1 and "mail server down" in notice.message.last_error
     with pytest.raises(InvalidTransition):
         services.screening_final_decision(case=case, actor=None, uphold=True)
     # when the sweeper runs after the mail server is back
@@ -365,7 +367,8 @@ def test_a_leased_notice_is_not_sent_by_a_second_sender(commit, queued):
         services.screening_request_documents(case=case, actor=None, note="Insurance card is cut off.")
     notice = DriverNotice.objects.get(kind=DriverNotice.Kind.SCREENING_DOCUMENTS_NEEDED)
     assert notice.sent_at is not None
-    DriverNotice.objects.filter(pk=notice.pk).update(sent_at=None, claimed_until=timezone.now() + notices.LEASE)
+    DriverNotice.objects.filter(pk=notice.pk).update(sent_at=None)
+    Message.objects.filter(pk=notice.message_id).update(sent_at=None, claimed_until=timezone.now() + outbox.CLAIM)
     assert notices.notice_send(notice_id=notice.pk) is False  # someone else holds it
     assert notices.notices_send_due() == 0
 

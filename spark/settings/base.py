@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "simple_history",
     # ours, in dependency order: stores <- orders <- drivers / payments
+    "outbox",  # every outgoing message (orders' and payments' emails): below all of them
     "accounts",
     "stores",
     "orders",
@@ -294,6 +295,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.tasks.check_document_expiry",
         "schedule": timedelta(hours=6),  # daily would do; idempotent, so 6 h heals a missed run sooner
     },
+    "send-due-messages": {
+        "task": "outbox.tasks.send_due_messages",
+        "schedule": timedelta(minutes=1),  # emails not sent after commit, or due for a retry
+    },
     "sweep-screening": {
         "task": "payments.tasks.sweep_screening",
         "schedule": timedelta(minutes=5),  # unsent driver notices, missing contractor ids
@@ -331,8 +336,14 @@ SPARK_DELIVERY_MAX_DISTANCE_M = env.int("SPARK_DELIVERY_MAX_DISTANCE_M", default
 # API request bodies larger than this are refused with 413 before they are read (spark/api/parsers.py).
 # One order's intake is a few KB.
 SPARK_API_MAX_BODY_BYTES = env.int("SPARK_API_MAX_BODY_BYTES", default=1024 * 1024)
-# Uploaded photos (proof of delivery, ID checks) larger than this are refused (spark.photos).
+# Uploaded pictures, one set of limits for every upload (spark.photos, DESIGN rule 9): proof of
+# delivery and ID photos, the driver's photo, license and insurance documents (a PDF document
+# has the same byte cap). A larger file is refused; so is a picture of more pixels than any
+# phone camera's default output (12-48 MP), before it is decoded; what is kept is re-encoded
+# at most SPARK_PHOTO_MAX_SIDE_PX on its long side (a license stays legible).
 SPARK_PHOTO_MAX_BYTES = env.int("SPARK_PHOTO_MAX_BYTES", default=8 * 1024 * 1024)
+SPARK_PHOTO_MAX_PIXELS = env.int("SPARK_PHOTO_MAX_PIXELS", default=50_000_000)
+SPARK_PHOTO_MAX_SIDE_PX = env.int("SPARK_PHOTO_MAX_SIDE_PX", default=1600)
 # A driver sees a batch's exact customer addresses until this long after it closed (DESIGN rule 6).
 SPARK_ADDRESS_VISIBLE_HOURS = env.int("SPARK_ADDRESS_VISIBLE_HOURS", default=24)
 # Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes.

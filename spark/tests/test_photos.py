@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ExifTags, Image
 
 from spark.errors import DomainError
-from spark.photos import MAX_SIDE_PX, clean_photo
+from spark.photos import clean_photo
 
 
 @pytest.fixture(autouse=True)
@@ -81,9 +81,9 @@ def test_orientation_is_applied_to_the_pixels():
     assert ExifTags.Base.Orientation not in img.getexif()
 
 
-def test_large_photo_is_downscaled_to_1600_on_the_long_side():
+def test_large_photo_is_downscaled_to_1600_on_the_long_side(settings):
     _, img = stored(clean_photo(upload(image_bytes(size=(4000, 3000)))))
-    assert img.size == (MAX_SIDE_PX, 1200)
+    assert settings.SPARK_PHOTO_MAX_SIDE_PX == 1600 and img.size == (1600, 1200)
 
 
 def test_png_is_accepted_and_re_encoded_as_jpeg_with_transparency_on_white():

@@ -288,8 +288,8 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     expect(driver_page.get_by_test_id("pickup-code")).to_have_text(batch.pickup_code)
     expect(driver_page.get_by_test_id("store-navigate")).to_have_attribute(
         "href", re.compile(r"^https://www\.google\.com/maps/dir/\?api=1&destination=36\.150000,-86\.790000$"))
-    for o in orders:  # still areas only: addresses come with the handoff
-        expect(driver_page.locator("main")).not_to_contain_text(o.address_line1)
+    for o in orders:  # the batch is the driver's from the claim on: the addresses show (DESIGN rule 6)
+        expect(driver_page.get_by_test_id("stop-addresses")).to_contain_text(o.address_line1)
     driver_page.get_by_test_id("check-in").click()
     timer = driver_page.get_by_test_id("wait-timer")
     expect(timer).to_be_visible()
