@@ -15,12 +15,12 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from orders import services as order_services
-from orders.tests.test_delivery_services import make_batch
+from orders.tests.helpers import make_batch
 from outbox import senders
 from outbox import services as outbox
 from outbox.models import Message
 from payments.models import DriverNotice as Notice
-from spark.testing import run_in_threads
+from tests.helpers import run_in_threads
 
 KIND = "tests.hello"
 
