@@ -80,8 +80,9 @@ def create_offers(store, drivers: list, expiries: list[datetime]) -> list[int]:
     from django.db import transaction
     from django.utils import timezone
 
-    from orders.models import Batch, Offer, OfferEvent
-    from orders.services import offer_schedule_expiry
+    from dispatch.models import Offer, OfferEvent
+    from dispatch.services import offer_schedule_expiry
+    from orders.models import Batch
 
     ids: list[int] = []
     for start in range(0, len(drivers), CHUNK):
@@ -127,7 +128,7 @@ def watch(ids: list[int], last_expiry: datetime, grace_s: float, redis_url: str)
     when its transaction commits), to within the 0.25 s poll, and the longest broker backlog."""
     from django.utils import timezone
 
-    from orders.models import Offer
+    from dispatch.models import Offer
 
     seen: dict[int, datetime] = {}
     remaining = set(ids)
@@ -165,7 +166,7 @@ def wait_for_drain(redis_url: str, timeout: float) -> float:
 def lateness(ids: list[int]) -> tuple[list[float], int, int]:
     """Seconds from expiry to the expired transition, per expired offer; and how many are
     still pending, and how many ended otherwise (accepted, withdrawn...)."""
-    from orders.models import Offer
+    from dispatch.models import Offer
 
     rows = list(Offer.objects.filter(pk__in=ids).values_list("status", "status_changed_at", "expires_at"))
     late = [(changed - expires).total_seconds() for status, changed, expires in rows if status == "expired"]

@@ -197,8 +197,8 @@ def has_feed_index() -> bool:
 def measure(args, label: str) -> list[float]:
     from django.utils import timezone
 
+    from dispatch.feed import route_feed
     from drivers.models import Driver, Route
-    from drivers.selectors import route_feed
 
     drivers = list(Driver.objects.filter(home_zone__slug="bench-nashville").select_related("home_zone"))
     modes = dict(Route.objects.filter(is_active=True).values_list("driver_id", "mode"))

@@ -177,16 +177,3 @@ def stop_areas(*, batch) -> list[dict]:
             "window_end": o.window_end.isoformat(),
         })
     return areas
-
-
-def offers_for_driver(*, driver):
-    """A driver's pending, unexpired offers with everything the offer card shows."""
-    from django.db.models.functions import Now
-
-    from .models import Offer
-
-    return (
-        Offer.objects.filter(driver=driver, status=Offer.Status.PENDING, expires_at__gt=Now())
-        .select_related("batch__store", "pay")
-        .order_by("expires_at")
-    )

@@ -7,9 +7,10 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
+from dispatch.models import Offer
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
-from orders.models import Offer, Order, Stop
+from orders.models import Order, Stop
 from orders.tests.factories import OfferFactory, OrderFactory, StopFactory
 from spark import roles
 from stores.models import DeliverySlot, StoreMembership

@@ -5,8 +5,8 @@ from decimal import Decimal
 from django.utils import timezone
 from rest_framework import serializers
 
+from dispatch.models import Offer
 from orders import selectors as order_selectors
-from orders.models import Offer
 from spark.api.fields import CoordinateField
 from spark.money import format_cents
 

@@ -8,8 +8,9 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from dispatch.feed import route_matches_for, slot_holders_for
 from drivers.models import Driver, Location, Route, SlotClaim
-from drivers.selectors import driver_can_work, route_matches_for, slot_holders_for
+from drivers.selectors import driver_can_work
 from drivers.services import driver_go_offline, driver_go_online, location_record, route_set
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from orders.models import Batch

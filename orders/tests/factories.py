@@ -4,7 +4,8 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from orders.models import Batch, Offer, Order, Stop
+from dispatch.models import Offer
+from orders.models import Batch, Order, Stop
 from stores.tests.factories import StoreFactory
 
 

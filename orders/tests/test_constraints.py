@@ -11,8 +11,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory
-from orders.models import Batch, Offer, Order, Stop
+from orders.models import Batch, Order, Stop
 from orders.tests.factories import BatchFactory, OfferFactory, OrderFactory, StopFactory
 from stores.tests.factories import StoreFactory
 

@@ -11,8 +11,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders.models import Batch, Offer, Order, Stop
-from orders.services import batch_set_status, offer_set_status, order_set_status, stop_set_status
+from dispatch.models import Offer
+from dispatch.services import offer_set_status
+from orders.models import Batch, Order, Stop
+from orders.services import batch_set_status, order_set_status, stop_set_status
 from orders.tests.factories import BatchFactory, OfferFactory, OrderFactory, StopFactory
 from spark.errors import InvalidTransition
 

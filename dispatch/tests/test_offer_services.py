@@ -6,10 +6,8 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from drivers.tests.factories import DriverFactory
-from orders.models import Batch, BatchEvent, Offer, OfferEvent
-from orders.services import (
-    batch_set_status,
+from dispatch.models import Offer, OfferEvent
+from dispatch.services import (
     offer_accept,
     offer_decline,
     offer_expire,
@@ -17,6 +15,9 @@ from orders.services import (
     offers_expire_due,
     offers_withdraw_stale,
 )
+from drivers.tests.factories import DriverFactory
+from orders.models import Batch, BatchEvent
+from orders.services import batch_set_status
 from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
 from spark.errors import Conflict, DomainError, Gone
 from spark.testing import run_in_threads
@@ -248,7 +249,7 @@ def test_sweeper_respects_its_limit():
 @pytest.mark.django_db
 def test_expiry_countdown_is_queued_after_commit(django_capture_on_commit_callbacks):
     offer = OfferFactory()
-    with mock.patch("orders.tasks.expire_offer.apply_async") as apply_async:
+    with mock.patch("dispatch.tasks.expire_offer.apply_async") as apply_async:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             offer_schedule_expiry(offer=offer)
         assert len(callbacks) == 1

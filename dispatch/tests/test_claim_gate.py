@@ -8,11 +8,11 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dispatch import claim_gate
 from drivers.tests.factories import DriverFactory
-from orders import claim_gate
 from orders.models import Batch
 
-from .test_dispatch import _to_board, store, zone  # noqa: F401 - fixtures
+from .test_rounds import _to_board, store, zone  # noqa: F401 - fixtures
 
 API = "/api/v1/driver"
 
