@@ -41,13 +41,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import BooleanField, Count, Exists, F, FloatField, Func, Max, OuterRef, Q
+from django.db.models import BooleanField, Count, Exists, F, FloatField, Func, Max, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 
 from drivers.models import Driver, Location, Route, SlotClaim
 from drivers.selectors import SLOT_EARLY_MINUTES, eligible_q, zone_today
 from orders.models import Batch, Stop
 from payments.models import PayPolicy
-from payments.services import pay_breakdown, pay_quote
+from payments.services import pay_breakdown, pay_quote, pay_total_sql
 from spark import geo
 from spark.money import format_cents
 from stores.models import Store
@@ -446,6 +447,24 @@ def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[t
     )["total_cents"]
 
 
+def _pay_sql(policy: PayPolicy):
+    """The batch's pay (the same total as _pay_total and pay_quote) as one SQL expression:
+    payments.services.pay_total_sql, fed from the batch's columns and its live stops. Ranking
+    on anything less (say without tips or heavy pay) would let the LIMIT cut a batch whose
+    exact pay puts it at the top."""
+    live = (
+        Stop.objects.filter(batch_id=OuterRef("pk")).exclude(status=Stop.Status.REMOVED)
+        .order_by().values("batch_id")
+    )
+    heavy = live.annotate(n=Count("pk", filter=Q(order__is_heavy=True))).values("n")
+    tips = live.annotate(t=Sum("order__tip_cents")).values("t")
+    return pay_total_sql(
+        policy, route_meters=F("route_meters"), stops=F("stops_count"),
+        heavy=Coalesce(Subquery(heavy), 0), tip_cents=Coalesce(Subquery(tips), 0),
+        incentive_cents=F("incentive_cents"),
+    )
+
+
 _BATCH_COLUMNS = (
     "pk", "store_id", "route_meters", "route_seconds", "incentive_cents", "last_stop_lat", "last_stop_lng",
     "pickup_by", "dispatch_stage",
@@ -546,13 +565,7 @@ def _ranked_batches(
         qs = qs.filter(reachable)
     d_hs = _per_store({pk: to_store[pk][0] for pk in keep})
     t_hs = _per_store({pk: to_store[pk][1] for pk in keep})
-    pay_sql = _Formula(
-        "{base} + {per_stop} * CAST({stops} AS DOUBLE PRECISION) + {per_m} * CAST({meters} AS DOUBLE PRECISION)"
-        " + {MIN}(CAST({incentive} AS DOUBLE PRECISION), {cap})",
-        base=float(policy.base_cents), per_stop=float(policy.per_stop_cents), stops=F("stops_count"),
-        per_m=policy.per_mile_cents / geo.METERS_PER_MILE, meters=F("route_meters"),
-        incentive=F("incentive_cents"), cap=float(policy.incentive_cap_cents),
-    )
+    pay_sql = _pay_sql(policy)
     cost_per_m = VEHICLE_CENTS_PER_KM / 1000
 
     if route.mode == Route.Mode.ONLINE:
