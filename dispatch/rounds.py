@@ -19,8 +19,10 @@ on a published batch that has no pending offer, under a row lock on the batch.
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Literal
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -193,13 +195,33 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
 _READ = object()
 
 
+@dataclass(frozen=True)
+class BoardClaim:
+    """What a board claim came to. Pooled: inside the fair window, `attempt` waits for the draw
+    when the window closes. Assigned: the batch is the driver's, `offer` is their accepted
+    offer (None when ops gave them the batch directly)."""
+
+    outcome: Literal["pooled", "assigned"]
+    attempt: ClaimAttempt | None = None
+    offer: Offer | None = None
+
+    @classmethod
+    def pooled(cls, attempt: ClaimAttempt) -> "BoardClaim":
+        return cls(outcome="pooled", attempt=attempt)
+
+    @classmethod
+    def assigned(cls, offer: Offer | None) -> "BoardClaim":
+        return cls(outcome="assigned", offer=offer)
+
+
 def board_claim(
     *, driver, batch: Batch | None = None, batch_id: int | None = None, taken_marker=_READ
-) -> tuple[str, object]:
+) -> BoardClaim:
     """A driver claims a batch on the open board.
 
-    Inside the fair window: the claim is pooled -> ("pooled", ClaimAttempt); the draw happens
-    when the window closes. After it: first come -> ("assigned", Offer) or Conflict (409).
+    Inside the fair window: the claim is pooled (BoardClaim.pooled, with the ClaimAttempt); the
+    draw happens when the window closes. After it: first come (BoardClaim.assigned, with the
+    accepted Offer) or Conflict (409).
     `taken_marker`: what dispatch.claim_gate.claim_attempt() already read for this batch (the
     API reads it with the attempt count in one round trip); read here when not given.
     """
@@ -228,7 +250,9 @@ def board_claim(
         raise NotFound("No such batch.")
     if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
         if batch.driver_id == driver.pk and batch.status in Batch.ACTIVE_STATUSES:
-            return "assigned", Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
+            return BoardClaim.assigned(
+                Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
+            )
         if batch.status == Batch.Status.CANCELLED:
             raise Conflict("This batch was withdrawn by the store.", code="batch_withdrawn")
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
@@ -249,17 +273,18 @@ def board_claim(
             batch=batch, driver=driver, defaults={"score": weight, "detail": detail}
         )
         queue_on_commit(tasks.resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
-        return "pooled", attempt
+        return BoardClaim.pooled(attempt)
     # Window over: settle the pool first (idempotent), then first come.
     if batch.has_pooled:
         claim_pool_resolve(batch_id=batch.pk)
         batch.refresh_from_db()
     if batch.status != Batch.Status.PUBLISHED:
         if batch.driver_id == driver.pk:
-            return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
+            return BoardClaim.assigned(batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first())
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
-    return "assigned", _claim_now(batch=batch, driver=driver, reason="claimed on the board (first come)",
-                                  detail={"board": True})
+    return BoardClaim.assigned(
+        _claim_now(batch=batch, driver=driver, reason="claimed on the board (first come)", detail={"board": True})
+    )
 
 
 def claim_pool_resolve(*, batch_id: int) -> int | None:

@@ -157,11 +157,11 @@ def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     batch = _to_board(store, zone)
     holder = slot_holder(store, zone)  # weight +2
     plain = [DriverFactory(home_zone=zone) for _ in range(3)]
-    outcome, attempt = rounds.board_claim(batch=batch, driver=plain[0])
-    assert outcome == "pooled" and attempt.detail["decides_at"]
+    claim = rounds.board_claim(batch=batch, driver=plain[0])
+    assert claim.outcome == "pooled" and claim.attempt.detail["decides_at"]
     for d in [*plain[1:], holder]:
-        assert rounds.board_claim(batch=batch, driver=d)[0] == "pooled"
-    assert rounds.board_claim(batch=batch, driver=plain[0])[0] == "pooled"  # a repeat is the same claim
+        assert rounds.board_claim(batch=batch, driver=d).outcome == "pooled"
+    assert rounds.board_claim(batch=batch, driver=plain[0]).outcome == "pooled"  # a repeat is the same claim
     assert ClaimAttempt.objects.filter(batch=batch).count() == 4
     weights = {a.driver_id: a.score for a in ClaimAttempt.objects.filter(batch=batch)}
     assert weights[holder.pk] == pytest.approx(weights[plain[0].pk] + 2)
@@ -190,11 +190,11 @@ def test_after_the_window_it_is_first_come(store, zone):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
-    outcome, offer = rounds.board_claim(batch=batch, driver=first)
-    assert outcome == "assigned" and offer.status == "accepted"
+    claim = rounds.board_claim(batch=batch, driver=first)
+    assert claim.outcome == "assigned" and claim.offer.status == "accepted"
     with pytest.raises(Conflict, match="another driver"):
         rounds.board_claim(batch=batch, driver=second)
-    assert rounds.board_claim(batch=batch, driver=first)[0] == "assigned"  # a retry by the winner
+    assert rounds.board_claim(batch=batch, driver=first).outcome == "assigned"  # a retry by the winner
 
 
 def test_other_zone_driver_cannot_claim(store, zone):
@@ -218,7 +218,7 @@ def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
         return rounds.board_claim(batch=B.objects.get(pk=batch.pk), driver=drivers[i])
 
     results = run_in_threads(50, claim)
-    wins = [r for r in results if isinstance(r, tuple) and r[0] == "assigned"]
+    wins = [r for r in results if isinstance(r, rounds.BoardClaim) and r.outcome == "assigned"]
     losses = [r for r in results if isinstance(r, Conflict)]
     assert len(wins) == 1 and len(losses) == 49, {type(r).__name__ for r in results}
     batch.refresh_from_db()
@@ -312,12 +312,12 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
     with django_capture_on_commit_callbacks(execute=True):
-        assert rounds.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"
+        assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     # The losers that follow are answered from the marker the winner left, without PostgreSQL.
     with django_assert_num_queries(0), pytest.raises(Conflict, match="another driver") as exc:
         rounds.board_claim(batch_id=batch.pk, driver=second)
     assert exc.value.code == "batch_taken"
-    assert rounds.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"  # the holder's retry
+    assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"  # the holder's retry
     outsider = DriverFactory(home_zone=ZoneFactory(name="New Orleans", slug="nola"))
     with pytest.raises(NotFound):  # another zone's batch stays a 404, marker or not
         rounds.board_claim(batch_id=batch.pk, driver=outsider)
@@ -339,7 +339,7 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(store, zone, s
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
     with django_capture_on_commit_callbacks(execute=True):
-        assert rounds.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"
+        assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     with pytest.raises(Conflict, match="another driver"):
         rounds.board_claim(batch_id=batch.pk, driver=second)
     batch.refresh_from_db()
@@ -350,7 +350,7 @@ def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
     first, second = _to_board(store, zone), _to_board(store, zone)
     driver = DriverFactory(home_zone=zone)
     Batch.objects.filter(pk=first.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    assert rounds.board_claim(batch_id=first.pk, driver=driver)[0] == "assigned"
+    assert rounds.board_claim(batch_id=first.pk, driver=driver).outcome == "assigned"
     # Inside its fair window the claim is refused up front (the draw would come later)...
     with pytest.raises(Conflict) as exc:
         rounds.board_claim(batch_id=second.pk, driver=driver)

@@ -92,15 +92,15 @@ class BatchClaimView(DriverAPIView):
         gate = claim_gate.claim_attempt(driver_id=request.driver.pk, batch_id=batch_id)
         if gate.attempts > request.driver.home_zone.claim_rate_per_minute:
             raise exceptions.Throttled(wait=gate.retry_after)
-        outcome, obj = rounds.board_claim(batch_id=batch_id, driver=request.driver, taken_marker=gate.taken_by)
-        if outcome == "pooled":
+        claim = rounds.board_claim(batch_id=batch_id, driver=request.driver, taken_marker=gate.taken_by)
+        if claim.attempt is not None:
             return Response({
                 "status": "pooled",
                 "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
-                "decides_at": getattr(obj, "detail", {}).get("decides_at"),
+                "decides_at": claim.attempt.detail.get("decides_at"),
             }, status=status.HTTP_202_ACCEPTED)
-        # obj is the accepted offer (None when ops gave the batch directly).
-        batch = obj.batch if isinstance(obj, Offer) else Batch.objects.select_related("store").get(pk=batch_id)
+        # No offer when ops gave the batch directly.
+        batch = claim.offer.batch if claim.offer is not None else Batch.objects.select_related("store").get(pk=batch_id)
         return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
 
 
