@@ -11,7 +11,7 @@ Redis db 10 (emptied before and after).
 Part 1: 1,000 pending route offers, each on its own published batch (dispatch stage "route",
 so the advance_dispatch an expiry queues just moves the batch to the board) and to its own
 driver, with expires_at spread evenly over the next minute. They are created 20 per
-transaction, each countdown queued after commit by orders.services.offer_schedule_expiry, as
+transaction, each countdown queued after commit by dispatch.services.offer_schedule_expiry, as
 dispatch does. Lateness (the target's figure) = the offer's status_changed_at, stamped by the
 expiry transition, minus its expires_at. Also printed: when this script first saw each offer
 expired (polling every 0.25 s; a sweeper's expiries show only when its whole run commits), the

@@ -8,10 +8,11 @@ from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
 from dispatch.models import Offer
+from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
 from orders.models import Order, Stop
-from orders.tests.factories import OfferFactory, OrderFactory, StopFactory
+from orders.tests.factories import OrderFactory, StopFactory
 from spark import roles
 from stores.models import DeliverySlot, StoreMembership
 from stores.tests.factories import (

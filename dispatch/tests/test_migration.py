@@ -38,8 +38,9 @@ def _rows(table: str) -> list[tuple]:
 
 def _content_type_ids(app_label: str) -> dict[str, int]:
     return dict(
-        ContentType.objects.filter(app_label=app_label, model__in=("offer", "offerevent", "claimattempt"))
-        .values_list("model", "pk")
+        ContentType.objects.filter(app_label=app_label, model__in=("offer", "offerevent", "claimattempt")).values_list(
+            "model", "pk"
+        )
     )
 
 
@@ -53,12 +54,17 @@ def test_offers_keep_their_rows_and_content_types_when_they_move_to_dispatch():
         # before and after the move, so today's models write them as the old ones did.
         call_command("seed_demo", stdout=StringIO())
         rounds.dispatch_sweep()
-        published = Batch.objects.filter(status=Batch.Status.PUBLISHED).exclude(
-            pk__in=Offer.objects.values("batch_id")
-        ).select_related("store").first()
+        published = (
+            Batch.objects.filter(status=Batch.Status.PUBLISHED)
+            .exclude(pk__in=Offer.objects.values("batch_id"))
+            .select_related("store")
+            .first()
+        )
         assert published is not None
         ClaimAttempt.objects.create(
-            batch=published, driver=Driver.objects.filter(home_zone=published.store.zone_id).first(), score=2.5,
+            batch=published,
+            driver=Driver.objects.filter(home_zone=published.store.zone_id).first(),
+            score=2.5,
             detail={"slot": False},
         )
         before = {table: _rows(table) for table in TABLES}
@@ -75,9 +81,9 @@ def test_offers_keep_their_rows_and_content_types_when_they_move_to_dispatch():
         assert _content_type_ids("dispatch") == old_types
         assert _content_type_ids("orders") == {}
         assert ContentType.objects.get_for_model(Offer).pk == old_types["offer"]
-        assert set(
-            Permission.objects.filter(content_type__app_label="dispatch").values_list("pk", flat=True)
-        ) >= old_perms
+        assert (
+            set(Permission.objects.filter(content_type__app_label="dispatch").values_list("pk", flat=True)) >= old_perms
+        )
         # Readable through the new models, relations included.
         assert Offer.objects.count() == len(before["orders_offer"])
         assert OfferEvent.objects.count() == len(before["orders_offerevent"])

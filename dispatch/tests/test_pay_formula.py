@@ -38,25 +38,28 @@ def test_a_high_tip_batch_is_not_cut_from_the_feed_by_the_sql_prefilter():
     assert feed[0]["pay_total_cents"] > feed[1]["pay_total_cents"]
 
 
-
 # --- Properties: the SQL formula is the Python one ----------------------------------------
 
-policies = st.fixed_dictionaries({
-    "base_cents": st.integers(0, 2000),
-    "per_stop_cents": st.integers(0, 1000),
-    "per_mile_cents": st.integers(0, 500),
-    "heavy_order_cents": st.integers(0, 1500),
-    "incentive_cap_cents": st.integers(0, 3000),
-})
+policies = st.fixed_dictionaries(
+    {
+        "base_cents": st.integers(0, 2000),
+        "per_stop_cents": st.integers(0, 1000),
+        "per_mile_cents": st.integers(0, 500),
+        "heavy_order_cents": st.integers(0, 1500),
+        "incentive_cap_cents": st.integers(0, 3000),
+    }
+)
 # One stop: (heavy, tip in cents, taken out of the batch)
-stop_rows = st.lists(
-    st.tuples(st.booleans(), st.integers(0, 20_000), st.booleans()), min_size=1, max_size=5
-).filter(lambda rows: any(not removed for _, _, removed in rows))
-batches = st.fixed_dictionaries({
-    "stops": stop_rows,
-    "route_meters": st.integers(0, 400_000),
-    "incentive_cents": st.integers(0, 5000),
-})
+stop_rows = st.lists(st.tuples(st.booleans(), st.integers(0, 20_000), st.booleans()), min_size=1, max_size=5).filter(
+    lambda rows: any(not removed for _, _, removed in rows)
+)
+batches = st.fixed_dictionaries(
+    {
+        "stops": stop_rows,
+        "route_meters": st.integers(0, 400_000),
+        "incentive_cents": st.integers(0, 5000),
+    }
+)
 
 
 def _policy(values: dict) -> PayPolicy:
@@ -68,9 +71,14 @@ def _make_batch(store, *, stops, route_meters: int = 0, incentive_cents: int = 0
     live = sum(1 for *_, removed in stops if not removed)
     template = batch_on_meridian(store, last_lat)
     batch = BatchFactory(
-        store=store, status=Batch.Status.PUBLISHED, route_meters=route_meters or template.route_meters,
-        route_seconds=template.route_seconds, last_stop_lat=template.last_stop_lat,
-        last_stop_lng=template.last_stop_lng, stops_count=live, published_at=timezone.now(),
+        store=store,
+        status=Batch.Status.PUBLISHED,
+        route_meters=route_meters or template.route_meters,
+        route_seconds=template.route_seconds,
+        last_stop_lat=template.last_stop_lat,
+        last_stop_lng=template.last_stop_lng,
+        stops_count=live,
+        published_at=timezone.now(),
         incentive_cents=incentive_cents,
     )
     Batch.objects.filter(pk=template.pk).update(status=Batch.Status.CANCELLED)  # only the geometry was wanted
@@ -78,8 +86,13 @@ def _make_batch(store, *, stops, route_meters: int = 0, incentive_cents: int = 0
     for heavy, tip, removed in stops:
         sequence += 1
         StopFactory(
-            batch=batch, sequence=sequence, status=Stop.Status.REMOVED if removed else Stop.Status.PENDING,
-            order__lat=template.last_stop_lat, order__lng=LNG, order__is_heavy=heavy, order__tip_cents=tip,
+            batch=batch,
+            sequence=sequence,
+            status=Stop.Status.REMOVED if removed else Stop.Status.PENDING,
+            order__lat=template.last_stop_lat,
+            order__lng=LNG,
+            order__is_heavy=heavy,
+            order__tip_cents=tip,
         )
     return batch
 
@@ -93,7 +106,8 @@ def test_the_sql_pay_is_the_pay_quote(policy, batch_list):
         made = [_make_batch(store, **b) for b in batch_list]
         sql = dict(
             Batch.objects.filter(pk__in=[b.pk for b in made])
-            .annotate(pay=dispatch_feed._pay_sql(pay_policy)).values_list("pk", "pay")
+            .annotate(pay=dispatch_feed._pay_sql(pay_policy))
+            .values_list("pk", "pay")
         )
         for batch in made:
             batch.refresh_from_db()
@@ -101,9 +115,12 @@ def test_the_sql_pay_is_the_pay_quote(policy, batch_list):
             assert sql[batch.pk] == quote["total_cents"]
             # the feed's own pricing of loaded rows is the same formula again
             stops = dispatch_feed._stops_of([batch.pk])[batch.pk]
-            assert dispatch_feed._pay_total(
-                pay_policy, route_meters=batch.route_meters, incentive_cents=batch.incentive_cents, stops=stops
-            ) == quote["total_cents"]
+            assert (
+                dispatch_feed._pay_total(
+                    pay_policy, route_meters=batch.route_meters, incentive_cents=batch.incentive_cents, stops=stops
+                )
+                == quote["total_cents"]
+            )
         transaction.set_rollback(True)
 
 

@@ -31,9 +31,10 @@ from dispatch.push import (
     send_offer_push_task,
     vapid_configured,
 )
+from dispatch.tests.factories import OfferFactory
 from drivers.models import PushSubscription
 from drivers.tests.factories import DriverFactory
-from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
+from orders.tests.factories import BatchFactory, StopFactory
 from payments.models import OfferPaySnapshot
 from spark.errors import DomainError
 

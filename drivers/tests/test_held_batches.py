@@ -23,13 +23,14 @@ from rest_framework.test import APIClient
 from dispatch import claim_gate, rounds
 from dispatch import services as dispatch_services
 from dispatch.models import ClaimAttempt, Offer
+from dispatch.tests.factories import OfferFactory
 from drivers import tasks as driver_tasks
 from drivers.models import Driver, DriverEvent
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders import services as order_services
 from orders.models import Batch, BatchEvent
-from orders.tests.factories import OfferFactory, OrderFactory
+from orders.tests.factories import OrderFactory
 from payments.contractor import services as contractor
 from payments.models import LedgerTransaction, ScreeningCase
 from payments.selectors import driver_balance_cents

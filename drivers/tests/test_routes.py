@@ -9,12 +9,13 @@ import time_machine
 from django.utils import timezone
 
 from dispatch.feed import route_matches_for, slot_holders_for
+from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, Location, Route, SlotClaim
 from drivers.selectors import driver_can_work
 from drivers.services import driver_go_offline, driver_go_online, location_record, route_set
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from orders.models import Batch
-from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
+from orders.tests.factories import BatchFactory, StopFactory
 from payments.services import pay_quote
 from spark.errors import DomainError, NotPermitted
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory

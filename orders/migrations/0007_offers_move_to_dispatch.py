@@ -5,7 +5,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("orders", "0006_batch_batch_live_stops_when_dispatched"),
         ("dispatch", "0001_initial"),

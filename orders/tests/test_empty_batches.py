@@ -17,10 +17,11 @@ from rest_framework.test import APIClient
 from dispatch import rounds
 from dispatch import services as dispatch_services
 from dispatch.models import Offer
+from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
 from orders import services as order_services
 from orders.models import Batch, Order, Stop
-from orders.tests.factories import OfferFactory, OrderFactory
+from orders.tests.factories import OrderFactory
 from payments.models import LedgerTransaction
 from payments.selectors import driver_balance_cents, ledger_total_cents
 from payments.services import offer_pay_snapshot_create
