@@ -175,9 +175,9 @@ def lateness(ids: list[int]) -> tuple[list[float], int, int]:
     return late, pending, other
 
 
-EXPIRE_RE = re.compile(r"orders\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.e-]+s: (True|False)")
-SWEEP_RE = re.compile(r"orders\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.e-]+s: (\d+)")
-TASK_RE = re.compile(r"Task orders\.tasks\.(\w+)\[[^\]]+\] succeeded in ([\d.e-]+)s")
+EXPIRE_RE = re.compile(r"dispatch\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.e-]+s: (True|False)")
+SWEEP_RE = re.compile(r"dispatch\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.e-]+s: (\d+)")
+TASK_RE = re.compile(r"Task (?:orders|dispatch)\.tasks\.(\w+)\[[^\]]+\] succeeded in ([\d.e-]+)s")
 
 
 def task_times(log_text: str) -> str:

@@ -353,9 +353,9 @@ def test_countdown_task_expires_the_offer_on_time_and_the_next_round_is_offered(
     print(f"countdown expiry lateness: {lateness:.3f} s")
     assert 0 <= lateness < 3, f"expired {lateness:.2f} s after its deadline: not the countdown task"
     assert _expiries(offer) == 1
-    assert worker.wait_for_log(r"Task orders\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: True", 5)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: True", 5)
     # The expiry queued the next round; the worker ran it: the route-matched driver, round 2.
-    assert worker.wait_for_log(r"Task orders\.tasks\.advance_dispatch\[[^\]]+\] succeeded in [\d.]+s: 'route'", 5)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.advance_dispatch\[[^\]]+\] succeeded in [\d.]+s: 'route'", 5)
     route_offer = Offer.objects.get(batch=batch, driver=rider)
     assert route_offer.round == 2 and route_offer.expires_at > offer.expires_at
 
@@ -380,7 +380,7 @@ def test_sweeper_alone_expires_a_due_offer_whose_countdown_was_lost_and_twice_ch
         return offer.status == Offer.Status.EXPIRED and _route_offer_pending(batch, rider)
 
     assert _wait_until(done, timeout=15), f"slot offer {offer.status}; offers: {list(batch.offers.values())}"
-    assert worker.wait_for_log(r"Task orders\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
     assert "dispatch.tasks.expire_offer[" not in worker.log().split("sweep_expired_offers", 1)[0]
     changed_at = offer.status_changed_at
 
@@ -389,7 +389,7 @@ def test_sweeper_alone_expires_a_due_offer_whose_countdown_was_lost_and_twice_ch
     tasks.sweep_expired_offers()
     tasks.expire_offer.delay(offer.pk)
     tasks.sweep_expired_offers.delay()
-    assert worker.wait_for_log(r"Task orders\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: False", 10)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: False", 10)
     assert worker.wait_for_log(
         r"(?s)sweep_expired_offers\[[^\]]+\] succeeded.*sweep_expired_offers\[[^\]]+\] succeeded", 10
     )
@@ -408,8 +408,8 @@ def test_a_killed_worker_loses_its_countdown_task_and_the_sweeper_in_a_new_worke
     offer = _start_dispatch(batch)
     # The first worker holds the countdown task (reserved, not acknowledged) until the deadline.
     held = [("dispatch.tasks.expire_offer", [offer.pk])]
-    assert first.wait_for_log(r"Task orders\.tasks\.expire_offer\[[^\]]+\] received", 5)
-    assert first.wait_for_log(r"Task drivers\.push\.send_offer_push_task\[[^\]]+\] succeeded", 5)
+    assert first.wait_for_log(r"Task dispatch\.tasks\.expire_offer\[[^\]]+\] received", 5)
+    assert first.wait_for_log(r"Task dispatch\.push\.send_offer_push_task\[[^\]]+\] succeeded", 5)
     assert _wait_until(lambda: broker.unacked() == held and broker.queued() == 0, timeout=5), broker.unacked()
     first.kill(signal.SIGKILL)  # kill -9: no warm shutdown, nothing put back into the queue
     assert broker.unacked() == held and broker.queued() == 0
@@ -431,7 +431,7 @@ def test_a_killed_worker_loses_its_countdown_task_and_the_sweeper_in_a_new_worke
         return offer.status == Offer.Status.EXPIRED and _route_offer_pending(batch, rider)
 
     assert _wait_until(done, timeout=15), f"slot offer {offer.status}; offers: {list(batch.offers.values())}"
-    assert second.wait_for_log(r"Task orders\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
+    assert second.wait_for_log(r"Task dispatch\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
     assert _expiries(offer) == 1
 
 
