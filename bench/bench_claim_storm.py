@@ -253,7 +253,8 @@ def next_batches(store, previous: list[int], n: int, run: int) -> list[int]:
 def verify(batch_ids: list[int], samples: list[Sample]) -> dict[str, int]:
     from django.db.models import Count
 
-    from orders.models import Batch, Offer
+    from dispatch.models import Offer
+    from orders.models import Batch
 
     holders = dict(Batch.objects.filter(pk__in=batch_ids, status=Batch.Status.ASSIGNED)
                    .values_list("pk", "driver_id"))

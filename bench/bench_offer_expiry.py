@@ -11,7 +11,7 @@ Redis db 10 (emptied before and after).
 Part 1: 1,000 pending route offers, each on its own published batch (dispatch stage "route",
 so the advance_dispatch an expiry queues just moves the batch to the board) and to its own
 driver, with expires_at spread evenly over the next minute. They are created 20 per
-transaction, each countdown queued after commit by orders.services.offer_schedule_expiry, as
+transaction, each countdown queued after commit by dispatch.services.offer_schedule_expiry, as
 dispatch does. Lateness (the target's figure) = the offer's status_changed_at, stamped by the
 expiry transition, minus its expires_at. Also printed: when this script first saw each offer
 expired (polling every 0.25 s; a sweeper's expiries show only when its whole run commits), the
@@ -80,8 +80,9 @@ def create_offers(store, drivers: list, expiries: list[datetime]) -> list[int]:
     from django.db import transaction
     from django.utils import timezone
 
-    from orders.models import Batch, Offer, OfferEvent
-    from orders.services import offer_schedule_expiry
+    from dispatch.models import Offer, OfferEvent
+    from dispatch.services import offer_schedule_expiry
+    from orders.models import Batch
 
     ids: list[int] = []
     for start in range(0, len(drivers), CHUNK):
@@ -127,7 +128,7 @@ def watch(ids: list[int], last_expiry: datetime, grace_s: float, redis_url: str)
     when its transaction commits), to within the 0.25 s poll, and the longest broker backlog."""
     from django.utils import timezone
 
-    from orders.models import Offer
+    from dispatch.models import Offer
 
     seen: dict[int, datetime] = {}
     remaining = set(ids)
@@ -165,7 +166,7 @@ def wait_for_drain(redis_url: str, timeout: float) -> float:
 def lateness(ids: list[int]) -> tuple[list[float], int, int]:
     """Seconds from expiry to the expired transition, per expired offer; and how many are
     still pending, and how many ended otherwise (accepted, withdrawn...)."""
-    from orders.models import Offer
+    from dispatch.models import Offer
 
     rows = list(Offer.objects.filter(pk__in=ids).values_list("status", "status_changed_at", "expires_at"))
     late = [(changed - expires).total_seconds() for status, changed, expires in rows if status == "expired"]
@@ -174,9 +175,9 @@ def lateness(ids: list[int]) -> tuple[list[float], int, int]:
     return late, pending, other
 
 
-EXPIRE_RE = re.compile(r"orders\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.e-]+s: (True|False)")
-SWEEP_RE = re.compile(r"orders\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.e-]+s: (\d+)")
-TASK_RE = re.compile(r"Task orders\.tasks\.(\w+)\[[^\]]+\] succeeded in ([\d.e-]+)s")
+EXPIRE_RE = re.compile(r"dispatch\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.e-]+s: (True|False)")
+SWEEP_RE = re.compile(r"dispatch\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.e-]+s: (\d+)")
+TASK_RE = re.compile(r"Task (?:orders|dispatch)\.tasks\.(\w+)\[[^\]]+\] succeeded in ([\d.e-]+)s")
 
 
 def task_times(log_text: str) -> str:

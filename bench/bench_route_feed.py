@@ -3,7 +3,7 @@
 Builds its own world in a dedicated PostgreSQL database (created if missing, migrated,
 emptied): one zone, a few stores, N published batches with 1-5 stops each (plus closed
 batches from earlier days, as a real table has), and drivers with trip and online routes.
-Then it times drivers.selectors.route_feed (server time: the selector with its queries,
+Then it times dispatch.feed.route_feed (server time: the selector with its queries,
 without HTTP) for many calls with varied routes and prints p50/p95/max against the target
 (p95 under 30 ms). If the partial index the feed wants is missing, it measures once
 without it and once with it created for the run, so both figures are on record.
@@ -196,8 +196,8 @@ def has_feed_index() -> bool:
 def measure(args, label: str) -> list[float]:
     from django.utils import timezone
 
+    from dispatch.feed import route_feed
     from drivers.models import Driver, Route
-    from drivers.selectors import route_feed
 
     drivers = list(Driver.objects.filter(home_zone__slug="bench-nashville").select_related("home_zone"))
     modes = dict(Route.objects.filter(is_active=True).values_list("driver_id", "mode"))

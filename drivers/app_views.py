@@ -3,7 +3,7 @@
 Pages read through the selectors; the browser writes through the JSON driver API
 (/api/v1/driver/..., session auth + CSRF token) so the app and the API share one code path.
 The only writes here are the two a driver makes that have no API of their own: an appeal
-(drivers.appeals.driver_appeal_submit) and a Web Push subscription (drivers.push).
+(drivers.appeals.driver_appeal_submit) and a Web Push subscription (dispatch.push).
 
 Privacy (DESIGN rule 6): offer, feed and board cards show stop areas only; exact addresses
 appear on the Batch page once the batch is the driver's and picked up. Every page is
@@ -34,15 +34,18 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from dispatch import feed, push
+from dispatch import selectors as dispatch_selectors
+from dispatch.models import Offer
 from orders import selectors as order_selectors
-from orders.models import Batch, Offer, Stop
+from orders.models import Batch, Stop
 from orders.services import RETURN_REASONS
 from payments.selectors import trip_pay_cents
 from spark import geo, roles
 from spark.errors import DomainError
 from spark.httpkit import safe_next
 
-from . import appeals, push, selectors
+from . import appeals, selectors
 from .api.serializers import DECLINE_REASONS, batch_summary
 from .models import Driver, Route
 
@@ -236,7 +239,7 @@ def _context(request, driver: Driver, tab: str, **extra) -> dict:
         "status_label": STATUS_LABELS.get(driver.status, driver.status),
         "active_batch": active,
         "on_duty": driver.is_online or active is not None,
-        "offers_count": order_selectors.offers_for_driver(driver=driver).count() if reason is None else 0,
+        "offers_count": dispatch_selectors.offers_for_driver(driver=driver).count() if reason is None else 0,
         "vapid_public_key": getattr(settings, "SPARK_VAPID_PUBLIC_KEY", "") or "",
         "js_strings": _js_strings(),
         "api": API,
@@ -292,7 +295,7 @@ def _pay(offer):
 
 def _offer_cards(driver: Driver) -> list[dict]:
     cards = []
-    for offer in order_selectors.offers_for_driver(driver=driver):
+    for offer in dispatch_selectors.offers_for_driver(driver=driver):
         summary = batch_summary(offer.batch)
         cards.append(
             {
@@ -373,8 +376,7 @@ def _slots_context(driver: Driver, *, more: bool = False) -> dict:
 
 
 def _feed_context(driver: Driver) -> dict:
-    feed = [_feed_card(c) for c in selectors.route_feed(driver, now=timezone.now(), limit=20)]
-    return {"feed": feed}
+    return {"feed": [_feed_card(c) for c in feed.route_feed(driver, now=timezone.now(), limit=20)]}
 
 
 @driver_page
@@ -424,7 +426,7 @@ def _offers_context(request, driver: Driver) -> dict:
     context = _context(request, driver, "offers")
     if context["can_work"]:
         context["offer_cards"] = _offer_cards(driver)
-        context["board"] = [_feed_card(c) for c in selectors.board_for(driver, now=timezone.now(), limit=30)]
+        context["board"] = [_feed_card(c) for c in feed.board_for(driver, now=timezone.now(), limit=30)]
     context["decline_reasons"] = [(key, DECLINE_LABELS.get(key, label)) for key, label in DECLINE_REASONS.items()]
     context["server_now_ms"] = int(timezone.now().timestamp() * 1000)
     return context

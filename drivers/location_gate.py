@@ -1,5 +1,5 @@
 """How often a driver's phone may report its position, counted in the default cache (Redis in
-production, shared by every web process; the same cache as orders.claim_gate).
+production, shared by every web process; the same cache as dispatch.claim_gate).
 
 - Stored: at most one ping per driver every SPARK_LOCATION_MIN_INTERVAL_SECONDS. The ping that
   stores sets a marker that expires after the interval; a ping that finds the marker is

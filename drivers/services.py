@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from orders import services as order_services
 from orders.models import Batch
-from spark import geo
+from spark import geo, hooks
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, NotFound, NotPermitted, RateLimited
 from spark.statemachine import TransitionResult, transition
@@ -29,7 +29,7 @@ from .selectors import driver_can_work
 #   finish   - they may still finish that batch, and only it (Batch.finish_first_at); the
 #              suspension itself is recorded now, so they get no new work anywhere;
 #   dispatch - the batch goes back to dispatch, offered again from round 1; they are paid
-#              for the trip (orders.services.batch_release_to_dispatch).
+#              for the trip (dispatch.services.batch_release_to_dispatch, through spark.hooks).
 # A picked-up (or returning) batch always stays with its driver to finish: the groceries are
 # in their car. Before pickup, the default is back to dispatch; ops choose in the admin.
 HELD_BATCH_FINISH = "finish"
@@ -58,7 +58,7 @@ def _held_batch_apply(*, batch: Batch, decision: str, actor=None) -> None:
     if decision == HELD_BATCH_FINISH:
         order_services.batch_let_driver_finish(batch=batch, actor=actor)
     else:
-        order_services.batch_release_to_dispatch(batch=batch, actor=actor, reason=_HELD_BATCH_REASON)
+        hooks.held_batch_to_dispatch(batch=batch, actor=actor, reason=_HELD_BATCH_REASON)
 
 
 def driver_set_status(
@@ -117,8 +117,7 @@ def driver_set_status(
             event_fields={"reason_code": reason_code},
         )
         if result.changed and to != Driver.Status.ACTIVE:
-            order_services.offers_withdraw_for_driver(driver=driver, actor=actor,
-                                                      reason="the driver can no longer take work")
+            hooks.driver_cannot_act(driver=driver, actor=actor, reason="the driver can no longer take work")
         if result.changed and held is not None and decision is not None:
             _held_batch_apply(batch=held, decision=decision, actor=actor)
     return result
@@ -578,7 +577,6 @@ def location_record(*, driver: Driver, lat, lng, accuracy_m: int | None = None) 
     Rate (drivers.location_gate): past SPARK_LOCATION_MAX_PER_MINUTE pings a minute, RateLimited
     (429); a ping within SPARK_LOCATION_MIN_INTERVAL_SECONDS of the last stored one is not
     written and gets that stored position back (stored=False)."""
-    from orders.models import Batch
 
     p_lat, p_lng = _position(lat, lng)
     if accuracy_m is not None and (isinstance(accuracy_m, bool) or not isinstance(accuracy_m, int) or accuracy_m < 0):

@@ -183,19 +183,6 @@ def stop_areas(*, batch) -> list[dict]:
     return areas
 
 
-def offers_for_driver(*, driver):
-    """A driver's pending, unexpired offers with everything the offer card shows."""
-    from django.db.models.functions import Now
-
-    from .models import Offer
-
-    return (
-        Offer.objects.filter(driver=driver, status=Offer.Status.PENDING, expires_at__gt=Now())
-        .select_related("batch__store", "pay")
-        .order_by("expires_at")
-    )
-
-
 def batch_addresses_visible_to(*, batch: Batch, driver, now=None) -> bool:
     """DESIGN rule 6, the one place it is decided: may `driver` see the exact customer
     addresses (and names, phones, positions) of `batch`? Yes from the moment the batch is

@@ -55,7 +55,7 @@ class OfferPaySnapshot(models.Model):
     """What an offer promised, frozen when the offer was made. Never updated: the pay the
     driver finally gets for the batch is at least `total_cents` (DESIGN rule 8)."""
 
-    offer = models.OneToOneField("orders.Offer", on_delete=models.PROTECT, related_name="pay")
+    offer = models.OneToOneField("dispatch.Offer", on_delete=models.PROTECT, related_name="pay")
     base_cents = models.BigIntegerField()
     stops_cents = models.BigIntegerField()
     miles_cents = models.BigIntegerField()

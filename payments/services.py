@@ -1,9 +1,13 @@
 """Every write to payments goes through here. The ledger is double-entry in integer cents."""
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, ExpressionWrapper, Value
+from django.db.models.functions import Cast, Least
 
+from orders.selectors import batch_stops
 from spark import geo
 from spark.errors import DomainError
 
@@ -81,25 +85,72 @@ def ledger_post(
 # --- Pay ----------------------------------------------------------------------------
 
 
+# The pay formula, written once (_pay_parts) and evaluated two ways: in Python on plain
+# numbers (pay_breakdown: quotes, offer snapshots, the feed's cards) and in SQL on columns
+# (pay_total_sql: the feed's ranking, which picks the rows the feed then prices exactly).
+# Both use only integer arithmetic, so they agree to the cent (a Hypothesis test checks it);
+# a change to the formula is a change to _pay_parts and reaches both.
+
+# Routed miles are paid per mile, rounded half up to the cent: route_meters * per_mile_cents
+# / 1609.344, in integers as route_meters * per_mile_cents * 1000 / MILLIMETRES_PER_MILE.
+MILLIMETRES_PER_MILE = round(geo.METERS_PER_MILE * 1000)
+
+
+def _pay_parts(policy, *, route_meters, stops, heavy, tip_cents, incentive_cents, least, divide_half_up) -> dict:
+    """The parts of a batch's pay. The inputs are ints (Python) or expressions (SQL); `least`
+    and `divide_half_up` are the two operations that are spelled differently in each."""
+    return {
+        "base_cents": policy.base_cents,
+        "stops_cents": policy.per_stop_cents * stops,
+        "miles_cents": divide_half_up(route_meters * (policy.per_mile_cents * 1000), MILLIMETRES_PER_MILE),
+        "heavy_cents": policy.heavy_order_cents * heavy,
+        "incentive_cents": least(incentive_cents, policy.incentive_cap_cents),
+        "tip_cents": tip_cents,
+    }
+
+
+def _divide_half_up(numerator: int, denominator: int) -> int:
+    return (2 * numerator + denominator) // (2 * denominator)  # numerator >= 0
+
+
 def pay_breakdown(
     policy, *, route_meters: int, stops: int, heavy: int, tip_cents: int, incentive_cents: int
 ) -> dict:
-    """The pay formula, from plain numbers (one place; pay_quote and the drivers' feed use it).
+    """The pay formula, from plain numbers (pay_quote and the drivers' feed use it).
     Routed miles include the drive back to the store; tips go to the driver in full."""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    miles = Decimal(route_meters) / Decimal(str(geo.METERS_PER_MILE))
-    quote = {
-        "base_cents": policy.base_cents,
-        "stops_cents": policy.per_stop_cents * stops,
-        "miles_cents": int((miles * policy.per_mile_cents).quantize(Decimal("1"), rounding=ROUND_HALF_UP)),
-        "heavy_cents": policy.heavy_order_cents * heavy,
-        "incentive_cents": min(incentive_cents, policy.incentive_cap_cents),
-        "tip_cents": tip_cents,
-        "routed_meters": route_meters,
-    }
+    quote = _pay_parts(
+        policy, route_meters=route_meters, stops=stops, heavy=heavy, tip_cents=tip_cents,
+        incentive_cents=incentive_cents, least=min, divide_half_up=_divide_half_up,
+    )
+    quote["routed_meters"] = route_meters
     quote["total_cents"] = sum(v for k, v in quote.items() if k.endswith("_cents"))
     return quote
+
+
+def _sql_divide_half_up(numerator, denominator: int):
+    # bigint / bigint in PostgreSQL truncates, which for a numerator >= 0 is the floor.
+    return ExpressionWrapper(
+        (Value(2) * numerator + Value(denominator)) / Value(2 * denominator), output_field=BigIntegerField()
+    )
+
+
+def pay_total_sql(policy, *, route_meters, stops, heavy, tip_cents, incentive_cents):
+    """pay_breakdown(...)["total_cents"] as one SQL expression over the given expressions (e.g.
+    F("route_meters") and a subquery of the tips), for ranking many batches in the database.
+    The same parts as pay_breakdown (_pay_parts), so the two cannot drift apart."""
+
+    def bigint(value):
+        return Cast(value, output_field=BigIntegerField())
+
+    parts = _pay_parts(
+        policy, route_meters=bigint(route_meters), stops=bigint(stops), heavy=bigint(heavy),
+        tip_cents=bigint(tip_cents), incentive_cents=bigint(incentive_cents),
+        least=lambda a, b: Least(a, Value(b)), divide_half_up=_sql_divide_half_up,
+    )
+    total: Any = Value(0)
+    for value in parts.values():
+        total = total + (value if hasattr(value, "resolve_expression") else Value(value))
+    return ExpressionWrapper(total, output_field=BigIntegerField())
 
 
 def zone_pay_policy(*, zone):
@@ -116,8 +167,6 @@ def zone_pay_policy(*, zone):
 def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
     """What a driver is offered for `batch` under its zone's pay policy, in cents. Offers
     freeze this as their pay snapshot."""
-    from orders.selectors import batch_stops
-
     policy = zone_pay_policy(zone=batch.store.zone)
     stops = batch_stops(batch=batch)
     return pay_breakdown(

@@ -197,8 +197,9 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 from drivers.models import Driver
-from orders.models import Batch, Offer
-from orders.services import offer_schedule_expiry
+from orders.models import Batch
+from dispatch.models import Offer
+from dispatch.services import offer_schedule_expiry
 
 driver = Driver.objects.get(user__email="driver1@spark.test")
 batch = (

@@ -18,21 +18,13 @@ from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 from simple_history.models import HistoricalChanges
 
+from dispatch.models import ClaimAttempt, Offer, OfferEvent
+from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, DriverEvent, Location, PushSubscription
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
-from orders.models import (
-    Batch,
-    BatchEvent,
-    BatchingRun,
-    ClaimAttempt,
-    Offer,
-    OfferEvent,
-    Order,
-    OrderEvent,
-    StopEvent,
-)
-from orders.tests.factories import BatchFactory, OfferFactory, OrderFactory, StopFactory
+from orders.models import Batch, BatchEvent, BatchingRun, Order, OrderEvent, StopEvent
+from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from payments.models import (
     Account,
     DriverNotice,

@@ -22,11 +22,12 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from dispatch import rounds
+from dispatch.models import Offer
+from dispatch.tasks import expire_offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import dispatch
 from orders import services as order_services
-from orders.models import Batch, Offer, Order
-from orders.tasks import expire_offer
+from orders.models import Batch, Order
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
 from spark import celery as spark_celery
@@ -140,7 +141,7 @@ def test_dashboard_publish_with_the_broker_down_publishes_and_says_dispatch_foll
     assert not Offer.objects.filter(batch=batch).exists()  # the dispatch task never left
 
     # The broker is back: the beat sweeper offers the batch to the slot holder.
-    dispatch.dispatch_sweep()
+    rounds.dispatch_sweep()
     assert Offer.objects.filter(batch=batch, driver=holder, status=Offer.Status.PENDING).exists()
 
 
@@ -183,7 +184,7 @@ def test_driver_declines_an_offer_with_the_broker_down_and_the_sweeper_moves_dis
     holder = _slot_holder(store, zone)
     batch = _draft(store)
     order_services.batch_publish(batch=batch)
-    dispatch.dispatch_advance(batch_id=batch.pk)
+    rounds.dispatch_advance(batch_id=batch.pk)
     offer = Offer.objects.get(batch=batch, driver=holder)
     with broker_down():
         started = time.monotonic()
@@ -199,7 +200,7 @@ def test_driver_declines_an_offer_with_the_broker_down_and_the_sweeper_moves_dis
     assert offer.status == Offer.Status.DECLINED and offer.decline_reason == "too_far"
     stage = Batch.objects.get(pk=batch.pk).dispatch_stage
     # the sweeper runs the round the lost task would have run
-    dispatch.dispatch_sweep()
+    rounds.dispatch_sweep()
     assert Batch.objects.get(pk=batch.pk).dispatch_stage != stage
 
 

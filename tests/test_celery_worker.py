@@ -35,12 +35,14 @@ import redis
 from django.db import connection, transaction
 from django.utils import timezone
 
+from dispatch import rounds, tasks
+from dispatch import services as dispatch_services
+from dispatch.models import Offer, OfferEvent
 from drivers import services as driver_services
 from drivers.models import Route, SlotClaim
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import dispatch, tasks
 from orders import services as order_services
-from orders.models import Batch, Offer, OfferEvent
+from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
 from spark.celery import app
@@ -309,7 +311,7 @@ def _world(*, ttl: int = 5):
 def _start_dispatch(batch) -> Offer:
     """Round 1 as the publish task runs it: the slot offer, its countdown queued on commit."""
     with transaction.atomic():
-        assert dispatch.dispatch_advance(batch_id=batch.pk) == Batch.Stage.SLOT
+        assert rounds.dispatch_advance(batch_id=batch.pk) == Batch.Stage.SLOT
     return Offer.objects.get(batch=batch, kind=Offer.Kind.SLOT)
 
 
@@ -351,9 +353,9 @@ def test_countdown_task_expires_the_offer_on_time_and_the_next_round_is_offered(
     print(f"countdown expiry lateness: {lateness:.3f} s")
     assert 0 <= lateness < 3, f"expired {lateness:.2f} s after its deadline: not the countdown task"
     assert _expiries(offer) == 1
-    assert worker.wait_for_log(r"Task orders\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: True", 5)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: True", 5)
     # The expiry queued the next round; the worker ran it: the route-matched driver, round 2.
-    assert worker.wait_for_log(r"Task orders\.tasks\.advance_dispatch\[[^\]]+\] succeeded in [\d.]+s: 'route'", 5)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.advance_dispatch\[[^\]]+\] succeeded in [\d.]+s: 'route'", 5)
     route_offer = Offer.objects.get(batch=batch, driver=rider)
     assert route_offer.round == 2 and route_offer.expires_at > offer.expires_at
 
@@ -378,16 +380,16 @@ def test_sweeper_alone_expires_a_due_offer_whose_countdown_was_lost_and_twice_ch
         return offer.status == Offer.Status.EXPIRED and _route_offer_pending(batch, rider)
 
     assert _wait_until(done, timeout=15), f"slot offer {offer.status}; offers: {list(batch.offers.values())}"
-    assert worker.wait_for_log(r"Task orders\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
-    assert "orders.tasks.expire_offer[" not in worker.log().split("sweep_expired_offers", 1)[0]
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
+    assert "dispatch.tasks.expire_offer[" not in worker.log().split("sweep_expired_offers", 1)[0]
     changed_at = offer.status_changed_at
 
     # Expiry again, every way it can run: the service, the sweeper here, both tasks in the worker.
-    assert order_services.offer_expire(offer_id=offer.pk) is False
+    assert dispatch_services.offer_expire(offer_id=offer.pk) is False
     tasks.sweep_expired_offers()
     tasks.expire_offer.delay(offer.pk)
     tasks.sweep_expired_offers.delay()
-    assert worker.wait_for_log(r"Task orders\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: False", 10)
+    assert worker.wait_for_log(r"Task dispatch\.tasks\.expire_offer\[[^\]]+\] succeeded in [\d.]+s: False", 10)
     assert worker.wait_for_log(
         r"(?s)sweep_expired_offers\[[^\]]+\] succeeded.*sweep_expired_offers\[[^\]]+\] succeeded", 10
     )
@@ -405,9 +407,9 @@ def test_a_killed_worker_loses_its_countdown_task_and_the_sweeper_in_a_new_worke
     first = start_worker()
     offer = _start_dispatch(batch)
     # The first worker holds the countdown task (reserved, not acknowledged) until the deadline.
-    held = [("orders.tasks.expire_offer", [offer.pk])]
-    assert first.wait_for_log(r"Task orders\.tasks\.expire_offer\[[^\]]+\] received", 5)
-    assert first.wait_for_log(r"Task drivers\.push\.send_offer_push_task\[[^\]]+\] succeeded", 5)
+    held = [("dispatch.tasks.expire_offer", [offer.pk])]
+    assert first.wait_for_log(r"Task dispatch\.tasks\.expire_offer\[[^\]]+\] received", 5)
+    assert first.wait_for_log(r"Task dispatch\.push\.send_offer_push_task\[[^\]]+\] succeeded", 5)
     assert _wait_until(lambda: broker.unacked() == held and broker.queued() == 0, timeout=5), broker.unacked()
     first.kill(signal.SIGKILL)  # kill -9: no warm shutdown, nothing put back into the queue
     assert broker.unacked() == held and broker.queued() == 0
@@ -419,7 +421,7 @@ def test_a_killed_worker_loses_its_countdown_task_and_the_sweeper_in_a_new_worke
     time.sleep(max(0.0, wait))
     offer.refresh_from_db()
     assert offer.status == Offer.Status.PENDING, "the dead worker's countdown task was redelivered"
-    assert "orders.tasks.expire_offer[" not in second.log()
+    assert "dispatch.tasks.expire_offer[" not in second.log()
     assert broker.unacked() == held  # still parked for the dead worker
 
     tasks.sweep_expired_offers.delay()  # the beat sweeper's next run
@@ -429,7 +431,7 @@ def test_a_killed_worker_loses_its_countdown_task_and_the_sweeper_in_a_new_worke
         return offer.status == Offer.Status.EXPIRED and _route_offer_pending(batch, rider)
 
     assert _wait_until(done, timeout=15), f"slot offer {offer.status}; offers: {list(batch.offers.values())}"
-    assert second.wait_for_log(r"Task orders\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
+    assert second.wait_for_log(r"Task dispatch\.tasks\.sweep_expired_offers\[[^\]]+\] succeeded in [\d.]+s: 1\b", 5)
     assert _expiries(offer) == 1
 
 

@@ -82,7 +82,7 @@ def test_make_run_serves_logs_in_expires_offers_and_stops_on_ctrl_c(stack):
         expired_at = datetime.fromisoformat(changed_at).replace(tzinfo=UTC).timestamp()
         # The worker ran the countdown task for this offer. (The beat sweeper, every 15 s, may
         # occasionally get there first; the offer is expired either way, which is what counts.)
-        assert stack.wait_for_log("Task orders.tasks.expire_offer[", 10), "the countdown task never reached the worker"
+        assert stack.wait_for_log("Task dispatch.tasks.expire_offer[", 10), "the countdown task never reached a worker"
         assert expires_at - 0.5 <= expired_at <= expires_at + 10, (expires_at, expired_at)
 
         # Ctrl-C stops web, worker and beat, without the runner having to SIGKILL anyone.

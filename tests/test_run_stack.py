@@ -181,7 +181,7 @@ def test_make_run_on_postgres_and_redis(stack):
                 break
             time.sleep(0.25)
         assert status == "expired", f"offer {offer_id} still {status} {EXPIRY_TIMEOUT} s later"
-        assert stack.wait_for_log("Task orders.tasks.expire_offer[", 10), "the countdown task never reached the worker"
+        assert stack.wait_for_log("Task dispatch.tasks.expire_offer[", 10), "the countdown task never reached a worker"
 
         # 100 clients at once, twice: every request answered, and the connections each request
         # opened are closed when it ends (runserver serves each request in a new thread).

@@ -31,10 +31,10 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.authtoken.models import Token
 
+from dispatch import rounds
+from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import dispatch
 from orders import services as order_services
-from orders.models import Offer
 from orders.tests.factories import OrderFactory
 from orders.tests.helpers import make_batch
 from payments.tests.factories import PayPolicyFactory
@@ -119,7 +119,7 @@ def world(in_process, settings, tmp_path):
         store=store, orders=[OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))]
     )
     order_services.batch_publish(batch=offered)
-    dispatch.dispatch_advance(batch_id=offered.pk)
+    rounds.dispatch_advance(batch_id=offered.pk)
     offer = Offer.objects.get(batch=offered, driver=driver)
     mine, my_stops = make_batch(store, driver)  # picked up: the stops can be worked
     theirs, their_stops = make_batch(store, other_driver)

@@ -23,7 +23,7 @@ PASSWORD = "spark-demo"
 STAFF_LOGINS = ["ops@spark.test", "associate@spark.test", "manager@spark.test"]
 DRIVER_LOGINS = [f"driver{i}@spark.test" for i in range(1, 11)]
 # Every table the seed may write, including history and allauth tables.
-SEEDED_APPS = ("accounts", "account", "stores", "orders", "drivers", "payments")
+SEEDED_APPS = ("accounts", "account", "stores", "orders", "drivers", "payments", "dispatch")
 
 
 def seed(*args: str) -> str:

@@ -3,8 +3,8 @@
 from django.utils import timezone
 from rest_framework import serializers
 
+from dispatch.models import Offer
 from orders import selectors as order_selectors
-from orders.models import Offer
 from spark import geo
 from spark.api.fields import CoordinateField
 from spark.money import format_cents

@@ -12,12 +12,13 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from dispatch import claim_gate, feed, rounds
+from dispatch import selectors as dispatch_selectors
+from dispatch import services as dispatch_services
+from dispatch.models import Offer
 from drivers import selectors, services
 from drivers.models import SlotClaim
-from orders import claim_gate, dispatch
-from orders import selectors as order_selectors
-from orders import services as order_services
-from orders.models import Batch, Offer
+from orders.models import Batch
 from spark.api.schema import error_responses
 from spark.roles import IsActiveDriver, IsActiveDriverOrFinishing
 from stores.models import DeliverySlot
@@ -43,7 +44,7 @@ class DriverAPIView(APIView):
 class OfferListView(DriverAPIView):
     @extend_schema(responses=OfferSerializer(many=True))
     def get(self, request):
-        offers = order_selectors.offers_for_driver(driver=request.driver)
+        offers = dispatch_selectors.offers_for_driver(driver=request.driver)
         return Response(OfferSerializer(offers, many=True).data)
 
 
@@ -55,7 +56,7 @@ class OfferAcceptView(DriverAPIView):
     @extend_schema(request=None, responses={200: OfferSerializer, **error_responses(409, 410)})
     def post(self, request, offer_id: int):
         offer = _my_offer(request, offer_id)
-        order_services.offer_accept(offer=offer, driver=request.driver, actor=request.user)
+        dispatch_services.offer_accept(offer=offer, driver=request.driver, actor=request.user)
         offer.refresh_from_db()
         return Response(OfferSerializer(offer).data)
 
@@ -66,7 +67,7 @@ class OfferDeclineView(DriverAPIView):
         offer = _my_offer(request, offer_id)
         data = DeclineSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        order_services.offer_decline(offer=offer, driver=request.driver, reason=data.validated_data["reason"],
+        dispatch_services.offer_decline(offer=offer, driver=request.driver, reason=data.validated_data["reason"],
                                      actor=request.user)
         offer.refresh_from_db()
         return Response(OfferSerializer(offer).data)
@@ -77,7 +78,7 @@ class BoardView(DriverAPIView):
 
     @extend_schema(responses=inline_serializer("BoardItem", {"batch_id": serializers.IntegerField()}, many=True))
     def get(self, request):
-        return Response(selectors.board_for(request.driver, now=timezone.now()))
+        return Response(feed.board_for(request.driver, now=timezone.now()))
 
 
 class BatchClaimView(DriverAPIView):
@@ -91,15 +92,15 @@ class BatchClaimView(DriverAPIView):
         gate = claim_gate.claim_attempt(driver_id=request.driver.pk, batch_id=batch_id)
         if gate.attempts > request.driver.home_zone.claim_rate_per_minute:
             raise exceptions.Throttled(wait=gate.retry_after)
-        outcome, obj = dispatch.board_claim(batch_id=batch_id, driver=request.driver, taken_marker=gate.taken_by)
-        if outcome == "pooled":
+        claim = rounds.board_claim(batch_id=batch_id, driver=request.driver, taken_marker=gate.taken_by)
+        if claim.attempt is not None:
             return Response({
                 "status": "pooled",
                 "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
-                "decides_at": getattr(obj, "detail", {}).get("decides_at"),
+                "decides_at": claim.attempt.detail.get("decides_at"),
             }, status=status.HTTP_202_ACCEPTED)
-        # obj is the accepted offer (None when ops gave the batch directly).
-        batch = obj.batch if isinstance(obj, Offer) else Batch.objects.select_related("store").get(pk=batch_id)
+        # No offer when ops gave the batch directly.
+        batch = claim.offer.batch if claim.offer is not None else Batch.objects.select_related("store").get(pk=batch_id)
         return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
 
 

@@ -8,10 +8,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from dispatch import rounds
+from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import dispatch
 from orders import services as order_services
-from orders.models import Batch, Offer
+from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, ZoneFactory
@@ -54,7 +55,7 @@ def holder_with_offer(store, zone, **kw):
                                ends_at=timezone.now() + timedelta(hours=2))
     driver = SlotClaimFactory(driver=DriverFactory(home_zone=zone), slot=slot).driver
     batch = published(store, **kw)
-    dispatch.dispatch_advance(batch_id=batch.pk)
+    rounds.dispatch_advance(batch_id=batch.pk)
     return driver, batch, Offer.objects.get(batch=batch, driver=driver)
 
 
@@ -104,7 +105,7 @@ def test_decline_needs_a_listed_reason(store, zone):
 
 def test_board_and_claims(store, zone):
     batch = published(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     a, b = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
     board = api_for(a).get(f"{API}/board/").json()
     assert [item["batch_id"] for item in board] == [batch.pk]

@@ -17,12 +17,14 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image
 
+from dispatch import rounds
+from dispatch import services as dispatch_services
+from dispatch.models import Offer
 from drivers.appeals import driver_appeal_submit
 from drivers.models import Driver, DriverEvent, PushSubscription
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
-from orders import dispatch
 from orders import services as order_services
-from orders.models import Batch, Offer
+from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, DomainError
@@ -85,13 +87,13 @@ def offer_for(driver, store, **kw) -> Offer:
     )
     SlotClaimFactory(driver=driver, slot=slot)
     batch = published(store, **kw)
-    dispatch.dispatch_advance(batch_id=batch.pk)
+    rounds.dispatch_advance(batch_id=batch.pk)
     return Offer.objects.get(batch=batch, driver=driver)
 
 
 def assigned_batch(driver, store, **kw) -> Batch:
     offer = offer_for(driver, store, **kw)
-    order_services.offer_accept(offer=offer, driver=driver)
+    dispatch_services.offer_accept(offer=offer, driver=driver)
     return Batch.objects.get(pk=offer.batch_id)
 
 
@@ -211,7 +213,7 @@ def test_offer_card_shows_pay_countdown_flags_rules_and_areas_but_no_address(dri
 
 def test_open_board_lists_batches_with_a_claim_button(driver, store):
     batch = published(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     html = client_for(driver.user).get("/driver/offers/live/").content.decode()
     assert "board-card" in ids_in(html) and "board-claim" in ids_in(html)
     assert f'data-url="/api/v1/driver/batches/{batch.pk}/claim/"' in html
@@ -316,7 +318,7 @@ def test_completed_batch_is_shown_as_the_last_one(driver, store):
 
 def test_standing_shows_numbers_and_that_declines_never_count(driver, store):
     offer = offer_for(driver, store)
-    order_services.offer_decline(offer=offer, driver=driver, reason="too_far")
+    dispatch_services.offer_decline(offer=offer, driver=driver, reason="too_far")
     client = client_for(driver.user)
     html = client.get("/driver/standing/").content.decode()
     assert {

@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 import time_machine
-from celery.canvas import Signature
+from celery import Task
 from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.core import mail
@@ -20,14 +20,17 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from dispatch import claim_gate, rounds
+from dispatch import services as dispatch_services
+from dispatch.models import ClaimAttempt, Offer
+from dispatch.tests.factories import OfferFactory
 from drivers import tasks as driver_tasks
 from drivers.models import Driver, DriverEvent
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import claim_gate, dispatch
 from orders import services as order_services
-from orders.models import Batch, BatchEvent, ClaimAttempt, Offer
-from orders.tests.factories import OfferFactory, OrderFactory
+from orders.models import Batch, BatchEvent
+from orders.tests.factories import OrderFactory
 from payments.contractor import services as contractor
 from payments.models import LedgerTransaction, ScreeningCase
 from payments.selectors import driver_balance_cents
@@ -108,7 +111,7 @@ def held_batch(store, driver, *, incentive=150, picked_up=False, checked_in=Fals
     Batch.objects.filter(pk=batch.pk).update(offer_round=2, incentive_cents=incentive, dispatch_stage="route")
     offer = OfferFactory(batch=batch, driver=driver, round=2, kind=Offer.Kind.ROUTE)
     offer_pay_snapshot_create(offer=offer, incentive_cents=incentive)
-    order_services.offer_accept(offer=offer, driver=driver)
+    dispatch_services.offer_accept(offer=offer, driver=driver)
     if checked_in or picked_up:
         order_services.batch_check_in(batch=batch, driver=driver)
     if picked_up:
@@ -164,10 +167,10 @@ def test_suspending_with_back_to_dispatch_offers_the_batch_again_from_round_one(
     assert driver_balance_cents(driver=driver) == 400 + 150
     assert not ClaimAttempt.objects.filter(batch=batch).exists()
     # dispatch starts again with the slot holders, round 1, no incentive, and one may accept
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "slot"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "slot"
     [again] = Offer.objects.filter(batch=batch, status=Offer.Status.PENDING)
     assert (again.driver_id, again.round, again.pay.incentive_cents) == (holder.pk, 1, 0)
-    order_services.offer_accept(offer=again, driver=holder)
+    dispatch_services.offer_accept(offer=again, driver=holder)
     batch.refresh_from_db()
     assert (batch.status, batch.driver_id) == (Batch.Status.ASSIGNED, holder.pk)
     # and suspending again changes nothing
@@ -196,11 +199,11 @@ def test_back_to_dispatch_tells_the_driver_and_drops_the_taken_marker(
 ):
     batch, offer = held_batch(store, driver)
     claim_gate.remember_taken(batch.pk, zone_id=zone.pk, driver_id=driver.pk)
-    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
+    with mock.patch.object(Task, "apply_async", autospec=True) as apply_async:
         with django_capture_on_commit_callbacks(execute=True):
             driver_set_status(driver=driver, to=Driver.Status.SUSPENDED, reason_code=SAFETY, batch_decision="dispatch")
-    sent = [(c.args[0].task, c.kwargs["args"]) for c in apply_async.call_args_list]
-    assert ("drivers.push.send_offer_update_push_task", (offer.pk,)) in sent
+    sent = [(c.args[0].name, c.kwargs["args"]) for c in apply_async.call_args_list]
+    assert ("dispatch.push.send_offer_update_push_task", (offer.pk,)) in sent
     assert claim_gate.taken_by(batch.pk) is None
 
 
@@ -435,7 +438,7 @@ def test_admin_batch_action_sends_a_batch_back_to_dispatch(client, ops, store, d
 
 
 def test_the_push_says_what_happened_without_customer_details(store, driver):
-    from drivers.push import offer_update_payload
+    from dispatch.push import offer_update_payload
 
     batch, offer = held_batch(store, driver)
     pending = OfferFactory(batch=batch, driver=DriverFactory(home_zone=store.zone), status=Offer.Status.WITHDRAWN)
@@ -461,7 +464,7 @@ def test_a_driver_taken_off_work_loses_their_pending_offers_at_once(store, zone,
     offer.refresh_from_db()
     assert offer.status == Offer.Status.WITHDRAWN
     # dispatch goes on without waiting for the offer to expire
-    assert dispatch.dispatch_advance(batch_id=batch.pk) != "waiting"
+    assert rounds.dispatch_advance(batch_id=batch.pk) != "waiting"
 
 
 def test_sweep_catches_documents_that_expired_before_the_daily_watch(store, zone, driver):

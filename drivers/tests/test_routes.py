@@ -8,13 +8,15 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from dispatch.feed import route_matches_for, slot_holders_for
+from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, Location, Route, SlotClaim
-from drivers.selectors import driver_can_work, route_matches_for, slot_holders_for
+from drivers.selectors import driver_can_work
 from drivers.services import driver_go_offline, driver_go_online, location_record, route_set
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from drivers.tests.helpers import D_LAT, KM_2_0, LNG, O_LAT, batch_on_meridian, store_at, trip
 from orders.models import Batch
-from orders.tests.factories import BatchFactory, OfferFactory
+from orders.tests.factories import BatchFactory
 from payments.services import pay_quote
 from spark.errors import DomainError, NotPermitted
 from stores.tests.factories import DeliverySlotFactory, ZoneFactory

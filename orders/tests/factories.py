@@ -4,7 +4,7 @@ from decimal import Decimal
 import factory
 from django.utils import timezone
 
-from orders.models import Batch, Offer, Order, Stop
+from orders.models import Batch, Order, Stop
 from stores.tests.factories import StoreFactory
 
 
@@ -51,12 +51,3 @@ class StopFactory(factory.django.DjangoModelFactory):
     batch = factory.SubFactory(BatchFactory)
     order = factory.SubFactory(OrderFactory, store=factory.SelfAttribute("..batch.store"))
     sequence = factory.Sequence(lambda n: n + 1)
-
-
-class OfferFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Offer
-
-    batch = factory.SubFactory(BatchFactory)
-    driver = factory.SubFactory("drivers.tests.factories.DriverFactory")
-    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(seconds=60))

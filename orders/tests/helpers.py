@@ -11,9 +11,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from PIL import ExifTags, Image
 
+from dispatch import rounds
 from drivers.models import Driver, Location
 from drivers.tests.factories import DriverFactory
-from orders import dispatch, services
+from orders import services
 from orders import services as order_services
 from orders.models import Batch, Order, Stop, StopEvent
 from orders.tests.factories import OrderFactory
@@ -217,6 +218,6 @@ def published_batch(store, n=2, tip=300):
 
 def _to_board(store, zone):
     batch = published_batch(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     batch.refresh_from_db()
     return batch

@@ -9,16 +9,19 @@ from unittest import mock
 
 import pytest
 import time_machine
-from celery.canvas import Signature
+from celery import Task
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dispatch import rounds
+from dispatch import services as dispatch_services
+from dispatch.models import Offer
+from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
-from orders import dispatch
 from orders import services as order_services
-from orders.models import Batch, Offer, Order, Stop
-from orders.tests.factories import OfferFactory, OrderFactory
+from orders.models import Batch, Order, Stop
+from orders.tests.factories import OrderFactory
 from payments.models import LedgerTransaction
 from payments.selectors import driver_balance_cents, ledger_total_cents
 from payments.services import offer_pay_snapshot_create
@@ -87,7 +90,7 @@ def offer_to(batch, driver, *, incentive=0) -> Offer:
 def assigned_batch(store, driver, *, incentive=150, n=2) -> tuple[Batch, Offer]:
     batch = published_batch(store, n=n)
     offer = offer_to(batch, driver, incentive=incentive)
-    order_services.offer_accept(offer=offer, driver=driver)
+    dispatch_services.offer_accept(offer=offer, driver=driver)
     batch.refresh_from_db()
     return batch, offer
 
@@ -139,7 +142,7 @@ def test_cancelling_every_order_through_the_api_withdraws_the_published_batch(ap
     offer.refresh_from_db()
     assert offer.status == Offer.Status.WITHDRAWN
     # then dispatch stops: no further round, no incentive raised
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "closed"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "closed"
     assert Offer.objects.filter(batch=batch).count() == 1
     # and cancelling again changes nothing
     before = state(batch)
@@ -182,22 +185,22 @@ def test_emptied_batch_at_the_store_pays_the_wait_past_the_grace_period(store, z
 def test_the_drivers_are_told_after_commit(store, zone, django_capture_on_commit_callbacks):
     holder = DriverFactory(home_zone=zone)
     batch, accepted = assigned_batch(store, holder)
-    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
+    with mock.patch.object(Task, "apply_async", autospec=True) as apply_async:
         with django_capture_on_commit_callbacks(execute=True):
             for order in orders_of(batch):
                 order_services.order_cancel(order=order, reason="cancelled")
-    sent = [(c.args[0].task, c.kwargs["args"]) for c in apply_async.call_args_list]
-    assert ("drivers.push.send_offer_update_push_task", (accepted.pk,)) in sent
+    sent = [(c.args[0].name, c.kwargs["args"]) for c in apply_async.call_args_list]
+    assert ("dispatch.push.send_offer_update_push_task", (accepted.pk,)) in sent
 
 
 def test_pending_offers_of_a_withdrawn_batch_are_pushed_as_withdrawn(store, zone, django_capture_on_commit_callbacks):
     batch = published_batch(store, n=1)
     offer = offer_to(batch, DriverFactory(home_zone=zone))
-    with mock.patch.object(Signature, "apply_async", autospec=True) as apply_async:
+    with mock.patch.object(Task, "apply_async", autospec=True) as apply_async:
         with django_capture_on_commit_callbacks(execute=True):
             order_services.order_cancel(order=orders_of(batch)[0], reason="cancelled")
-    sent = [(c.args[0].task, c.kwargs["args"]) for c in apply_async.call_args_list]
-    assert ("drivers.push.send_offer_update_push_task", (offer.pk,)) in sent
+    sent = [(c.args[0].name, c.kwargs["args"]) for c in apply_async.call_args_list]
+    assert ("dispatch.push.send_offer_update_push_task", (offer.pk,)) in sent
 
 
 def test_removing_the_last_stop_of_a_draft_withdraws_it(store):
@@ -241,7 +244,7 @@ def test_offer_accept_refuses_a_batch_without_stops(store, zone):
     hollow(batch)
     before = state(batch)
     with pytest.raises(DomainError) as err:
-        order_services.offer_accept(offer=offer, driver=driver)
+        dispatch_services.offer_accept(offer=offer, driver=driver)
     assert err.value.code == "empty_batch"
     assert state(batch) == before  # the offer is still pending, the batch published
 
@@ -254,7 +257,7 @@ def test_board_claim_refuses_a_batch_without_stops(store, zone):
     hollow(batch)
     before = state(batch)
     with pytest.raises(DomainError) as err:
-        dispatch.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
+        rounds.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
     assert err.value.code == "empty_batch"
     assert state(batch) == before
 
@@ -264,7 +267,7 @@ def test_board_claim_of_a_withdrawn_batch_says_so(store, zone):
     Batch.objects.filter(pk=batch.pk).update(dispatch_stage=Batch.Stage.BOARD, board_at=timezone.now())
     order_services.order_cancel(order=orders_of(batch)[0], reason="cancelled")
     with pytest.raises(DomainError) as err:
-        dispatch.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
+        rounds.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
     assert err.value.code == "batch_withdrawn"
 
 
@@ -318,7 +321,7 @@ def test_a_cancel_racing_board_claims_never_leaves_a_driver_with_an_empty_batch(
     def target(i: int):
         if i == 0:
             return order_services.order_cancel(order=Order.objects.get(pk=order.pk), reason="customer cancelled")
-        return dispatch.board_claim(driver=drivers[i - 1], batch_id=batch.pk)
+        return rounds.board_claim(driver=drivers[i - 1], batch_id=batch.pk)
 
     results = run_in_threads(len(drivers) + 1, target)
     assert isinstance(results[0], Order), results[0]  # the cancel always goes through

@@ -11,9 +11,12 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orders.models import Batch, Offer, Order, Stop
-from orders.services import batch_set_status, offer_set_status, order_set_status, stop_set_status
-from orders.tests.factories import BatchFactory, OfferFactory, OrderFactory, StopFactory
+from dispatch.models import Offer
+from dispatch.services import offer_set_status
+from dispatch.tests.factories import OfferFactory
+from orders.models import Batch, Order, Stop
+from orders.services import batch_set_status, order_set_status, stop_set_status
+from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from spark.errors import InvalidTransition
 
 pytestmark = pytest.mark.django_db
@@ -217,17 +220,3 @@ def test_stop_delivery_records_where_and_when(ops_user):
     assert stop.events.first().lat == Decimal("36.1")
     with pytest.raises(InvalidTransition):
         stop_set_status(stop=stop, to=Stop.Status.FAILED)
-
-
-# --- Offer ---------------------------------------------------------------------------
-
-
-def test_closed_offer_cannot_move_again():
-    offer = OfferFactory()
-    offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, reason="batch cancelled")
-    for to in (Offer.Status.ACCEPTED, Offer.Status.PENDING, Offer.Status.EXPIRED):
-        with pytest.raises(InvalidTransition):
-            offer_set_status(offer=offer, to=to)
-    offer.refresh_from_db()
-    assert offer.status == Offer.Status.WITHDRAWN
-    assert offer.events.count() == 1

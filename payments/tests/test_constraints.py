@@ -4,8 +4,9 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
-from orders.tests.factories import OfferFactory, OrderFactory
+from orders.tests.factories import OrderFactory
 from payments.models import (
     PAY_POLICY_MONEY_FIELDS,
     Account,

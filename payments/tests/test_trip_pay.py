@@ -7,9 +7,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
 from orders.models import Batch
-from orders.tests.factories import BatchFactory, OfferFactory
+from orders.tests.factories import BatchFactory
 from payments.models import Account, LedgerTransaction
 from payments.selectors import driver_balance_cents, ledger_total_cents, trip_pay_cents
 from payments.services import offer_pay_snapshot_create, trip_pay_for_released_batch

@@ -40,13 +40,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI served from our static files, no CDN
     "django_htmx",
     "simple_history",
-    # ours, in dependency order: stores <- orders <- drivers / payments
+    # ours ("drivers" before "orders" is only the historical order; the layers are
+    # accounts <- stores <- drivers <- orders <- payments <- dispatch, see spark/hooks.py)
     "outbox",  # every outgoing message (orders' and payments' emails): below all of them
     "accounts",
     "stores",
     "orders",
     "drivers",
     "payments",
+    "dispatch",  # offers, dispatch rounds, the board, the feed, push; fills in spark.hooks
     "spark",  # project-wide management commands (seed_demo)
 ]
 
@@ -258,17 +260,17 @@ CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
-CELERY_IMPORTS = ["drivers.push", "orders.notifications"]  # tasks outside tasks.py modules
+CELERY_IMPORTS = ["dispatch.push", "orders.notifications"]  # tasks outside tasks.py modules
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Every deadline lives in the database; these sweepers are the safety net behind each
 # countdown task (DESIGN rule 3). Either alone is enough to be correct.
 CELERY_BEAT_SCHEDULE = {
     "sweep-expired-offers": {
-        "task": "orders.tasks.sweep_expired_offers",
+        "task": "dispatch.tasks.sweep_expired_offers",
         "schedule": timedelta(seconds=15),
     },
     "sweep-dispatch": {
-        "task": "orders.tasks.sweep_dispatch",
+        "task": "dispatch.tasks.sweep_dispatch",
         "schedule": timedelta(seconds=15),
     },
     "sweep-no-shows": {

@@ -26,14 +26,14 @@ def test_tasks_have_time_limits():
 
 
 def test_beat_runs_the_offer_sweeper():
-    import orders.tasks
+    import dispatch.tasks
 
     schedule = app.conf.beat_schedule
-    sweepers = [entry for entry in schedule.values() if entry["task"] == "orders.tasks.sweep_expired_offers"]
+    sweepers = [entry for entry in schedule.values() if entry["task"] == "dispatch.tasks.sweep_expired_offers"]
     assert len(sweepers) == 1
     # the entry names a task that exists
-    assert orders.tasks.sweep_expired_offers.name == "orders.tasks.sweep_expired_offers"
-    assert "orders.tasks.sweep_expired_offers" in app.tasks
+    assert dispatch.tasks.sweep_expired_offers.name == "dispatch.tasks.sweep_expired_offers"
+    assert "dispatch.tasks.sweep_expired_offers" in app.tasks
     # often enough that an offer is never left pending long past its deadline
     assert sweepers[0]["schedule"].total_seconds() <= 30
 
@@ -113,7 +113,7 @@ def test_queue_on_commit_does_not_hide_a_bug_behind_the_broker_fallback():
     # sent as JSON are a bug and still raise.
     from kombu.exceptions import EncodeError
 
-    from orders.tasks import expire_offer
+    from dispatch.tasks import expire_offer
 
     with pytest.raises(EncodeError):
         queue_on_commit(expire_offer, object())
@@ -124,7 +124,7 @@ def test_a_forked_process_opens_its_own_broker_connections():
     # Celery's prefork pool forks the worker: a child must not publish on its parent's sockets.
     import os
 
-    from orders.tasks import expire_offer
+    from dispatch.tasks import expire_offer
     from spark import celery as spark_celery
 
     queue_on_commit(expire_offer, 0)  # the parent now has a connection pool

@@ -31,11 +31,13 @@ from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from dispatch import rounds
+from dispatch import services as dispatch_services
+from dispatch.models import Offer
 from drivers.models import Driver, Location, Route
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import dispatch
 from orders import services as order_services
-from orders.models import Batch, Offer, Order, Stop
+from orders.models import Batch, Order, Stop
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
 from spark.money import format_cents
@@ -232,7 +234,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     # --- The store publishes a batch of two; dispatch offers it to the driver on the route ----
     orders = _orders(store)
     batch = _published_batch(store, orders)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == Batch.Stage.ROUTE
+    assert rounds.dispatch_advance(batch_id=batch.pk) == Batch.Stage.ROUTE
     offer = Offer.objects.select_related("pay").get(batch=batch, driver=driver)
     assert offer.kind == Offer.Kind.ROUTE and offer.status == Offer.Status.PENDING
 
@@ -463,7 +465,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     _slot_holder(store, driver)
     orders = _orders(store, prefix="TRK")
     batch = _published_batch(store, orders)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == Batch.Stage.SLOT
+    assert rounds.dispatch_advance(batch_id=batch.pk) == Batch.Stage.SLOT
     offer = Offer.objects.get(batch=batch, driver=driver, kind=Offer.Kind.SLOT)
     mine, other = orders[1], orders[0]  # the customer of the second stop
 
@@ -578,9 +580,9 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     _slot_holder(store, driver)
     orders = _orders(store, alcohol=(True, True), prefix="ALC")
     batch = _published_batch(store, orders)
-    dispatch.dispatch_advance(batch_id=batch.pk)
+    rounds.dispatch_advance(batch_id=batch.pk)
     offer = Offer.objects.get(batch=batch, driver=driver)
-    order_services.offer_accept(offer=offer, driver=driver)
+    dispatch_services.offer_accept(offer=offer, driver=driver)
     batch.refresh_from_db()
     order_services.batch_check_in(batch=batch, driver=driver)
     order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)

@@ -74,6 +74,8 @@ def _redis():
         return None
     location = config.get("LOCATION")
     url = location[0] if isinstance(location, list | tuple) else location
+    if not isinstance(url, str):  # a Redis cache without a URL is not one we can reach
+        return None
     if url not in _clients:
         import redis
 

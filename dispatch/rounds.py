@@ -4,7 +4,7 @@ Rounds, all configured per zone (stores.Zone):
  1. slot   - every driver holding a seat in a slot of the store that covers now gets a
              targeted offer at once: they signed up ahead; the first to accept wins.
  2. route  - up to `route_round_size` online drivers whose stated route fits the batch,
-             ranked by fit and fairness (drivers.selectors.route_matches_for); `route_rounds`
+             ranked by fit and fairness (dispatch.feed.route_matches_for); `route_rounds`
              such rounds.
  3. board  - the batch is open to every eligible driver of the zone. Claims arriving in the
              first `claim_pool_seconds` are pooled and one winner is drawn (claim_pool_resolve);
@@ -19,28 +19,37 @@ on a published batch that has no pending offer, under a row lock on the batch.
 
 import logging
 import random
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Literal
 
-from celery import signature
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from accounts.models import User
+from drivers.models import SlotClaim
+from drivers.selectors import driver_can_work
+from orders.models import Batch
+from orders.selectors import batch_stops
+from orders.services import batch_require_live_stops, batch_set_status
+from payments.services import incentive_for_round, offer_pay_snapshot_create
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted
+from stores.models import StoreMembership
 
-from . import claim_gate
-from .models import Batch, ClaimAttempt, Offer, OfferEvent
-from .services import offer_schedule_expiry
+from . import claim_gate, push, services, tasks
+from .feed import route_matches_for, slot_holders_for
+from .models import ClaimAttempt, Offer, OfferEvent
 
 log = logging.getLogger(__name__)
 
 
 def _make_offer(*, batch: Batch, driver, kind: str, round_number: int, ttl_seconds: int, reason: str,
                 detail: dict, incentive_cents: int) -> Offer:
-    from payments.services import offer_pay_snapshot_create
-
     offer = Offer.objects.create(
         batch=batch, driver=driver, round=round_number, kind=kind,
         expires_at=timezone.now() + timedelta(seconds=ttl_seconds), rank_reason=reason[:255], rank_detail=detail,
@@ -52,16 +61,12 @@ def _make_offer(*, batch: Batch, driver, kind: str, round_number: int, ttl_secon
 
 def _announce(offer: Offer) -> None:
     """Countdown expiry + web push, both after commit. A failing push never blocks dispatch."""
-    offer_schedule_expiry(offer=offer)
-    # By name: orders does not import drivers (the task lives in drivers.push).
-    queue_on_commit(signature("drivers.push.send_offer_push_task"), offer.pk)
+    services.offer_schedule_expiry(offer=offer)
+    queue_on_commit(push.send_offer_push_task, offer.pk)
 
 
 def dispatch_advance(*, batch_id: int) -> str:
     """Start or continue dispatch of one batch. Returns the stage it is in afterwards."""
-    from drivers.selectors import route_matches_for, slot_holders_for
-    from payments.services import incentive_for_round
-
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
@@ -132,8 +137,6 @@ def _claim_weight(batch: Batch, driver, *, now) -> tuple[float, dict]:
 
 
 def _holds_slot_now(batch: Batch, driver, *, now) -> bool:
-    from drivers.models import SlotClaim
-
     return SlotClaim.objects.filter(
         driver=driver, status__in=SlotClaim.ACTIVE_STATUSES, slot__store_id=batch.store_id,
         slot__starts_at__lte=now + timedelta(minutes=30), slot__ends_at__gte=now,
@@ -143,8 +146,6 @@ def _holds_slot_now(batch: Batch, driver, *, now) -> bool:
 def _route_fit(batch: Batch, driver, *, now) -> float:
     """1.0 when the batch costs the driver no detour, falling to 0 at their stated limit
     (0 too when they stated no route or it does not fit)."""
-    from drivers.selectors import route_matches_for
-
     for candidate, why in route_matches_for(batch, now=now, limit=None, drivers=[driver], include_offered=True):
         if candidate.pk == driver.pk:
             limit = max(1, why.get("max_detour_m") or 1)
@@ -158,11 +159,6 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
     already accepted with its pay snapshot, all in one transaction, or nothing (Conflict).
     A board batch has no pending offers to withdraw (dispatch only opens the board when none
     is left), and one_accepted_offer_per_batch still guards the offer."""
-    from django.db import IntegrityError
-
-    from .selectors import batch_stops
-    from .services import batch_require_live_stops, batch_set_status
-
     zone = batch.store.zone
     with transaction.atomic():
         try:
@@ -184,8 +180,6 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
             status=Offer.Status.ACCEPTED, expires_at=timezone.now() + timedelta(seconds=zone.offer_ttl_seconds),
             rank_reason=reason[:255], rank_detail=detail,
         )
-        from payments.services import offer_pay_snapshot_create
-
         # The stops, loaded once, serve the empty-batch check, the pay snapshot and the claim's
         # answer. An empty batch is refused here, after the guarded UPDATE (this is the one
         # read the winner makes anyway); raising rolls the assignment back.
@@ -201,18 +195,36 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
 _READ = object()
 
 
+@dataclass(frozen=True)
+class BoardClaim:
+    """What a board claim came to. Pooled: inside the fair window, `attempt` waits for the draw
+    when the window closes. Assigned: the batch is the driver's, `offer` is their accepted
+    offer (None when ops gave them the batch directly)."""
+
+    outcome: Literal["pooled", "assigned"]
+    attempt: ClaimAttempt | None = None
+    offer: Offer | None = None
+
+    @classmethod
+    def pooled(cls, attempt: ClaimAttempt) -> "BoardClaim":
+        return cls(outcome="pooled", attempt=attempt)
+
+    @classmethod
+    def assigned(cls, offer: Offer | None) -> "BoardClaim":
+        return cls(outcome="assigned", offer=offer)
+
+
 def board_claim(
     *, driver, batch: Batch | None = None, batch_id: int | None = None, taken_marker=_READ
-) -> tuple[str, object]:
+) -> BoardClaim:
     """A driver claims a batch on the open board.
 
-    Inside the fair window: the claim is pooled -> ("pooled", ClaimAttempt); the draw happens
-    when the window closes. After it: first come -> ("assigned", Offer) or Conflict (409).
-    `taken_marker`: what orders.claim_gate.claim_attempt() already read for this batch (the
+    Inside the fair window: the claim is pooled (BoardClaim.pooled, with the ClaimAttempt); the
+    draw happens when the window closes. After it: first come (BoardClaim.assigned, with the
+    accepted Offer) or Conflict (409).
+    `taken_marker`: what dispatch.claim_gate.claim_attempt() already read for this batch (the
     API reads it with the attempt count in one round trip); read here when not given.
     """
-    from drivers.selectors import driver_can_work
-
     # In a storm most claims are for batches already taken: the cache's taken marker refuses
     # those first. Then one query loads what the claim needs: the batch, its store, zone and
     # pay policy, and whether claims are pooled for it. Another zone's (or a missing) batch
@@ -238,7 +250,9 @@ def board_claim(
         raise NotFound("No such batch.")
     if batch.status != Batch.Status.PUBLISHED or batch.dispatch_stage != Batch.Stage.BOARD:
         if batch.driver_id == driver.pk and batch.status in Batch.ACTIVE_STATUSES:
-            return "assigned", Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
+            return BoardClaim.assigned(
+                Offer.objects.filter(batch_id=pk, driver=driver, status=Offer.Status.ACCEPTED).first()
+            )
         if batch.status == Batch.Status.CANCELLED:
             raise Conflict("This batch was withdrawn by the store.", code="batch_withdrawn")
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
@@ -258,20 +272,19 @@ def board_claim(
         attempt, _ = ClaimAttempt.objects.get_or_create(
             batch=batch, driver=driver, defaults={"score": weight, "detail": detail}
         )
-        from .tasks import resolve_claim_pool
-
-        queue_on_commit(resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
-        return "pooled", attempt
+        queue_on_commit(tasks.resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
+        return BoardClaim.pooled(attempt)
     # Window over: settle the pool first (idempotent), then first come.
     if batch.has_pooled:
         claim_pool_resolve(batch_id=batch.pk)
         batch.refresh_from_db()
     if batch.status != Batch.Status.PUBLISHED:
         if batch.driver_id == driver.pk:
-            return "assigned", batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first()
+            return BoardClaim.assigned(batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).first())
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
-    return "assigned", _claim_now(batch=batch, driver=driver, reason="claimed on the board (first come)",
-                                  detail={"board": True})
+    return BoardClaim.assigned(
+        _claim_now(batch=batch, driver=driver, reason="claimed on the board (first come)", detail={"board": True})
+    )
 
 
 def claim_pool_resolve(*, batch_id: int) -> int | None:
@@ -317,13 +330,6 @@ def claim_pool_resolve(*, batch_id: int) -> int | None:
 def batches_flag_at_risk(*, now=None) -> int:
     """Flag published batches nobody took whose pickup deadline is near: once per batch, the
     store managers and ops get an email; the dashboard shows them as long as they are at risk."""
-    from django.conf import settings
-    from django.core.mail import send_mail
-    from django.db.models import F
-
-    from accounts.models import User
-    from stores.models import StoreMembership
-
     now = now or timezone.now()
     flagged = 0
     candidates = Batch.objects.filter(status=Batch.Status.PUBLISHED, at_risk_flagged_at__isnull=True,
@@ -351,10 +357,8 @@ def batches_flag_at_risk(*, now=None) -> int:
 def dispatch_sweep(*, limit: int = 200) -> int:
     """Beat safety net behind the dispatch tasks (DESIGN rule 3): start or advance dispatch of
     published batches without a pending offer, settle due claim pools, flag batches at risk.
-    (Offer expiry has its own sweeper, orders.tasks.sweep_expired_offers.) Idempotent."""
-    from .services import offers_withdraw_stale
-
-    done = offers_withdraw_stale()
+    (Offer expiry has its own sweeper, dispatch.tasks.sweep_expired_offers.) Idempotent."""
+    done = services.offers_withdraw_stale()
     pending = Offer.objects.filter(batch=OuterRef("pk"), status=Offer.Status.PENDING)
     stalled = (
         Batch.objects.filter(status=Batch.Status.PUBLISHED)

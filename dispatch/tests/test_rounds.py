@@ -7,11 +7,12 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from dispatch import rounds
+from dispatch import services as dispatch_services
+from dispatch.models import ClaimAttempt, Offer
 from drivers.models import Route
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import dispatch
-from orders import services as order_services
-from orders.models import Batch, ClaimAttempt, Offer
+from orders.models import Batch
 from orders.tests.helpers import _to_board, published_batch
 from payments.models import OfferPaySnapshot
 from spark.errors import Conflict, NotPermitted
@@ -42,14 +43,14 @@ def expire_all(batch):
     Offer.objects.filter(batch=batch, status="pending").update(
         created_at=now - timedelta(minutes=2), expires_at=now - timedelta(seconds=1)
     )
-    order_services.offers_expire_due()
+    dispatch_services.offers_expire_due()
 
 
 def test_slot_holders_are_offered_first_with_a_pay_snapshot(store, zone):
     holders = [slot_holder(store, zone) for _ in range(2)]
     online_driver(store, zone)
     batch = published_batch(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "slot"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "slot"
     offers = pending(batch)
     assert {o.driver_id for o in offers} == {d.pk for d in holders}
     for o in offers:
@@ -59,7 +60,7 @@ def test_slot_holders_are_offered_first_with_a_pay_snapshot(store, zone):
         assert snap.incentive_cents == 0 and snap.tip_cents == 600
         assert snap.total_cents == snap.base_cents + snap.stops_cents + snap.miles_cents + snap.heavy_cents + 600
     # Running dispatch again while offers are pending changes nothing.
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "waiting"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "waiting"
     assert Offer.objects.filter(batch=batch).count() == 2
 
 
@@ -67,22 +68,22 @@ def test_rounds_escalate_incentive_up_to_the_cap_then_board(store, zone):
     slot_holder(store, zone)
     route_drivers = [online_driver(store, zone, km_away=k) for k in (0.5, 1, 2, 3, 4)]
     batch = published_batch(store)
-    dispatch.dispatch_advance(batch_id=batch.pk)  # round 1: slot holder
+    rounds.dispatch_advance(batch_id=batch.pk)  # round 1: slot holder
     expire_all(batch)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "route"  # round 2: 2 nearest route matches
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "route"  # round 2: 2 nearest route matches
     r2 = pending(batch)
     assert [o.kind for o in r2] == ["route", "route"]
     assert {o.driver_id for o in r2} == {route_drivers[0].pk, route_drivers[1].pk}
     assert {o.pay.incentive_cents for o in r2} == {150}
     assert all(o.rank_detail.get("detour_m") is not None for o in r2)  # the dispatch log says why
     for o in r2:
-        order_services.offer_decline(offer=o, driver=o.driver, reason="pay_too_low")
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "route"  # round 3: next two
+        dispatch_services.offer_decline(offer=o, driver=o.driver, reason="pay_too_low")
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "route"  # round 3: next two
     r3 = pending(batch)
     assert {o.driver_id for o in r3} == {route_drivers[2].pk, route_drivers[3].pk}
     assert {o.pay.incentive_cents for o in r3} == {300}
     expire_all(batch)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"  # route_rounds=2 used up
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"  # route_rounds=2 used up
     batch.refresh_from_db()
     assert batch.dispatch_stage == "board" and batch.board_at and batch.incentive_cents == 400  # capped
     assert Offer.objects.filter(batch=batch, status="declined").count() == 2  # declines kept apart
@@ -91,20 +92,20 @@ def test_rounds_escalate_incentive_up_to_the_cap_then_board(store, zone):
 
 def test_no_one_eligible_goes_straight_to_the_board(store, zone):
     batch = published_batch(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
 
 
 def test_accepting_one_slot_offer_withdraws_the_others(store, zone):
     a, b = slot_holder(store, zone), slot_holder(store, zone)
     batch = published_batch(store)
-    dispatch.dispatch_advance(batch_id=batch.pk)
+    rounds.dispatch_advance(batch_id=batch.pk)
     offer_a = Offer.objects.get(batch=batch, driver=a)
-    order_services.offer_accept(offer=offer_a, driver=a)
+    dispatch_services.offer_accept(offer=offer_a, driver=a)
     batch.refresh_from_db()
     assert batch.status == "assigned" and batch.driver_id == a.pk
     assert Offer.objects.get(batch=batch, driver=b).status == "withdrawn"
     with pytest.raises(Conflict):
-        order_services.offer_accept(offer=Offer.objects.get(batch=batch, driver=b), driver=b)
+        dispatch_services.offer_accept(offer=Offer.objects.get(batch=batch, driver=b), driver=b)
 
 
 def test_suspended_or_busy_drivers_are_not_offered(store, zone):
@@ -113,26 +114,26 @@ def test_suspended_or_busy_drivers_are_not_offered(store, zone):
     holder.reason_code = "safety"
     holder.save()
     batch = published_batch(store)
-    assert dispatch.dispatch_advance(batch_id=batch.pk) == "board"
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     with pytest.raises(NotPermitted, match="suspended"):
-        dispatch.board_claim(batch=batch, driver=holder)
+        rounds.board_claim(batch=batch, driver=holder)
 
 
 def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     batch = _to_board(store, zone)
     holder = slot_holder(store, zone)  # weight +2
     plain = [DriverFactory(home_zone=zone) for _ in range(3)]
-    outcome, attempt = dispatch.board_claim(batch=batch, driver=plain[0])
-    assert outcome == "pooled" and attempt.detail["decides_at"]
+    claim = rounds.board_claim(batch=batch, driver=plain[0])
+    assert claim.outcome == "pooled" and claim.attempt.detail["decides_at"]
     for d in [*plain[1:], holder]:
-        assert dispatch.board_claim(batch=batch, driver=d)[0] == "pooled"
-    assert dispatch.board_claim(batch=batch, driver=plain[0])[0] == "pooled"  # a repeat is the same claim
+        assert rounds.board_claim(batch=batch, driver=d).outcome == "pooled"
+    assert rounds.board_claim(batch=batch, driver=plain[0]).outcome == "pooled"  # a repeat is the same claim
     assert ClaimAttempt.objects.filter(batch=batch).count() == 4
     weights = {a.driver_id: a.score for a in ClaimAttempt.objects.filter(batch=batch)}
     assert weights[holder.pk] == pytest.approx(weights[plain[0].pk] + 2)
-    assert dispatch.claim_pool_resolve(batch_id=batch.pk) is None  # window still open
+    assert rounds.claim_pool_resolve(batch_id=batch.pk) is None  # window still open
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
-    winner_id = dispatch.claim_pool_resolve(batch_id=batch.pk)
+    winner_id = rounds.claim_pool_resolve(batch_id=batch.pk)
     # The draw is reproducible: seeded with the batch id over the weights in claim order.
     import random
 
@@ -145,21 +146,21 @@ def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     assert sorted(outcomes.values()) == ["lost", "lost", "lost", "won"]
     won = Offer.objects.get(batch=batch, status="accepted")
     assert won.kind == "board" and won.pay.total_cents > 0
-    assert dispatch.claim_pool_resolve(batch_id=batch.pk) is None  # a second run changes nothing
+    assert rounds.claim_pool_resolve(batch_id=batch.pk) is None  # a second run changes nothing
     loser = next(d for d in [*plain, holder] if d.pk != winner_id)
     with pytest.raises(Conflict):
-        dispatch.board_claim(batch=batch, driver=loser)
+        rounds.board_claim(batch=batch, driver=loser)
 
 
 def test_after_the_window_it_is_first_come(store, zone):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
-    outcome, offer = dispatch.board_claim(batch=batch, driver=first)
-    assert outcome == "assigned" and offer.status == "accepted"
+    claim = rounds.board_claim(batch=batch, driver=first)
+    assert claim.outcome == "assigned" and claim.offer.status == "accepted"
     with pytest.raises(Conflict, match="another driver"):
-        dispatch.board_claim(batch=batch, driver=second)
-    assert dispatch.board_claim(batch=batch, driver=first)[0] == "assigned"  # a retry by the winner
+        rounds.board_claim(batch=batch, driver=second)
+    assert rounds.board_claim(batch=batch, driver=first).outcome == "assigned"  # a retry by the winner
 
 
 def test_other_zone_driver_cannot_claim(store, zone):
@@ -168,7 +169,7 @@ def test_other_zone_driver_cannot_claim(store, zone):
     from spark.errors import DomainError
 
     with pytest.raises(DomainError):
-        dispatch.board_claim(batch=batch, driver=outsider)
+        rounds.board_claim(batch=batch, driver=outsider)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,10 +181,10 @@ def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
     def claim(i):
         from orders.models import Batch as B
 
-        return dispatch.board_claim(batch=B.objects.get(pk=batch.pk), driver=drivers[i])
+        return rounds.board_claim(batch=B.objects.get(pk=batch.pk), driver=drivers[i])
 
     results = run_in_threads(50, claim)
-    wins = [r for r in results if isinstance(r, tuple) and r[0] == "assigned"]
+    wins = [r for r in results if isinstance(r, rounds.BoardClaim) and r.outcome == "assigned"]
     losses = [r for r in results if isinstance(r, Conflict)]
     assert len(wins) == 1 and len(losses) == 49, {type(r).__name__ for r in results}
     batch.refresh_from_db()
@@ -197,7 +198,7 @@ def test_accept_racing_expiry_ends_assigned_or_reoffered_never_both(zone, store)
     for attempt in range(6):
         holder = slot_holder(store, zone)
         batch = published_batch(store)
-        dispatch.dispatch_advance(batch_id=batch.pk)
+        rounds.dispatch_advance(batch_id=batch.pk)
         offer = Offer.objects.get(batch=batch, driver=holder)
         Offer.objects.filter(pk=offer.pk).update(created_at=timezone.now() - timedelta(minutes=1),
                                                  expires_at=timezone.now() + timedelta(milliseconds=5 * attempt))
@@ -205,11 +206,11 @@ def test_accept_racing_expiry_ends_assigned_or_reoffered_never_both(zone, store)
         def act(i, offer_id=offer.pk, driver=holder, attempt=attempt):
             o = Offer.objects.get(pk=offer_id)
             if i == 0:
-                return order_services.offer_accept(offer=o, driver=driver)
+                return dispatch_services.offer_accept(offer=o, driver=driver)
             import time
 
             time.sleep(0.005 * attempt)
-            return order_services.offer_expire(offer_id=offer_id)
+            return dispatch_services.offer_expire(offer_id=offer_id)
 
         run_in_threads(2, act)
         offer.refresh_from_db()
@@ -226,9 +227,9 @@ def test_a_driver_accepting_two_offers_at_once_ends_with_one_batch(zone, store):
     holder = slot_holder(store, zone)
     batches = [published_batch(store) for _ in range(2)]
     for b in batches:
-        dispatch.dispatch_advance(batch_id=b.pk)
+        rounds.dispatch_advance(batch_id=b.pk)
     offers = [Offer.objects.get(batch=b, driver=holder) for b in batches]
-    results = run_in_threads(2, lambda i: order_services.offer_accept(offer=offers[i], driver=holder))
+    results = run_in_threads(2, lambda i: dispatch_services.offer_accept(offer=offers[i], driver=holder))
     assert sum(isinstance(r, Offer) for r in results) == 1
     assert sum(isinstance(r, Conflict) for r in results) == 1
     assert Batch.objects.filter(driver=holder, status="assigned").count() == 1
@@ -242,11 +243,11 @@ def test_sweeper_starts_lost_dispatch_and_flags_at_risk_once(store, zone, settin
     slot_holder(store, zone)
     batch = published_batch(store)  # its dispatch task never ran (no commit in this test)
     Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() + timedelta(minutes=20))
-    dispatch.dispatch_sweep()
+    rounds.dispatch_sweep()
     assert len(pending(batch)) == 1
     batch.refresh_from_db()
     assert batch.at_risk_flagged_at is not None
-    dispatch.dispatch_sweep()
+    rounds.dispatch_sweep()
     assert len(pending(batch)) == 1  # nothing new while the offer is pending
     assert Batch.objects.get(pk=batch.pk).at_risk_flagged_at == batch.at_risk_flagged_at
 
@@ -260,8 +261,8 @@ def test_at_risk_email_goes_to_managers_and_ops(store, zone, django_capture_on_c
     batch = published_batch(store)
     Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() + timedelta(minutes=10))
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.batches_flag_at_risk() == 1
-    assert dispatch.batches_flag_at_risk() == 0
+        assert rounds.batches_flag_at_risk() == 1
+    assert rounds.batches_flag_at_risk() == 0
     assert len(mail.outbox) == 1
     assert set(mail.outbox[0].to) == {"boss@example.test", "ops@example.test"}
     assert f"batch {batch.pk}" in mail.outbox[0].subject
@@ -277,18 +278,18 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"
+        assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     # The losers that follow are answered from the marker the winner left, without PostgreSQL.
     with django_assert_num_queries(0), pytest.raises(Conflict, match="another driver") as exc:
-        dispatch.board_claim(batch_id=batch.pk, driver=second)
+        rounds.board_claim(batch_id=batch.pk, driver=second)
     assert exc.value.code == "batch_taken"
-    assert dispatch.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"  # the holder's retry
+    assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"  # the holder's retry
     outsider = DriverFactory(home_zone=ZoneFactory(name="New Orleans", slug="nola"))
     with pytest.raises(NotFound):  # another zone's batch stays a 404, marker or not
-        dispatch.board_claim(batch_id=batch.pk, driver=outsider)
+        rounds.board_claim(batch_id=batch.pk, driver=outsider)
     # Any way back on offer drops the marker once that commit lands, so it never refuses a
     # claim the database would accept.
-    from orders import claim_gate
+    from dispatch import claim_gate
 
     assert claim_gate.taken_by(batch.pk) == (zone.pk, first.pk)
     with django_capture_on_commit_callbacks(execute=True):
@@ -304,9 +305,9 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(store, zone, s
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch.board_claim(batch_id=batch.pk, driver=first)[0] == "assigned"
+        assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     with pytest.raises(Conflict, match="another driver"):
-        dispatch.board_claim(batch_id=batch.pk, driver=second)
+        rounds.board_claim(batch_id=batch.pk, driver=second)
     batch.refresh_from_db()
     assert batch.driver_id == first.pk
 
@@ -315,16 +316,16 @@ def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
     first, second = _to_board(store, zone), _to_board(store, zone)
     driver = DriverFactory(home_zone=zone)
     Batch.objects.filter(pk=first.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    assert dispatch.board_claim(batch_id=first.pk, driver=driver)[0] == "assigned"
+    assert rounds.board_claim(batch_id=first.pk, driver=driver).outcome == "assigned"
     # Inside its fair window the claim is refused up front (the draw would come later)...
     with pytest.raises(Conflict) as exc:
-        dispatch.board_claim(batch_id=second.pk, driver=driver)
+        rounds.board_claim(batch_id=second.pk, driver=driver)
     assert exc.value.code == "driver_busy"
     assert not ClaimAttempt.objects.filter(batch=second).exists()
     # ...and first come, by the one-active-batch index, leaving nothing behind.
     Batch.objects.filter(pk=second.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     with pytest.raises(Conflict) as exc:
-        dispatch.board_claim(batch_id=second.pk, driver=driver)
+        rounds.board_claim(batch_id=second.pk, driver=driver)
     assert exc.value.code == "driver_busy"
     second.refresh_from_db()
     assert second.status == "published" and second.driver_id is None

@@ -8,8 +8,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dispatch import claim_gate
 from drivers.tests.factories import DriverFactory
-from orders import claim_gate
 from orders.models import Batch
 from orders.tests.helpers import _to_board
 

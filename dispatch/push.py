@@ -36,11 +36,13 @@ from py_vapid import Vapid
 from py_vapid.utils import b64urlencode
 from pywebpush import WebPushException, webpush
 
+from drivers.models import Driver, PushSubscription
+from orders.models import Batch, Stop
 from spark.errors import DomainError
 from spark.geo import meters_to_miles
 from spark.money import format_cents
 
-from .models import Driver, PushSubscription
+from .models import Offer
 
 logger = logging.getLogger(__name__)
 
@@ -212,8 +214,6 @@ def _offer_stops(offer) -> int:
     batch = offer.batch
     if batch.stops_count:
         return batch.stops_count
-    from orders.models import Stop
-
     return batch.stops.exclude(status=Stop.Status.REMOVED).count()
 
 
@@ -316,8 +316,6 @@ def send_offer_push(*, offer_id: int) -> int:
 
 
 def _send_offer_push(offer_id: int) -> int:
-    from orders.models import Offer
-
     offer = Offer.objects.select_related("batch").filter(pk=offer_id).first()
     if offer is None or offer.status != Offer.Status.PENDING:
         return 0
@@ -347,7 +345,7 @@ def _push_to_driver(driver_id: int, payload: dict, *, ttl: int) -> int:
     return sent
 
 
-@shared_task(name="drivers.push.send_offer_push_task", ignore_result=True)
+@shared_task(ignore_result=True)
 def send_offer_push_task(offer_id: int) -> int:
     return send_offer_push(offer_id=offer_id)
 
@@ -363,8 +361,6 @@ def offer_update_payload(offer) -> dict | None:
     batch and it was taken back: every order cancelled, or sent back to dispatch). Same tag as
     the offer's notification, so it replaces it. No customer detail and no free text from
     the store: the app's Batch page and dispatch log say the rest."""
-    from orders.models import Batch, Offer
-
     batch_status = offer.batch.status
     if offer.status == Offer.Status.WITHDRAWN:
         title = "Offer withdrawn"
@@ -387,8 +383,6 @@ def offer_update_payload(offer) -> dict | None:
 def send_offer_update_push(*, offer_id: int) -> int:
     """Tell the driver their offer was withdrawn or their batch taken back. Never raises."""
     try:
-        from orders.models import Offer
-
         offer = Offer.objects.select_related("batch").filter(pk=offer_id).first()
         if offer is None:
             return 0
@@ -401,6 +395,6 @@ def send_offer_update_push(*, offer_id: int) -> int:
         return 0
 
 
-@shared_task(name="drivers.push.send_offer_update_push_task", ignore_result=True)
+@shared_task(ignore_result=True)
 def send_offer_update_push_task(offer_id: int) -> int:
     return send_offer_update_push(offer_id=offer_id)

@@ -6,19 +6,22 @@ from unittest import mock
 import pytest
 from django.utils import timezone
 
-from drivers.tests.factories import DriverFactory
-from orders.models import Batch, BatchEvent, Offer, OfferEvent
-from orders.services import (
-    batch_set_status,
+from dispatch.models import Offer, OfferEvent
+from dispatch.services import (
     offer_accept,
     offer_decline,
     offer_expire,
     offer_schedule_expiry,
+    offer_set_status,
     offers_expire_due,
     offers_withdraw_stale,
 )
-from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
-from spark.errors import Conflict, DomainError, Gone
+from dispatch.tests.factories import OfferFactory
+from drivers.tests.factories import DriverFactory
+from orders.models import Batch, BatchEvent
+from orders.services import batch_set_status
+from orders.tests.factories import BatchFactory, StopFactory
+from spark.errors import Conflict, DomainError, Gone, InvalidTransition
 from tests.helpers import run_in_threads
 
 THREADS = 20
@@ -248,7 +251,7 @@ def test_sweeper_respects_its_limit():
 @pytest.mark.django_db
 def test_expiry_countdown_is_queued_after_commit(django_capture_on_commit_callbacks):
     offer = OfferFactory()
-    with mock.patch("orders.tasks.expire_offer.apply_async") as apply_async:
+    with mock.patch("dispatch.tasks.expire_offer.apply_async") as apply_async:
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
             offer_schedule_expiry(offer=offer)
         assert len(callbacks) == 1
@@ -324,3 +327,18 @@ def test_concurrent_expiry_writes_one_event():
     offer.refresh_from_db()
     assert offer.status == Offer.Status.EXPIRED
     assert OfferEvent.objects.filter(offer=offer).count() == 1
+
+
+# --- Offer ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_closed_offer_cannot_move_again():
+    offer = OfferFactory()
+    offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, reason="batch cancelled")
+    for to in (Offer.Status.ACCEPTED, Offer.Status.PENDING, Offer.Status.EXPIRED):
+        with pytest.raises(InvalidTransition):
+            offer_set_status(offer=offer, to=to)
+    offer.refresh_from_db()
+    assert offer.status == Offer.Status.WITHDRAWN
+    assert offer.events.count() == 1

@@ -21,9 +21,9 @@ from django.core.management import call_command
 from django.utils import timezone
 from py_vapid import Vapid
 
-from drivers import push
-from drivers.models import PushSubscription
-from drivers.push import (
+from dispatch import push
+from dispatch.models import Offer
+from dispatch.push import (
     offer_push_payload,
     push_subscription_delete,
     push_subscription_save,
@@ -31,9 +31,10 @@ from drivers.push import (
     send_offer_push_task,
     vapid_configured,
 )
+from dispatch.tests.factories import OfferFactory
+from drivers.models import PushSubscription
 from drivers.tests.factories import DriverFactory
-from orders.models import Offer
-from orders.tests.factories import BatchFactory, OfferFactory, StopFactory
+from orders.tests.factories import BatchFactory, StopFactory
 from payments.models import OfferPaySnapshot
 from spark.errors import DomainError
 
@@ -254,7 +255,7 @@ def test_every_subscription_of_the_driver_and_no_one_else(db, push_service, vapi
 def test_the_task_is_named_and_runs_the_service(db, push_service, vapid):
     offer = make_offer()
     subscribe(offer.driver, push_service, "/push/1")
-    assert send_offer_push_task.name == "drivers.push.send_offer_push_task"
+    assert send_offer_push_task.name == "dispatch.push.send_offer_push_task"
     assert send_offer_push_task.apply(args=(offer.pk,)).get() == 1
     assert len(push_service.requests) == 1
 

@@ -1,0 +1,23 @@
+"""Offers, their events and board claims now live in dispatch (dispatch 0001 took them over with
+their tables): drop them from orders' state only; the tables stay."""
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("orders", "0006_batch_batch_live_stops_when_dispatched"),
+        ("dispatch", "0001_initial"),
+        ("payments", "0004_offerpaysnapshot_offer_in_dispatch"),  # its FK points at dispatch.Offer first
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.DeleteModel(name="OfferEvent"),
+                migrations.DeleteModel(name="ClaimAttempt"),
+                migrations.DeleteModel(name="Offer"),
+            ],
+            database_operations=[],
+        ),
+    ]
