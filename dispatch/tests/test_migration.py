@@ -18,7 +18,7 @@ from orders.models import Batch
 
 BEFORE_THE_MOVE = [
     ("orders", "0006_batch_batch_live_stops_when_dispatched"),
-    ("payments", "0003_screening"),
+    ("payments", "0004_driver_notices_in_the_outbox"),
     ("dispatch", None),
 ]
 TABLES = ("orders_offer", "orders_offerevent", "orders_claimattempt", "payments_offerpaysnapshot")

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("orders", "0006_batch_batch_live_stops_when_dispatched"),
         ("dispatch", "0001_initial"),
-        ("payments", "0004_offerpaysnapshot_offer_in_dispatch"),  # its FK points at dispatch.Offer first
+        ("payments", "0005_offerpaysnapshot_offer_in_dispatch"),  # its FK points at dispatch.Offer first
     ]
 
     operations = [

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("dispatch", "0001_initial"),
-        ("payments", "0003_screening"),
+        ("payments", "0004_driver_notices_in_the_outbox"),
     ]
 
     operations = [
