@@ -92,7 +92,7 @@ def ledger_post(
 # a change to the formula is a change to _pay_parts and reaches both.
 
 # Routed miles are paid per mile, rounded half up to the cent: route_meters * per_mile_cents
-# / 1609.344, in integers as route_meters * per_mile_cents * 1000 / MILLIMETRES_PER_MILE.
+# / geo.METERS_PER_MILE, in integers as route_meters * per_mile_cents * 1000 / MILLIMETRES_PER_MILE.
 MILLIMETRES_PER_MILE = round(geo.METERS_PER_MILE * 1000)
 
 

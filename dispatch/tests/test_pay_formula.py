@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dispatch import feed as dispatch_feed
 from dispatch.feed import OVERFETCH_MIN, route_feed
-from drivers.tests.test_routes import LNG, batch_on_meridian, store_at, trip
+from drivers.tests.helpers import LNG, batch_on_meridian, store_at, trip
 from orders.models import Batch, Order, Stop
 from orders.tests.factories import BatchFactory, StopFactory
 from payments.models import PayPolicy
