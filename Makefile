@@ -55,7 +55,7 @@ test-fast: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check . || true
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
 bench: install

@@ -47,8 +47,11 @@ def ensure_database(url: str) -> None:
     if "bench" not in name:
         raise SystemExit(f"refusing to use database {name!r}: the benchmarks empty it; use a *bench* database")
     conn = psycopg2.connect(
-        dbname="postgres", user=parts.username or "postgres", password=parts.password,
-        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+        dbname="postgres",
+        user=parts.username or "postgres",
+        password=parts.password,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
     )
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -113,8 +116,15 @@ class Processes:
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # closed in stop()
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.procs[name] = proc
         self._logs[name] = log
         return proc
@@ -268,11 +278,26 @@ def make_zone_and_store(**zone_fields):
     from payments.models import PayPolicy
     from stores.models import Store, Zone
 
-    zone = Zone.objects.create(name="Bench Nashville", slug="bench-nashville", center_lat=CENTER[0],
-                               center_lng=CENTER[1], radius_km=40, **zone_fields)
+    zone = Zone.objects.create(
+        name="Bench Nashville",
+        slug="bench-nashville",
+        center_lat=CENTER[0],
+        center_lng=CENTER[1],
+        radius_km=40,
+        **zone_fields,
+    )
     PayPolicy.objects.create(zone=zone)
-    store = Store.objects.create(zone=zone, number="B001", name="Bench Store", address_line1="1 Bench Rd",
-                                 city="Nashville", state="TN", postal_code="37203", lat=CENTER[0], lng=CENTER[1])
+    store = Store.objects.create(
+        zone=zone,
+        number="B001",
+        name="Bench Store",
+        address_line1="1 Bench Rd",
+        city="Nashville",
+        state="TN",
+        postal_code="37203",
+        lat=CENTER[0],
+        lng=CENTER[1],
+    )
     return zone, store
 
 
@@ -290,8 +315,16 @@ def make_drivers(n: int, zone, *, tokens: bool = False, prefix: str = "bench-dri
     )
     valid = date.today() + timedelta(days=365)
     drivers = Driver.objects.bulk_create(
-        [Driver(user=u, home_zone=zone, status=Driver.Status.ACTIVE, license_expires_on=valid,
-                insurance_expires_on=valid) for u in users],
+        [
+            Driver(
+                user=u,
+                home_zone=zone,
+                status=Driver.Status.ACTIVE,
+                license_expires_on=valid,
+                insurance_expires_on=valid,
+            )
+            for u in users
+        ],
         batch_size=1000,
     )
     if tokens:
@@ -314,21 +347,49 @@ def make_published_batches(n: int, store, *, stage: str, stops: int = 2, board_a
     rng = random.Random(n)
     now = timezone.now()
     window = now + timedelta(hours=2)
-    batches = Batch.objects.bulk_create([
-        Batch(store=store, status=Batch.Status.PUBLISHED, published_at=now - timedelta(minutes=5),
-              dispatch_stage=stage, board_at=board_at, offer_round=1, route_meters=12000, route_seconds=1800,
-              pickup_by=window - timedelta(minutes=45), stops_count=stops,
-              last_stop_lat=CENTER[0] + Decimal("0.010000"), last_stop_lng=CENTER[1])
-        for _ in range(n)
-    ], batch_size=1000)
-    orders = Order.objects.bulk_create([
-        Order(store=store, external_id=f"bench-{tag}-{b.pk}-{s}", status=Order.Status.READY,
-              customer_name="Bench Customer", address_line1=f"{rng.randint(1, 9999)} Bench St", city="Nashville",
-              state="TN", postal_code="37203", lat=CENTER[0] + Decimal(f"{rng.uniform(-0.05, 0.05):.6f}"),
-              lng=CENTER[1] + Decimal(f"{rng.uniform(-0.05, 0.05):.6f}"), window_start=window,
-              window_end=window + timedelta(hours=1), totes=2, tip_cents=500)
-        for b in batches for s in range(stops)
-    ], batch_size=2000)
+    batches = Batch.objects.bulk_create(
+        [
+            Batch(
+                store=store,
+                status=Batch.Status.PUBLISHED,
+                published_at=now - timedelta(minutes=5),
+                dispatch_stage=stage,
+                board_at=board_at,
+                offer_round=1,
+                route_meters=12000,
+                route_seconds=1800,
+                pickup_by=window - timedelta(minutes=45),
+                stops_count=stops,
+                last_stop_lat=CENTER[0] + Decimal("0.010000"),
+                last_stop_lng=CENTER[1],
+            )
+            for _ in range(n)
+        ],
+        batch_size=1000,
+    )
+    orders = Order.objects.bulk_create(
+        [
+            Order(
+                store=store,
+                external_id=f"bench-{tag}-{b.pk}-{s}",
+                status=Order.Status.READY,
+                customer_name="Bench Customer",
+                address_line1=f"{rng.randint(1, 9999)} Bench St",
+                city="Nashville",
+                state="TN",
+                postal_code="37203",
+                lat=CENTER[0] + Decimal(f"{rng.uniform(-0.05, 0.05):.6f}"),
+                lng=CENTER[1] + Decimal(f"{rng.uniform(-0.05, 0.05):.6f}"),
+                window_start=window,
+                window_end=window + timedelta(hours=1),
+                totes=2,
+                tip_cents=500,
+            )
+            for b in batches
+            for s in range(stops)
+        ],
+        batch_size=2000,
+    )
     it = iter(orders)
     Stop.objects.bulk_create(
         [Stop(batch=b, order=next(it), sequence=s + 1) for b in batches for s in range(stops)], batch_size=2000

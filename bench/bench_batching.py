@@ -38,14 +38,16 @@ def instance(n: int, seed: int):
     for i in range(n):
         # Windows start over a 2-hour span; each lasts 1-2 hours.
         ws = t0 + timedelta(minutes=rng.randrange(0, 120, 15))
-        orders.append(SimpleNamespace(
-            pk=i + 1,
-            lat=STORE.lat + rng.uniform(-0.09, 0.09),
-            lng=STORE.lng + rng.uniform(-0.11, 0.11),
-            totes=rng.randint(1, 6),
-            window_start=ws,
-            window_end=ws + timedelta(minutes=rng.choice([60, 90, 120])),
-        ))
+        orders.append(
+            SimpleNamespace(
+                pk=i + 1,
+                lat=STORE.lat + rng.uniform(-0.09, 0.09),
+                lng=STORE.lng + rng.uniform(-0.11, 0.11),
+                totes=rng.randint(1, 6),
+                window_start=ws,
+                window_end=ws + timedelta(minutes=rng.choice([60, 90, 120])),
+            )
+        )
     return t0, orders
 
 
@@ -60,19 +62,23 @@ def main() -> int:
     for seed in range(1, args.seeds + 1):
         t0, orders = instance(args.orders, seed)
         started = time.perf_counter()
-        fast = propose_batches(store=STORE, orders=orders, max_totes=20, max_stops=5,
-                               time_limit_s=args.limit, start=t0)
+        fast = propose_batches(store=STORE, orders=orders, max_totes=20, max_stops=5, time_limit_s=args.limit, start=t0)
         elapsed = time.perf_counter() - started
-        slow = propose_batches(store=STORE, orders=orders, max_totes=20, max_stops=5,
-                               time_limit_s=args.limit * 10, start=t0)
+        slow = propose_batches(
+            store=STORE, orders=orders, max_totes=20, max_stops=5, time_limit_s=args.limit * 10, start=t0
+        )
         gap = 100.0 * (fast.distance_m - slow.distance_m) / slow.distance_m
         times.append(elapsed)
         gaps.append(gap)
-        print(f"seed {seed}: proposal in {elapsed:.2f}s, {len(fast.batches)} batches, "
-              f"{fast.distance_m / 1000:.1f} km (unassigned {len(fast.unassigned)}); "
-              f"10x time: {slow.distance_m / 1000:.1f} km; gap {gap:+.2f}%")
-    print(f"batching: {args.orders} orders, time to proposal max {max(times):.2f}s (target < 10 s), "
-          f"distance gap vs 10x time: mean {statistics.mean(gaps):+.2f}% max {max(gaps):+.2f}%")
+        print(
+            f"seed {seed}: proposal in {elapsed:.2f}s, {len(fast.batches)} batches, "
+            f"{fast.distance_m / 1000:.1f} km (unassigned {len(fast.unassigned)}); "
+            f"10x time: {slow.distance_m / 1000:.1f} km; gap {gap:+.2f}%"
+        )
+    print(
+        f"batching: {args.orders} orders, time to proposal max {max(times):.2f}s (target < 10 s), "
+        f"distance gap vs 10x time: mean {statistics.mean(gaps):+.2f}% max {max(gaps):+.2f}%"
+    )
     return 0 if max(times) < 10 else 1
 
 

@@ -110,6 +110,7 @@ async def storm(base: str, drivers: list, batch_ids: list[int], seed: int) -> tu
     go = asyncio.Event()
 
     async with _session(len(drivers)) as session:
+
         async def driver_loop(i: int, driver) -> None:
             rng = random.Random(seed * 1_000_003 + i)
             headers = {"Authorization": f"Token {driver.token}"}
@@ -122,8 +123,9 @@ async def storm(base: str, drivers: list, batch_ids: list[int], seed: int) -> tu
                 batch_id = rng.choice(candidates)
                 tried.add(batch_id)
                 started = time.perf_counter()
-                status, body, headers_in = await _post(session, f"{base}/api/v1/driver/batches/{batch_id}/claim/",
-                                                       headers)
+                status, body, headers_in = await _post(
+                    session, f"{base}/api/v1/driver/batches/{batch_id}/claim/", headers
+                )
                 code = _code(status, body)
                 samples.append(Sample(driver.pk, batch_id, status, code, time.perf_counter() - started))
                 if status == 200:
@@ -156,6 +158,7 @@ async def replay(base: str, path: str, drivers: list, counts: dict[int, int]) ->
     active = [d for d in drivers if counts.get(d.pk)]
 
     async with _session(len(active)) as session:
+
         async def client(driver) -> None:
             headers = {"Authorization": f"Token {driver.token}"}
             await go.wait()
@@ -199,17 +202,24 @@ def summary(label: str, samples: list[Sample], elapsed: float, cpu: tuple[float,
     n = len(samples)
     statuses_count = Counter(s.status for s in samples)
     figures: dict = {
-        "n": n, "elapsed": elapsed, "rps": n / elapsed if elapsed else 0.0,
-        "p50": _common.pct(latencies, 50), "p99": _common.pct(latencies, 99), "max": max(latencies, default=0.0),
+        "n": n,
+        "elapsed": elapsed,
+        "rps": n / elapsed if elapsed else 0.0,
+        "p50": _common.pct(latencies, 50),
+        "p99": _common.pct(latencies, 99),
+        "max": max(latencies, default=0.0),
         "statuses": statuses_count,
-        "server_cpu_ms": cpu[0] * 1000 / n if n else 0.0, "db_cpu_ms": cpu[1] * 1000 / n if n else 0.0,
+        "server_cpu_ms": cpu[0] * 1000 / n if n else 0.0,
+        "db_cpu_ms": cpu[1] * 1000 / n if n else 0.0,
         "client_cpu_ms": cpu[2] * 1000 / n if n else 0.0,
     }
     statuses = ", ".join(f"{k}: {v}" for k, v in sorted(statuses_count.items()))
-    print(f"  {label:<30} {n:5d} req in {elapsed:5.2f} s = {figures['rps']:6.1f} req/s; p50 {figures['p50']:6.0f} ms, "
-          f"p99 {figures['p99']:6.0f} ms; CPU/req server {figures['server_cpu_ms']:5.2f} ms "
-          f"({figures['db_cpu_ms']:4.2f} in PostgreSQL), client "
-          f"{figures['client_cpu_ms']:4.2f} ms  [{statuses}]")
+    print(
+        f"  {label:<30} {n:5d} req in {elapsed:5.2f} s = {figures['rps']:6.1f} req/s; p50 {figures['p50']:6.0f} ms, "
+        f"p99 {figures['p99']:6.0f} ms; CPU/req server {figures['server_cpu_ms']:5.2f} ms "
+        f"({figures['db_cpu_ms']:4.2f} in PostgreSQL), client "
+        f"{figures['client_cpu_ms']:4.2f} ms  [{statuses}]"
+    )
     return figures
 
 
@@ -244,8 +254,9 @@ def next_batches(store, previous: list[int], n: int, run: int) -> list[int]:
     from orders.models import Batch
 
     Batch.objects.filter(pk__in=previous).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
-    batches = _common.make_published_batches(n, store, stage="board", board_at=timezone.now() - timedelta(minutes=1),
-                                             tag=f"storm{run}")
+    batches = _common.make_published_batches(
+        n, store, stage="board", board_at=timezone.now() - timedelta(minutes=1), tag=f"storm{run}"
+    )
     _common.vacuum_analyze()
     return [b.pk for b in batches]
 
@@ -256,17 +267,22 @@ def verify(batch_ids: list[int], samples: list[Sample]) -> dict[str, int]:
     from dispatch.models import Offer
     from orders.models import Batch
 
-    holders = dict(Batch.objects.filter(pk__in=batch_ids, status=Batch.Status.ASSIGNED)
-                   .values_list("pk", "driver_id"))
-    accepted = list(Offer.objects.filter(batch_id__in=batch_ids, status=Offer.Status.ACCEPTED)
-                    .values_list("batch_id", "driver_id"))
+    holders = dict(Batch.objects.filter(pk__in=batch_ids, status=Batch.Status.ASSIGNED).values_list("pk", "driver_id"))
+    accepted = list(
+        Offer.objects.filter(batch_id__in=batch_ids, status=Offer.Status.ACCEPTED).values_list("batch_id", "driver_id")
+    )
     accepted_per_batch = Counter(b for b, _ in accepted)
     http_wins: dict[int, set[int]] = {}
     for s in samples:
         if s.status == 200 and s.batch is not None:
             http_wins.setdefault(s.batch, set()).add(s.driver)
-    busy_drivers = (Batch.objects.filter(status__in=Batch.ACTIVE_STATUSES).values("driver")
-                    .annotate(n=Count("pk")).filter(n__gt=1).count())
+    busy_drivers = (
+        Batch.objects.filter(status__in=Batch.ACTIVE_STATUSES)
+        .values("driver")
+        .annotate(n=Count("pk"))
+        .filter(n__gt=1)
+        .count()
+    )
     checks = {
         "batches assigned": len(holders),
         "distinct holders": len(set(holders.values())),
@@ -275,11 +291,14 @@ def verify(batch_ids: list[int], samples: list[Sample]) -> dict[str, int]:
         "drivers with two active batches": busy_drivers,
         "batches told 'assigned' to two drivers": sum(1 for ds in http_wins.values() if len(ds) > 1),
         "lost winners (told assigned, not the holder)": sum(
-            1 for b, ds in http_wins.items() for d in ds if holders.get(b) != d),
+            1 for b, ds in http_wins.items() for d in ds if holders.get(b) != d
+        ),
         "silent winners (holder never told assigned)": sum(
-            1 for b, d in holders.items() if d not in http_wins.get(b, set())),
+            1 for b, d in holders.items() if d not in http_wins.get(b, set())
+        ),
         "offers left that are not accepted": Offer.objects.filter(batch_id__in=batch_ids)
-        .exclude(status=Offer.Status.ACCEPTED).count(),
+        .exclude(status=Offer.Status.ACCEPTED)
+        .count(),
         "server errors / failed requests": sum(1 for s in samples if s.status >= 500 or s.status == 0),
     }
     return checks
@@ -295,9 +314,26 @@ def start_gunicorn(procs: "_common.Processes", args, env: dict[str, str]) -> str
     env = {**env, "BENCH_CONN_MAX_AGE": str(args.conn_max_age)}
     if args.cache == "redis":
         env["BENCH_CACHE_URL"] = env["REDIS_URL"]
-    cmd = [str(_common.VENV_BIN / "gunicorn"), args.app, "--bind", f"127.0.0.1:{port}",
-           "--workers", str(args.workers), "--worker-class", args.worker_class, "--threads", str(args.threads),
-           "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning"]
+    cmd = [
+        str(_common.VENV_BIN / "gunicorn"),
+        args.app,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.workers),
+        "--worker-class",
+        args.worker_class,
+        "--threads",
+        str(args.threads),
+        "--backlog",
+        "2048",
+        "--timeout",
+        "60",
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+    ]
     if args.server_times:
         cmd += ["--access-logfile", str(procs.log_dir / "access.log"), "--access-logformat", ACCESS_FORMAT]
     procs.start("gunicorn", cmd, env)
@@ -333,15 +369,25 @@ def main() -> int:
     ap.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--conn-max-age", type=int, default=60)
-    ap.add_argument("--cache", default="redis", choices=["redis", "locmem"],
-                    help="Django cache of the server: Redis as in production (default), or the test "
-                         "settings' LocMem, one per worker process")
+    ap.add_argument(
+        "--cache",
+        default="redis",
+        choices=["redis", "locmem"],
+        help="Django cache of the server: Redis as in production (default), or the test "
+        "settings' LocMem, one per worker process",
+    )
     ap.add_argument("--runs", type=int, default=5, help="storm + baselines this many times on the same server")
-    ap.add_argument("--server-times", action="store_true",
-                    help="gunicorn access log with each request's server time; prints them per endpoint and status")
+    ap.add_argument(
+        "--server-times",
+        action="store_true",
+        help="gunicorn access log with each request's server time; prints them per endpoint and status",
+    )
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--app", default="bench.benchping:application",
-                    help="WSGI app for gunicorn; it must serve /bench/ping/ (e.g. a variant importing bench.benchping)")
+    ap.add_argument(
+        "--app",
+        default="bench.benchping:application",
+        help="WSGI app for gunicorn; it must serve /bench/ping/ (e.g. a variant importing bench.benchping)",
+    )
     args = ap.parse_args()
 
     _common.install_signal_handlers()
@@ -350,14 +396,20 @@ def main() -> int:
     _common.setup_django()
     _common.flush_redis(env["REDIS_URL"])
     store, drivers, batch_ids, warm_drivers, warm_batches = build_world(args)
-    print(f"world: {len(drivers)} drivers, {len(batch_ids)} batches on the board "
-          f"(built in {time.perf_counter() - t_setup:.1f} s)")
-    print(f"server: gunicorn {args.app}, {args.workers} {args.worker_class} workers"
-          f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}, CONN_MAX_AGE "
-          f"{args.conn_max_age}, {args.cache} cache; client: asyncio + aiohttp on the same 2-core machine")
+    print(
+        f"world: {len(drivers)} drivers, {len(batch_ids)} batches on the board "
+        f"(built in {time.perf_counter() - t_setup:.1f} s)"
+    )
+    print(
+        f"server: gunicorn {args.app}, {args.workers} {args.worker_class} workers"
+        f"{f' x {args.threads} threads' if args.worker_class == 'gthread' else ''}, CONN_MAX_AGE "
+        f"{args.conn_max_age}, {args.cache} cache; client: asyncio + aiohttp on the same 2-core machine"
+    )
     if args.conn_max_age == 0:
-        print("note: with CONN_MAX_AGE 0 every request has its own short-lived PostgreSQL backend, which the "
-              "server CPU figures miss")
+        print(
+            "note: with CONN_MAX_AGE 0 every request has its own short-lived PostgreSQL backend, which the "
+            "server CPU figures miss"
+        )
 
     failed = False
     ratios: list[float] = []
@@ -377,60 +429,87 @@ def main() -> int:
             # The baseline runs right before and right after the storm (the machine is shared;
             # its load drifts): the ratio uses the mean of both.
             before, _, _ = measure(meter, "baseline /bench/ping/ before", replay(base, "/bench/ping/", drivers, counts))
-            claims, samples, elapsed = measure(meter, "claims POST .../claim/",
-                                               storm(base, drivers, batch_ids, seed=args.seed + run))
+            claims, samples, elapsed = measure(
+                meter, "claims POST .../claim/", storm(base, drivers, batch_ids, seed=args.seed + run)
+            )
             counts = Counter(s.driver for s in samples)
             after, _, _ = measure(meter, "baseline /bench/ping/ after", replay(base, "/bench/ping/", drivers, counts))
-            bare, _, _ = measure(meter, "info /bench/ping-bare/ no auth",
-                                 replay(base, "/bench/ping-bare/", drivers, counts))
+            bare, _, _ = measure(
+                meter, "info /bench/ping-bare/ no auth", replay(base, "/bench/ping-bare/", drivers, counts)
+            )
             if args.server_times:
                 log_offset, text = server_times(log_dir / "access.log", log_offset)
                 print(text)
             checks = verify(batch_ids, samples)
             won = sum(1 for s in samples if s.status == 200)
-            print(f"  outcomes: {won} assigned, "
-                  + ", ".join(f"{k or '?'}: {v}" for k, v in Counter(s.code for s in samples if s.status != 200)
-                              .most_common()) + f"; {len(counts)} drivers sent requests, max "
-                  f"{max(counts.values())} each; {won / elapsed:.1f} assignments/s")
+            print(
+                f"  outcomes: {won} assigned, "
+                + ", ".join(
+                    f"{k or '?'}: {v}" for k, v in Counter(s.code for s in samples if s.status != 200).most_common()
+                )
+                + f"; {len(counts)} drivers sent requests, max "
+                f"{max(counts.values())} each; {won / elapsed:.1f} assignments/s"
+            )
             for name, value in checks.items():
                 print(f"    {name}: {value}")
-            correct = (checks["batches assigned"] == len(batch_ids) == checks["distinct holders"]
-                       and all(v == 0 for k, v in checks.items() if k not in ("batches assigned", "distinct holders")))
+            correct = checks["batches assigned"] == len(batch_ids) == checks["distinct holders"] and all(
+                v == 0 for k, v in checks.items() if k not in ("batches assigned", "distinct holders")
+            )
             baseline_rps = (before["rps"] + after["rps"]) / 2
             ratio = claims["rps"] / baseline_rps if baseline_rps else 0.0
             ratios.append(ratio)
-            cpu_ratio = ((before["server_cpu_ms"] + after["server_cpu_ms"]) / 2 / claims["server_cpu_ms"]
-                         if claims["server_cpu_ms"] else 0.0)
+            cpu_ratio = (
+                (before["server_cpu_ms"] + after["server_cpu_ms"]) / 2 / claims["server_cpu_ms"]
+                if claims["server_cpu_ms"]
+                else 0.0
+            )
             cpu_ratios.append(cpu_ratio)
             p50_ratio = after["p50"] / claims["p50"] if claims["p50"] else 0.0
-            print(f"  claims/s : ping req/s = {claims['rps']:.1f} : {baseline_rps:.1f} = {ratio:.2f} "
-                  f"(p50 latency ping/claims {p50_ratio:.2f}; claims/s vs the no-auth ping "
-                  f"{claims['rps'] / bare['rps'] if bare['rps'] else 0:.2f})")
-            print(f"  server CPU per request ping : claims = {cpu_ratio:.2f} (what the throughput ratio would be "
-                  f"with the server alone on the CPUs)")
-            print(f"  {_common.verdict(correct)}: 0 double assignments, 0 lost winners, all {len(batch_ids)} "
-                  f"batches assigned once")
+            print(
+                f"  claims/s : ping req/s = {claims['rps']:.1f} : {baseline_rps:.1f} = {ratio:.2f} "
+                f"(p50 latency ping/claims {p50_ratio:.2f}; claims/s vs the no-auth ping "
+                f"{claims['rps'] / bare['rps'] if bare['rps'] else 0:.2f})"
+            )
+            print(
+                f"  server CPU per request ping : claims = {cpu_ratio:.2f} (what the throughput ratio would be "
+                f"with the server alone on the CPUs)"
+            )
+            print(
+                f"  {_common.verdict(correct)}: 0 double assignments, 0 lost winners, all {len(batch_ids)} "
+                f"batches assigned once"
+            )
             failed = failed or not correct
     except BaseException:
-        print(f"gunicorn log ({procs.log_path('gunicorn')}):\n{_common.tail(procs.log_text('gunicorn'))}",
-              file=sys.stderr)
+        print(
+            f"gunicorn log ({procs.log_path('gunicorn')}):\n{_common.tail(procs.log_text('gunicorn'))}", file=sys.stderr
+        )
         raise
     finally:
         procs.stop_all()
         _common.flush_redis(env["REDIS_URL"])
-    errors = [line for line in (log_dir / "gunicorn.log").read_text(errors="replace").splitlines()
-              if "Traceback" in line or "Internal Server Error" in line]
+    errors = [
+        line
+        for line in (log_dir / "gunicorn.log").read_text(errors="replace").splitlines()
+        if "Traceback" in line or "Internal Server Error" in line
+    ]
     if errors:
         print(f"gunicorn logged {len(errors)} errors; see {log_dir / 'gunicorn.log'}")
     median = statistics.median(ratios) if ratios else 0.0
     print(f"claim storm summary ({len(ratios)} runs, {date.today():%Y-%m-%d}):")
-    print(f"  {_common.verdict(not failed)}: correctness (0 double assignments, 0 lost or silent winners, "
-          f"no server errors) in every run")
-    print(f"  {_common.verdict(median >= TARGET_RATIO)}: claim throughput {median:.2f} of the bare JSON "
-          f"endpoint (median of " + ", ".join(f"{r:.2f}" for r in ratios) + f"; target >= {TARGET_RATIO})")
+    print(
+        f"  {_common.verdict(not failed)}: correctness (0 double assignments, 0 lost or silent winners, "
+        f"no server errors) in every run"
+    )
+    print(
+        f"  {_common.verdict(median >= TARGET_RATIO)}: claim throughput {median:.2f} of the bare JSON "
+        f"endpoint (median of " + ", ".join(f"{r:.2f}" for r in ratios) + f"; target >= {TARGET_RATIO})"
+    )
     if cpu_ratios:
-        print(f"  server CPU per request, ping : claims = {statistics.median(cpu_ratios):.2f} (median of "
-              + ", ".join(f"{r:.2f}" for r in cpu_ratios) + "): the ratio on a machine with nothing else running")
+        print(
+            f"  server CPU per request, ping : claims = {statistics.median(cpu_ratios):.2f} (median of "
+            + ", ".join(f"{r:.2f}" for r in cpu_ratios)
+            + "): the ratio on a machine with nothing else running"
+        )
     if not failed and not errors:
         shutil.rmtree(log_dir, ignore_errors=True)  # kept (and named above) when something went wrong
     return 1 if failed else 0

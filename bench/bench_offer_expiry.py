@@ -60,14 +60,38 @@ def celery_cmd(*args: str) -> list[str]:
 
 
 def start_worker(procs: "_common.Processes", name: str, args, env: dict[str, str]) -> None:
-    procs.start(name, celery_cmd("worker", "-l", "INFO", f"--pool={args.pool}", f"--concurrency={args.concurrency}",
-                                 "-n", f"{name}@%h", "--without-mingle", "--without-gossip"), env)
+    procs.start(
+        name,
+        celery_cmd(
+            "worker",
+            "-l",
+            "INFO",
+            f"--pool={args.pool}",
+            f"--concurrency={args.concurrency}",
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ),
+        env,
+    )
     procs.wait_for_log(name, " ready.", timeout=40)
 
 
 def start_beat(procs: "_common.Processes", env: dict[str, str]) -> None:
-    procs.start("beat", celery_cmd("beat", "-l", "INFO", "-s", str(procs.log_dir / "celerybeat-schedule"),
-                                   "--pidfile", str(procs.log_dir / "celerybeat.pid")), env)
+    procs.start(
+        "beat",
+        celery_cmd(
+            "beat",
+            "-l",
+            "INFO",
+            "-s",
+            str(procs.log_dir / "celerybeat-schedule"),
+            "--pidfile",
+            str(procs.log_dir / "celerybeat.pid"),
+        ),
+        env,
+    )
     procs.wait_for_log("beat", "beat: Starting", timeout=40)
 
 
@@ -86,22 +110,40 @@ def create_offers(store, drivers: list, expiries: list[datetime]) -> list[int]:
 
     ids: list[int] = []
     for start in range(0, len(drivers), CHUNK):
-        part = list(zip(drivers[start:start + CHUNK], expiries[start:start + CHUNK], strict=True))
+        part = list(zip(drivers[start : start + CHUNK], expiries[start : start + CHUNK], strict=True))
         with transaction.atomic():
-            batches = Batch.objects.bulk_create([
-                # stops_count=1: a published batch has a live stop (a CHECK); expiry never reads the stops.
-                Batch(store=store, status=Batch.Status.PUBLISHED, published_at=timezone.now(), stops_count=1,
-                      dispatch_stage=Batch.Stage.ROUTE, offer_round=1, route_meters=12000, route_seconds=1800)
-                for _ in part
-            ])
-            offers = Offer.objects.bulk_create([
-                Offer(batch=batch, driver=driver, round=1, kind=Offer.Kind.ROUTE, expires_at=expires,
-                      rank_reason="bench: route fits")
-                for batch, (driver, expires) in zip(batches, part, strict=True)
-            ])
-            OfferEvent.objects.bulk_create([
-                OfferEvent(offer=o, from_status="", to_status=o.status, reason="bench: route fits") for o in offers
-            ])
+            batches = Batch.objects.bulk_create(
+                [
+                    # stops_count=1: a published batch has a live stop (a CHECK); expiry never reads the stops.
+                    Batch(
+                        store=store,
+                        status=Batch.Status.PUBLISHED,
+                        published_at=timezone.now(),
+                        stops_count=1,
+                        dispatch_stage=Batch.Stage.ROUTE,
+                        offer_round=1,
+                        route_meters=12000,
+                        route_seconds=1800,
+                    )
+                    for _ in part
+                ]
+            )
+            offers = Offer.objects.bulk_create(
+                [
+                    Offer(
+                        batch=batch,
+                        driver=driver,
+                        round=1,
+                        kind=Offer.Kind.ROUTE,
+                        expires_at=expires,
+                        rank_reason="bench: route fits",
+                    )
+                    for batch, (driver, expires) in zip(batches, part, strict=True)
+                ]
+            )
+            OfferEvent.objects.bulk_create(
+                [OfferEvent(offer=o, from_status="", to_status=o.status, reason="bench: route fits") for o in offers]
+            )
             for offer in offers:
                 offer_schedule_expiry(offer=offer)
         ids.extend(o.pk for o in offers)
@@ -135,8 +177,9 @@ def watch(ids: list[int], last_expiry: datetime, grace_s: float, redis_url: str)
     backlog = 0
     while remaining:
         backlog = max(backlog, broker_backlog(redis_url))
-        done = list(Offer.objects.filter(pk__in=remaining).exclude(status=Offer.Status.PENDING)
-                    .values_list("pk", flat=True))
+        done = list(
+            Offer.objects.filter(pk__in=remaining).exclude(status=Offer.Status.PENDING).values_list("pk", flat=True)
+        )
         now = timezone.now()
         for pk in done:
             seen[pk] = now
@@ -185,26 +228,36 @@ def task_times(log_text: str) -> str:
     times: dict[str, list[float]] = {}
     for name, seconds in TASK_RE.findall(log_text):
         times.setdefault(name, []).append(float(seconds) * 1000)
-    return "; ".join(f"{name} {len(ms)}x mean {sum(ms) / len(ms):.0f} ms" for name, ms in sorted(times.items())
-                     if not name.startswith("sweep_") or name == "sweep_expired_offers")
+    return "; ".join(
+        f"{name} {len(ms)}x mean {sum(ms) / len(ms):.0f} ms"
+        for name, ms in sorted(times.items())
+        if not name.startswith("sweep_") or name == "sweep_expired_offers"
+    )
 
 
 def who_expired(log_text: str) -> tuple[int, int, int]:
     """(by countdown, countdowns that found nothing to do, by the sweeper) from worker log text."""
     results = EXPIRE_RE.findall(log_text)
-    return (sum(1 for r in results if r == "True"), sum(1 for r in results if r == "False"),
-            sum(int(n) for n in SWEEP_RE.findall(log_text)))
+    return (
+        sum(1 for r in results if r == "True"),
+        sum(1 for r in results if r == "False"),
+        sum(int(n) for n in SWEEP_RE.findall(log_text)),
+    )
 
 
 def report(label: str, late: list[float], pending: int, other: int, sources: tuple[int, int, int]) -> None:
     by_countdown, idle, by_sweeper = sources
     print(f"  {label}: {len(late)} expired, {pending} still pending, {other} ended otherwise")
     if late:
-        print(f"    lateness p50 {_common.pct(late, 50) * 1000:.0f} ms, p99 {_common.pct(late, 99) * 1000:.0f} ms, "
-              f"max {max(late) * 1000:.0f} ms; over 1 s: {sum(1 for x in late if x > 1)}; "
-              f"earliest {min(late) * 1000:.0f} ms")
-    print(f"    expired by the countdown task: {by_countdown}, by the sweeper: {by_sweeper} "
-          f"(countdown runs that found nothing to do: {idle})")
+        print(
+            f"    lateness p50 {_common.pct(late, 50) * 1000:.0f} ms, p99 {_common.pct(late, 99) * 1000:.0f} ms, "
+            f"max {max(late) * 1000:.0f} ms; over 1 s: {sum(1 for x in late if x > 1)}; "
+            f"earliest {min(late) * 1000:.0f} ms"
+        )
+    print(
+        f"    expired by the countdown task: {by_countdown}, by the sweeper: {by_sweeper} "
+        f"(countdown runs that found nothing to do: {idle})"
+    )
 
 
 def main() -> int:
@@ -226,7 +279,7 @@ def main() -> int:
 
     _zone, store = _common.make_zone_and_store(route_rounds=1)
     drivers = _common.make_drivers(args.offers + args.kill_offers, _zone)
-    first, second = drivers[:args.offers], drivers[args.offers:]
+    first, second = drivers[: args.offers], drivers[args.offers :]
     _common.vacuum_analyze()
 
     log_dir = Path(tempfile.mkdtemp(prefix="bench-offer-expiry-"))
@@ -235,16 +288,20 @@ def main() -> int:
     try:
         start_worker(procs, "worker1", args, env)
         start_beat(procs, env)
-        print(f"worker (pool {args.pool}, concurrency {args.concurrency}) and beat up; logs in {log_dir} "
-              "(removed if every target passes)")
+        print(
+            f"worker (pool {args.pool}, concurrency {args.concurrency}) and beat up; logs in {log_dir} "
+            "(removed if every target passes)"
+        )
 
         # Part 1 ---------------------------------------------------------------------------
         t0 = timezone.now()
         expiries = spread(t0 + timedelta(seconds=LEAD_S), len(first), args.window)
         ids = create_offers(store, first, expiries)
         made = (timezone.now() - t0).total_seconds()
-        print(f"part 1: {len(ids)} offers created in {made:.1f} s, expiring from +{LEAD_S:.0f} s to "
-              f"+{LEAD_S + args.window:.0f} s")
+        print(
+            f"part 1: {len(ids)} offers created in {made:.1f} s, expiring from +{LEAD_S:.0f} s to "
+            f"+{LEAD_S + args.window:.0f} s"
+        )
         seen, backlog = watch(ids, expiries[-1], TARGET_MAX_PENDING_S + 5, env["REDIS_URL"])
         late, pending, other = lateness(ids)
         visible = visible_lateness(ids, expiries, seen)
@@ -252,14 +309,20 @@ def main() -> int:
         report("part 1", late, pending, other, who_expired(procs.log_text("worker1")))
         p99 = _common.pct(late, 99) if late else float("inf")
         part1_ok = pending == 0 and other == 0 and len(late) == len(ids) and p99 < TARGET_P99_S
-        print(f"    seen expired (poll every 0.25 s): p50 {_common.pct(visible, 50):.2f} s, p99 "
-              f"{_common.pct(visible, 99):.2f} s, max {max(visible):.2f} s after expiry")
+        print(
+            f"    seen expired (poll every 0.25 s): p50 {_common.pct(visible, 50):.2f} s, p99 "
+            f"{_common.pct(visible, 99):.2f} s, max {max(visible):.2f} s after expiry"
+        )
         drained = wait_for_drain(env["REDIS_URL"], timeout=30)
         print(f"    worker task run times: {task_times(procs.log_text('worker1'))}")
-        print(f"    broker backlog (queued tasks not yet taken by the worker): max {backlog} while waiting; "
-              f"drained {drained:.1f} s after the last offer expired")
-        print(f"  {_common.verdict(part1_ok)}: p99 lateness {p99 * 1000:.0f} ms (target < {TARGET_P99_S * 1000:.0f} ms)"
-              f", all {len(ids)} expired")
+        print(
+            f"    broker backlog (queued tasks not yet taken by the worker): max {backlog} while waiting; "
+            f"drained {drained:.1f} s after the last offer expired"
+        )
+        print(
+            f"  {_common.verdict(part1_ok)}: p99 lateness {p99 * 1000:.0f} ms (target < {TARGET_P99_S * 1000:.0f} ms)"
+            f", all {len(ids)} expired"
+        )
 
         # Part 2: the worker is killed halfway --------------------------------------------
         t0 = timezone.now()
@@ -270,9 +333,11 @@ def main() -> int:
         procs.kill("worker1")
         killed_at = timezone.now()
         due_at_kill = sum(1 for e in expiries if e <= killed_at)
-        print(f"part 2: {len(ids2)} offers expiring over {args.kill_window:.0f} s; worker killed (SIGKILL) at "
-              f"+{(killed_at - t0).total_seconds():.1f} s with {len(ids2) - due_at_kill} countdowns not yet due; "
-              f"new worker in {args.restart_after:.0f} s")
+        print(
+            f"part 2: {len(ids2)} offers expiring over {args.kill_window:.0f} s; worker killed (SIGKILL) at "
+            f"+{(killed_at - t0).total_seconds():.1f} s with {len(ids2) - due_at_kill} countdowns not yet due; "
+            f"new worker in {args.restart_after:.0f} s"
+        )
         time.sleep(args.restart_after)
         start_worker(procs, "worker2", args, env)
         print(f"  new worker ready at +{(timezone.now() - t0).total_seconds():.1f} s")
@@ -284,17 +349,23 @@ def main() -> int:
         report("part 2", late2, pending2, other2, (c1[0] + c2[0], c1[1] + c2[1], c1[2] + c2[2]))
         due_late = [x for x, e in zip(visible2, expiries, strict=True) if e <= killed_at]
         after_late = [x for x, e in zip(visible2, expiries, strict=True) if e > killed_at]
-        print(f"    seen expired (poll every 0.25 s): due before the kill {len(due_late)}, worst "
-              f"{max(due_late, default=0):.1f} s; due after it {len(after_late)}, worst "
-              f"{max(after_late, default=0):.1f} s, p50 {_common.pct(after_late, 50):.1f} s; "
-              f"max broker backlog {backlog2}")
+        print(
+            f"    seen expired (poll every 0.25 s): due before the kill {len(due_late)}, worst "
+            f"{max(due_late, default=0):.1f} s; due after it {len(after_late)}, worst "
+            f"{max(after_late, default=0):.1f} s, p50 {_common.pct(after_late, 50):.1f} s; "
+            f"max broker backlog {backlog2}"
+        )
         worst = max(visible2, default=float("inf"))
         part2_ok = pending2 == 0 and other2 == 0 and len(late2) == len(ids2) and worst < TARGET_MAX_PENDING_S
-        print(f"  {_common.verdict(part2_ok)}: none pending {TARGET_MAX_PENDING_S:.0f} s past expiry with the worker "
-              f"killed (worst {worst:.1f} s seen pending past expiry)")
+        print(
+            f"  {_common.verdict(part2_ok)}: none pending {TARGET_MAX_PENDING_S:.0f} s past expiry with the worker "
+            f"killed (worst {worst:.1f} s seen pending past expiry)"
+        )
         ok = pending == 0 and pending2 == 0 and other == 0 and other2 == 0
-        print(f"offer expiry summary ({date.today():%Y-%m-%d}): {_common.verdict(part1_ok)} p99 lateness "
-              f"{p99 * 1000:.0f} ms; {_common.verdict(part2_ok)} worker killed, worst {worst:.1f} s")
+        print(
+            f"offer expiry summary ({date.today():%Y-%m-%d}): {_common.verdict(part1_ok)} p99 lateness "
+            f"{p99 * 1000:.0f} ms; {_common.verdict(part2_ok)} worker killed, worst {worst:.1f} s"
+        )
     except BaseException:
         for name in ("worker1", "worker2", "beat"):
             text = procs.log_text(name)

@@ -50,8 +50,11 @@ def ensure_database(url: str) -> None:
     if not name.endswith("bench"):
         raise SystemExit(f"refusing to use database {name!r}: this script empties it; use a *bench database")
     conn = psycopg2.connect(
-        dbname="postgres", user=parts.username or "postgres", password=parts.password,
-        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+        dbname="postgres",
+        user=parts.username or "postgres",
+        password=parts.password,
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
     )
     conn.autocommit = True
     with conn.cursor() as cur:
@@ -80,14 +83,30 @@ def build_world(args, rng: random.Random):
     from stores.models import Store, Zone
 
     now = timezone.now()
-    zone = Zone.objects.create(name="Bench Nashville", slug="bench-nashville", center_lat=Decimal(str(CENTER[0])),
-                               center_lng=Decimal(str(CENTER[1])), radius_km=40)
+    zone = Zone.objects.create(
+        name="Bench Nashville",
+        slug="bench-nashville",
+        center_lat=Decimal(str(CENTER[0])),
+        center_lng=Decimal(str(CENTER[1])),
+        radius_km=40,
+    )
     PayPolicy.objects.create(zone=zone)
     stores = []
     for i in range(args.stores):
         lat, lng = jitter(rng, *CENTER, km=12)
-        stores.append(Store(zone=zone, number=f"B{i:03d}", name=f"Bench Store {i}", address_line1=f"{i} Bench Rd",
-                            city="Nashville", state="TN", postal_code="37203", lat=lat, lng=lng))
+        stores.append(
+            Store(
+                zone=zone,
+                number=f"B{i:03d}",
+                name=f"Bench Store {i}",
+                address_line1=f"{i} Bench Rd",
+                city="Nashville",
+                state="TN",
+                postal_code="37203",
+                lat=lat,
+                lng=lng,
+            )
+        )
     stores = Store.objects.bulk_create(stores)
 
     password = make_password("bench-only-password")
@@ -95,11 +114,20 @@ def build_world(args, rng: random.Random):
         [User(email=f"bench-driver-{i}@example.test", password=password) for i in range(args.drivers)]
     )
     expiry = date.today() + timedelta(days=365)
-    drivers = Driver.objects.bulk_create([
-        Driver(user=u, home_zone=zone, status=Driver.Status.ACTIVE, license_expires_on=expiry,
-               insurance_expires_on=expiry, is_online=True, online_since=now - timedelta(minutes=rng.randint(0, 120)))
-        for u in users
-    ])
+    drivers = Driver.objects.bulk_create(
+        [
+            Driver(
+                user=u,
+                home_zone=zone,
+                status=Driver.Status.ACTIVE,
+                license_expires_on=expiry,
+                insurance_expires_on=expiry,
+                is_online=True,
+                online_since=now - timedelta(minutes=rng.randint(0, 120)),
+            )
+            for u in users
+        ]
+    )
 
     def make_batches(n: int, *, status: str, closed: bool) -> None:
         made = 0
@@ -117,8 +145,13 @@ def build_world(args, rng: random.Random):
                 seconds = geo.route_s(path) + geo.STOP_SERVICE_SECONDS * len(points)
                 window = now + timedelta(minutes=rng.randint(30, 240))
                 batch = Batch(
-                    store=store, status=status, route_meters=meters, route_seconds=seconds,
-                    last_stop_lat=points[-1][0], last_stop_lng=points[-1][1], stops_count=len(points),
+                    store=store,
+                    status=status,
+                    route_meters=meters,
+                    route_seconds=seconds,
+                    last_stop_lat=points[-1][0],
+                    last_stop_lng=points[-1][1],
+                    stops_count=len(points),
                     published_at=now - timedelta(minutes=rng.randint(0, 60)),
                     pickup_by=window - timedelta(seconds=seconds) if not closed else None,
                     dispatch_stage=rng.choice(["", "slot", "route", "board", "board"]) if not closed else "board",
@@ -127,23 +160,37 @@ def build_world(args, rng: random.Random):
                     assigned_at=now - timedelta(days=rng.randint(1, 90)) if closed else None,
                 )
                 batches.append(batch)
-                stop_orders.append([
-                    Order(store=store, external_id=f"bench-{status}-{made}-{i}-{rng.random():.12f}",
-                          status="delivered" if closed else "ready", customer_name="Bench Customer",
-                          address_line1=f"{rng.randint(1, 9999)} Bench St", city="Nashville", state="TN",
-                          postal_code=f"372{rng.randint(0, 99):02d}", lat=lat, lng=lng, window_start=window,
-                          window_end=window + timedelta(hours=1), totes=rng.randint(1, 4),
-                          is_heavy=rng.random() < 0.1, tip_cents=rng.choice([0, 300, 500, 800]))
-                    for i, (lat, lng) in enumerate(points)
-                ])
+                stop_orders.append(
+                    [
+                        Order(
+                            store=store,
+                            external_id=f"bench-{status}-{made}-{i}-{rng.random():.12f}",
+                            status="delivered" if closed else "ready",
+                            customer_name="Bench Customer",
+                            address_line1=f"{rng.randint(1, 9999)} Bench St",
+                            city="Nashville",
+                            state="TN",
+                            postal_code=f"372{rng.randint(0, 99):02d}",
+                            lat=lat,
+                            lng=lng,
+                            window_start=window,
+                            window_end=window + timedelta(hours=1),
+                            totes=rng.randint(1, 4),
+                            is_heavy=rng.random() < 0.1,
+                            tip_cents=rng.choice([0, 300, 500, 800]),
+                        )
+                        for i, (lat, lng) in enumerate(points)
+                    ]
+                )
             Batch.objects.bulk_create(batches)
             orders = Order.objects.bulk_create([o for group in stop_orders for o in group])
             it = iter(orders)
             stops = []
             for batch, group in zip(batches, stop_orders, strict=True):
                 for seq in range(1, len(group) + 1):
-                    stops.append(Stop(batch=batch, order=next(it), sequence=seq,
-                                      status="delivered" if closed else "pending"))
+                    stops.append(
+                        Stop(batch=batch, order=next(it), sequence=seq, status="delivered" if closed else "pending")
+                    )
             Stop.objects.bulk_create(stops)
             made += chunk
 
@@ -157,18 +204,38 @@ def build_world(args, rng: random.Random):
         if rng.random() < 0.7:
             o, dest = jitter(rng, *CENTER, km=20), jitter(rng, *CENTER, km=20)
             arrive = now + timedelta(minutes=rng.randint(45, 180)) if rng.random() < 0.5 else None
-            routes.append(Route(driver=d, zone=zone, mode=Route.Mode.TRIP, origin_lat=o[0], origin_lng=o[1],
-                                dest_lat=dest[0], dest_lng=dest[1], arrive_by=arrive,
-                                max_detour_meters=rng.choice([2000, 5000, 8000, 15000, 30000])))
+            routes.append(
+                Route(
+                    driver=d,
+                    zone=zone,
+                    mode=Route.Mode.TRIP,
+                    origin_lat=o[0],
+                    origin_lng=o[1],
+                    dest_lat=dest[0],
+                    dest_lng=dest[1],
+                    arrive_by=arrive,
+                    max_detour_meters=rng.choice([2000, 5000, 8000, 15000, 30000]),
+                )
+            )
         else:
             p = jitter(rng, *CENTER, km=15)
-            routes.append(Route(driver=d, zone=zone, mode=Route.Mode.ONLINE, origin_lat=p[0], origin_lng=p[1],
-                                max_detour_meters=rng.choice([3000, 8000, 15000])))
+            routes.append(
+                Route(
+                    driver=d,
+                    zone=zone,
+                    mode=Route.Mode.ONLINE,
+                    origin_lat=p[0],
+                    origin_lng=p[1],
+                    max_detour_meters=rng.choice([3000, 8000, 15000]),
+                )
+            )
             locations.append(Location(driver=d, lat=p[0], lng=p[1]))
     Route.objects.bulk_create(routes)
     Location.objects.bulk_create(locations)
-    print(f"built {args.batches} published + {args.closed} closed batches, {len(stores)} stores, "
-          f"{len(drivers)} drivers in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"built {args.batches} published + {args.closed} closed batches, {len(stores)} stores, "
+        f"{len(drivers)} drivers in {time.perf_counter() - t0:.1f}s"
+    )
 
 
 def settle() -> None:
@@ -217,10 +284,12 @@ def measure(args, label: str) -> list[float]:
         by_mode[modes[driver.pk]].append(elapsed)
         sizes.append(len(feed))
     q = statistics.quantiles(times, n=100)
-    print(f"route_feed [{label}]: {args.calls} calls, p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms, "
-          f"max {max(times):.1f} ms (target p95 < {TARGET_P95_MS:.0f} ms: "
-          f"{'met' if q[94] < TARGET_P95_MS else 'MISSED'}); feed length mean {statistics.mean(sizes):.1f}, "
-          f"empty {sum(1 for s in sizes if s == 0)}")
+    print(
+        f"route_feed [{label}]: {args.calls} calls, p50 {q[49]:.1f} ms, p95 {q[94]:.1f} ms, "
+        f"max {max(times):.1f} ms (target p95 < {TARGET_P95_MS:.0f} ms: "
+        f"{'met' if q[94] < TARGET_P95_MS else 'MISSED'}); feed length mean {statistics.mean(sizes):.1f}, "
+        f"empty {sum(1 for s in sizes if s == 0)}"
+    )
     for mode, values in by_mode.items():
         if len(values) >= 2:
             mq = statistics.quantiles(values, n=100)

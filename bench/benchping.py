@@ -28,8 +28,9 @@ from django.conf import settings
 if os.environ.get("BENCH_CONN_MAX_AGE"):
     settings.DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_CONN_MAX_AGE"])
 if os.environ.get("BENCH_CACHE_URL"):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": os.environ["BENCH_CACHE_URL"]}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": os.environ["BENCH_CACHE_URL"]}
+    }
 
 from django.core.wsgi import get_wsgi_application
 

@@ -47,8 +47,16 @@ class OfferAdmin(SaveChangedFieldsMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     # An offer is a record of what dispatch did; its only changes are the actions below.
     readonly_fields = [
-        "batch", "driver", "round", "kind", "status", "status_changed_at", "expires_at",
-        "decline_reason", "rank_reason", "created_at",
+        "batch",
+        "driver",
+        "round",
+        "kind",
+        "status",
+        "status_changed_at",
+        "expires_at",
+        "decline_reason",
+        "rank_reason",
+        "created_at",
     ]
     inlines = [OfferEventInline]
     action_form = ReasonActionForm
@@ -64,7 +72,9 @@ class OfferAdmin(SaveChangedFieldsMixin, admin.ModelAdmin):
     def withdraw(self, request, queryset):
         reason = request.POST.get("reason", "") or "withdrawn by ops"
         run_status_change(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda offer: offer_set_status(offer=offer, to=Offer.Status.WITHDRAWN, actor=request.user, reason=reason),
         )
 

@@ -107,8 +107,7 @@ def claim_attempt(*, driver_id: int, batch_id: int) -> Gate:
                 attempts = 1
             marker = cache.get(taken_key)
     except Exception:  # the cache is an optimisation and a brake, never a failure
-        logger.warning("cache unavailable for the claim gate (driver %s, batch %s)", driver_id, batch_id,
-                       exc_info=True)
+        logger.warning("cache unavailable for the claim gate (driver %s, batch %s)", driver_id, batch_id, exc_info=True)
         return Gate(attempts=0, retry_after=retry_after, taken_by=None)
     return Gate(attempts=int(attempts), retry_after=retry_after, taken_by=_decode(marker))
 

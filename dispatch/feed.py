@@ -91,7 +91,9 @@ def _fairness(driver_ids, *, day_start: datetime) -> dict[int, tuple[int, dateti
     """{driver id: (batches assigned today, when the last of them closed)}, one query."""
     rows = (
         Batch.objects.filter(driver_id__in=list(driver_ids), assigned_at__gte=day_start)
-        .order_by().values("driver_id").annotate(n=Count("pk"), last_closed=Max("closed_at"))
+        .order_by()
+        .values("driver_id")
+        .annotate(n=Count("pk"), last_closed=Max("closed_at"))
     )
     return {r["driver_id"]: (r["n"], r["last_closed"]) for r in rows}
 
@@ -238,14 +240,20 @@ def route_matches_for(
         routes = routes.exclude(_offered(batch, "driver_id"))
     candidates = list(routes)
     online = [r.driver_id for r in candidates if r.mode == Route.Mode.ONLINE]
-    located = {
-        d: (lat, lng)
-        for d, lat, lng in Location.objects.filter(driver_id__in=online).values_list("driver_id", "lat", "lng")
-    } if online else {}
+    located = (
+        {
+            d: (lat, lng)
+            for d, lat, lng in Location.objects.filter(driver_id__in=online).values_list("driver_id", "lat", "lng")
+        }
+        if online
+        else {}
+    )
     shape = _Shape(
         store=geo.Point.of(store.lat, store.lng),
         last=geo.Point.of(batch.last_stop_lat, batch.last_stop_lng),
-        route_meters=batch.route_meters, route_seconds=batch.route_seconds, pickup_by=batch.pickup_by,
+        route_meters=batch.route_meters,
+        route_seconds=batch.route_seconds,
+        pickup_by=batch.pickup_by,
     )
     fits = []
     for route in candidates:
@@ -271,18 +279,21 @@ def route_matches_for(
     if limit is not None:
         scored = scored[:limit]
     return [
-        (route.driver, {
-            "rank": rank,
-            "detour_m": fit.detour_m,
-            "pickup_m": fit.pickup_m,
-            "distance_m": fit.distance_m,
-            "pay_per_hour_cents": round(pay * 3600 / fit.seconds),
-            "batches_today": batches_today,
-            "idle_minutes": idle,
-            "max_detour_m": route.max_detour_meters,
-            "mode": route.mode,
-            "score": round(score),
-        })
+        (
+            route.driver,
+            {
+                "rank": rank,
+                "detour_m": fit.detour_m,
+                "pickup_m": fit.pickup_m,
+                "distance_m": fit.distance_m,
+                "pay_per_hour_cents": round(pay * 3600 / fit.seconds),
+                "batches_today": batches_today,
+                "idle_minutes": idle,
+                "max_detour_m": route.max_detour_meters,
+                "mode": route.mode,
+                "score": round(score),
+            },
+        )
         for rank, (score, route, fit, batches_today, idle) in enumerate(scored, start=1)
     ]
 
@@ -382,7 +393,11 @@ def _last_stop_to(lat0, lng0, cos_lat, *, road_factor: float) -> _Formula:
     return _Formula(
         "SQRT(POWER(CAST({lat} AS DOUBLE PRECISION) - {lat0}, 2)"
         " + POWER((CAST({lng} AS DOUBLE PRECISION) - {lng0}) * {cos}, 2)) * {scale}",
-        lat=F("last_stop_lat"), lng=F("last_stop_lng"), lat0=lat0, lng0=lng0, cos=cos_lat,
+        lat=F("last_stop_lat"),
+        lng=F("last_stop_lng"),
+        lat0=lat0,
+        lng0=lng0,
+        cos=cos_lat,
         scale=_EARTH_M_PER_DEGREE * road_factor,
     )
 
@@ -442,8 +457,12 @@ def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[t
     """payments.services.pay_quote(...)["total_cents"] for many batches without a query each:
     the same formula (payments.services.pay_breakdown) fed from rows already loaded."""
     return pay_breakdown(
-        policy, route_meters=route_meters, stops=len(stops), heavy=sum(1 for s in stops if s[_HEAVY]),
-        tip_cents=sum(s[_TIP] for s in stops), incentive_cents=incentive_cents,
+        policy,
+        route_meters=route_meters,
+        stops=len(stops),
+        heavy=sum(1 for s in stops if s[_HEAVY]),
+        tip_cents=sum(s[_TIP] for s in stops),
+        incentive_cents=incentive_cents,
     )["total_cents"]
 
 
@@ -455,7 +474,9 @@ def _pay_sql(policy: PayPolicy):
     join, cheaper than a subquery per batch over thousands of candidate rows."""
     live = ~Q(stops__status=Stop.Status.REMOVED)
     return pay_total_sql(
-        policy, route_meters=F("route_meters"), stops=F("stops_count"),
+        policy,
+        route_meters=F("route_meters"),
+        stops=F("stops_count"),
         heavy=Count("stops", filter=live & Q(stops__order__is_heavy=True)),
         tip_cents=Coalesce(Sum("stops__order__tip_cents", filter=live), 0),
         incentive_cents=F("incentive_cents"),
@@ -463,12 +484,27 @@ def _pay_sql(policy: PayPolicy):
 
 
 _BATCH_COLUMNS = (
-    "pk", "store_id", "route_meters", "route_seconds", "incentive_cents", "last_stop_lat", "last_stop_lng",
-    "pickup_by", "dispatch_stage",
+    "pk",
+    "store_id",
+    "route_meters",
+    "route_seconds",
+    "incentive_cents",
+    "last_stop_lat",
+    "last_stop_lng",
+    "pickup_by",
+    "dispatch_stage",
 )
 _STOP_COLUMNS = (
-    "batch_id", "sequence", "order__postal_code", "order__lat", "order__lng", "order__totes", "order__is_heavy",
-    "order__contains_alcohol", "order__tip_cents", "order__window_end",
+    "batch_id",
+    "sequence",
+    "order__postal_code",
+    "order__lat",
+    "order__lng",
+    "order__totes",
+    "order__is_heavy",
+    "order__contains_alcohol",
+    "order__tip_cents",
+    "order__window_end",
 )
 _SEQ, _ZIP, _LAT, _LNG, _TOTES, _HEAVY, _ALCOHOL, _TIP, _WINDOW_END = range(1, 10)
 
@@ -476,8 +512,10 @@ _SEQ, _ZIP, _LAT, _LNG, _TOTES, _HEAVY, _ALCOHOL, _TIP, _WINDOW_END = range(1, 1
 def _stops_of(batch_ids: list[int]) -> dict[int, list[tuple]]:
     stops: dict[int, list[tuple]] = {i: [] for i in batch_ids}
     for row in (
-        Stop.objects.filter(batch_id__in=batch_ids).exclude(status=Stop.Status.REMOVED)
-        .order_by("batch_id", "sequence").values_list(*_STOP_COLUMNS)
+        Stop.objects.filter(batch_id__in=batch_ids)
+        .exclude(status=Stop.Status.REMOVED)
+        .order_by("batch_id", "sequence")
+        .values_list(*_STOP_COLUMNS)
     ):
         stops[row[0]].append(row)
     return stops
@@ -530,9 +568,7 @@ def _ranked_batches(
     stores, policy = _zone_context(zone.pk)
     road_factor, speed = _road_model()
     start = max(now, route.leave_after) if route.leave_after else now
-    to_store = {
-        pk: (geo.distance_m(here, s["point"]), geo.duration_s(here, s["point"])) for pk, s in stores.items()
-    }
+    to_store = {pk: (geo.distance_m(here, s["point"]), geo.duration_s(here, s["point"])) for pk, s in stores.items()}
     qs = Batch.objects.filter(status=Batch.Status.PUBLISHED, last_stop_lat__isnull=False, last_stop_lng__isnull=False)
     if board_only:
         qs = qs.filter(dispatch_stage=Batch.Stage.BOARD)
@@ -547,7 +583,8 @@ def _ranked_batches(
         budget = (route.arrive_by - start).total_seconds() if route.arrive_by else None
         # Necessary for any batch of store S: O -> S -> D within the detour (and the time).
         keep = [
-            pk for pk, (d_hs, t_hs) in to_store.items()
+            pk
+            for pk, (d_hs, t_hs) in to_store.items()
             if d_hs + geo.distance_m(stores[pk]["point"], dest) <= d_hd + k + 5
             and (budget is None or t_hs + PICKUP_SECONDS <= budget)
         ]
@@ -570,7 +607,12 @@ def _ranked_batches(
         # detour = d(P, S); time = t(P, S) + pickup + T: per-store constants and columns only.
         key = _Formula(
             "({pay} - {c} * {dhs}) / ({ths} + {pickup} + CAST({seconds} AS DOUBLE PRECISION))",
-            pay=pay_sql, c=cost_per_m, dhs=d_hs, ths=t_hs, pickup=float(PICKUP_SECONDS), seconds=F("route_seconds"),
+            pay=pay_sql,
+            c=cost_per_m,
+            dhs=d_hs,
+            ths=t_hs,
+            pickup=float(PICKUP_SECONDS),
+            seconds=F("route_seconds"),
         )
     else:
         # O -> S -> ... -> L -> D is at least |OL| + |LD| long: L lies in the ellipse with foci
@@ -580,8 +622,10 @@ def _ranked_batches(
             here, dest, (d_hd + k) / road_factor * (1 + SQL_SLACK_RATIO) + SQL_SLACK_M
         )
         qs = qs.filter(
-            last_stop_lat__gte=Decimal(f"{lat_min:.6f}"), last_stop_lat__lte=Decimal(f"{lat_max:.6f}"),
-            last_stop_lng__gte=Decimal(f"{lng_min:.6f}"), last_stop_lng__lte=Decimal(f"{lng_max:.6f}"),
+            last_stop_lat__gte=Decimal(f"{lat_min:.6f}"),
+            last_stop_lat__lte=Decimal(f"{lat_max:.6f}"),
+            last_stop_lng__gte=Decimal(f"{lng_min:.6f}"),
+            last_stop_lng__lte=Decimal(f"{lng_max:.6f}"),
         )
         d_ld = _last_stop_to(dest.lat, dest.lng, math.cos(math.radians(dest.lat)), road_factor=road_factor)
         d_ls = _last_stop_to(
@@ -599,16 +643,30 @@ def _ranked_batches(
                 f"{{MIN}}({bound}, ({{budget}} - {{ths}} - {{pickup}}"
                 " - CAST({seconds} AS DOUBLE PRECISION) / 2) * {speed})"
             )
-            parts.update(budget=budget + SQL_SLACK_S + slack_m / speed, ths=t_hs, pickup=float(PICKUP_SECONDS),
-                         seconds=F("route_seconds"), speed=speed)
+            parts.update(
+                budget=budget + SQL_SLACK_S + slack_m / speed,
+                ths=t_hs,
+                pickup=float(PICKUP_SECONDS),
+                seconds=F("route_seconds"),
+                speed=speed,
+            )
         qs = qs.filter(_Formula(f"{{dld}} <= {bound}", output_field=BooleanField(), dld=d_ld, **parts))
         # extra time u = (d(O,S) - d(L,S) + d(L,D) - d(O,D)) / v + T + pickup; see above.
         key = _Formula(
             "({pay} + {cv} * (CAST({seconds} AS DOUBLE PRECISION) + {pickup})"
             " - {c} * CAST({meters} AS DOUBLE PRECISION))"
             " / {MAX}(({dhs} - {dls} + {dld} - {dhd}) / {speed} + CAST({seconds} AS DOUBLE PRECISION) + {pickup}, 1)",
-            pay=pay_sql, cv=cost_per_m * speed, c=cost_per_m, seconds=F("route_seconds"), pickup=float(PICKUP_SECONDS),
-            meters=F("route_meters"), dhs=d_hs, dls=d_ls, dld=d_ld, dhd=float(d_hd), speed=speed,
+            pay=pay_sql,
+            cv=cost_per_m * speed,
+            c=cost_per_m,
+            seconds=F("route_seconds"),
+            pickup=float(PICKUP_SECONDS),
+            meters=F("route_meters"),
+            dhs=d_hs,
+            dls=d_ls,
+            dld=d_ld,
+            dhd=float(d_hd),
+            speed=speed,
         )
     fetch = limit + max(OVERFETCH_MIN, limit // 2)
     rows = list(qs.order_by(key.desc(), "pk").values_list(*_BATCH_COLUMNS)[:fetch])
@@ -621,8 +679,11 @@ def _ranked_batches(
     for row in rows:
         batch_id, store_id, route_meters, route_seconds, incentive, last_lat, last_lng, pickup_by, _ = row
         shape = _Shape(
-            store=stores[store_id]["point"], last=geo.Point.of(last_lat, last_lng),
-            route_meters=route_meters, route_seconds=route_seconds, pickup_by=pickup_by,
+            store=stores[store_id]["point"],
+            last=geo.Point.of(last_lat, last_lng),
+            route_meters=route_meters,
+            route_seconds=route_seconds,
+            pickup_by=pickup_by,
         )
         fit = _fit(route, here, shape, now=now)
         if fit is None:
@@ -632,8 +693,9 @@ def _ranked_batches(
     judged.sort(key=lambda j: (-j[0], j[2].detour_m, j[1][0]))
     cards = []
     for rank, (_, row, fit, pay) in enumerate(judged[:limit], start=1):
-        card = _card(row, store=stores[row[1]], stops=stops[row[0]], pay=pay, fit=fit,
-                     capacity=driver.vehicle_tote_capacity)
+        card = _card(
+            row, store=stores[row[1]], stops=stops[row[0]], pay=pay, fit=fit, capacity=driver.vehicle_tote_capacity
+        )
         card["rank"] = rank
         cards.append(card)
     return cards
@@ -663,8 +725,10 @@ def board_for(driver: Driver, *, now: datetime, limit: int = 100) -> list[dict]:
         return cards
     rows = list(
         Batch.objects.filter(
-            status=Batch.Status.PUBLISHED, dispatch_stage=Batch.Stage.BOARD,
-            store__zone_id=driver.home_zone_id, store__is_active=True,
+            status=Batch.Status.PUBLISHED,
+            dispatch_stage=Batch.Stage.BOARD,
+            store__zone_id=driver.home_zone_id,
+            store__is_active=True,
         )
         .exclude(pk__in=[c["batch_id"] for c in cards])
         .order_by("board_at", "pk")
@@ -676,8 +740,9 @@ def board_for(driver: Driver, *, now: datetime, limit: int = 100) -> list[dict]:
     stops = _stops_of([r[0] for r in rows])
     for row in rows:
         pay = _pay_total(policy, route_meters=row[2], incentive_cents=row[4], stops=stops[row[0]])
-        card = _card(row, store=stores[row[1]], stops=stops[row[0]], pay=pay, fit=None,
-                     capacity=driver.vehicle_tote_capacity)
+        card = _card(
+            row, store=stores[row[1]], stops=stops[row[0]], pay=pay, fit=None, capacity=driver.vehicle_tote_capacity
+        )
         card["rank"] = len(cards) + 1
         cards.append(card)
     return cards

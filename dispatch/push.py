@@ -364,8 +364,11 @@ def offer_update_payload(offer) -> dict | None:
     batch_status = offer.batch.status
     if offer.status == Offer.Status.WITHDRAWN:
         title = "Offer withdrawn"
-        body = ("The store cancelled this batch." if batch_status == Batch.Status.CANCELLED
-                else "This batch is no longer available.")
+        body = (
+            "The store cancelled this batch."
+            if batch_status == Batch.Status.CANCELLED
+            else "This batch is no longer available."
+        )
         url = "/driver/offers/"
     elif offer.status == Offer.Status.RELEASED:
         title = "Batch taken back"
@@ -376,8 +379,16 @@ def offer_update_payload(offer) -> dict | None:
         url = "/driver/batch/"
     else:
         return None
-    return {"type": "offer_update", "offer_id": offer.pk, "batch_id": offer.batch_id, "status": offer.status,
-            "title": title, "body": body, "url": url, "tag": f"offer-{offer.pk}"}
+    return {
+        "type": "offer_update",
+        "offer_id": offer.pk,
+        "batch_id": offer.batch_id,
+        "status": offer.status,
+        "title": title,
+        "body": body,
+        "url": url,
+        "tag": f"offer-{offer.pk}",
+    }
 
 
 def send_offer_update_push(*, offer_id: int) -> int:

@@ -48,11 +48,25 @@ from .models import ClaimAttempt, Offer, OfferEvent
 log = logging.getLogger(__name__)
 
 
-def _make_offer(*, batch: Batch, driver, kind: str, round_number: int, ttl_seconds: int, reason: str,
-                detail: dict, incentive_cents: int) -> Offer:
+def _make_offer(
+    *,
+    batch: Batch,
+    driver,
+    kind: str,
+    round_number: int,
+    ttl_seconds: int,
+    reason: str,
+    detail: dict,
+    incentive_cents: int,
+) -> Offer:
     offer = Offer.objects.create(
-        batch=batch, driver=driver, round=round_number, kind=kind,
-        expires_at=timezone.now() + timedelta(seconds=ttl_seconds), rank_reason=reason[:255], rank_detail=detail,
+        batch=batch,
+        driver=driver,
+        round=round_number,
+        kind=kind,
+        expires_at=timezone.now() + timedelta(seconds=ttl_seconds),
+        rank_reason=reason[:255],
+        rank_detail=detail,
     )
     offer_pay_snapshot_create(offer=offer, incentive_cents=incentive_cents)
     OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, reason=reason[:255])
@@ -83,8 +97,14 @@ def dispatch_advance(*, batch_id: int) -> str:
         stage = batch.dispatch_stage
         if stage == Batch.Stage.NONE:
             for rank, driver in enumerate(slot_holders_for(batch, now=now), start=1):
-                targets.append((driver, Offer.Kind.SLOT, f"holds a slot at this store (#{rank} by fairness)",
-                                {"slot": True, "rank": rank}))
+                targets.append(
+                    (
+                        driver,
+                        Offer.Kind.SLOT,
+                        f"holds a slot at this store (#{rank} by fairness)",
+                        {"slot": True, "rank": rank},
+                    )
+                )
             stage = Batch.Stage.SLOT
         if not targets:
             # Round numbers up to the current one: a batch sent back to dispatch starts over at
@@ -92,13 +112,20 @@ def dispatch_advance(*, batch_id: int) -> str:
             # the current number do not count against it.
             route_rounds_done = (
                 Offer.objects.filter(batch=batch, kind=Offer.Kind.ROUTE, round__lte=batch.offer_round)
-                .values("round").distinct().count()
+                .values("round")
+                .distinct()
+                .count()
             )
             if route_rounds_done < zone.route_rounds:
                 for driver, why in route_matches_for(batch, now=now, limit=zone.route_round_size):
-                    targets.append((driver, Offer.Kind.ROUTE,
-                                    f"route fits: {why.get('detour_m', 0)} m out of the way, rank {why.get('rank')}",
-                                    why))
+                    targets.append(
+                        (
+                            driver,
+                            Offer.Kind.ROUTE,
+                            f"route fits: {why.get('detour_m', 0)} m out of the way, rank {why.get('rank')}",
+                            why,
+                        )
+                    )
                 stage = Batch.Stage.ROUTE
         if not targets:
             # The first pooled claim queues the draw (board_claim); nothing to do until then.
@@ -107,12 +134,21 @@ def dispatch_advance(*, batch_id: int) -> str:
             )
             return Batch.Stage.BOARD
         offers = [
-            _make_offer(batch=batch, driver=driver, kind=kind, round_number=round_number,
-                        ttl_seconds=zone.offer_ttl_seconds, reason=reason, detail=detail, incentive_cents=incentive)
+            _make_offer(
+                batch=batch,
+                driver=driver,
+                kind=kind,
+                round_number=round_number,
+                ttl_seconds=zone.offer_ttl_seconds,
+                reason=reason,
+                detail=detail,
+                incentive_cents=incentive,
+            )
             for driver, kind, reason, detail in targets
         ]
-        Batch.objects.filter(pk=batch.pk).update(dispatch_stage=stage, offer_round=round_number,
-                                                 incentive_cents=incentive)
+        Batch.objects.filter(pk=batch.pk).update(
+            dispatch_stage=stage, offer_round=round_number, incentive_cents=incentive
+        )
         for offer in offers:
             _announce(offer)
     return stage
@@ -138,8 +174,11 @@ def _claim_weight(batch: Batch, driver, *, now) -> tuple[float, dict]:
 
 def _holds_slot_now(batch: Batch, driver, *, now) -> bool:
     return SlotClaim.objects.filter(
-        driver=driver, status__in=SlotClaim.ACTIVE_STATUSES, slot__store_id=batch.store_id,
-        slot__starts_at__lte=now + timedelta(minutes=30), slot__ends_at__gte=now,
+        driver=driver,
+        status__in=SlotClaim.ACTIVE_STATUSES,
+        slot__store_id=batch.store_id,
+        slot__starts_at__lte=now + timedelta(minutes=30),
+        slot__ends_at__gte=now,
     ).exists()
 
 
@@ -165,9 +204,14 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
             # The status was read in this request and the UPDATE is guarded on it; any error
             # abandons this whole transaction, so the nested block needs no savepoint.
             assigned = batch_set_status(
-                batch=batch, to=Batch.Status.ASSIGNED, actor=driver.user, reason=reason,
-                updates={"driver": driver}, extra_filter={"dispatch_stage": Batch.Stage.BOARD},
-                current=batch.status, savepoint=False,
+                batch=batch,
+                to=Batch.Status.ASSIGNED,
+                actor=driver.user,
+                reason=reason,
+                updates={"driver": driver},
+                extra_filter={"dispatch_stage": Batch.Stage.BOARD},
+                current=batch.status,
+                savepoint=False,
             )
         except IntegrityError:
             raise Conflict("You already have an active batch; finish it first.", code="driver_busy") from None
@@ -176,17 +220,23 @@ def _claim_now(*, batch: Batch, driver, reason: str, detail: dict) -> Offer:
         if not assigned.changed:
             raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
         offer = Offer.objects.create(
-            batch=batch, driver=driver, round=max(1, batch.offer_round), kind=Offer.Kind.BOARD,
-            status=Offer.Status.ACCEPTED, expires_at=timezone.now() + timedelta(seconds=zone.offer_ttl_seconds),
-            rank_reason=reason[:255], rank_detail=detail,
+            batch=batch,
+            driver=driver,
+            round=max(1, batch.offer_round),
+            kind=Offer.Kind.BOARD,
+            status=Offer.Status.ACCEPTED,
+            expires_at=timezone.now() + timedelta(seconds=zone.offer_ttl_seconds),
+            rank_reason=reason[:255],
+            rank_detail=detail,
         )
         # The stops, loaded once, serve the empty-batch check, the pay snapshot and the claim's
         # answer. An empty batch is refused here, after the guarded UPDATE (this is the one
         # read the winner makes anyway); raising rolls the assignment back.
         batch_require_live_stops(batch=batch, action="claimed", stops=batch_stops(batch=batch, keep=True))
         offer_pay_snapshot_create(offer=offer, incentive_cents=batch.incentive_cents)
-        OfferEvent.objects.create(offer=offer, from_status="", to_status=offer.status, actor=driver.user,
-                                  reason=reason[:255])
+        OfferEvent.objects.create(
+            offer=offer, from_status="", to_status=offer.status, actor=driver.user, reason=reason[:255]
+        )
         # Claims that follow are refused from the cache once this commit has landed.
         transaction.on_commit(partial(claim_gate.remember_taken, batch.pk, zone_id=zone.pk, driver_id=driver.pk))
     return offer
@@ -214,9 +264,7 @@ class BoardClaim:
         return cls(outcome="assigned", offer=offer)
 
 
-def board_claim(
-    *, driver, batch: Batch | None = None, batch_id: int | None = None, taken_marker=_READ
-) -> BoardClaim:
+def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = None, taken_marker=_READ) -> BoardClaim:
     """A driver claims a batch on the open board.
 
     Inside the fair window: the claim is pooled (BoardClaim.pooled, with the ClaimAttempt); the
@@ -239,8 +287,9 @@ def board_claim(
         batch = (
             Batch.objects.select_related("store__zone__pay_policy")
             .annotate(
-                has_pooled=Exists(ClaimAttempt.objects.filter(batch=OuterRef("pk"),
-                                                              outcome=ClaimAttempt.Outcome.POOLED)),
+                has_pooled=Exists(
+                    ClaimAttempt.objects.filter(batch=OuterRef("pk"), outcome=ClaimAttempt.Outcome.POOLED)
+                ),
             )
             .get(pk=pk)
         )
@@ -297,12 +346,18 @@ def claim_pool_resolve(*, batch_id: int) -> int | None:
         batch = Batch.objects.select_for_update(of=("self",)).select_related("store__zone").filter(pk=batch_id).first()
         if batch is None:
             return None
-        pooled = list(ClaimAttempt.objects.filter(batch=batch, outcome=ClaimAttempt.Outcome.POOLED)
-                      .select_related("driver__user").order_by("pk"))
+        pooled = list(
+            ClaimAttempt.objects.filter(batch=batch, outcome=ClaimAttempt.Outcome.POOLED)
+            .select_related("driver__user")
+            .order_by("pk")
+        )
         if not pooled:
             return None
-        if batch.status == Batch.Status.PUBLISHED and batch.board_at and \
-                now < batch.board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds):
+        if (
+            batch.status == Batch.Status.PUBLISHED
+            and batch.board_at
+            and now < batch.board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds)
+        ):
             return None  # window still open
         rng = random.Random(batch.pk)
         remaining = list(pooled)
@@ -311,8 +366,12 @@ def claim_pool_resolve(*, batch_id: int) -> int | None:
             pick = rng.choices(remaining, weights=[a.score for a in remaining], k=1)[0]
             try:
                 with transaction.atomic():
-                    _claim_now(batch=batch, driver=pick.driver, reason="won the fair draw",
-                               detail={**pick.detail, "weight": pick.score, "pool_size": len(pooled)})
+                    _claim_now(
+                        batch=batch,
+                        driver=pick.driver,
+                        reason="won the fair draw",
+                        detail={**pick.detail, "weight": pick.score, "pool_size": len(pooled)},
+                    )
                 winner = pick
                 break
             except DomainError:
@@ -332,8 +391,9 @@ def batches_flag_at_risk(*, now=None) -> int:
     store managers and ops get an email; the dashboard shows them as long as they are at risk."""
     now = now or timezone.now()
     flagged = 0
-    candidates = Batch.objects.filter(status=Batch.Status.PUBLISHED, at_risk_flagged_at__isnull=True,
-                                      pickup_by__isnull=False).select_related("store__zone")
+    candidates = Batch.objects.filter(
+        status=Batch.Status.PUBLISHED, at_risk_flagged_at__isnull=True, pickup_by__isnull=False
+    ).select_related("store__zone")
     for batch in candidates.filter(pickup_by__lte=now + timedelta(minutes=60)).annotate(
         risk_minutes=F("store__zone__at_risk_minutes")
     ):
@@ -343,14 +403,16 @@ def batches_flag_at_risk(*, now=None) -> int:
             continue
         flagged += 1
         recipients = set(
-            StoreMembership.objects.filter(store=batch.store, role=StoreMembership.Role.MANAGER)
-            .values_list("user__email", flat=True)
+            StoreMembership.objects.filter(store=batch.store, role=StoreMembership.Role.MANAGER).values_list(
+                "user__email", flat=True
+            )
         ) | set(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
         local = timezone.localtime(batch.pickup_by)
         subject = f"Spark: batch {batch.pk} at store #{batch.store.number} is not claimed"
         body = f"Batch {batch.pk} ({batch.stops_count} stops) must be picked up by {local:%H:%M}; no driver has it."
-        transaction.on_commit(partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients),
-                                      fail_silently=True))
+        transaction.on_commit(
+            partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, sorted(recipients), fail_silently=True)
+        )
     return flagged
 
 
@@ -371,7 +433,8 @@ def dispatch_sweep(*, limit: int = 200) -> int:
         done += 1
     due_pools = (
         ClaimAttempt.objects.filter(outcome=ClaimAttempt.Outcome.POOLED)
-        .values_list("batch_id", flat=True).distinct()[:limit]
+        .values_list("batch_id", flat=True)
+        .distinct()[:limit]
     )
     for batch_id in list(due_pools):
         if claim_pool_resolve(batch_id=batch_id):

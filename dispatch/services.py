@@ -27,8 +27,15 @@ logger = logging.getLogger(__name__)
 
 def offer_set_status(*, offer: Offer, to: str, actor=None, reason: str = "", updates=None, extra_filter=None):
     return transition(
-        offer, to=to, allowed=Offer.TRANSITIONS, event_model=OfferEvent, event_fk="offer",
-        actor=actor, reason=reason, updates=updates, extra_filter=extra_filter,
+        offer,
+        to=to,
+        allowed=Offer.TRANSITIONS,
+        event_model=OfferEvent,
+        event_fk="offer",
+        actor=actor,
+        reason=reason,
+        updates=updates,
+        extra_filter=extra_filter,
     )
 
 
@@ -62,8 +69,11 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
         try:
             with transaction.atomic():
                 assigned = batch_set_status(
-                    batch=offer.batch, to=Batch.Status.ASSIGNED, actor=actor,
-                    reason=f"offer {offer.pk} accepted", updates={"driver": driver},
+                    batch=offer.batch,
+                    to=Batch.Status.ASSIGNED,
+                    actor=actor,
+                    reason=f"offer {offer.pk} accepted",
+                    updates={"driver": driver},
                 )
         except (Conflict, InvalidTransition):
             raise Conflict("Another driver already has this batch.", code="batch_taken") from None
@@ -80,7 +90,8 @@ def offer_accept(*, offer: Offer, driver, actor=None) -> Offer:
         # sweeper withdraw those once the losers have rolled back.
         for other in (
             Offer.objects.select_for_update(skip_locked=True)
-            .filter(batch_id=offer.batch_id, status=Offer.Status.PENDING).exclude(pk=offer.pk)
+            .filter(batch_id=offer.batch_id, status=Offer.Status.PENDING)
+            .exclude(pk=offer.pk)
         ):
             offer_set_status(offer=other, to=Offer.Status.WITHDRAWN, reason=f"taken by offer {offer.pk}")
         if Offer.objects.filter(batch_id=offer.batch_id, status=Offer.Status.PENDING).exclude(pk=offer.pk).exists():
@@ -145,8 +156,9 @@ def offer_decline(*, offer: Offer, driver, reason: str, actor=None) -> Offer:
         raise NotFound("This offer is not yours.")
     if not reason:
         raise DomainError("Tell us why you decline; it is never held against you.", code="reason_required")
-    result = offer_set_status(offer=offer, to=Offer.Status.DECLINED, actor=actor, reason=reason,
-                              updates={"decline_reason": reason[:64]})
+    result = offer_set_status(
+        offer=offer, to=Offer.Status.DECLINED, actor=actor, reason=reason, updates={"decline_reason": reason[:64]}
+    )
     if result.changed:
         _queue_dispatch(offer.batch_id)
     return offer
@@ -163,7 +175,9 @@ def offer_expire(*, offer_id: int) -> bool:
         return False
     try:
         result = offer_set_status(
-            offer=offer, to=Offer.Status.EXPIRED, reason="no answer before the deadline",
+            offer=offer,
+            to=Offer.Status.EXPIRED,
+            reason="no answer before the deadline",
             extra_filter={"expires_at__lte": Now()},
         )
     except (Conflict, InvalidTransition):
@@ -236,7 +250,8 @@ def batch_release_to_dispatch(*, batch: Batch, actor=None, reason: str) -> Batch
         if locked.status not in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
             raise InvalidTransition(
                 f"This batch is {locked.get_status_display().lower()}; only a batch not yet picked up can go "
-                "back to dispatch.", code="not_releasable",
+                "back to dispatch.",
+                code="not_releasable",
             )
         batch_take_from_driver(batch=locked, actor=actor, reason=f"back to dispatch: {reason}")
         # The old draw is over: its attempts would keep those drivers out of a new pool
@@ -244,11 +259,19 @@ def batch_release_to_dispatch(*, batch: Batch, actor=None, reason: str) -> Batch
         # the winner's draw weight and pool size (rank_detail) for audits.
         ClaimAttempt.objects.filter(batch_id=locked.pk).delete()
         batch_set_status(
-            batch=locked, to=Batch.Status.PUBLISHED, actor=actor, reason=f"back to dispatch: {reason}",
+            batch=locked,
+            to=Batch.Status.PUBLISHED,
+            actor=actor,
+            reason=f"back to dispatch: {reason}",
             current=locked.status,
             updates={
-                "dispatch_stage": Batch.Stage.NONE, "offer_round": 0, "incentive_cents": 0, "board_at": None,
-                "assigned_at": None, "arrived_at_store_at": None, "at_risk_flagged_at": None,
+                "dispatch_stage": Batch.Stage.NONE,
+                "offer_round": 0,
+                "incentive_cents": 0,
+                "board_at": None,
+                "assigned_at": None,
+                "arrived_at_store_at": None,
+                "at_risk_flagged_at": None,
                 "pickup_code": new_pickup_code(),
             },
         )  # dispatch starts again once committed (batch_on_offer, through spark.hooks.batch_published)

@@ -71,35 +71,91 @@ class SlotClaimInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(Driver)
 class DriverAdmin(ServiceOwnedHistoryAdmin):
     list_display = [
-        "name", "email", "status", "reason_code", "home_zone", "vehicle_type",
-        "license_expires_on", "insurance_expires_on", "is_online", "status_changed_at",
+        "name",
+        "email",
+        "status",
+        "reason_code",
+        "home_zone",
+        "vehicle_type",
+        "license_expires_on",
+        "insurance_expires_on",
+        "is_online",
+        "status_changed_at",
     ]
     list_display_links = ["name", "email"]  # the name may be blank
     list_select_related = ["user", "home_zone"]
     list_filter = ["status", DocumentsFilter, "home_zone", "is_online", "vehicle_type", "reason_code"]
     search_fields = [
-        "user__email", "user__first_name", "user__last_name", "phone",
-        "vehicle_plate", "license_number", "contractor_id",
+        "user__email",
+        "user__first_name",
+        "user__last_name",
+        "phone",
+        "vehicle_plate",
+        "license_number",
+        "contractor_id",
     ]
     date_hierarchy = "created_at"
     fieldsets = [
-        (None, {"fields": [
-            "user", "status", "status_changed_at", "reason_code", "reason_note", "appeal_text", "appeal_submitted_at",
-        ]}),
+        (
+            None,
+            {
+                "fields": [
+                    "user",
+                    "status",
+                    "status_changed_at",
+                    "reason_code",
+                    "reason_note",
+                    "appeal_text",
+                    "appeal_submitted_at",
+                ]
+            },
+        ),
         ("Contact", {"fields": ["home_zone", "phone", "phone_verified_at", "photo"]}),
-        ("Vehicle", {"fields": [
-            "vehicle_type", "vehicle_make", "vehicle_model", "vehicle_color", "vehicle_plate", "vehicle_tote_capacity",
-        ]}),
-        ("Documents and screening", {"fields": [
-            "license_number", "license_state", "license_expires_on", "license_document",
-            "insurance_expires_on", "insurance_document", "background_check_consent_at", "contractor_id",
-        ]}),
+        (
+            "Vehicle",
+            {
+                "fields": [
+                    "vehicle_type",
+                    "vehicle_make",
+                    "vehicle_model",
+                    "vehicle_color",
+                    "vehicle_plate",
+                    "vehicle_tote_capacity",
+                ]
+            },
+        ),
+        (
+            "Documents and screening",
+            {
+                "fields": [
+                    "license_number",
+                    "license_state",
+                    "license_expires_on",
+                    "license_document",
+                    "insurance_expires_on",
+                    "insurance_document",
+                    "background_check_consent_at",
+                    "contractor_id",
+                ]
+            },
+        ),
         ("Availability", {"fields": ["is_online", "online_since", "created_at"]}),
     ]
     # Status, its reason and being online change only through driver_set_status (actions below).
     readonly_fields = [
-        "user", "status", "status_changed_at", "reason_code", "reason_note", "appeal_text", "appeal_submitted_at",
-        "phone_verified_at", "background_check_consent_at", "contractor_id", "is_online", "online_since", "created_at",
+        "user",
+        "status",
+        "status_changed_at",
+        "reason_code",
+        "reason_note",
+        "appeal_text",
+        "appeal_submitted_at",
+        "phone_verified_at",
+        "background_check_consent_at",
+        "contractor_id",
+        "is_online",
+        "online_since",
+        "created_at",
     ]
     inlines = [DriverEventInline, SlotClaimInline]
     action_form = DriverActionForm
@@ -123,7 +179,9 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         reason_code = request.POST.get("reason_code", "")
         note = request.POST.get("note", "")
         run_status_change(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda driver: driver_set_status(
                 driver=driver, to=to, actor=request.user, reason_code=reason_code, note=note
             ),
@@ -143,9 +201,13 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         # Without a reason code the service refuses anyway: say so at once, not after a second page.
         if held and reason_code and not request.POST.get("confirm_batches"):
             rows = [
-                {"driver": driver, "batch": batch, "field": f"batch_{driver.pk}",
-                 "default": held_batch_default(batch),
-                 "choices": [(c, self.HELD_BATCH_LABELS[c]) for c in held_batch_choices(batch)]}
+                {
+                    "driver": driver,
+                    "batch": batch,
+                    "field": f"batch_{driver.pk}",
+                    "default": held_batch_default(batch),
+                    "choices": [(c, self.HELD_BATCH_LABELS[c]) for c in held_batch_choices(batch)],
+                }
                 for driver, batch in held
             ]
             context = {
@@ -165,13 +227,22 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         decisions = {driver.pk: request.POST.get(f"batch_{driver.pk}", "") for driver, _batch in held}
         undecided = [driver for driver, _batch in held if reason_code and not decisions[driver.pk]]
         for driver in undecided:
-            self.message_user(request, f"{driver}: choose what happens to the batch they hold; nothing was changed.",
-                              level=messages.ERROR)
+            self.message_user(
+                request,
+                f"{driver}: choose what happens to the batch they hold; nothing was changed.",
+                level=messages.ERROR,
+            )
         note = request.POST.get("note", "")
         run_status_change(
-            self, request, queryset.exclude(pk__in=[d.pk for d in undecided]),
+            self,
+            request,
+            queryset.exclude(pk__in=[d.pk for d in undecided]),
             lambda driver: driver_set_status(
-                driver=driver, to=to, actor=request.user, reason_code=reason_code, note=note,
+                driver=driver,
+                to=to,
+                actor=request.user,
+                reason_code=reason_code,
+                note=note,
                 batch_decision=decisions.get(driver.pk) or None,
             ),
         )
@@ -207,7 +278,14 @@ class RouteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Drivers set their routes in the driver app; ops only look."""
 
     list_display = [
-        "driver", "zone", "mode", "leave_after", "arrive_by", "max_detour_meters", "is_active", "created_at",
+        "driver",
+        "zone",
+        "mode",
+        "leave_after",
+        "arrive_by",
+        "max_detour_meters",
+        "is_active",
+        "created_at",
     ]
     list_select_related = ["driver__user", "zone"]
     list_filter = ["is_active", "mode", "zone"]

@@ -122,24 +122,31 @@ class OnboardingForm(forms.Form):
 
 class ProfileForm(OnboardingForm):
     first_name = forms.CharField(
-        label=_("First name"), max_length=150,
+        label=_("First name"),
+        max_length=150,
         widget=forms.TextInput(attrs={"autocomplete": "given-name", "autocapitalize": "words"}),
     )
     last_name = forms.CharField(
-        label=_("Last name"), max_length=150,
+        label=_("Last name"),
+        max_length=150,
         widget=forms.TextInput(attrs={"autocomplete": "family-name", "autocapitalize": "words"}),
     )
     phone = forms.CharField(
-        label=_("Mobile number"), max_length=32,
+        label=_("Mobile number"),
+        max_length=32,
         help_text=_("We text you a code to check it, and offers and updates later."),
-        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel",
-                                      "placeholder": "(615) 555-0199"}),
+        widget=forms.TextInput(
+            attrs={"type": "tel", "autocomplete": "tel", "inputmode": "tel", "placeholder": "(615) 555-0199"}
+        ),
     )
     home_zone = forms.ModelChoiceField(
-        label=_("Where you want to deliver"), queryset=Zone.objects.none(), empty_label=_("Choose your city"),
+        label=_("Where you want to deliver"),
+        queryset=Zone.objects.none(),
+        empty_label=_("Choose your city"),
     )
     photo = forms.FileField(
-        label=_("Your photo"), required=False,
+        label=_("Your photo"),
+        required=False,
         help_text=_("A clear photo of your face. The store associate sees it when you pick up an order."),
         widget=forms.FileInput(attrs={"accept": "image/*"}),
     )
@@ -159,7 +166,8 @@ class ProfileForm(OnboardingForm):
         assert isinstance(home_zone, forms.ModelChoiceField)
         home_zone.queryset = Zone.objects.filter(is_active=True).order_by("name")
         self.fields["home_zone"].error_messages["invalid_choice"] = _(
-            "Choose one of the cities where Spark is delivering.")
+            "Choose one of the cities where Spark is delivering."
+        )
         if has_photo:
             self.fields["photo"].help_text = _("We have your photo. Choose a new one only to replace it.")
 
@@ -186,9 +194,16 @@ class ProfileForm(OnboardingForm):
 
 class PhoneCodeForm(OnboardingForm):
     code = forms.CharField(
-        label=_("6-digit code"), max_length=12,
-        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code",
-                                      "pattern": r"[0-9 ]*", "placeholder": "123456"}),
+        label=_("6-digit code"),
+        max_length=12,
+        widget=forms.TextInput(
+            attrs={
+                "inputmode": "numeric",
+                "autocomplete": "one-time-code",
+                "pattern": r"[0-9 ]*",
+                "placeholder": "123456",
+            }
+        ),
     )
     required_messages = {"code": _("Enter the 6-digit code from the text message.")}
 
@@ -199,11 +214,14 @@ class VehicleForm(OnboardingForm):
     model = forms.CharField(label=_("Model"), max_length=40, widget=forms.TextInput(attrs={"placeholder": "Corolla"}))
     color = forms.CharField(label=_("Color"), max_length=30, widget=forms.TextInput(attrs={"placeholder": "Blue"}))
     plate = forms.CharField(
-        label=_("License plate"), max_length=12,
+        label=_("License plate"),
+        max_length=12,
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "autocomplete": "off"}),
     )
     tote_capacity = forms.IntegerField(
-        label=_("Grocery totes that fit"), min_value=4, max_value=80,
+        label=_("Grocery totes that fit"),
+        min_value=4,
+        max_value=80,
         help_text=_("A compact car takes about 15, an SUV about 25. We only offer orders that fit."),
         widget=forms.NumberInput(attrs={"inputmode": "numeric"}),
     )
@@ -237,19 +255,24 @@ class _DateInput(forms.DateInput):
 
 
 class DocumentsForm(OnboardingForm):
-    license_number = forms.CharField(label=_("Driver's license number"), max_length=32,
-                                     widget=forms.TextInput(attrs={"autocomplete": "off",
-                                                                   "autocapitalize": "characters"}))
-    license_state = forms.ChoiceField(label=_("Issuing state"),
-                                      choices=[("", _("Choose the state")), *onboarding.US_STATES])
+    license_number = forms.CharField(
+        label=_("Driver's license number"),
+        max_length=32,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "characters"}),
+    )
+    license_state = forms.ChoiceField(
+        label=_("Issuing state"), choices=[("", _("Choose the state")), *onboarding.US_STATES]
+    )
     license_expires_on = forms.DateField(label=_("License expires on"), widget=_DateInput())
     license_document = forms.FileField(
-        label=_("Photo or PDF of your license"), required=False,
+        label=_("Photo or PDF of your license"),
+        required=False,
         widget=forms.FileInput(attrs={"accept": "image/jpeg,image/png,application/pdf"}),
     )
     insurance_expires_on = forms.DateField(label=_("Insurance expires on"), widget=_DateInput())
     insurance_document = forms.FileField(
-        label=_("Photo or PDF of your insurance card"), required=False,
+        label=_("Photo or PDF of your insurance card"),
+        required=False,
         help_text=_("Your name and the vehicle must be on the policy."),
         widget=forms.FileInput(attrs={"accept": "image/jpeg,image/png,application/pdf"}),
     )
@@ -280,8 +303,9 @@ class DocumentsForm(OnboardingForm):
 
     def _future(self, field: str, what: "_StrOrPromise"):
         try:
-            return onboarding.check_future_date(self.cleaned_data.get(field), field=field, what=str(what),
-                                                zone=self.driver.home_zone)
+            return onboarding.check_future_date(
+                self.cleaned_data.get(field), field=field, what=str(what), zone=self.driver.home_zone
+            )
         except DomainError as exc:
             _raise_for(exc, field)
 
@@ -314,11 +338,14 @@ class DocumentsForm(OnboardingForm):
 
 class ConsentForm(OnboardingForm):
     agree = forms.BooleanField(
-        label=_("I have read the disclosure and I authorize Spark and its screening partner to obtain "
-                "consumer reports and investigative consumer reports about me."),
+        label=_(
+            "I have read the disclosure and I authorize Spark and its screening partner to obtain "
+            "consumer reports and investigative consumer reports about me."
+        ),
     )
     signature = forms.CharField(
-        label=_("Type your full name as your signature"), max_length=200,
+        label=_("Type your full name as your signature"),
+        max_length=200,
         widget=forms.TextInput(attrs={"autocomplete": "name", "autocapitalize": "words"}),
     )
     required_messages = {
@@ -346,9 +373,12 @@ class SubmitForm(OnboardingForm):
 
 class DisputeForm(OnboardingForm):
     text = forms.CharField(
-        label=_("What in the report is wrong or incomplete?"), max_length=5000,
+        label=_("What in the report is wrong or incomplete?"),
+        max_length=5000,
         widget=forms.Textarea(attrs={"rows": 5}),
-        help_text=_("Tell us what is inaccurate and anything you would like us to consider. You can also "
-                    "dispute the report directly with the company that prepared it."),
+        help_text=_(
+            "Tell us what is inaccurate and anything you would like us to consider. You can also "
+            "dispute the report directly with the company that prepared it."
+        ),
     )
     required_messages = {"text": _("Tell us what in the report is wrong or incomplete.")}

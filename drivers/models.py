@@ -106,7 +106,7 @@ class DriverEvent(StatusEvent):
 
 
 class Route(models.Model):
-    """"I am going from A to B between t1 and t2, up to K km out of my way", or online in a zone."""
+    """ "I am going from A to B between t1 and t2, up to K km out of my way", or online in a zone."""
 
     class Mode(models.TextChoices):
         TRIP = "trip", "Trip from A to B"

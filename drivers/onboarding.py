@@ -48,8 +48,13 @@ STEPS = [
 ]
 STEP_KEYS = [key for key, _title, _url in STEPS]
 # Which checklist items each step completes.
-STEP_ITEMS = {"profile": ("profile",), "phone": ("phone",), "vehicle": ("vehicle",),
-              "documents": ("license", "insurance"), "consent": ("consent",)}
+STEP_ITEMS = {
+    "profile": ("profile",),
+    "phone": ("phone",),
+    "vehicle": ("vehicle",),
+    "documents": ("license", "insurance"),
+    "consent": ("consent",),
+}
 
 
 def _driver_of(user) -> Driver | None:
@@ -81,13 +86,17 @@ def _progress(request, driver: Driver | None, current: str) -> dict:
     checklist = services.application_checklist(user=request.user, driver=driver)
     done = _steps_done(checklist)
     steps = [
-        {"key": key, "title": title, "url": reverse(url), "done": done[key], "current": key == current,
-         "number": n}
+        {"key": key, "title": title, "url": reverse(url), "done": done[key], "current": key == current, "number": n}
         for n, (key, title, url) in enumerate(STEPS, start=1)
     ]
     number = STEP_KEYS.index(current) + 1
-    return {"steps": steps, "step_number": number, "step_count": len(STEPS), "step_title": STEPS[number - 1][1],
-            "items": _checklist_rows(checklist)}
+    return {
+        "steps": steps,
+        "step_number": number,
+        "step_count": len(STEPS),
+        "step_title": STEPS[number - 1][1],
+        "items": _checklist_rows(checklist),
+    }
 
 
 def _checklist_rows(checklist) -> list[dict]:
@@ -128,8 +137,7 @@ def _bound(request, *, files: bool = False) -> tuple:
 
 
 def _render_step(request, template: str, driver, step: str, context: dict, status: int = 200):
-    return render(request, template, {"driver": driver, **_progress(request, driver, step), **context},
-                  status=status)
+    return render(request, template, {"driver": driver, **_progress(request, driver, step), **context}, status=status)
 
 
 # --- Pages ---------------------------------------------------------------------------------
@@ -144,11 +152,17 @@ def landing(request):
     pay = [{"zone": zone, "policy": policies.get(zone.pk) or PayPolicy(zone=zone)} for zone in zones]
     driver = _driver_of(request.user) if request.user.is_authenticated else None
     start = reverse("onboarding:start")
-    return render(request, "driver/onboarding/landing.html", {
-        "pay": pay, "driver": driver, "start_url": start,
-        "signup_url": f"{reverse('account_signup')}?next={start}",
-        "login_url": f"{reverse('account_login')}?next={start}",
-    })
+    return render(
+        request,
+        "driver/onboarding/landing.html",
+        {
+            "pay": pay,
+            "driver": driver,
+            "start_url": start,
+            "signup_url": f"{reverse('account_signup')}?next={start}",
+            "login_url": f"{reverse('account_login')}?next={start}",
+        },
+    )
 
 
 @login_required
@@ -168,16 +182,21 @@ def profile(request, driver):
     initial = {"first_name": user.first_name, "last_name": user.last_name}
     if driver:
         initial.update(phone=driver.phone, home_zone=driver.home_zone_id)
-    form = ProfileForm(*_bound(request, files=True), initial=initial,
-                       has_photo=bool(driver and driver.photo), user_id=user.pk)
+    form = ProfileForm(
+        *_bound(request, files=True), initial=initial, has_photo=bool(driver and driver.photo), user_id=user.pk
+    )
     status = 200
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
             try:
                 driver = services.onboarding_save_profile(
-                    user=user, first_name=data["first_name"], last_name=data["last_name"], phone=data["phone"],
-                    home_zone=data["home_zone"], photo=data["photo"],
+                    user=user,
+                    first_name=data["first_name"],
+                    last_name=data["last_name"],
+                    phone=data["phone"],
+                    home_zone=data["home_zone"],
+                    photo=data["photo"],
                 )
             except DomainError as exc:
                 form.add_domain_error(exc)
@@ -206,15 +225,18 @@ def phone(request, driver):
                 messages.error(request, exc.message)
                 status = exc.status_code
             else:
-                messages.success(request, _("We texted a 6-digit code to %(phone)s. It is valid for 10 minutes.")
-                                 % {"phone": driver.phone})
+                messages.success(
+                    request,
+                    _("We texted a 6-digit code to %(phone)s. It is valid for 10 minutes.") % {"phone": driver.phone},
+                )
                 return redirect("onboarding:phone")
         elif action == "verify":
             form = PhoneCodeForm(request.POST)
             if form.is_valid():
                 try:
-                    driver = services.onboarding_verify_phone(driver=driver, ticket=ticket,
-                                                              code=form.cleaned_data["code"])
+                    driver = services.onboarding_verify_phone(
+                        driver=driver, ticket=ticket, code=form.cleaned_data["code"]
+                    )
                 except DomainError as exc:
                     form.add_domain_error(exc)
                     status = exc.status_code
@@ -229,16 +251,27 @@ def phone(request, driver):
             status = 400
     elif request.method == "POST":
         return redirect(_next_step_url(request, driver, after="phone"))
-    return _render_step(request, "driver/onboarding/phone.html", driver, "phone",
-                        {"form": form, "code_sent": bool(ticket) or form.is_bound}, status)
+    return _render_step(
+        request,
+        "driver/onboarding/phone.html",
+        driver,
+        "phone",
+        {"form": form, "code_sent": bool(ticket) or form.is_bound},
+        status,
+    )
 
 
 @require_http_methods(["GET", "POST"])
 @wizard_step("vehicle")
 def vehicle(request, driver):
-    initial = {"vehicle_type": driver.vehicle_type, "make": driver.vehicle_make, "model": driver.vehicle_model,
-               "color": driver.vehicle_color, "plate": driver.vehicle_plate,
-               "tote_capacity": driver.vehicle_tote_capacity}
+    initial = {
+        "vehicle_type": driver.vehicle_type,
+        "make": driver.vehicle_make,
+        "model": driver.vehicle_model,
+        "color": driver.vehicle_color,
+        "plate": driver.vehicle_plate,
+        "tote_capacity": driver.vehicle_tote_capacity,
+    }
     form = VehicleForm(*_bound(request), initial=initial)
     status = 200
     if request.method == "POST":
@@ -246,8 +279,13 @@ def vehicle(request, driver):
             data = form.cleaned_data
             try:
                 driver = services.onboarding_save_vehicle(
-                    driver=driver, vehicle_type=data["vehicle_type"], make=data["make"], model=data["model"],
-                    color=data["color"], plate=data["plate"], tote_capacity=data["tote_capacity"],
+                    driver=driver,
+                    vehicle_type=data["vehicle_type"],
+                    make=data["make"],
+                    model=data["model"],
+                    color=data["color"],
+                    plate=data["plate"],
+                    tote_capacity=data["tote_capacity"],
                 )
             except DomainError as exc:
                 form.add_domain_error(exc)
@@ -264,8 +302,12 @@ def vehicle(request, driver):
 @wizard_step("documents")
 def documents(request, driver):
     renewing = driver.status != Driver.Status.APPLICANT
-    initial = {"license_number": driver.license_number, "license_state": driver.license_state,
-               "license_expires_on": driver.license_expires_on, "insurance_expires_on": driver.insurance_expires_on}
+    initial = {
+        "license_number": driver.license_number,
+        "license_state": driver.license_state,
+        "license_expires_on": driver.license_expires_on,
+        "insurance_expires_on": driver.insurance_expires_on,
+    }
     form = DocumentsForm(*_bound(request, files=True), initial=initial, driver=driver, user_id=request.user.pk)
     status = 200
     if request.method == "POST":
@@ -273,9 +315,13 @@ def documents(request, driver):
             data = form.cleaned_data
             try:
                 driver = services.onboarding_save_documents(
-                    driver=driver, actor=request.user, license_number=data["license_number"],
-                    license_state=data["license_state"], license_expires_on=data["license_expires_on"],
-                    license_document=data["license_document"], insurance_expires_on=data["insurance_expires_on"],
+                    driver=driver,
+                    actor=request.user,
+                    license_number=data["license_number"],
+                    license_state=data["license_state"],
+                    license_expires_on=data["license_expires_on"],
+                    license_document=data["license_document"],
+                    insurance_expires_on=data["insurance_expires_on"],
                     insurance_document=data["insurance_document"],
                 )
             except DomainError as exc:
@@ -290,17 +336,23 @@ def documents(request, driver):
                 return redirect(_next_step_url(request, driver, after="documents"))
         else:
             status = 400
-    return _render_step(request, "driver/onboarding/documents.html", driver, "documents",
-                        {"form": form, "renewing": renewing}, status)
+    return _render_step(
+        request, "driver/onboarding/documents.html", driver, "documents", {"form": form, "renewing": renewing}, status
+    )
 
 
 @require_http_methods(["GET"])
 @wizard_step("consent")
 def disclosure(request, driver):
     """The background-check disclosure, on a page of its own (FCRA: a standalone document)."""
-    return render(request, "driver/onboarding/disclosure.html", {
-        "driver": driver, "version": services.DISCLOSURE_VERSION,
-    })
+    return render(
+        request,
+        "driver/onboarding/disclosure.html",
+        {
+            "driver": driver,
+            "version": services.DISCLOSURE_VERSION,
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -312,7 +364,9 @@ def consent(request, driver):
         if form.is_valid():
             try:
                 driver = services.onboarding_record_consent(
-                    driver=driver, signature=form.cleaned_data["signature"], agreed=form.cleaned_data["agree"],
+                    driver=driver,
+                    signature=form.cleaned_data["signature"],
+                    agreed=form.cleaned_data["agree"],
                     ip=client_ip(request),
                 )
             except DomainError as exc:
@@ -323,8 +377,7 @@ def consent(request, driver):
                 return redirect(_next_step_url(request, driver, after="consent"))
         else:
             status = 400
-    return _render_step(request, "driver/onboarding/consent.html", driver, "consent",
-                        {"form": form}, status)
+    return _render_step(request, "driver/onboarding/consent.html", driver, "consent", {"form": form}, status)
 
 
 @require_http_methods(["GET", "POST"])
@@ -346,8 +399,12 @@ def review(request, driver):
                 return redirect("onboarding:status")
         else:
             status = 400
-    context = {"form": form, "missing_now": missing, "email": request.user.email, "full_name":
-               request.user.get_full_name()}
+    context = {
+        "form": form,
+        "missing_now": missing,
+        "email": request.user.email,
+        "full_name": request.user.get_full_name(),
+    }
     return _render_step(request, "driver/onboarding/review.html", driver, "review", context, status)
 
 

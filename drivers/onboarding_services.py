@@ -43,17 +43,57 @@ logger = logging.getLogger(__name__)
 DISCLOSURE_VERSION = "2025-01"
 
 US_STATES = [
-    ("AL", "Alabama"), ("AK", "Alaska"), ("AZ", "Arizona"), ("AR", "Arkansas"), ("CA", "California"),
-    ("CO", "Colorado"), ("CT", "Connecticut"), ("DE", "Delaware"), ("DC", "District of Columbia"),
-    ("FL", "Florida"), ("GA", "Georgia"), ("HI", "Hawaii"), ("ID", "Idaho"), ("IL", "Illinois"),
-    ("IN", "Indiana"), ("IA", "Iowa"), ("KS", "Kansas"), ("KY", "Kentucky"), ("LA", "Louisiana"),
-    ("ME", "Maine"), ("MD", "Maryland"), ("MA", "Massachusetts"), ("MI", "Michigan"), ("MN", "Minnesota"),
-    ("MS", "Mississippi"), ("MO", "Missouri"), ("MT", "Montana"), ("NE", "Nebraska"), ("NV", "Nevada"),
-    ("NH", "New Hampshire"), ("NJ", "New Jersey"), ("NM", "New Mexico"), ("NY", "New York"),
-    ("NC", "North Carolina"), ("ND", "North Dakota"), ("OH", "Ohio"), ("OK", "Oklahoma"), ("OR", "Oregon"),
-    ("PA", "Pennsylvania"), ("RI", "Rhode Island"), ("SC", "South Carolina"), ("SD", "South Dakota"),
-    ("TN", "Tennessee"), ("TX", "Texas"), ("UT", "Utah"), ("VT", "Vermont"), ("VA", "Virginia"),
-    ("WA", "Washington"), ("WV", "West Virginia"), ("WI", "Wisconsin"), ("WY", "Wyoming"),
+    ("AL", "Alabama"),
+    ("AK", "Alaska"),
+    ("AZ", "Arizona"),
+    ("AR", "Arkansas"),
+    ("CA", "California"),
+    ("CO", "Colorado"),
+    ("CT", "Connecticut"),
+    ("DE", "Delaware"),
+    ("DC", "District of Columbia"),
+    ("FL", "Florida"),
+    ("GA", "Georgia"),
+    ("HI", "Hawaii"),
+    ("ID", "Idaho"),
+    ("IL", "Illinois"),
+    ("IN", "Indiana"),
+    ("IA", "Iowa"),
+    ("KS", "Kansas"),
+    ("KY", "Kentucky"),
+    ("LA", "Louisiana"),
+    ("ME", "Maine"),
+    ("MD", "Maryland"),
+    ("MA", "Massachusetts"),
+    ("MI", "Michigan"),
+    ("MN", "Minnesota"),
+    ("MS", "Mississippi"),
+    ("MO", "Missouri"),
+    ("MT", "Montana"),
+    ("NE", "Nebraska"),
+    ("NV", "Nevada"),
+    ("NH", "New Hampshire"),
+    ("NJ", "New Jersey"),
+    ("NM", "New Mexico"),
+    ("NY", "New York"),
+    ("NC", "North Carolina"),
+    ("ND", "North Dakota"),
+    ("OH", "Ohio"),
+    ("OK", "Oklahoma"),
+    ("OR", "Oregon"),
+    ("PA", "Pennsylvania"),
+    ("RI", "Rhode Island"),
+    ("SC", "South Carolina"),
+    ("SD", "South Dakota"),
+    ("TN", "Tennessee"),
+    ("TX", "Texas"),
+    ("UT", "Utah"),
+    ("VT", "Vermont"),
+    ("VA", "Virginia"),
+    ("WA", "Washington"),
+    ("WV", "West Virginia"),
+    ("WI", "Wisconsin"),
+    ("WY", "Wyoming"),
 ]
 US_STATE_CODES = {code for code, _name in US_STATES}
 
@@ -66,8 +106,9 @@ def normalize_phone(value: str) -> str:
     ("(615) 555-0199", "615.555.0199", "1 615 555 0199"); others need the + and country code."""
     raw = (value or "").strip()
     if not raw:
-        raise DomainError(_("Enter your mobile number."), code="invalid_phone",
-                          fields={"phone": [_("Enter your mobile number.")]})
+        raise DomainError(
+            _("Enter your mobile number."), code="invalid_phone", fields={"phone": [_("Enter your mobile number.")]}
+        )
     if re.search(r"[^\d\s().+-]", raw) or raw.count("+") > 1 or ("+" in raw and not raw.startswith("+")):
         digits = ""
     else:
@@ -161,7 +202,8 @@ def check_signature(user: User, typed: str) -> str:
 
     typed_words, first, last = words(typed), words(user.first_name), words(user.last_name)
     ok = bool(first and last and typed_words) and (
-        typed_words[: len(first)] == first and typed_words[-len(last):] == last
+        typed_words[: len(first)] == first
+        and typed_words[-len(last) :] == last
         and len(typed_words) >= len(first) + len(last)
     )
     if not ok:
@@ -205,7 +247,9 @@ def _expiry_problem(expires: date | None, zone: Zone | None, what: str) -> str:
         return ""
     if expires <= zone_today(zone):
         return _("Your %(what)s expired on %(date)s: upload the renewed one.") % {
-            "what": what, "date": date_format(expires, "M j, Y")}
+            "what": what,
+            "date": date_format(expires, "M j, Y"),
+        }
     return ""
 
 
@@ -218,20 +262,36 @@ def application_checklist(*, user: User, driver: Driver | None) -> list[Checklis
         "email": email_verified(user),
         "profile": bool(driver and user.first_name and user.last_name and driver.photo),
         "phone": bool(driver and driver.phone and driver.phone_verified_at),
-        "vehicle": bool(driver and driver.vehicle_make and driver.vehicle_model and driver.vehicle_color
-                        and driver.vehicle_plate),
-        "license": bool(driver and driver.license_number and driver.license_state and driver.license_expires_on
-                        and driver.license_document and not license_problem),
-        "insurance": bool(driver and driver.insurance_expires_on and driver.insurance_document
-                          and not insurance_problem),
+        "vehicle": bool(
+            driver and driver.vehicle_make and driver.vehicle_model and driver.vehicle_color and driver.vehicle_plate
+        ),
+        "license": bool(
+            driver
+            and driver.license_number
+            and driver.license_state
+            and driver.license_expires_on
+            and driver.license_document
+            and not license_problem
+        ),
+        "insurance": bool(
+            driver and driver.insurance_expires_on and driver.insurance_document and not insurance_problem
+        ),
         "consent": bool(driver and driver.background_check_consent_at),
     }
-    steps = {"email": "", "profile": "profile", "phone": "phone", "vehicle": "vehicle", "license": "documents",
-             "insurance": "documents", "consent": "consent"}
+    steps = {
+        "email": "",
+        "profile": "profile",
+        "phone": "phone",
+        "vehicle": "vehicle",
+        "license": "documents",
+        "insurance": "documents",
+        "consent": "consent",
+    }
     problems = {"license": license_problem, "insurance": insurance_problem}
     return [
-        ChecklistItem(key=key, label=str(CHECKLIST_LABELS[key]), done=done[key], step=steps[key],
-                      problem=problems.get(key, ""))
+        ChecklistItem(
+            key=key, label=str(CHECKLIST_LABELS[key]), done=done[key], step=steps[key], problem=problems.get(key, "")
+        )
         for key in ("email", "profile", "phone", "vehicle", "license", "insurance", "consent")
     ]
 
@@ -244,10 +304,15 @@ def _locked_applicant(driver: Driver, *, allowed: tuple[str, ...] = (Driver.Stat
     locked = Driver.objects.select_for_update(of=("self",)).select_related("user", "home_zone").get(pk=driver.pk)
     if locked.status not in allowed:
         if locked.status == Driver.Status.SCREENING:
-            raise Conflict(_("Your application was already submitted and is under review; it can no longer be "
-                             "changed here."), code="already_submitted")
-        raise NotPermitted(_("Your account is %(status)s; this step is not open to you.") % {
-            "status": locked.get_status_display().lower()}, code="not_applicant")
+            raise Conflict(
+                _("Your application was already submitted and is under review; it can no longer be changed here."),
+                code="already_submitted",
+            )
+        raise NotPermitted(
+            _("Your account is %(status)s; this step is not open to you.")
+            % {"status": locked.get_status_display().lower()},
+            code="not_applicant",
+        )
     return locked
 
 
@@ -304,8 +369,7 @@ def onboarding_save_profile(
             User.objects.filter(pk=user.pk).update(first_name=first_name[:150], last_name=last_name[:150])
     except IntegrityError:
         # A double tap created the profile in a parallel request: that one won; this is a repeat.
-        raise Conflict(_("Your profile was just saved from another tab; reload the page."),
-                       code="conflict") from None
+        raise Conflict(_("Your profile was just saved from another tab; reload the page."), code="conflict") from None
     user.first_name, user.last_name = first_name[:150], last_name[:150]
     driver.refresh_from_db()
     return driver
@@ -340,8 +404,9 @@ def onboarding_verify_phone(*, driver: Driver, ticket: str | None, code: str) ->
     )
     driver.refresh_from_db()
     if not rows and not driver.phone_verified_at:
-        raise Conflict(_("Your mobile number changed while you were verifying it; send a new code."),
-                       code="phone_changed")
+        raise Conflict(
+            _("Your mobile number changed while you were verifying it; send a new code."), code="phone_changed"
+        )
     return driver
 
 
@@ -370,8 +435,16 @@ def onboarding_save_vehicle(
         locked.vehicle_color, locked.vehicle_plate = values["color"][:30], plate[:12]
         locked.vehicle_tote_capacity = tote_capacity
         locked._change_reason = "onboarding: vehicle"
-        locked.save(update_fields=["vehicle_type", "vehicle_make", "vehicle_model", "vehicle_color",
-                                   "vehicle_plate", "vehicle_tote_capacity"])
+        locked.save(
+            update_fields=[
+                "vehicle_type",
+                "vehicle_make",
+                "vehicle_model",
+                "vehicle_color",
+                "vehicle_plate",
+                "vehicle_tote_capacity",
+            ]
+        )
     driver.refresh_from_db()
     return driver
 
@@ -428,8 +501,10 @@ def onboarding_save_documents(
     state = (license_state or "").upper()
     if state not in US_STATE_CODES:
         errors["license_state"] = [_("Choose the state that issued your license.")]
-    for field, value, what in (("license_expires_on", license_expires_on, _("driver's license")),
-                               ("insurance_expires_on", insurance_expires_on, _("insurance"))):
+    for field, value, what in (
+        ("license_expires_on", license_expires_on, _("driver's license")),
+        ("insurance_expires_on", insurance_expires_on, _("insurance")),
+    ):
         try:
             check_future_date(value, field=field, what=what, zone=zone)
         except DomainError as exc:
@@ -437,20 +512,25 @@ def onboarding_save_documents(
     if errors:
         raise DomainError(_("Please correct the fields below."), code="invalid", fields=errors)
     if not documents_open_to(driver):
-        raise NotPermitted(_("Your documents are under review; you can upload them again if we ask you to."),
-                           code="documents_locked")
+        raise NotPermitted(
+            _("Your documents are under review; you can upload them again if we ask you to."), code="documents_locked"
+        )
     with transaction.atomic():
         locked = _locked_applicant(
-            driver, allowed=(Driver.Status.APPLICANT, Driver.Status.SCREENING, *RENEWAL_STATUSES))
+            driver, allowed=(Driver.Status.APPLICANT, Driver.Status.SCREENING, *RENEWAL_STATUSES)
+        )
         renewal = locked.status != Driver.Status.APPLICANT
         license_changed = (number, state, license_expires_on) != (
-            locked.license_number, locked.license_state, locked.license_expires_on)
+            locked.license_number,
+            locked.license_state,
+            locked.license_expires_on,
+        )
         insurance_changed = insurance_expires_on != locked.insurance_expires_on
         need = {
-            "license_document": license_document is None and (not locked.license_document
-                                                              or (renewal and license_changed)),
-            "insurance_document": insurance_document is None and (not locked.insurance_document
-                                                                  or (renewal and insurance_changed)),
+            "license_document": license_document is None
+            and (not locked.license_document or (renewal and license_changed)),
+            "insurance_document": insurance_document is None
+            and (not locked.insurance_document or (renewal and insurance_changed)),
         }
         for field, missing in need.items():
             if missing:
@@ -515,7 +595,8 @@ def onboarding_submit(*, driver: Driver, user: User) -> Driver:
         labels = [item.label for item in missing]
         raise DomainError(
             _("Your application is not complete yet. Still missing: %(items)s.") % {"items": "; ".join(labels)},
-            code="incomplete", fields={"missing": labels},
+            code="incomplete",
+            fields={"missing": labels},
         )
     lock = f"onboarding:submit:{driver.pk}"
     if not cache.add(lock, 1, timeout=60):

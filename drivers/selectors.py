@@ -35,8 +35,7 @@ def driver_can_work(driver: Driver) -> str | None:
             "you can take work once screening is complete."
         )
     today = timezone.localdate(timezone.now(), ZoneInfo(driver.home_zone.timezone))
-    for label, expires in (("driver's license", driver.license_expires_on),
-                           ("insurance", driver.insurance_expires_on)):
+    for label, expires in (("driver's license", driver.license_expires_on), ("insurance", driver.insurance_expires_on)):
         if expires is None:
             return f"We have no {label} on file; add it in the app to take work."
         if expires < today:
@@ -48,18 +47,18 @@ def driver_finishing_batch(driver: Driver) -> Batch | None:
     """The open batch a driver who can no longer take work was let finish (ops chose "finish
     this batch first" when suspending or deactivating them, or the groceries were already in
     their car): the one batch they may still act on. None for everyone else."""
-    return Batch.objects.filter(
-        driver=driver, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=False
-    ).first()
+    return Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=False).first()
 
 
 def eligible_q(today, prefix: str = "") -> Q:
     """driver_can_work as a filter: active, license and insurance valid today."""
-    return Q(**{
-        f"{prefix}status": Driver.Status.ACTIVE,
-        f"{prefix}license_expires_on__gte": today,
-        f"{prefix}insurance_expires_on__gte": today,
-    })
+    return Q(
+        **{
+            f"{prefix}status": Driver.Status.ACTIVE,
+            f"{prefix}license_expires_on__gte": today,
+            f"{prefix}insurance_expires_on__gte": today,
+        }
+    )
 
 
 def upcoming_slots_for(driver: Driver, *, now: datetime, days: int = 14) -> list[DeliverySlot]:
@@ -68,8 +67,10 @@ def upcoming_slots_for(driver: Driver, *, now: datetime, days: int = 14) -> list
     driver's live claim or None); `seats_free` is on the model."""
     slots = list(
         DeliverySlot.objects.filter(
-            store__zone_id=driver.home_zone_id, store__is_active=True,
-            ends_at__gt=now, starts_at__lt=now + timedelta(days=days),
+            store__zone_id=driver.home_zone_id,
+            store__is_active=True,
+            ends_at__gt=now,
+            starts_at__lt=now + timedelta(days=days),
         )
         .select_related("store")
         .order_by("starts_at", "store__number")[:500]

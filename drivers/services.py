@@ -79,15 +79,18 @@ def driver_set_status(
     if to in (Driver.Status.SUSPENDED, Driver.Status.DEACTIVATED):
         if not reason_code or reason_code not in Driver.ReasonCode.values:
             raise DomainError(
-                "A suspension or deactivation needs one of the reason codes.", code="reason_required",
+                "A suspension or deactivation needs one of the reason codes.",
+                code="reason_required",
                 fields={"reason_code": [f"One of: {', '.join(v for v in Driver.ReasonCode.values if v)}"]},
             )
         updates.update(reason_code=reason_code, reason_note=note, is_online=False, online_since=None)
     elif to == Driver.Status.ACTIVE:
         updates.update(reason_code="", reason_note="")
     if batch_decision is not None and batch_decision not in HELD_BATCH_DECISIONS:
-        raise DomainError(f"Choose what happens to the driver's batch: {' or '.join(HELD_BATCH_DECISIONS)}.",
-                          code="bad_batch_decision")
+        raise DomainError(
+            f"Choose what happens to the driver's batch: {' or '.join(HELD_BATCH_DECISIONS)}.",
+            code="bad_batch_decision",
+        )
     reason = note or reason_code
     with transaction.atomic():
         # The driver row, then their batch: the order the contractor module locks them in too.
@@ -133,8 +136,10 @@ def stranded_batch_release(*, batch_id: int) -> bool:
 
     with transaction.atomic():
         batch = (
-            Batch.objects.select_for_update(of=("self",)).select_related("driver__home_zone", "driver__user", "store")
-            .filter(pk=batch_id).first()
+            Batch.objects.select_for_update(of=("self",))
+            .select_related("driver__home_zone", "driver__user", "store")
+            .filter(pk=batch_id)
+            .first()
         )
         if batch is None or batch.driver is None or batch.status not in Batch.ACTIVE_STATUSES or batch.finish_first_at:
             return False
@@ -148,13 +153,16 @@ def stranded_batch_release(*, batch_id: int) -> bool:
         else:
             done, detail = "left with the driver to finish", "it is picked up: the groceries are in their car"
         subject = f"Spark: batch {batch.pk} at store #{batch.store.number} {done}"
-        body = (f"Batch {batch.pk} was held by driver {driver.pk} ({driver.user.email}), who can no "
-                f"longer act on it: {why}\nIt was {done} ({detail}).\nNo one had decided what becomes of it when "
-                "the driver was taken off work; check the driver's events.")
+        body = (
+            f"Batch {batch.pk} was held by driver {driver.pk} ({driver.user.email}), who can no "
+            f"longer act on it: {why}\nIt was {done} ({detail}).\nNo one had decided what becomes of it when "
+            "the driver was taken off work; check the driver's events."
+        )
         ops = sorted(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
         if ops:
-            transaction.on_commit(partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, ops,
-                                          fail_silently=True))
+            transaction.on_commit(
+                partial(send_mail, subject, body, settings.DEFAULT_FROM_EMAIL, ops, fail_silently=True)
+            )
     return True
 
 
@@ -173,8 +181,10 @@ def stranded_batches_release(*, limit: int = 200) -> int:
     today = min((timezone.localdate(now, ZoneInfo(tz)) for tz in zones), default=now.date())
     cannot_work = Driver.objects.filter(pk=OuterRef("driver_id")).filter(
         ~Q(status=Driver.Status.ACTIVE)
-        | Q(license_expires_on__isnull=True) | Q(license_expires_on__lt=today)
-        | Q(insurance_expires_on__isnull=True) | Q(insurance_expires_on__lt=today)
+        | Q(license_expires_on__isnull=True)
+        | Q(license_expires_on__lt=today)
+        | Q(insurance_expires_on__isnull=True)
+        | Q(insurance_expires_on__lt=today)
     )
     due = Batch.objects.filter(
         Exists(cannot_work), status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=True
@@ -203,14 +213,16 @@ def _check_in_zone(zone: Zone, lat: Decimal, lng: Decimal, *, what: str, field: 
         raise DomainError(
             f"That {what} is {away / 1000:.1f} km from the centre of {zone.name}; Spark works within "
             f"{zone.radius_km} km of it.",
-            code="outside_zone", fields={field: [f"Within {zone.radius_km} km of {zone.name}."]},
+            code="outside_zone",
+            fields={field: [f"Within {zone.radius_km} km of {zone.name}."]},
         )
 
 
 def _check_detour(value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DETOUR_METERS:
         raise DomainError(
-            f"How far out of your way must be 0 to {MAX_DETOUR_METERS // 1000} km.", code="bad_detour",
+            f"How far out of your way must be 0 to {MAX_DETOUR_METERS // 1000} km.",
+            code="bad_detour",
             fields={"max_detour_meters": [f"Whole metres from 0 to {MAX_DETOUR_METERS}."]},
         )
 
@@ -288,7 +300,9 @@ def slot_claim(*, driver: Driver, slot: DeliverySlot) -> SlotClaim:
                     raise Gone("This slot is ending; pick a later one.", code="slot_started")
                 raise Conflict("This slot is full.", code="slot_full")
             claim = SlotClaim.objects.create(
-                driver=driver, slot=slot, status=SlotClaim.Status.CLAIMED,
+                driver=driver,
+                slot=slot,
+                status=SlotClaim.Status.CLAIMED,
                 # Check in within the grace period of the start, or of joining a running slot.
                 release_at=max(slot.starts_at, timezone.now()) + grace,
             )
@@ -325,9 +339,9 @@ def slot_cancel(*, claim: SlotClaim, driver: Driver) -> SlotClaim:
     # just changed, so two repeats could both free a seat.
     not_started = Exists(DeliverySlot.objects.filter(pk=OuterRef("slot_id"), starts_at__gt=Now()))
     with transaction.atomic():
-        rows = SlotClaim.objects.filter(
-            not_started, pk=claim.pk, status__in=SlotClaim.ACTIVE_STATUSES
-        ).update(status=to, cancelled_at=now)
+        rows = SlotClaim.objects.filter(not_started, pk=claim.pk, status__in=SlotClaim.ACTIVE_STATUSES).update(
+            status=to, cancelled_at=now
+        )
         if rows:
             _free_seat(slot.pk)
     claim.refresh_from_db()
@@ -378,12 +392,16 @@ def slot_check_in(
         raise Gone("This slot has ended.", code="slot_ended")
     if confirmed_by is not None:
         if not StoreMembership.objects.filter(user=confirmed_by, store=store).exists():
-            raise NotPermitted("Only an associate of this store can confirm a driver's check-in.",
-                               code="not_store_member")
+            raise NotPermitted(
+                "Only an associate of this store can confirm a driver's check-in.", code="not_store_member"
+            )
     else:
         if lat is None or lng is None:
-            raise DomainError("Share your location to check in, or ask an associate to confirm you.",
-                              code="location_required", fields={"lat": ["Required."], "lng": ["Required."]})
+            raise DomainError(
+                "Share your location to check in, or ask an associate to confirm you.",
+                code="location_required",
+                fields={"lat": ["Required."], "lng": ["Required."]},
+            )
         here = geo.Point.of(*_position(lat, lng))
         away = round(geo.haversine_m(here, geo.Point.of(store.lat, store.lng)))
         if away > zone.checkin_radius_m:
@@ -394,9 +412,9 @@ def slot_check_in(
             )
     # release_at in the guard: the database clock decides the no-show deadline, exactly as
     # the release does, so a check-in and a release can never both win.
-    rows = SlotClaim.objects.filter(
-        pk=claim.pk, status=SlotClaim.Status.CLAIMED, release_at__gt=Now()
-    ).update(status=SlotClaim.Status.CHECKED_IN, checked_in_at=now)
+    rows = SlotClaim.objects.filter(pk=claim.pk, status=SlotClaim.Status.CLAIMED, release_at__gt=Now()).update(
+        status=SlotClaim.Status.CHECKED_IN, checked_in_at=now
+    )
     claim.refresh_from_db()
     if not rows:
         if claim.status == SlotClaim.Status.CHECKED_IN:
@@ -419,9 +437,9 @@ def slot_release_no_show(*, claim_id: int) -> bool:
     if slot_id is None:
         return False
     with transaction.atomic():
-        rows = SlotClaim.objects.filter(
-            pk=claim_id, status=SlotClaim.Status.CLAIMED, release_at__lte=Now()
-        ).update(status=SlotClaim.Status.RELEASED)
+        rows = SlotClaim.objects.filter(pk=claim_id, status=SlotClaim.Status.CLAIMED, release_at__lte=Now()).update(
+            status=SlotClaim.Status.RELEASED
+        )
         if rows:
             _free_seat(slot_id)
     return bool(rows)
@@ -472,18 +490,31 @@ def route_set(
         # A trip is for the days ahead: no batch is published further out than that, and a date
         # centuries away is a typo (it would also come back with a pre-1883 local-mean-time offset).
         if value is not None and not now - ROUTE_TIME_PAST <= value <= now + ROUTE_TIME_AHEAD:
-            raise DomainError(f"{name} must be between a day ago and 14 days from now.", code="bad_time",
-                              fields={name: ["Between a day ago and 14 days from now."]})
+            raise DomainError(
+                f"{name} must be between a day ago and 14 days from now.",
+                code="bad_time",
+                fields={name: ["Between a day ago and 14 days from now."]},
+            )
     if arrive_by is not None:
         if arrive_by <= now:
-            raise DomainError("The arrive-by time has passed.", code="bad_arrive_by",
-                              fields={"arrive_by": ["Must be in the future."]})
+            raise DomainError(
+                "The arrive-by time has passed.", code="bad_arrive_by", fields={"arrive_by": ["Must be in the future."]}
+            )
         if leave_after is not None and arrive_by <= leave_after:
-            raise DomainError("Arrive-by must be after leave-after.", code="bad_arrive_by",
-                              fields={"arrive_by": ["Must be after leave_after."]})
+            raise DomainError(
+                "Arrive-by must be after leave-after.",
+                code="bad_arrive_by",
+                fields={"arrive_by": ["Must be after leave_after."]},
+            )
     wanted = {
-        "zone_id": zone.pk, "mode": Route.Mode.TRIP, "origin_lat": o_lat, "origin_lng": o_lng,
-        "dest_lat": d_lat, "dest_lng": d_lng, "leave_after": leave_after, "arrive_by": arrive_by,
+        "zone_id": zone.pk,
+        "mode": Route.Mode.TRIP,
+        "origin_lat": o_lat,
+        "origin_lng": o_lng,
+        "dest_lat": d_lat,
+        "dest_lng": d_lng,
+        "leave_after": leave_after,
+        "arrive_by": arrive_by,
         "max_detour_meters": max_detour_meters,
     }
     with transaction.atomic():
@@ -541,8 +572,14 @@ def driver_go_online(*, driver: Driver, lat, lng, max_detour_meters: int | None 
             Route.objects.filter(driver=driver, is_active=True).update(is_active=False)
             extra = {"max_detour_meters": max_detour_meters} if max_detour_meters is not None else {}
             Route.objects.create(
-                driver=driver, zone=zone, mode=Route.Mode.ONLINE, origin_lat=p_lat, origin_lng=p_lng,
-                is_active=True, created_at=now, **extra,
+                driver=driver,
+                zone=zone,
+                mode=Route.Mode.ONLINE,
+                origin_lat=p_lat,
+                origin_lng=p_lng,
+                is_active=True,
+                created_at=now,
+                **extra,
             )
         _location_save(driver=driver, lat=p_lat, lng=p_lng, accuracy_m=None, at=now)
     driver.refresh_from_db(fields=["status", "is_online", "online_since"])
@@ -580,20 +617,29 @@ def location_record(*, driver: Driver, lat, lng, accuracy_m: int | None = None) 
 
     p_lat, p_lng = _position(lat, lng)
     if accuracy_m is not None and (isinstance(accuracy_m, bool) or not isinstance(accuracy_m, int) or accuracy_m < 0):
-        raise DomainError("accuracy_m must be a whole number of metres.", code="invalid",
-                          fields={"accuracy_m": ["A whole number of metres, 0 or more."]})
+        raise DomainError(
+            "accuracy_m must be a whole number of metres.",
+            code="invalid",
+            fields={"accuracy_m": ["A whole number of metres, 0 or more."]},
+        )
     wait = location_gate.over_cap(driver_id=driver.pk)  # before the database: a flood stops here
     if wait is not None:
         raise RateLimited(
             f"Too many location updates: at most {settings.SPARK_LOCATION_MAX_PER_MINUTE} a minute. "
-            f"Try again in {wait} s.", retry_after=wait,
+            f"Try again in {wait} s.",
+            retry_after=wait,
         )
-    on_duty = Driver.objects.filter(pk=driver.pk).filter(
-        Q(is_online=True) | Q(Exists(Batch.objects.filter(driver_id=driver.pk, status__in=Batch.ACTIVE_STATUSES)))
-    ).exists()
+    on_duty = (
+        Driver.objects.filter(pk=driver.pk)
+        .filter(
+            Q(is_online=True) | Q(Exists(Batch.objects.filter(driver_id=driver.pk, status__in=Batch.ACTIVE_STATUSES)))
+        )
+        .exists()
+    )
     if not on_duty:
-        raise DomainError("Go online to share your location; we do not record it while you are off duty.",
-                          code="not_on_duty")
+        raise DomainError(
+            "Go online to share your location; we do not record it while you are off duty.", code="not_on_duty"
+        )
     if not location_gate.may_store(driver_id=driver.pk):
         last = Location.objects.filter(driver=driver).first()
         if last is not None:  # none: it went with going offline; store this one after all

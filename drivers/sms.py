@@ -103,7 +103,8 @@ def send_verification_code(*, user_id: int, phone: str) -> str:
                 "We just sent you a code. You can ask for a new one after %(n)d second.",
                 "We just sent you a code. You can ask for a new one after %(n)d seconds.",
                 RESEND_SECONDS,
-            ) % {"n": RESEND_SECONDS},
+            )
+            % {"n": RESEND_SECONDS},
             code="resend_too_soon",
         )
     phone_key = hashlib.sha256(phone.encode()).hexdigest()[:32]
@@ -129,7 +130,8 @@ def check_verification_code(*, ticket: str | None, user_id: int, phone: str, cod
     DomainError otherwise (expired, too many tries, or wrong, with the tries left)."""
     expired = DomainError(
         _("This code has expired or was never sent. Ask for a new code."),
-        code="code_expired", fields={"code": [_("Ask for a new code.")]},
+        code="code_expired",
+        fields={"code": [_("Ask for a new code.")]},
     )
     if not ticket:
         raise expired
@@ -148,7 +150,8 @@ def check_verification_code(*, ticket: str | None, user_id: int, phone: str, cod
     if attempt > MAX_ATTEMPTS:
         raise DomainError(
             _("Too many wrong codes. Ask for a new code."),
-            code="too_many_attempts", fields={"code": [_("Ask for a new code.")]},
+            code="too_many_attempts",
+            fields={"code": [_("Ask for a new code.")]},
         )
     if not hmac.compare_digest(_digest(data["n"], code), data["h"]):
         left = MAX_ATTEMPTS - attempt

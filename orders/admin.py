@@ -67,21 +67,63 @@ class OrderAdmin(ServiceOwnedHistoryAdmin):
     date_hierarchy = "window_start"
     fieldsets = [
         (None, {"fields": ["store", "external_id", "status", "status_changed_at", "cancel_reason", "return_reason"]}),
-        ("Customer", {"fields": [
-            "customer_name", "customer_phone", "customer_email",
-            "address_line1", "address_line2", "city", "state", "postal_code", "lat", "lng", "notes",
-        ]}),
-        ("Delivery", {"fields": [
-            "window_start", "window_end", "totes", "weight_lb", "items_count", "is_heavy", "contains_alcohol", "tip",
-        ]}),
+        (
+            "Customer",
+            {
+                "fields": [
+                    "customer_name",
+                    "customer_phone",
+                    "customer_email",
+                    "address_line1",
+                    "address_line2",
+                    "city",
+                    "state",
+                    "postal_code",
+                    "lat",
+                    "lng",
+                    "notes",
+                ]
+            },
+        ),
+        (
+            "Delivery",
+            {
+                "fields": [
+                    "window_start",
+                    "window_end",
+                    "totes",
+                    "weight_lb",
+                    "items_count",
+                    "is_heavy",
+                    "contains_alcohol",
+                    "tip",
+                ]
+            },
+        ),
         ("Intake", {"fields": ["tracking_token", "idempotency_key", "intake_fingerprint", "created_at", "updated_at"]}),
     ]
     # Ops may fix contact and address details; everything else comes from intake or services
     # (the tip changes only through payments, with its adjustment trail).
     readonly_fields = [
-        "store", "external_id", "status", "status_changed_at", "cancel_reason", "return_reason",
-        "window_start", "window_end", "totes", "weight_lb", "items_count", "is_heavy", "contains_alcohol", "tip",
-        "tracking_token", "idempotency_key", "intake_fingerprint", "created_at", "updated_at",
+        "store",
+        "external_id",
+        "status",
+        "status_changed_at",
+        "cancel_reason",
+        "return_reason",
+        "window_start",
+        "window_end",
+        "totes",
+        "weight_lb",
+        "items_count",
+        "is_heavy",
+        "contains_alcohol",
+        "tip",
+        "tracking_token",
+        "idempotency_key",
+        "intake_fingerprint",
+        "created_at",
+        "updated_at",
     ]
     inlines = [OrderEventInline]
     action_form = ReasonActionForm
@@ -132,9 +174,7 @@ class StuckBatchFilter(admin.SimpleListFilter):
             # "on the board unclaimed since"; (status, published_at) is indexed for this query.
             return queryset.filter(status=Batch.Status.PUBLISHED, published_at__lte=now - STUCK_UNASSIGNED_AFTER)
         if self.value() == "at_store":
-            return queryset.filter(
-                status=Batch.Status.AT_STORE, arrived_at_store_at__lte=now - STUCK_AT_STORE_AFTER
-            )
+            return queryset.filter(status=Batch.Status.AT_STORE, arrived_at_store_at__lte=now - STUCK_AT_STORE_AFTER)
         return queryset
 
 
@@ -165,29 +205,77 @@ class OfferInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(Batch)
 class BatchAdmin(ServiceOwnedHistoryAdmin):
     list_display = [
-        "id", "store", "status", "driver", "num_stops", "offer_round", "incentive",
-        "published_at", "pickup_by", "status_changed_at",
+        "id",
+        "store",
+        "status",
+        "driver",
+        "num_stops",
+        "offer_round",
+        "incentive",
+        "published_at",
+        "pickup_by",
+        "status_changed_at",
     ]
     list_select_related = ["store", "driver__user"]
     list_filter = ["status", StuckBatchFilter, "store__zone"]
     search_fields = ["=id", "store__number", "store__name", "driver__user__email", "stops__order__external_id"]
     date_hierarchy = "created_at"
     fieldsets = [
-        (None, {"fields": [
-            "store", "status", "status_changed_at", "driver", "finish_first_at", "slot", "pickup_code",
-        ]}),
-        ("Timing", {"fields": [
-            "ready_at", "pickup_by", "published_at", "assigned_at", "arrived_at_store_at", "picked_up_at", "closed_at",
-        ]}),
+        (
+            None,
+            {
+                "fields": [
+                    "store",
+                    "status",
+                    "status_changed_at",
+                    "driver",
+                    "finish_first_at",
+                    "slot",
+                    "pickup_code",
+                ]
+            },
+        ),
+        (
+            "Timing",
+            {
+                "fields": [
+                    "ready_at",
+                    "pickup_by",
+                    "published_at",
+                    "assigned_at",
+                    "arrived_at_store_at",
+                    "picked_up_at",
+                    "closed_at",
+                ]
+            },
+        ),
         ("Route and pay", {"fields": ["route_meters", "route_seconds", "offer_round", "incentive", "batching_run"]}),
         (None, {"fields": ["created_by", "created_at"]}),
     ]
     # All of it belongs to the services (stops and scheduling are edited on the store
     # dashboard); ops change a batch through the actions below.
     readonly_fields = [
-        "store", "status", "status_changed_at", "driver", "finish_first_at", "slot", "pickup_code",
-        "ready_at", "pickup_by", "published_at", "assigned_at", "arrived_at_store_at", "picked_up_at", "closed_at",
-        "route_meters", "route_seconds", "offer_round", "incentive", "batching_run", "created_by", "created_at",
+        "store",
+        "status",
+        "status_changed_at",
+        "driver",
+        "finish_first_at",
+        "slot",
+        "pickup_code",
+        "ready_at",
+        "pickup_by",
+        "published_at",
+        "assigned_at",
+        "arrived_at_store_at",
+        "picked_up_at",
+        "closed_at",
+        "route_meters",
+        "route_seconds",
+        "offer_round",
+        "incentive",
+        "batching_run",
+        "created_by",
+        "created_at",
     ]
     inlines = [StopInline, BatchEventInline, OfferInline]
     action_form = ReasonActionForm
@@ -204,8 +292,12 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
         # COUNT(*) and date-hierarchy queries, where a JOIN + GROUP BY over every stop would
         # make the whole page slow on a big table. It runs only for the rows on the page.
         live_stops = (
-            Stop.objects.filter(batch=OuterRef("pk")).exclude(status=Stop.Status.REMOVED)
-            .order_by().values("batch").annotate(n=Count("pk")).values("n")
+            Stop.objects.filter(batch=OuterRef("pk"))
+            .exclude(status=Stop.Status.REMOVED)
+            .order_by()
+            .values("batch")
+            .annotate(n=Count("pk"))
+            .values("n")
         )
         return super().get_queryset(request).annotate(num_stops=Coalesce(Subquery(live_stops), 0))
 
@@ -225,12 +317,15 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
     def back_to_draft(self, request, queryset):
         run_status_change(self, request, queryset, lambda batch: batch_unpublish(batch=batch, actor=request.user))
 
-    @admin.action(description="Send back to dispatch (taken from its driver before pickup; trip paid)",
-                  permissions=["change"])
+    @admin.action(
+        description="Send back to dispatch (taken from its driver before pickup; trip paid)", permissions=["change"]
+    )
     def back_to_dispatch(self, request, queryset):
         reason = request.POST.get("reason", "") or "sent back by ops"
         run_status_change(
-            self, request, queryset,
+            self,
+            request,
+            queryset,
             lambda batch: batch_release_to_dispatch(batch=batch, actor=request.user, reason=reason),
         )
 
@@ -264,8 +359,16 @@ class BatchingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Auto-batching jobs, started from the store dashboard; here to see what they proposed and why one failed."""
 
     list_display = [
-        "id", "store", "status", "window_from", "window_to", "orders_considered", "batches_proposed",
-        "total_meters", "created_at", "finished_at",
+        "id",
+        "store",
+        "status",
+        "window_from",
+        "window_to",
+        "orders_considered",
+        "batches_proposed",
+        "total_meters",
+        "created_at",
+        "finished_at",
     ]
     list_select_related = ["store"]
     list_filter = ["status", "store__zone"]

@@ -201,15 +201,21 @@ class Batch(models.Model):
     route_meters = models.PositiveIntegerField(default=0, help_text="Routed distance incl. the drive back.")
     route_seconds = models.PositiveIntegerField(default=0)
     batching_run = models.ForeignKey(
-        BatchingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="batches",
+        BatchingRun,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="batches",
         help_text="Set when the batch was proposed by auto-batching.",
     )
     # Set when ops let a driver who was suspended or deactivated while holding this batch finish
     # it (drivers.services.driver_set_status): they may still act on this batch, and only on it.
     finish_first_at = models.DateTimeField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="The driver's account was suspended or deactivated; they may still finish this batch.",
     )
+
     class Stage(models.TextChoices):
         NONE = "", "Not dispatched"
         SLOT = "slot", "Slot holders"

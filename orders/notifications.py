@@ -84,7 +84,10 @@ def build_email(order: Order, kind: str) -> EmailMultiAlternatives:
     text = render_to_string(f"emails/order_{kind}.txt", context)
     html = render_to_string(f"emails/order_{kind}.html", context)
     message = EmailMultiAlternatives(
-        subject=subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[order.customer_email],
+        subject=subject,
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[order.customer_email],
         headers={"Auto-Submitted": "auto-generated"},
     )
     message.attach_alternative(html, "text/html")

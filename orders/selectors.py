@@ -27,7 +27,9 @@ def order_queue(*, store_id: int, day_start, day_end, status: str | None = None,
         qs = qs.filter(status=status)
     if q:
         qs = qs.filter(
-            Q(external_id__icontains=q) | Q(customer_name__icontains=q) | Q(address_line1__icontains=q)
+            Q(external_id__icontains=q)
+            | Q(customer_name__icontains=q)
+            | Q(address_line1__icontains=q)
             | Q(postal_code__startswith=q)
         )
     return list(qs.order_by("window_start", "window_end", "pk"))
@@ -80,7 +82,8 @@ def batches_at_risk(*, store_ids, now, within_minutes: int = 30):
 
     return (
         Batch.objects.filter(
-            store_id__in=store_ids, status=Batch.Status.PUBLISHED,
+            store_id__in=store_ids,
+            status=Batch.Status.PUBLISHED,
             pickup_by__lte=now + timedelta(minutes=within_minutes),
         )
         .select_related("store")
@@ -107,7 +110,8 @@ def batches_taken_from_drivers(*, store_id: int, since) -> list:
 
     events = (
         BatchEvent.objects.filter(
-            batch__store_id=store_id, created_at__gte=since,
+            batch__store_id=store_id,
+            created_at__gte=since,
             from_status__in=[Batch.Status.ASSIGNED, Batch.Status.AT_STORE],
             to_status__in=[Batch.Status.PUBLISHED, Batch.Status.CANCELLED],
             batch__status__in=[Batch.Status.PUBLISHED, Batch.Status.CANCELLED],
@@ -137,7 +141,9 @@ def store_metrics(*, store_id: int, day_start, day_end, now) -> dict:
     batches = Batch.objects.filter(store_id=store_id, created_at__gte=day_start, created_at__lt=day_end)
     dispense = (
         Batch.objects.filter(
-            store_id=store_id, picked_up_at__gte=day_start, picked_up_at__lt=day_end,
+            store_id=store_id,
+            picked_up_at__gte=day_start,
+            picked_up_at__lt=day_end,
             arrived_at_store_at__isnull=False,
         )
         .annotate(d=ExpressionWrapper(F("picked_up_at") - F("arrived_at_store_at"), output_field=DurationField()))
@@ -169,17 +175,19 @@ def stop_areas(*, batch) -> list[dict]:
     areas = []
     for stop in batch_stops(batch=batch):
         o = stop.order
-        areas.append({
-            "sequence": stop.sequence,
-            "postal_code": o.postal_code,
-            "area_lat": geo.area_coordinate(o.lat),
-            "area_lng": geo.area_coordinate(o.lng),
-            "distance_from_store_m": geo.distance_m(store, geo.Point.of(o.lat, o.lng)),
-            "totes": o.totes,
-            "heavy": o.is_heavy,
-            "alcohol": o.contains_alcohol,
-            "window_end": o.window_end.isoformat(),
-        })
+        areas.append(
+            {
+                "sequence": stop.sequence,
+                "postal_code": o.postal_code,
+                "area_lat": geo.area_coordinate(o.lat),
+                "area_lng": geo.area_coordinate(o.lng),
+                "distance_from_store_m": geo.distance_m(store, geo.Point.of(o.lat, o.lng)),
+                "totes": o.totes,
+                "heavy": o.is_heavy,
+                "alcohol": o.contains_alcohol,
+                "window_end": o.window_end.isoformat(),
+            }
+        )
     return areas
 
 

@@ -30,8 +30,14 @@ logger = logging.getLogger(__name__)
 
 def order_set_status(*, order: Order, to: str, actor=None, reason: str = "", updates=None) -> TransitionResult:
     return transition(
-        order, to=to, allowed=Order.TRANSITIONS, event_model=OrderEvent, event_fk="order",
-        actor=actor, reason=reason, updates=updates,
+        order,
+        to=to,
+        allowed=Order.TRANSITIONS,
+        event_model=OrderEvent,
+        event_fk="order",
+        actor=actor,
+        reason=reason,
+        updates=updates,
     )
 
 
@@ -39,8 +45,16 @@ def stop_set_status(
     *, stop: Stop, to: str, actor=None, reason: str = "", lat=None, lng=None, updates=None
 ) -> TransitionResult:
     return transition(
-        stop, to=to, allowed=Stop.TRANSITIONS, event_model=StopEvent, event_fk="stop",
-        actor=actor, reason=reason, lat=lat, lng=lng, updates=updates,
+        stop,
+        to=to,
+        allowed=Stop.TRANSITIONS,
+        event_model=StopEvent,
+        event_fk="stop",
+        actor=actor,
+        reason=reason,
+        lat=lat,
+        lng=lng,
+        updates=updates,
     )
 
 
@@ -57,8 +71,17 @@ _BATCH_STAMPS: dict[str, str] = {
 
 
 def batch_set_status(
-    *, batch: Batch, to: str, actor=None, reason: str = "", lat=None, lng=None, updates=None, extra_filter=None,
-    current: str | None = None, savepoint: bool = True,
+    *,
+    batch: Batch,
+    to: str,
+    actor=None,
+    reason: str = "",
+    lat=None,
+    lng=None,
+    updates=None,
+    extra_filter=None,
+    current: str | None = None,
+    savepoint: bool = True,
 ) -> TransitionResult:
     """The one path for batch status changes; writes a BatchEvent (who, when, where, why)."""
     values = dict(updates or {})
@@ -70,9 +93,19 @@ def batch_set_status(
         values.setdefault("driver", None)
         values.setdefault("finish_first_at", None)
     result = transition(
-        batch, to=to, allowed=Batch.TRANSITIONS, event_model=BatchEvent, event_fk="batch",
-        actor=actor, reason=reason, lat=lat, lng=lng, updates=values, extra_filter=extra_filter,
-        current=current, savepoint=savepoint,
+        batch,
+        to=to,
+        allowed=Batch.TRANSITIONS,
+        event_model=BatchEvent,
+        event_fk="batch",
+        actor=actor,
+        reason=reason,
+        lat=lat,
+        lng=lng,
+        updates=values,
+        extra_filter=extra_filter,
+        current=current,
+        savepoint=savepoint,
     )
     if result.changed and to == Batch.Status.PUBLISHED:
         # Back on offer (published, or back to dispatch): dispatch starts once committed.
@@ -110,9 +143,7 @@ def order_intake(*, store, data: dict, idempotency_key: str | None = None) -> tu
     def replay(found: Order) -> tuple[Order, bool]:
         if found.intake_fingerprint != fingerprint:
             what = "external_id" if found.external_id == data["external_id"] else "Idempotency-Key"
-            raise Conflict(
-                f"An order with this {what} already exists with different details.", code="intake_conflict"
-            )
+            raise Conflict(f"An order with this {what} already exists with different details.", code="intake_conflict")
         if idempotency_key and found.idempotency_key not in (None, idempotency_key):
             raise Conflict("This external_id was sent before with another Idempotency-Key.", code="intake_conflict")
         return found, False
@@ -141,8 +172,9 @@ def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
     """Cancel an order until pickup. If it sits in a batch that is not yet picked up, its stop
     leaves the batch, and a batch left without a live stop is withdrawn in the same
     transaction (batch_withdraw_if_empty)."""
-    too_late = InvalidTransition("The order has been picked up already; it can no longer be cancelled.",
-                                 code="too_late_to_cancel")
+    too_late = InvalidTransition(
+        "The order has been picked up already; it can no longer be cancelled.", code="too_late_to_cancel"
+    )
     if order.status in _PICKED_UP_ORDER:
         raise too_late
     with transaction.atomic():
@@ -152,8 +184,13 @@ def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
         # withdrawal takes the batch back from that driver) or finds the batch withdrawn.
         batch = Batch.objects.select_for_update().get(pk=stop.batch_id) if stop else None
         try:
-            order_set_status(order=order, to=Order.Status.CANCELLED, actor=actor, reason=reason,
-                             updates={"cancel_reason": reason[:255]})
+            order_set_status(
+                order=order,
+                to=Order.Status.CANCELLED,
+                actor=actor,
+                reason=reason,
+                updates={"cancel_reason": reason[:255]},
+            )
         except InvalidTransition:
             order.refresh_from_db()
             if order.status in _PICKED_UP_ORDER:
@@ -168,6 +205,7 @@ def order_cancel(*, order: Order, reason: str, actor=None) -> Order:
 
 
 # --- Building batches ---------------------------------------------------------------
+
 
 def batch_route_estimate(*, store, orders: list[Order]) -> tuple[int, int]:
     """(meters, seconds) of store -> each order in sequence -> back to the store."""
@@ -218,8 +256,12 @@ def batch_refresh_route(*, batch: Batch) -> None:
         pickup_by = min(slack)
     last = orders[-1] if orders else None
     Batch.objects.filter(pk=batch.pk).update(
-        route_meters=meters, route_seconds=seconds, pickup_by=pickup_by, stops_count=len(orders),
-        last_stop_lat=last.lat if last else None, last_stop_lng=last.lng if last else None,
+        route_meters=meters,
+        route_seconds=seconds,
+        pickup_by=pickup_by,
+        stops_count=len(orders),
+        last_stop_lat=last.lat if last else None,
+        last_stop_lng=last.lng if last else None,
     )
     batch.refresh_from_db()
 
@@ -247,8 +289,9 @@ def batch_add_orders(*, batch: Batch, orders: list[Order], actor=None) -> Batch:
             try:
                 order_set_status(order=o, to=Order.Status.BATCHED, actor=actor, reason=f"added to batch {batch.pk}")
             except (Conflict, InvalidTransition):
-                raise Conflict(f"Order {o.external_id} was just taken into another batch.",
-                               code="order_unavailable") from None
+                raise Conflict(
+                    f"Order {o.external_id} was just taken into another batch.", code="order_unavailable"
+                ) from None
             seq += 1
             try:
                 with transaction.atomic():
@@ -267,8 +310,13 @@ def batch_create(*, store, orders: list[Order], actor=None, batching_run=None) -
         raise DomainError("Pick at least one order for the batch.", code="empty_batch")
     with transaction.atomic():
         batch = Batch.objects.create(store=store, created_by=actor, batching_run=batching_run)
-        BatchEvent.objects.create(batch=batch, from_status="", to_status=batch.status, actor=actor,
-                                  reason="auto-batching proposal" if batching_run else "built by hand")
+        BatchEvent.objects.create(
+            batch=batch,
+            from_status="",
+            to_status=batch.status,
+            actor=actor,
+            reason="auto-batching proposal" if batching_run else "built by hand",
+        )
         batch_add_orders(batch=batch, orders=orders, actor=actor)
     return batch
 
@@ -332,8 +380,9 @@ def batch_discard(*, batch: Batch, actor=None, reason: str = "discarded") -> Non
     A batch a driver already holds is not discarded here: taking work away from a driver
     is a separate decision (with pay consequences) for ops."""
     if batch.status not in (Batch.Status.DRAFT, Batch.Status.PUBLISHED, Batch.Status.CANCELLED):
-        raise InvalidTransition("A driver already has this batch; ask ops to reassign or cancel it.",
-                                code="batch_taken")
+        raise InvalidTransition(
+            "A driver already has this batch; ask ops to reassign or cancel it.", code="batch_taken"
+        )
     with transaction.atomic():
         batch_set_status(batch=batch, to=Batch.Status.CANCELLED, actor=actor, reason=reason)
         for stop in _live_stops(batch):
@@ -357,8 +406,13 @@ def batch_publish(*, batch: Batch, actor=None) -> Batch:
         stops = list(_live_stops(locked))
         batch_require_live_stops(batch=locked, action="published", stops=stops)
         _batch_check_limits(batch=locked, orders=[s.order for s in stops])
-        batch_set_status(batch=locked, to=Batch.Status.PUBLISHED, actor=actor, reason="marked ready",
-                         updates={"ready_at": None, "stops_count": len(stops)})
+        batch_set_status(
+            batch=locked,
+            to=Batch.Status.PUBLISHED,
+            actor=actor,
+            reason="marked ready",
+            updates={"ready_at": None, "stops_count": len(stops)},
+        )
         for s in stops:
             order_set_status(order=s.order, to=Order.Status.READY, actor=actor, reason=f"batch {batch.pk} published")
     batch.refresh_from_db()
@@ -398,7 +452,8 @@ def batch_publish_if_due(*, batch_id: int) -> bool:
 def batches_publish_due(*, limit: int = 200) -> int:
     ids = list(
         Batch.objects.filter(status=Batch.Status.DRAFT, ready_at__lte=timezone.now())
-        .order_by("ready_at").values_list("pk", flat=True)[:limit]
+        .order_by("ready_at")
+        .values_list("pk", flat=True)[:limit]
     )
     return sum(batch_publish_if_due(batch_id=i) for i in ids)
 
@@ -448,8 +503,9 @@ def batch_withdraw_if_empty(*, batch: Batch, actor=None, reason: str) -> bool:
     if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
         hooks.batch_taken_from_driver(batch=batch, actor=actor, reason=f"batch withdrawn: {reason}")
     if batch.status in (Batch.Status.DRAFT, Batch.Status.PUBLISHED, Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
-        batch_set_status(batch=batch, to=Batch.Status.CANCELLED, actor=actor, reason=f"withdrawn: {reason}",
-                         current=batch.status)
+        batch_set_status(
+            batch=batch, to=Batch.Status.CANCELLED, actor=actor, reason=f"withdrawn: {reason}", current=batch.status
+        )
     hooks.batch_withdrawn(batch=batch, actor=actor, reason=f"batch withdrawn: {reason}")
     batch_refresh_route(batch=batch)  # no live stop: the count goes to 0 (allowed once cancelled)
     return True
@@ -472,8 +528,7 @@ def batch_driver_arrived(*, batch: Batch, driver, lat=None, lng=None, actor=None
     """The driver checked in at the store for this batch (assigned -> at_store)."""
     if batch.driver_id != driver.pk:
         raise NotFound("This batch is not yours.")
-    batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="driver checked in",
-                     lat=lat, lng=lng)
+    batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="driver checked in", lat=lat, lng=lng)
     return batch
 
 
@@ -488,15 +543,21 @@ def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
     if batch.status not in (Batch.Status.AT_STORE, Batch.Status.ASSIGNED):
         raise InvalidTransition("This batch is not waiting for a handoff.", code="not_at_store")
     if not hmac.compare_digest(code, batch.pickup_code):
-        raise DomainError("That pickup code does not match this batch. Nothing was handed over.",
-                          code="wrong_pickup_code")
+        raise DomainError(
+            "That pickup code does not match this batch. Nothing was handed over.", code="wrong_pickup_code"
+        )
     batch_require_live_stops(batch=batch, action="handed over")
     with transaction.atomic():
         if batch.status == Batch.Status.ASSIGNED:
             # Associate confirmed the driver in person without the app check-in.
             batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="confirmed by associate")
-        picked = batch_set_status(batch=batch, to=Batch.Status.PICKED_UP, actor=actor, reason="handed over",
-                                  extra_filter={"pickup_code": batch.pickup_code})
+        picked = batch_set_status(
+            batch=batch,
+            to=Batch.Status.PICKED_UP,
+            actor=actor,
+            reason="handed over",
+            extra_filter={"pickup_code": batch.pickup_code},
+        )
         for s in _live_stops(batch):
             order_set_status(order=s.order, to=Order.Status.PICKED_UP, actor=actor, reason="handed over")
         if picked.changed:
@@ -520,15 +581,23 @@ def order_return_check_in(*, order: Order, reason: str, actor=None) -> Order:
     """The associate checks an undeliverable order back in; it ends returned with its reason.
     When the last outstanding return of a returning batch is in, the batch is returned."""
     if reason not in RETURN_REASONS:
-        raise DomainError("Pick a return reason from the list.", code="bad_reason",
-                          fields={"reason": [f"One of: {', '.join(RETURN_REASONS)}"]})
+        raise DomainError(
+            "Pick a return reason from the list.",
+            code="bad_reason",
+            fields={"reason": [f"One of: {', '.join(RETURN_REASONS)}"]},
+        )
     if order.status != Order.Status.UNDELIVERABLE:
         if order.status == Order.Status.RETURNED:
             return order
         raise InvalidTransition("Only an undeliverable order can be checked in as a return.", code="not_returning")
     with transaction.atomic():
-        order_set_status(order=order, to=Order.Status.RETURNED, actor=actor, reason=RETURN_REASONS[reason],
-                         updates={"return_reason": reason})
+        order_set_status(
+            order=order,
+            to=Order.Status.RETURNED,
+            actor=actor,
+            reason=RETURN_REASONS[reason],
+            updates={"return_reason": reason},
+        )
         stop = Stop.objects.filter(order=order, status=Stop.Status.FAILED).select_related("batch").first()
         if stop:
             stop_set_status(stop=stop, to=Stop.Status.RETURNED, actor=actor, reason=reason)
@@ -550,7 +619,10 @@ def batching_run_start(*, store, window_from, window_to, actor=None, time_limit_
     if window_to <= window_from:
         raise DomainError("The window must end after it starts.", code="bad_window")
     run = BatchingRun.objects.create(
-        store=store, window_from=window_from, window_to=window_to, created_by=actor,
+        store=store,
+        window_from=window_from,
+        window_to=window_to,
+        created_by=actor,
         time_limit_seconds=time_limit_seconds,
     )
     queue_on_commit(run_auto_batching, run.pk)
@@ -572,27 +644,37 @@ def batching_run_execute(*, run_id: int) -> bool:
     try:
         orders = list(
             Order.objects.filter(
-                store=store, status=Order.Status.RECEIVED,
-                window_start__lt=run.window_to, window_end__gt=run.window_from,
+                store=store,
+                status=Order.Status.RECEIVED,
+                window_start__lt=run.window_to,
+                window_end__gt=run.window_from,
             ).order_by("window_start", "pk")
         )
         proposal = propose_batches(
-            store=store, orders=orders, max_totes=store.batch_max_totes, max_stops=store.batch_max_stops,
+            store=store,
+            orders=orders,
+            max_totes=store.batch_max_totes,
+            max_stops=store.batch_max_stops,
             time_limit_s=run.time_limit_seconds,
         )
         by_id = {o.pk: o for o in orders}
         made, skipped = 0, list(proposal.unassigned)
         for proposed in proposal.batches:
             try:
-                batch_create(store=store, orders=[by_id[i] for i in proposed.order_ids],
-                             actor=run.created_by, batching_run=run)
+                batch_create(
+                    store=store, orders=[by_id[i] for i in proposed.order_ids], actor=run.created_by, batching_run=run
+                )
                 made += 1
             except DomainError:
                 # An order was batched by hand meanwhile: leave that trip for the associate.
                 skipped.extend(proposed.order_ids)
         BatchingRun.objects.filter(pk=run.pk).update(
-            status=BatchingRun.Status.DONE, finished_at=timezone.now(), orders_considered=len(orders),
-            batches_proposed=made, unassigned_order_ids=skipped, total_meters=proposal.distance_m,
+            status=BatchingRun.Status.DONE,
+            finished_at=timezone.now(),
+            orders_considered=len(orders),
+            batches_proposed=made,
+            unassigned_order_ids=skipped,
+            total_meters=proposal.distance_m,
         )
     except Exception as exc:  # the associate must see a failed run, not a spinner forever
         BatchingRun.objects.filter(pk=run.pk).update(
@@ -611,7 +693,8 @@ def batching_runs_execute_stalled(*, older_than_seconds: int = 60, limit: int = 
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     stalled = (
         BatchingRun.objects.filter(status=BatchingRun.Status.QUEUED, created_at__lte=cutoff)
-        .order_by("created_at").values_list("pk", flat=True)[:limit]
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
     )
     done = 0
     for run_id in list(stalled):
@@ -689,8 +772,7 @@ def _check_stop_is_next(*, batch: Batch, stop: Stop, action: str) -> None:
     )
     if earlier is not None:
         raise InvalidTransition(
-            f"Stop {earlier.sequence} comes first: deliver it or mark it undeliverable before stop "
-            f"{stop.sequence}.",
+            f"Stop {earlier.sequence} comes first: deliver it or mark it undeliverable before stop {stop.sequence}.",
             code="out_of_order",
         )
 
@@ -700,13 +782,13 @@ def batch_check_in(*, batch: Batch, driver, lat=None, lng=None) -> Batch:
     the event. A repeat is a no-op; after pickup it says so instead of a bare transition error."""
     _driver_owns(batch, driver)
     batch.refresh_from_db()
-    if batch.status in (Batch.Status.PICKED_UP, Batch.Status.RETURNING, Batch.Status.COMPLETED,
-                        Batch.Status.RETURNED):
+    if batch.status in (Batch.Status.PICKED_UP, Batch.Status.RETURNING, Batch.Status.COMPLETED, Batch.Status.RETURNED):
         raise InvalidTransition("You picked up this batch already; head to the stops.", code="already_picked_up")
     if batch.status == Batch.Status.CANCELLED:
         raise InvalidTransition("This batch was cancelled.", code="batch_closed")
-    return batch_driver_arrived(batch=batch, driver=driver, lat=_coord(lat, "lat"), lng=_coord(lng, "lng"),
-                                actor=driver.user)
+    return batch_driver_arrived(
+        batch=batch, driver=driver, lat=_coord(lat, "lat"), lng=_coord(lng, "lng"), actor=driver.user
+    )
 
 
 def stop_arrive(*, stop: Stop, driver, lat=None, lng=None) -> Stop:
@@ -719,8 +801,15 @@ def stop_arrive(*, stop: Stop, driver, lat=None, lng=None) -> Stop:
             return stop  # a retry
         _check_stop_open(stop)
         _check_stop_is_next(batch=batch, stop=stop, action="arrive at a stop")
-        stop_set_status(stop=stop, to=Stop.Status.ARRIVED, actor=driver.user, reason="driver arrived",
-                        lat=_coord(lat, "lat"), lng=_coord(lng, "lng"), updates={"arrived_at": timezone.now()})
+        stop_set_status(
+            stop=stop,
+            to=Stop.Status.ARRIVED,
+            actor=driver.user,
+            reason="driver arrived",
+            lat=_coord(lat, "lat"),
+            lng=_coord(lng, "lng"),
+            updates={"arrived_at": timezone.now()},
+        )
     return stop
 
 
@@ -736,13 +825,17 @@ def _check_alcohol_id(*, order: Order, id_birth_date, id_photo) -> None:
     if not id_photo:
         missing["id_photo"] = ["Take a photo of the customer's ID."]
     if missing:
-        raise DomainError(f"This order contains alcohol: check the customer's ID first. {refusal}",
-                          code="id_required", fields=missing)
+        raise DomainError(
+            f"This order contains alcohol: check the customer's ID first. {refusal}", code="id_required", fields=missing
+        )
     today = timezone.localdate(timezone=ZoneInfo(order.store.zone.timezone))
     age = today.year - id_birth_date.year - ((today.month, today.day) < (id_birth_date.month, id_birth_date.day))
     if id_birth_date > today or age > 120:
-        raise DomainError("That date of birth is not possible; check the ID again.", code="bad_birth_date",
-                          fields={"id_birth_date": ["Not a possible date of birth."]})
+        raise DomainError(
+            "That date of birth is not possible; check the ID again.",
+            code="bad_birth_date",
+            fields={"id_birth_date": ["Not a possible date of birth."]},
+        )
     if age < ALCOHOL_MIN_AGE:
         message = f"The customer is under {ALCOHOL_MIN_AGE}: do not hand over this order. {refusal}"
         raise DomainError(message, code="under_21", fields={"id_birth_date": [f"Under {ALCOHOL_MIN_AGE}."]})
@@ -768,9 +861,7 @@ def _delete_images(names: list[str]) -> None:
             pass
 
 
-def stop_deliver(
-    *, stop: Stop, driver, photo, lat=None, lng=None, id_birth_date=None, id_photo=None
-) -> Stop:
+def stop_deliver(*, stop: Stop, driver, photo, lat=None, lng=None, id_birth_date=None, id_photo=None) -> Stop:
     """Deliver the stop with a photo (arrived -> delivered; a pending next stop arrives
     implicitly). The order becomes delivered and the customer's email is queued.
 
@@ -793,8 +884,11 @@ def stop_deliver(
     _check_stop_is_next(batch=Batch.objects.get(pk=stop.batch_id), stop=stop, action="deliver")
     order = Order.objects.select_related("store__zone").get(pk=stop.order_id)
     if not photo:
-        raise DomainError("Take a photo of the groceries at the door; it is your proof of delivery.",
-                          code="photo_required", fields={"photo": ["A photo is required."]})
+        raise DomainError(
+            "Take a photo of the groceries at the door; it is your proof of delivery.",
+            code="photo_required",
+            fields={"photo": ["A photo is required."]},
+        )
     if order.contains_alcohol:
         _check_alcohol_id(order=order, id_birth_date=id_birth_date, id_photo=id_photo)
     proof = clean_photo(photo, field="photo")
@@ -808,14 +902,16 @@ def stop_deliver(
         # Straight line, not the road estimate: how far the phone was from the door.
         distance = round(geo.haversine_m(geo.Point.of(lat, lng), geo.Point.of(order.lat, order.lng)))
         limit = settings.SPARK_DELIVERY_MAX_DISTANCE_M
-        reason = (f"delivered {distance} m from the address (more than {limit} m)" if distance > limit
-                  else "delivered")
+        reason = f"delivered {distance} m from the address (more than {limit} m)" if distance > limit else "delivered"
 
     # Files go to storage before the transaction (an S3 upload must not hold the batch lock)
     # and are deleted again if the delivery does not happen.
     stored = [_store_image(stop, "proof_photo", proof)]
     updates = {
-        "proof_photo": stored[0], "delivered_lat": lat, "delivered_lng": lng, "distance_from_address_m": distance,
+        "proof_photo": stored[0],
+        "delivered_lat": lat,
+        "delivered_lng": lng,
+        "distance_from_address_m": distance,
     }
     if id_image is not None:
         stored.append(_store_image(stop, "id_photo", id_image))
@@ -831,12 +927,30 @@ def stop_deliver(
             _check_stop_is_next(batch=batch, stop=stop, action="deliver")
             now = timezone.now()
             if stop.status == Stop.Status.PENDING:
-                stop_set_status(stop=stop, to=Stop.Status.ARRIVED, actor=driver.user, lat=lat, lng=lng,
-                                reason="arrived (with the delivery)", updates={"arrived_at": now})
-            stop_set_status(stop=stop, to=Stop.Status.DELIVERED, actor=driver.user, reason=reason,
-                            lat=lat, lng=lng, updates={**updates, "delivered_at": now})
-            order_set_status(order=order, to=Order.Status.DELIVERED, actor=driver.user,
-                             reason=f"delivered (stop {stop.sequence} of batch {batch.pk})")
+                stop_set_status(
+                    stop=stop,
+                    to=Stop.Status.ARRIVED,
+                    actor=driver.user,
+                    lat=lat,
+                    lng=lng,
+                    reason="arrived (with the delivery)",
+                    updates={"arrived_at": now},
+                )
+            stop_set_status(
+                stop=stop,
+                to=Stop.Status.DELIVERED,
+                actor=driver.user,
+                reason=reason,
+                lat=lat,
+                lng=lng,
+                updates={**updates, "delivered_at": now},
+            )
+            order_set_status(
+                order=order,
+                to=Order.Status.DELIVERED,
+                actor=driver.user,
+                reason=f"delivered (stop {stop.sequence} of batch {batch.pk})",
+            )
             notifications.queue_delivered_email(order.pk)  # in this transaction: sent once it commits
     except BaseException:
         _delete_images(stored)
@@ -849,8 +963,11 @@ def stop_fail(*, stop: Stop, driver, reason: str, lat=None, lng=None) -> Stop:
     undeliverable and goes back to the store: batch_complete then sends the batch returning."""
     _driver_owns(stop.batch, driver)
     if reason not in RETURN_REASONS:
-        raise DomainError("Pick a reason from the list.", code="bad_reason",
-                          fields={"reason": [f"One of: {', '.join(RETURN_REASONS)}"]})
+        raise DomainError(
+            "Pick a reason from the list.",
+            code="bad_reason",
+            fields={"reason": [f"One of: {', '.join(RETURN_REASONS)}"]},
+        )
     with transaction.atomic():
         batch = _lock_batch(stop.batch, driver)
         stop.refresh_from_db()
@@ -858,10 +975,21 @@ def stop_fail(*, stop: Stop, driver, reason: str, lat=None, lng=None) -> Stop:
             return stop  # a retry
         _check_stop_open(stop)
         _check_stop_is_next(batch=batch, stop=stop, action="mark a stop undeliverable")
-        stop_set_status(stop=stop, to=Stop.Status.FAILED, actor=driver.user, reason=RETURN_REASONS[reason],
-                        lat=_coord(lat, "lat"), lng=_coord(lng, "lng"), updates={"failure_reason": reason})
-        order_set_status(order=stop.order, to=Order.Status.UNDELIVERABLE, actor=driver.user,
-                         reason=f"{RETURN_REASONS[reason]} (stop {stop.sequence} of batch {batch.pk})")
+        stop_set_status(
+            stop=stop,
+            to=Stop.Status.FAILED,
+            actor=driver.user,
+            reason=RETURN_REASONS[reason],
+            lat=_coord(lat, "lat"),
+            lng=_coord(lng, "lng"),
+            updates={"failure_reason": reason},
+        )
+        order_set_status(
+            order=stop.order,
+            to=Order.Status.UNDELIVERABLE,
+            actor=driver.user,
+            reason=f"{RETURN_REASONS[reason]} (stop {stop.sequence} of batch {batch.pk})",
+        )
     return stop
 
 
@@ -877,8 +1005,9 @@ def batch_complete(*, batch: Batch, driver) -> Batch:
         if locked.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE):
             raise InvalidTransition("You have not picked up this batch yet.", code="not_picked_up")
         if locked.status != Batch.Status.PICKED_UP:
-            raise InvalidTransition(f"This batch is {locked.get_status_display().lower()}; it cannot be completed.",
-                                    code="batch_closed")
+            raise InvalidTransition(
+                f"This batch is {locked.get_status_display().lower()}; it cannot be completed.", code="batch_closed"
+            )
         stops = list(_live_stops(locked))
         batch_require_live_stops(batch=locked, action="completed", stops=stops)
         left = [s for s in stops if s.status not in STOP_DONE_STATUSES]
@@ -886,18 +1015,24 @@ def batch_complete(*, batch: Batch, driver) -> Batch:
             listed = [f"Stop {s.sequence}: {s.order.address_line1}" for s in left]
             raise InvalidTransition(
                 f"Finish every stop first; still open: {', '.join(f'stop {s.sequence}' for s in left)}.",
-                code="stops_left", fields={"stops": listed},
+                code="stops_left",
+                fields={"stops": listed},
             )
         returns = [s for s in stops if s.status in (Stop.Status.FAILED, Stop.Status.RETURNED)]
         if not returns:
             batch_set_status(batch=locked, to=Batch.Status.COMPLETED, actor=driver.user, reason="all stops delivered")
         else:
-            batch_set_status(batch=locked, to=Batch.Status.RETURNING, actor=driver.user,
-                             reason=f"{len(returns)} undeliverable order(s) going back to the store")
+            batch_set_status(
+                batch=locked,
+                to=Batch.Status.RETURNING,
+                actor=driver.user,
+                reason=f"{len(returns)} undeliverable order(s) going back to the store",
+            )
             if not any(s.status == Stop.Status.FAILED for s in returns):
                 # The associate checked every return in before the driver tapped complete.
-                batch_set_status(batch=locked, to=Batch.Status.RETURNED, actor=driver.user,
-                                 reason="returns already checked in")
+                batch_set_status(
+                    batch=locked, to=Batch.Status.RETURNED, actor=driver.user, reason="returns already checked in"
+                )
     batch.refresh_from_db()
     return batch
 

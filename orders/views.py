@@ -55,7 +55,10 @@ POLL_SECONDS = 15
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
 TERMINAL_STATUSES = (
-    Order.Status.DELIVERED, Order.Status.UNDELIVERABLE, Order.Status.RETURNED, Order.Status.CANCELLED,
+    Order.Status.DELIVERED,
+    Order.Status.UNDELIVERABLE,
+    Order.Status.RETURNED,
+    Order.Status.CANCELLED,
 )
 _R = TypeVar("_R", bound=HttpResponseBase)
 PHOTO_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp"}
@@ -78,7 +81,7 @@ def zone_tz(store) -> ZoneInfo:
 
 
 def format_local(dt: datetime | None, tz: ZoneInfo, now: datetime | None = None) -> str:
-    """"3:05 PM" today (in the zone), "Tue, Mar 4, 3:05 PM" on another day, "" for None."""
+    """ "3:05 PM" today (in the zone), "Tue, Mar 4, 3:05 PM" on another day, "" for None."""
     if dt is None:
         return ""
     local = timezone.localtime(dt, tz)
@@ -99,7 +102,7 @@ def format_window(start: datetime, end: datetime, tz: ZoneInfo, now: datetime | 
 
 
 def vehicle_label(driver) -> str:
-    """"Blue Toyota Corolla": color, make, model; never the plate."""
+    """ "Blue Toyota Corolla": color, make, model; never the plate."""
     parts = [driver.vehicle_color, driver.vehicle_make, driver.vehicle_model]
     label = " ".join(p.strip() for p in parts if p and p.strip())
     return label or driver.get_vehicle_type_display()
@@ -145,8 +148,12 @@ def _live_stop(order: Order) -> Stop | None:
 
 # Batch statuses in which a driver holds the batch (or held it, for the "delivered by" line).
 _DRIVER_SHOWN_BATCH = (
-    Batch.Status.ASSIGNED, Batch.Status.AT_STORE, Batch.Status.PICKED_UP,
-    Batch.Status.COMPLETED, Batch.Status.RETURNING, Batch.Status.RETURNED,
+    Batch.Status.ASSIGNED,
+    Batch.Status.AT_STORE,
+    Batch.Status.PICKED_UP,
+    Batch.Status.COMPLETED,
+    Batch.Status.RETURNING,
+    Batch.Status.RETURNED,
 )
 
 
@@ -169,18 +176,18 @@ def tracking_state(order: Order, *, now: datetime | None = None) -> dict:
     on_trip = batch is not None and batch.status == Batch.Status.PICKED_UP and status == Order.Status.PICKED_UP
     if stop is not None and on_trip:
         live_stops = list(
-            Stop.objects.filter(batch=batch).exclude(status=Stop.Status.REMOVED)
-            .select_related("order").order_by("sequence")
+            Stop.objects.filter(batch=batch)
+            .exclude(status=Stop.Status.REMOVED)
+            .select_related("order")
+            .order_by("sequence")
         )
         ahead = [
-            s for s in live_stops
+            s
+            for s in live_stops
             if s.sequence < stop.sequence and s.status in (Stop.Status.PENDING, Stop.Status.ARRIVED)
         ]
     heading_here = (
-        stop is not None
-        and on_trip
-        and stop.status in (Stop.Status.PENDING, Stop.Status.ARRIVED)
-        and not ahead
+        stop is not None and on_trip and stop.status in (Stop.Status.PENDING, Stop.Status.ARRIVED) and not ahead
     )
     location = _fresh_location(driver, now) if status == Order.Status.PICKED_UP else None
 
@@ -264,9 +271,7 @@ def _headline(order: Order, stop, ahead: list, heading_here: bool, delivered) ->
             return _("Your driver is heading to you")
         if ahead:
             n = len(ahead)
-            return ngettext(
-                "On the way: %(n)d stop before yours", "On the way: %(n)d stops before yours", n
-            ) % {"n": n}
+            return ngettext("On the way: %(n)d stop before yours", "On the way: %(n)d stops before yours", n) % {"n": n}
         return _("Your order is on the way")
     if status == Order.Status.DELIVERED:
         return _("Delivered at %(time)s") % {"time": delivered["time"]} if delivered else _("Delivered")
@@ -282,9 +287,9 @@ def _timeline(order: Order, batch, stop, tz: ZoneInfo, now: datetime) -> list[di
     # Marker rows (from_status == to_status, e.g. "email:on_the_way") are not status changes.
     last_at: dict[str, datetime] = {}
     for to_status, at in (
-        order.events.exclude(from_status=F("to_status")).order_by("created_at", "pk").values_list(
-            "to_status", "created_at"
-        )
+        order.events.exclude(from_status=F("to_status"))
+        .order_by("created_at", "pk")
+        .values_list("to_status", "created_at")
     ):
         last_at[to_status] = at
     status = order.status
@@ -308,19 +313,24 @@ def _timeline(order: Order, batch, stop, tz: ZoneInfo, now: datetime) -> list[di
                 delivered_at = (stop.delivered_at if stop else None) or last_at.get(Order.Status.DELIVERED)
             steps.append(("delivered", _("Delivered"), delivered_at))
             stage: dict[str, int] = {
-                Order.Status.RECEIVED: 0, Order.Status.BATCHED: 1, Order.Status.READY: 1,
-                Order.Status.PICKED_UP: 2, Order.Status.DELIVERED: 3,
+                Order.Status.RECEIVED: 0,
+                Order.Status.BATCHED: 1,
+                Order.Status.READY: 1,
+                Order.Status.PICKED_UP: 2,
+                Order.Status.DELIVERED: 3,
             }
             current = stage.get(status, 0)
     out = []
     for i, (key, label, step_at) in enumerate(steps):
         state = "done" if i < current else "current" if i == current else "todo"
-        out.append({
-            "key": key,
-            "label": label,
-            "state": state,
-            "time": format_local(step_at, tz, now) if step_at and i <= current else "",
-        })
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "state": state,
+                "time": format_local(step_at, tz, now) if step_at and i <= current else "",
+            }
+        )
     return out
 
 
@@ -340,8 +350,13 @@ def _eta(order: Order, stop, batch, ahead: list, live_stops: list, location, tz,
     if status != Order.Status.PICKED_UP or stop is None or batch is None or batch.status != Batch.Status.PICKED_UP:
         return None
     if stop.status == Stop.Status.ARRIVED:
-        return {"kind": "arrived", "label": _("Estimated arrival"), "text": _("Now"), "at": now.isoformat(),
-                "minutes": 0}
+        return {
+            "kind": "arrived",
+            "label": _("Estimated arrival"),
+            "text": _("Now"),
+            "at": now.isoformat(),
+            "minutes": 0,
+        }
     if stop.status != Stop.Status.PENDING:
         return None
     if location is not None:
@@ -477,7 +492,9 @@ def tracking_photo(request, token: str):
         return _not_found(request, as_json=False)
     stop = (
         Stop.objects.filter(order=order, status=Stop.Status.DELIVERED)
-        .exclude(proof_photo="").exclude(proof_photo__isnull=True).first()
+        .exclude(proof_photo="")
+        .exclude(proof_photo__isnull=True)
+        .first()
     )
     if stop is None:
         return _not_found(request, as_json=False)

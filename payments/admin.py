@@ -202,8 +202,12 @@ class TipAdjustmentInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = TipAdjustment
     extra = 0
     readonly_fields = fields = (
-        "created_at", money("old_cents", "Old"), money("new_cents", "New"),
-        "reason", "decided_by", "driver_notified_at",
+        "created_at",
+        money("old_cents", "Old"),
+        money("new_cents", "New"),
+        "reason",
+        "decided_by",
+        "driver_notified_at",
     )
 
     def get_queryset(self, request):
@@ -213,16 +217,27 @@ class TipAdjustmentInline(ReadOnlyAdminMixin, admin.TabularInline):
 @admin.register(Tip)
 class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_display = [
-        "order", "status", money("amount_cents", "Amount"), money("authorized_cents", "Authorised"),
-        "adjust_window_closes_at", "captured_at", "created_at",
+        "order",
+        "status",
+        money("amount_cents", "Amount"),
+        money("authorized_cents", "Authorised"),
+        "adjust_window_closes_at",
+        "captured_at",
+        "created_at",
     ]
     list_select_related = ["order__store"]
     list_filter = ["status", CaptureDueFilter]
     search_fields = ["order__external_id", "stripe_payment_intent_id"]
     date_hierarchy = "created_at"
     readonly_fields = fields = (
-        "order", "status", money("amount_cents", "Amount"), money("authorized_cents", "Authorised"),
-        "stripe_payment_intent_id", "adjust_window_closes_at", "captured_at", "created_at",
+        "order",
+        "status",
+        money("amount_cents", "Amount"),
+        money("authorized_cents", "Authorised"),
+        "stripe_payment_intent_id",
+        "adjust_window_closes_at",
+        "captured_at",
+        "created_at",
     )
     inlines = [TipAdjustmentInline]
 
@@ -230,8 +245,13 @@ class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
 @admin.register(TipAdjustment)
 class TipAdjustmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
-        "created_at", "tip", money("old_cents", "Old"), money("new_cents", "New"),
-        "reason", "decided_by", "driver_notified_at",
+        "created_at",
+        "tip",
+        money("old_cents", "Old"),
+        money("new_cents", "New"),
+        "reason",
+        "decided_by",
+        "driver_notified_at",
     ]
     list_select_related = ["decided_by"]
     search_fields = ["reason", "tip__order__external_id"]
@@ -254,16 +274,30 @@ class PayoutStuckFilter(admin.SimpleListFilter):
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
     list_display = [
-        "created_at", "driver", "kind", "status", money("amount_cents", "Amount"), money("fee_cents", "Fee"),
-        "paid_at", "failure_reason",
+        "created_at",
+        "driver",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("fee_cents", "Fee"),
+        "paid_at",
+        "failure_reason",
     ]
     list_select_related = ["driver__user"]
     list_filter = ["status", PayoutStuckFilter, "kind"]
     search_fields = ["idempotency_key", "external_id", "driver__user__email"]
     date_hierarchy = "created_at"
     readonly_fields = fields = (
-        "driver", "kind", "status", money("amount_cents", "Amount"), money("fee_cents", "Fee"),
-        "idempotency_key", "external_id", "failure_reason", "created_at", "paid_at",
+        "driver",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("fee_cents", "Fee"),
+        "idempotency_key",
+        "external_id",
+        "failure_reason",
+        "created_at",
+        "paid_at",
     )
 
 
@@ -295,7 +329,9 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 class ScreeningActionForm(ActionForm):
     note = forms.CharField(
-        required=False, max_length=2000, label="Report summary / note",
+        required=False,
+        max_length=2000,
+        label="Report summary / note",
         help_text="consider: what the report found (the driver gets a copy). Documents: which one and why.",
         widget=forms.TextInput(attrs={"size": 60}),
     )
@@ -350,9 +386,23 @@ def _file_link(field) -> str:
 
 
 SCREENING_CASE_FIELDS = (
-    "driver_link", "status", "status_changed_at", "provider", "provider_ref", "result_source", "result_summary",
-    "submitted_at", "decided_at", "decided_by", "pre_adverse_sent_at", "dispute_deadline_at", "dispute_text",
-    "disputed_at", "final_decision_at", "final_decided_by", "created_at",
+    "driver_link",
+    "status",
+    "status_changed_at",
+    "provider",
+    "provider_ref",
+    "result_source",
+    "result_summary",
+    "submitted_at",
+    "decided_at",
+    "decided_by",
+    "pre_adverse_sent_at",
+    "dispute_deadline_at",
+    "dispute_text",
+    "disputed_at",
+    "final_decision_at",
+    "final_decided_by",
+    "created_at",
 )
 SCREENING_REVIEW_FIELDS = ("background_check_consent", "license", "insurance", "decide")
 
@@ -360,8 +410,18 @@ SCREENING_REVIEW_FIELDS = ("background_check_consent", "license", "insurance", "
 @admin.register(ScreeningCase)
 class ScreeningCaseAdmin(SaveChangedFieldsMixin, admin.ModelAdmin):
     list_display = [
-        "id", "driver", "email", "status", "provider", "submitted_at", "decided_at", "pre_adverse_sent_at",
-        "dispute_deadline_at", "waiting_over", "disputed_at", "final_decision_at",
+        "id",
+        "driver",
+        "email",
+        "status",
+        "provider",
+        "submitted_at",
+        "decided_at",
+        "pre_adverse_sent_at",
+        "dispute_deadline_at",
+        "waiting_over",
+        "disputed_at",
+        "final_decision_at",
     ]
     list_display_links = ["id", "driver"]
     list_select_related = ["driver__user"]
@@ -410,8 +470,11 @@ class ScreeningCaseAdmin(SaveChangedFieldsMixin, admin.ModelAdmin):
     def license(self, obj):
         d = obj.driver
         return format_html(
-            "{} {} · expires {} · {}", d.license_state or "??", d.license_number or "(no number)",
-            d.license_expires_on or "(no date)", _file_link(d.license_document),
+            "{} {} · expires {} · {}",
+            d.license_state or "??",
+            d.license_number or "(no number)",
+            d.license_expires_on or "(no date)",
+            _file_link(d.license_document),
         )
 
     @admin.display(description="Proof of insurance")
@@ -424,7 +487,8 @@ class ScreeningCaseAdmin(SaveChangedFieldsMixin, admin.ModelAdmin):
         url = reverse("admin:payments_screeningcase_changelist") + f"?id__exact={obj.pk}"
         return format_html(
             '<a href="{}">Record the decision</a> with the actions of the case list '
-            "(record result, request documents, final decision).", url,
+            "(record result, request documents, final decision).",
+            url,
         )
 
     def _run(self, request, queryset, change):
@@ -435,29 +499,51 @@ class ScreeningCaseAdmin(SaveChangedFieldsMixin, admin.ModelAdmin):
 
     @admin.action(description="Record result: clear", permissions=["change"])
     def record_clear(self, request, queryset):
-        self._run(request, queryset, lambda case: screening_record_result(
-            case=case, result="clear", actor=request.user, source="ops", summary=self._note(request)))
+        self._run(
+            request,
+            queryset,
+            lambda case: screening_record_result(
+                case=case, result="clear", actor=request.user, source="ops", summary=self._note(request)
+            ),
+        )
 
-    @admin.action(description="Record result: consider (start adverse action; enter the report summary)",
-                  permissions=["change"])
+    @admin.action(
+        description="Record result: consider (start adverse action; enter the report summary)", permissions=["change"]
+    )
     def record_consider(self, request, queryset):
-        self._run(request, queryset, lambda case: screening_record_result(
-            case=case, result="consider", actor=request.user, source="ops", summary=self._note(request)))
+        self._run(
+            request,
+            queryset,
+            lambda case: screening_record_result(
+                case=case, result="consider", actor=request.user, source="ops", summary=self._note(request)
+            ),
+        )
 
     @admin.action(description="Request documents again (enter which and why)", permissions=["change"])
     def request_documents(self, request, queryset):
-        self._run(request, queryset, lambda case: screening_request_documents(
-            case=case, actor=request.user, note=self._note(request)))
+        self._run(
+            request,
+            queryset,
+            lambda case: screening_request_documents(case=case, actor=request.user, note=self._note(request)),
+        )
 
     @admin.action(description="Final decision: uphold (deactivate the driver)", permissions=["change"])
     def final_uphold(self, request, queryset):
-        self._run(request, queryset, lambda case: screening_final_decision(
-            case=case, actor=request.user, uphold=True, note=self._note(request)))
+        self._run(
+            request,
+            queryset,
+            lambda case: screening_final_decision(case=case, actor=request.user, uphold=True, note=self._note(request)),
+        )
 
     @admin.action(description="Final decision: reinstate (activate the driver)", permissions=["change"])
     def final_reinstate(self, request, queryset):
-        self._run(request, queryset, lambda case: screening_final_decision(
-            case=case, actor=request.user, uphold=False, note=self._note(request)))
+        self._run(
+            request,
+            queryset,
+            lambda case: screening_final_decision(
+                case=case, actor=request.user, uphold=False, note=self._note(request)
+            ),
+        )
 
 
 @admin.register(ScreeningEvent)
@@ -502,6 +588,8 @@ class DriverNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Send now (unsent notices)", permissions=["view"])
     def send_now(self, request, queryset):
-        sent = sum(notice_send(notice_id=pk, force=True) for pk in queryset.filter(sent_at__isnull=True)
-                   .values_list("pk", flat=True))
+        sent = sum(
+            notice_send(notice_id=pk, force=True)
+            for pk in queryset.filter(sent_at__isnull=True).values_list("pk", flat=True)
+        )
         self.message_user(request, f"{sent} sent.", level=messages.SUCCESS if sent else messages.WARNING)

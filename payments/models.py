@@ -22,7 +22,6 @@ PAY_POLICY_MONEY_FIELDS = (
 )
 
 
-
 class PayPolicy(models.Model):
     """How a zone pays a batch. All amounts in cents."""
 
@@ -69,13 +68,22 @@ class OfferPaySnapshot(models.Model):
     class Meta:
         constraints = [
             *_non_negative(
-                "base_cents", "stops_cents", "miles_cents", "heavy_cents", "incentive_cents", "tip_cents",
+                "base_cents",
+                "stops_cents",
+                "miles_cents",
+                "heavy_cents",
+                "incentive_cents",
+                "tip_cents",
                 prefix="snapshot",
             ),
             models.CheckConstraint(
                 condition=Q(
-                    total_cents=F("base_cents") + F("stops_cents") + F("miles_cents") + F("heavy_cents")
-                    + F("incentive_cents") + F("tip_cents")
+                    total_cents=F("base_cents")
+                    + F("stops_cents")
+                    + F("miles_cents")
+                    + F("heavy_cents")
+                    + F("incentive_cents")
+                    + F("tip_cents")
                 ),
                 name="snapshot_total_is_sum",
             ),
@@ -103,9 +111,7 @@ class Account(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["kind", "driver"], name="account_kind_driver_unique", nulls_distinct=False
-            ),
+            models.UniqueConstraint(fields=["kind", "driver"], name="account_kind_driver_unique", nulls_distinct=False),
             models.CheckConstraint(
                 condition=Q(kind__in=["driver_payable", "platform_expense", "tips_held", "payout_clearing", "cash"]),
                 name="account_kind_valid",
@@ -178,8 +184,9 @@ class Tip(models.Model):
     class Meta:
         constraints = [
             *_non_negative("amount_cents", "authorized_cents", prefix="tip"),
-            models.CheckConstraint(condition=Q(status__in=["authorized", "captured", "canceled"]),
-                                   name="tip_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["authorized", "captured", "canceled"]), name="tip_status_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -300,7 +307,11 @@ class ScreeningCase(models.Model):
         Status.CLEARED_AFTER_DISPUTE: set(),
     }
     OPEN_STATUSES = (
-        Status.PENDING_DOCUMENTS, Status.IN_REVIEW, Status.CONSIDER, Status.PRE_ADVERSE_NOTICE, Status.DISPUTED,
+        Status.PENDING_DOCUMENTS,
+        Status.IN_REVIEW,
+        Status.CONSIDER,
+        Status.PRE_ADVERSE_NOTICE,
+        Status.DISPUTED,
     )
 
     class Source(models.TextChoices):

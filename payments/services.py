@@ -30,9 +30,7 @@ def account_for_driver(*, driver) -> Account:
 def system_account(*, kind: str) -> Account:
     if kind == Account.Kind.DRIVER_PAYABLE:
         raise ValueError("driver payable accounts belong to a driver; use account_for_driver")
-    account, _ = Account.objects.get_or_create(
-        kind=kind, driver=None, defaults={"name": Account.Kind(kind).label}
-    )
+    account, _ = Account.objects.get_or_create(kind=kind, driver=None, defaults={"name": Account.Kind(kind).label})
     return account
 
 
@@ -113,14 +111,18 @@ def _divide_half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator)  # numerator >= 0
 
 
-def pay_breakdown(
-    policy, *, route_meters: int, stops: int, heavy: int, tip_cents: int, incentive_cents: int
-) -> dict:
+def pay_breakdown(policy, *, route_meters: int, stops: int, heavy: int, tip_cents: int, incentive_cents: int) -> dict:
     """The pay formula, from plain numbers (pay_quote and the drivers' feed use it).
     Routed miles include the drive back to the store; tips go to the driver in full."""
     quote = _pay_parts(
-        policy, route_meters=route_meters, stops=stops, heavy=heavy, tip_cents=tip_cents,
-        incentive_cents=incentive_cents, least=min, divide_half_up=_divide_half_up,
+        policy,
+        route_meters=route_meters,
+        stops=stops,
+        heavy=heavy,
+        tip_cents=tip_cents,
+        incentive_cents=incentive_cents,
+        least=min,
+        divide_half_up=_divide_half_up,
     )
     quote["routed_meters"] = route_meters
     quote["total_cents"] = sum(v for k, v in quote.items() if k.endswith("_cents"))
@@ -143,9 +145,14 @@ def pay_total_sql(policy, *, route_meters, stops, heavy, tip_cents, incentive_ce
         return Cast(value, output_field=BigIntegerField())
 
     parts = _pay_parts(
-        policy, route_meters=bigint(route_meters), stops=bigint(stops), heavy=bigint(heavy),
-        tip_cents=bigint(tip_cents), incentive_cents=bigint(incentive_cents),
-        least=lambda a, b: Least(a, Value(b)), divide_half_up=_sql_divide_half_up,
+        policy,
+        route_meters=bigint(route_meters),
+        stops=bigint(stops),
+        heavy=bigint(heavy),
+        tip_cents=bigint(tip_cents),
+        incentive_cents=bigint(incentive_cents),
+        least=lambda a, b: Least(a, Value(b)),
+        divide_half_up=_sql_divide_half_up,
     )
     total: Any = Value(0)
     for value in parts.values():
@@ -170,8 +177,12 @@ def pay_quote(*, batch, incentive_cents: int = 0) -> dict:
     policy = zone_pay_policy(zone=batch.store.zone)
     stops = batch_stops(batch=batch)
     return pay_breakdown(
-        policy, route_meters=batch.route_meters, stops=len(stops), heavy=sum(1 for s in stops if s.order.is_heavy),
-        tip_cents=sum(s.order.tip_cents for s in stops), incentive_cents=incentive_cents,
+        policy,
+        route_meters=batch.route_meters,
+        stops=len(stops),
+        heavy=sum(1 for s in stops if s.order.is_heavy),
+        tip_cents=sum(s.order.tip_cents for s in stops),
+        incentive_cents=incentive_cents,
     )
 
 

@@ -22,8 +22,12 @@ def main() -> int:
     else:
         try:
             psycopg2.connect(
-                dbname="postgres", user=db.get("USER") or None, password=db.get("PASSWORD") or None,
-                host=db.get("HOST") or None, port=db.get("PORT") or None, connect_timeout=3,
+                dbname="postgres",
+                user=db.get("USER") or None,
+                password=db.get("PASSWORD") or None,
+                host=db.get("HOST") or None,
+                port=db.get("PORT") or None,
+                connect_timeout=3,
             ).close()
         except psycopg2.Error as exc:
             problems.append(

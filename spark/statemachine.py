@@ -22,9 +22,7 @@ class StatusEvent(models.Model):
 
     from_status = models.CharField(max_length=32)
     to_status = models.CharField(max_length=32)
-    actor = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    actor = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.CharField(max_length=255, blank=True)
     lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)

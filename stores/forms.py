@@ -26,13 +26,15 @@ class AutoBatchForm(forms.Form):
 
 
 class ReadyAtForm(forms.Form):
-    ready_at = forms.DateTimeField(label=_("Publish automatically at"),
-                                   widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    ready_at = forms.DateTimeField(
+        label=_("Publish automatically at"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
 
 
 class HandoffForm(forms.Form):
     pickup_code = forms.RegexField(
-        regex=r"^\d{6}$", label=_("Driver's pickup code"),
+        regex=r"^\d{6}$",
+        label=_("Driver's pickup code"),
         error_messages={"invalid": _("The pickup code is 6 digits.")},
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off", "maxlength": 6}),
     )
@@ -46,13 +48,24 @@ class ReturnForm(forms.Form):
     reason = forms.ChoiceField(choices=RETURN_REASON_CHOICES, label=_("Reason"))
 
 
-WEEKDAY_CHOICES = [("0", _("Mon")), ("1", _("Tue")), ("2", _("Wed")), ("3", _("Thu")), ("4", _("Fri")),
-                   ("5", _("Sat")), ("6", _("Sun"))]
+WEEKDAY_CHOICES = [
+    ("0", _("Mon")),
+    ("1", _("Tue")),
+    ("2", _("Wed")),
+    ("3", _("Thu")),
+    ("4", _("Fri")),
+    ("5", _("Sat")),
+    ("6", _("Sun")),
+]
 
 
 class SlotTemplateForm(forms.Form):
-    weekdays = forms.MultipleChoiceField(choices=WEEKDAY_CHOICES, widget=forms.CheckboxSelectMultiple,
-                                         initial=[c for c, _ in WEEKDAY_CHOICES], label=_("Days"))
+    weekdays = forms.MultipleChoiceField(
+        choices=WEEKDAY_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[c for c, _ in WEEKDAY_CHOICES],
+        label=_("Days"),
+    )
     start_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}), label=_("From"))
     end_time = forms.TimeField(widget=forms.TimeInput(attrs={"type": "time"}), label=_("To"))
     capacity = forms.IntegerField(min_value=1, max_value=200, initial=8, label=_("Driver seats"))

@@ -133,8 +133,9 @@ class DeliverySlot(models.Model):
         ordering = ["starts_at"]
         indexes = [models.Index(fields=["store", "starts_at"])]
         constraints = [
-            models.CheckConstraint(condition=Q(claimed__gte=0) & Q(claimed__lte=F("capacity")),
-                                   name="slot_claimed_within_capacity"),
+            models.CheckConstraint(
+                condition=Q(claimed__gte=0) & Q(claimed__lte=F("capacity")), name="slot_claimed_within_capacity"
+            ),
             models.CheckConstraint(condition=Q(ends_at__gt=F("starts_at")), name="slot_ends_after_start"),
             models.UniqueConstraint(fields=["store", "starts_at", "ends_at"], name="slot_store_block_unique"),
         ]

@@ -103,11 +103,14 @@ def slots_generate(*, today: date | None = None, days: int = SLOT_HORIZON_DAYS, 
             day = first + timedelta(days=offset)
             if str(day.weekday()) not in t.weekdays:
                 continue
-            rows.append(DeliverySlot(
-                store=t.store, capacity=t.capacity,
-                starts_at=datetime.combine(day, t.start_time, tzinfo=tz),
-                ends_at=datetime.combine(day, t.end_time, tzinfo=tz),
-            ))
+            rows.append(
+                DeliverySlot(
+                    store=t.store,
+                    capacity=t.capacity,
+                    starts_at=datetime.combine(day, t.start_time, tzinfo=tz),
+                    ends_at=datetime.combine(day, t.end_time, tzinfo=tz),
+                )
+            )
     before = DeliverySlot.objects.count()
     DeliverySlot.objects.bulk_create(rows, ignore_conflicts=True)
     return DeliverySlot.objects.count() - before
@@ -130,12 +133,14 @@ def membership_add(*, store: Store, email: str, role: str) -> StoreMembership:
     if user is None:
         raise DomainError(
             "No Spark account uses that email. Ask them to sign up first, then add them.",
-            code="no_such_user", fields={"email": ["No account with this email."]},
+            code="no_such_user",
+            fields={"email": ["No account with this email."]},
         )
     membership, created = StoreMembership.objects.get_or_create(user=user, store=store, defaults={"role": role})
     if not created and membership.role != role:
-        raise DomainError(f"{user.email} is already a {membership.get_role_display().lower()} here.",
-                          code="already_member")
+        raise DomainError(
+            f"{user.email} is already a {membership.get_role_display().lower()} here.", code="already_member"
+        )
     return membership
 
 
@@ -146,6 +151,5 @@ def membership_remove(*, membership: StoreMembership) -> None:
             store_id=membership.store_id, role=StoreMembership.Role.MANAGER
         )
         if membership.role == StoreMembership.Role.MANAGER and len(list(managers)) <= 1:
-            raise DomainError("A store keeps at least one manager; add another manager first.",
-                              code="last_manager")
+            raise DomainError("A store keeps at least one manager; add another manager first.", code="last_manager")
         StoreMembership.objects.filter(pk=membership.pk).delete()

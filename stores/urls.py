@@ -12,10 +12,12 @@ urlpatterns = [
     path("s/<int:store_id>/batches/<int:batch_id>/", views.batch_detail, name="batch"),
     path("s/<int:store_id>/batches/<int:batch_id>/add/", views.batch_add, name="batch_add"),
     path("s/<int:store_id>/batches/<int:batch_id>/reorder/", views.batch_reorder, name="batch_reorder"),
-    path("s/<int:store_id>/batches/<int:batch_id>/stops/<int:stop_id>/remove/", views.batch_remove,
-         name="batch_remove"),
-    path("s/<int:store_id>/batches/<int:batch_id>/stops/<int:stop_id>/<direction>/", views.batch_move,
-         name="batch_move"),
+    path(
+        "s/<int:store_id>/batches/<int:batch_id>/stops/<int:stop_id>/remove/", views.batch_remove, name="batch_remove"
+    ),
+    path(
+        "s/<int:store_id>/batches/<int:batch_id>/stops/<int:stop_id>/<direction>/", views.batch_move, name="batch_move"
+    ),
     path("s/<int:store_id>/batches/<int:batch_id>/publish/", views.batch_publish, name="batch_publish"),
     path("s/<int:store_id>/batches/<int:batch_id>/ready-at/", views.batch_ready_at, name="batch_ready_at"),
     path("s/<int:store_id>/batches/<int:batch_id>/unpublish/", views.batch_unpublish, name="batch_unpublish"),

@@ -84,8 +84,9 @@ def queue(request, store):
     if status and status not in Order.Status.values:
         status = ""
     q = request.GET.get("q", "").replace("\x00", "").strip()[:64]  # PostgreSQL text cannot hold NUL
-    orders = order_selectors.order_queue(store_id=store.pk, day_start=day_start, day_end=day_end + timedelta(days=1),
-                                         status=status or None, q=q)
+    orders = order_selectors.order_queue(
+        store_id=store.pk, day_start=day_start, day_end=day_end + timedelta(days=1), status=status or None, q=q
+    )
     context = {
         "store": store,
         "groups": order_selectors.group_by_window(orders),
@@ -93,8 +94,9 @@ def queue(request, store):
         "q": q,
         "statuses": Order.Status.choices,
         "counts": {s: sum(1 for o in orders if o.status == s) for s in Order.Status.values},
-        "metrics": order_selectors.store_metrics(store_id=store.pk, day_start=day_start, day_end=day_end,
-                                                 now=timezone.now()),
+        "metrics": order_selectors.store_metrics(
+            store_id=store.pk, day_start=day_start, day_end=day_end, now=timezone.now()
+        ),
         "at_risk": list(order_selectors.batches_at_risk(store_ids=[store.pk], now=timezone.now())),
     }
     template = "dashboard/_queue.html" if request.htmx and request.htmx.target == "queue" else "dashboard/queue.html"
@@ -119,8 +121,14 @@ def batch_new(request, store):
 
 @store_view()
 def batches(request, store):
-    open_statuses = [Batch.Status.DRAFT, Batch.Status.PUBLISHED, Batch.Status.ASSIGNED, Batch.Status.AT_STORE,
-                     Batch.Status.PICKED_UP, Batch.Status.RETURNING]
+    open_statuses = [
+        Batch.Status.DRAFT,
+        Batch.Status.PUBLISHED,
+        Batch.Status.ASSIGNED,
+        Batch.Status.AT_STORE,
+        Batch.Status.PICKED_UP,
+        Batch.Status.RETURNING,
+    ]
     rows = list(order_selectors.batches_for_store(store_id=store.pk, statuses=open_statuses))
     return render(request, "dashboard/batches.html", {"store": store, "batches": rows})
 
@@ -136,12 +144,19 @@ def _batch_context(store, batch):
         "drive_minutes": round(batch.route_seconds / 60),
         "quote": pay_quote(batch=batch, incentive_cents=batch.incentive_cents),
         "addable": Order.objects.filter(store=store, status=Order.Status.RECEIVED).order_by("window_start")[:50]
-        if batch.status == Batch.Status.DRAFT else [],
+        if batch.status == Batch.Status.DRAFT
+        else [],
         "ready_form": ReadyAtForm(),
         "map_points": [
             {"lat": float(store.lat), "lng": float(store.lng), "label": store.name, "store": True},
-            *[{"lat": float(s.order.lat), "lng": float(s.order.lng), "label": f"{s.sequence}. {s.order.address_line1}"}
-              for s in stops],
+            *[
+                {
+                    "lat": float(s.order.lat),
+                    "lng": float(s.order.lng),
+                    "label": f"{s.sequence}. {s.order.address_line1}",
+                }
+                for s in stops
+            ],
         ],
     }
 
@@ -182,8 +197,12 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
     if direction not in ("up", "down"):
         raise Http404("Unknown move.")
     offset = -1 if direction == "up" else 1
-    return _batch_action(request, store, batch_id, lambda b: order_services.batch_move_stop(
-        stop=_stop_of(b, stop_id), offset=offset, actor=request.user))
+    return _batch_action(
+        request,
+        store,
+        batch_id,
+        lambda b: order_services.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
+    )
 
 
 @require_POST
@@ -191,15 +210,20 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
 def batch_reorder(request, store, batch_id: int):
     # A value that is not an id leaves the list short of a stop: the service refuses it.
     ids = parse_ids(request.POST.getlist("stop")) or []
-    return _batch_action(request, store, batch_id,
-                         lambda b: order_services.batch_set_order(batch=b, stop_ids=ids, actor=request.user))
+    return _batch_action(
+        request, store, batch_id, lambda b: order_services.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
+    )
 
 
 @require_POST
 @store_view()
 def batch_remove(request, store, batch_id: int, stop_id: int):
-    return _batch_action(request, store, batch_id, lambda b: order_services.batch_remove_stop(
-        stop=_stop_of(b, stop_id), actor=request.user))
+    return _batch_action(
+        request,
+        store,
+        batch_id,
+        lambda b: order_services.batch_remove_stop(stop=_stop_of(b, stop_id), actor=request.user),
+    )
 
 
 @require_POST
@@ -246,8 +270,9 @@ def batch_ready_at(request, store, batch_id: int):
 @require_POST
 @store_view()
 def batch_unpublish(request, store, batch_id: int):
-    return _batch_action(request, store, batch_id,
-                         lambda b: order_services.batch_unpublish(batch=b, actor=request.user))
+    return _batch_action(
+        request, store, batch_id, lambda b: order_services.batch_unpublish(batch=b, actor=request.user)
+    )
 
 
 @require_POST
@@ -272,15 +297,21 @@ def autobatch(request, store):
         form = AutoBatchForm(request.POST)
         if form.is_valid():
             run = order_services.batching_run_start(
-                store=store, window_from=form.cleaned_data["window_from"], window_to=form.cleaned_data["window_to"],
+                store=store,
+                window_from=form.cleaned_data["window_from"],
+                window_to=form.cleaned_data["window_to"],
                 actor=request.user,
             )
             return redirect("dashboard:autobatch_run", store_id=store.pk, run_id=run.pk)
     else:
         now = timezone.localtime()
         start = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        form = AutoBatchForm(initial={"window_from": start.strftime("%Y-%m-%dT%H:%M"),
-                                      "window_to": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M")})
+        form = AutoBatchForm(
+            initial={
+                "window_from": start.strftime("%Y-%m-%dT%H:%M"),
+                "window_to": (start + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
+            }
+        )
     runs = BatchingRun.objects.filter(store=store)[:5]
     return render(request, "dashboard/autobatch.html", {"store": store, "form": form, "runs": runs})
 
@@ -291,8 +322,14 @@ def autobatch_run(request, store, run_id: int):
     proposed = []
     for b in run.batches.exclude(status=Batch.Status.CANCELLED).order_by("pk"):
         stops = order_selectors.batch_stops(batch=b)
-        proposed.append({"batch": b, "stops": stops, "totes": sum(s.order.totes for s in stops),
-                         "miles": geo.meters_to_miles(b.route_meters)})
+        proposed.append(
+            {
+                "batch": b,
+                "stops": stops,
+                "totes": sum(s.order.totes for s in stops),
+                "miles": geo.meters_to_miles(b.route_meters),
+            }
+        )
     elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0
     context = {
         "store": store,
@@ -301,8 +338,10 @@ def autobatch_run(request, store, run_id: int):
         "progress": min(99, int(100 * elapsed / max(1, run.time_limit_seconds))) if run.status == "running" else None,
         "map_routes": [
             [{"lat": float(store.lat), "lng": float(store.lng)}]
-            + [{"lat": float(s.order.lat), "lng": float(s.order.lng), "label": f"{p['batch'].pk}/{s.sequence}"}
-               for s in p["stops"]]
+            + [
+                {"lat": float(s.order.lat), "lng": float(s.order.lng), "label": f"{p['batch'].pk}/{s.sequence}"}
+                for s in p["stops"]
+            ]
             for p in proposed
         ],
         "unassigned": Order.objects.filter(pk__in=run.unassigned_order_ids),
@@ -340,9 +379,14 @@ def handoff(request, store):
     now = timezone.now()
     rows = []
     for b in order_selectors.batches_awaiting_handoff(store_id=store.pk):
-        rows.append({"batch": b, "driver": b.driver,
-                     "waiting": (now - b.arrived_at_store_at) if b.arrived_at_store_at else None,
-                     "form": HandoffForm(prefix=f"b{b.pk}")})
+        rows.append(
+            {
+                "batch": b,
+                "driver": b.driver,
+                "waiting": (now - b.arrived_at_store_at) if b.arrived_at_store_at else None,
+                "form": HandoffForm(prefix=f"b{b.pk}"),
+            }
+        )
     # Drivers who were coming and no longer are (their batch was withdrawn or sent back to dispatch).
     released = order_selectors.batches_taken_from_drivers(store_id=store.pk, since=now - timedelta(hours=2))
     template = "dashboard/_handoff_list.html" if request.htmx else "dashboard/handoff.html"
@@ -369,8 +413,9 @@ def handoff_confirm(request, store, batch_id: int):
 
 @store_view()
 def returns(request, store):
-    rows = [{"order": o, "form": ReturnForm(prefix=f"o{o.pk}")}
-            for o in order_selectors.returns_expected(store_id=store.pk)]
+    rows = [
+        {"order": o, "form": ReturnForm(prefix=f"o{o.pk}")} for o in order_selectors.returns_expected(store_id=store.pk)
+    ]
     return render(request, "dashboard/returns.html", {"store": store, "rows": rows})
 
 
@@ -418,8 +463,10 @@ def slots(request, store):
         elif form.is_valid():
             try:
                 store_services.slot_template_create(
-                    store=store, weekdays="".join(form.cleaned_data["weekdays"]),
-                    start_time=form.cleaned_data["start_time"], end_time=form.cleaned_data["end_time"],
+                    store=store,
+                    weekdays="".join(form.cleaned_data["weekdays"]),
+                    start_time=form.cleaned_data["start_time"],
+                    end_time=form.cleaned_data["end_time"],
                     capacity=form.cleaned_data["capacity"],
                 )
                 messages.success(request, _("Template saved; slots for the next 14 days are open."))
@@ -427,9 +474,17 @@ def slots(request, store):
             except DomainError as exc:
                 _domain_error(request, exc)
     upcoming = DeliverySlot.objects.filter(store=store, ends_at__gte=timezone.now()).order_by("starts_at")[:60]
-    return render(request, "dashboard/slots.html", {
-        "store": store, "form": form, "templates": SlotTemplate.objects.filter(store=store), "upcoming": upcoming,
-    }, status=status)
+    return render(
+        request,
+        "dashboard/slots.html",
+        {
+            "store": store,
+            "form": form,
+            "templates": SlotTemplate.objects.filter(store=store),
+            "upcoming": upcoming,
+        },
+        status=status,
+    )
 
 
 @store_view(manager=True)
@@ -475,11 +530,18 @@ def team(request, store):
                 return redirect("dashboard:team", store_id=store.pk)
         except DomainError as exc:
             _domain_error(request, exc)
-    return render(request, "dashboard/team.html", {
-        "store": store,
-        "members": StoreMembership.objects.filter(store=store).select_related("user").order_by("role", "user__email"),
-        "keys": StoreApiKey.objects.filter(store=store),
-        "member_form": member_form,
-        "key_form": key_form,
-        "new_key": new_key,
-    }, status=status)
+    return render(
+        request,
+        "dashboard/team.html",
+        {
+            "store": store,
+            "members": StoreMembership.objects.filter(store=store)
+            .select_related("user")
+            .order_by("role", "user__email"),
+            "keys": StoreApiKey.objects.filter(store=store),
+            "member_form": member_form,
+            "key_form": key_form,
+            "new_key": new_key,
+        },
+        status=status,
+    )

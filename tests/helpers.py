@@ -111,8 +111,12 @@ class Stack:
         self._log = open(self.log_path, "wb")  # closed in stop()
         self.proc = subprocess.Popen(
             ["make", "run", f"SPARK_PORT={self.port}"],
-            cwd=REPO_ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def log_tail(self, lines: int = 80) -> str:
@@ -150,7 +154,11 @@ class Stack:
     def manage(self, *args: str, timeout: float = 60) -> str:
         """manage.py against the stack's state dir, as a separate process (like an ops shell)."""
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+            [sys.executable, "manage.py", *args],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             env={**self.env, "DJANGO_SETTINGS_MODULE": "spark.settings.local"},
         )
         assert result.returncode == 0, f"manage.py {args[0]} failed:\n{result.stdout}\n{result.stderr}"

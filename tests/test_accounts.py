@@ -277,4 +277,3 @@ class TestAdminMFA:
         assert response.status_code == 302 and response["Location"] == "/admin/orders/"
         response = client.get("/admin/login/?next=https://evil.example/")
         assert response.status_code == 302 and response["Location"] == "/admin/"
-

@@ -90,7 +90,9 @@ def world(ops_admin):
     offer = OfferFactory(batch=batch, driver=driver)
     event = {"from_status": "a", "to_status": "b", "actor": ops_admin, "reason": "test"}
     txn, _ = ledger_post(
-        idempotency_key=f"batch-pay:{batch.pk}", kind="batch_pay", batch=batch,
+        idempotency_key=f"batch-pay:{batch.pk}",
+        kind="batch_pay",
+        batch=batch,
         entries=[
             (account_for_driver(driver=driver), 1350),
             (system_account(kind=Account.Kind.PLATFORM_EXPENSE), -1350),
@@ -98,7 +100,17 @@ def world(ops_admin):
     )
     tip = Tip.objects.create(order=order, amount_cents=500, authorized_cents=500)
     rows = [
-        zone, store, slot, order, run, batch, stop, driver, offer, txn, tip,
+        zone,
+        store,
+        slot,
+        order,
+        run,
+        batch,
+        stop,
+        driver,
+        offer,
+        txn,
+        tip,
         StoreMembershipFactory(store=store),
         StoreApiKeyFactory(store=store),
         SlotTemplate.objects.create(store=store, weekdays="01234", start_time=time(10), end_time=time(12), capacity=8),
@@ -112,8 +124,15 @@ def world(ops_admin):
         Location.objects.create(driver=driver, lat=Decimal("36.1"), lng=Decimal("-86.7"), accuracy_m=12),
         PayPolicyFactory(zone=zone),
         OfferPaySnapshot.objects.create(
-            offer=offer, base_cents=400, stops_cents=150, miles_cents=300, heavy_cents=0, incentive_cents=0,
-            tip_cents=500, total_cents=1350, routed_meters=12000,
+            offer=offer,
+            base_cents=400,
+            stops_cents=150,
+            miles_cents=300,
+            heavy_cents=0,
+            incentive_cents=0,
+            tip_cents=500,
+            total_cents=1350,
+            routed_meters=12000,
         ),
         txn.entries.first(),
         txn.entries.first().account,
@@ -129,8 +148,12 @@ def world(ops_admin):
     rows += [
         case,
         ScreeningEvent.objects.create(case=case, **event),
-        DriverNotice.objects.create(driver=driver, case=case, kind=DriverNotice.Kind.SCREENING_UNDER_REVIEW,
-                                    key=f"screening_under_review:{case.pk}"),
+        DriverNotice.objects.create(
+            driver=driver,
+            case=case,
+            kind=DriverNotice.Kind.SCREENING_UNDER_REVIEW,
+            key=f"screening_under_review:{case.pk}",
+        ),
     ]
     return {type(row): row for row in rows}
 
@@ -377,8 +400,11 @@ def event_count(event_model, obj) -> int:
     return event_model.objects.filter(**{obj._meta.model_name: obj}).count()
 
 
-@pytest.mark.parametrize(("model", "action", "make", "extra", "to", "event_model"), ACTIONS_OK,
-                         ids=[f"{a[0].__name__}.{a[1]}" for a in ACTIONS_OK])
+@pytest.mark.parametrize(
+    ("model", "action", "make", "extra", "to", "event_model"),
+    ACTIONS_OK,
+    ids=[f"{a[0].__name__}.{a[1]}" for a in ACTIONS_OK],
+)
 def test_status_action_calls_the_service(client, ops_admin, model, action, make, extra, to, event_model):
     # given an object in a status the action applies to
     obj = make()
@@ -397,8 +423,11 @@ def test_status_action_calls_the_service(client, ops_admin, model, action, make,
     assert not any(level == messages.ERROR for level, _ in sent)
 
 
-@pytest.mark.parametrize(("model", "action", "make", "extra"), ACTIONS_REFUSED,
-                         ids=[f"{a[0].__name__}.{a[1]}-{i}" for i, a in enumerate(ACTIONS_REFUSED)])
+@pytest.mark.parametrize(
+    ("model", "action", "make", "extra"),
+    ACTIONS_REFUSED,
+    ids=[f"{a[0].__name__}.{a[1]}-{i}" for i, a in enumerate(ACTIONS_REFUSED)],
+)
 def test_refused_status_action_shows_an_error_and_changes_nothing(client, ops_admin, model, action, make, extra):
     obj = make()
     before = obj.status

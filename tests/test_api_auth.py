@@ -91,7 +91,7 @@ class TestStoreApiKeyService:
 
     def test_raw_key_is_not_stored_anywhere_in_the_row(self):
         key, raw = store_api_key_create(store=StoreFactory(), name="e-commerce")
-        secret_part = raw[len(key.prefix):]
+        secret_part = raw[len(key.prefix) :]
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT * FROM {StoreApiKey._meta.db_table} WHERE id = %s", [key.pk])
             row = cursor.fetchone()
@@ -253,14 +253,16 @@ class TestTokenAuthentication:
     def test_wrong_password_is_400_with_error_body(self, api):
         verified_user(email="b@example.test")
         body = assert_error(
-            api.post(TOKEN_URL, {"email": "b@example.test", "password": "nope"}, format="json"), 400,
+            api.post(TOKEN_URL, {"email": "b@example.test", "password": "nope"}, format="json"),
+            400,
             "invalid_credentials",
         )
         assert body["fields"] == {}
 
     def test_unknown_email_looks_like_wrong_password(self, api):
         body = assert_error(
-            api.post(TOKEN_URL, {"email": "nobody@example.test", "password": "x"}, format="json"), 400,
+            api.post(TOKEN_URL, {"email": "nobody@example.test", "password": "x"}, format="json"),
+            400,
             "invalid_credentials",
         )
         assert body["detail"] == "Email or password is not correct."
@@ -280,7 +282,8 @@ class TestTokenAuthentication:
         user = UserFactory(email="d@example.test")
         EmailAddress.objects.create(user=user, email=user.email, verified=False, primary=True)
         body = assert_error(
-            api.post(TOKEN_URL, {"email": "d@example.test", "password": PASSWORD}, format="json"), 403,
+            api.post(TOKEN_URL, {"email": "d@example.test", "password": PASSWORD}, format="json"),
+            403,
             "email_not_verified",
         )
         assert "Confirm your email" in body["detail"]

@@ -123,9 +123,7 @@ class TestPermissions:
         assert body["code"] == "permission_denied" and body["fields"] == {}
         assert body["detail"] == "Your account is suspended: License or insurance expired."
 
-    @pytest.mark.parametrize(
-        "status", [Driver.Status.APPLICANT, Driver.Status.SCREENING, Driver.Status.DEACTIVATED]
-    )
+    @pytest.mark.parametrize("status", [Driver.Status.APPLICANT, Driver.Status.SCREENING, Driver.Status.DEACTIVATED])
     def test_not_yet_or_no_longer_active_driver_gets_403_with_status(self, status):
         driver = DriverFactory(status=status)
         response = client_for(driver.user).get("/t/active-driver/")

@@ -100,9 +100,11 @@ def test_published_batches_with_stops_and_events(seeded):
         assert sum(s.order.totes for s in stops) <= batch.store.batch_max_totes
         assert BatchEvent.objects.filter(batch=batch, to_status=Batch.Status.PUBLISHED).count() == 1
         for stop in stops:
-            assert list(
-                OrderEvent.objects.filter(order=stop.order).values_list("to_status", flat=True)
-            ) == [Order.Status.RECEIVED, Order.Status.BATCHED, Order.Status.READY]
+            assert list(OrderEvent.objects.filter(order=stop.order).values_list("to_status", flat=True)) == [
+                Order.Status.RECEIVED,
+                Order.Status.BATCHED,
+                Order.Status.READY,
+            ]
     # every other order is as intake left it
     others = Order.objects.filter(status=Order.Status.RECEIVED)
     assert OrderEvent.objects.filter(order__in=others).count() == others.count()

@@ -45,8 +45,9 @@ def test_taken_marker_is_read_with_the_attempt_and_dropped(gate_cache):
 
 
 def test_a_cache_that_is_down_never_fails_a_claim(settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }  # nothing listens there
     gate = claim_gate.claim_attempt(driver_id=7, batch_id=42)
     assert gate.attempts == 0 and gate.taken_by is None
     claim_gate.remember_taken(42, zone_id=3, driver_id=9)  # logged, not raised
@@ -59,8 +60,9 @@ def _api(driver):
     return client
 
 
-def test_storm_losers_are_refused_from_the_marker(gate_cache, store, zone, django_capture_on_commit_callbacks,
-                                                  django_assert_num_queries):
+def test_storm_losers_are_refused_from_the_marker(
+    gate_cache, store, zone, django_capture_on_commit_callbacks, django_assert_num_queries
+):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     winner, loser = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)

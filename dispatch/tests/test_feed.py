@@ -68,8 +68,15 @@ def test_feed_shows_only_published_batches_of_the_zone():
 def test_online_feed_uses_the_last_position_and_the_reach():
     near = batch_on_meridian(store_at("36.080000"), "36.180000")  # 2891 m from O
     driver = DriverFactory(is_online=True, online_since=timezone.now())
-    RouteFactory(driver=driver, mode=Route.Mode.ONLINE, origin_lat=O_LAT, origin_lng=LNG, dest_lat=None,
-                 dest_lng=None, max_detour_meters=KM_2_0)
+    RouteFactory(
+        driver=driver,
+        mode=Route.Mode.ONLINE,
+        origin_lat=O_LAT,
+        origin_lng=LNG,
+        dest_lat=None,
+        dest_lng=None,
+        max_detour_meters=KM_2_0,
+    )
     [card] = route_feed(driver, now=timezone.now())
     assert (card["batch_id"], card["pickup_m"], card["detour_m"]) == (near.pk, KM_2_0, KM_2_0)
     # they drove 0.01 deg north: the store is now out of reach
@@ -116,8 +123,13 @@ def test_feed_ranks_the_smaller_detour_first_when_the_pay_is_equal():
     on_route = batch_on_meridian(store_at("36.120000"), "36.180000")
     off = StoreFactory(lat=Decimal("36.120000"), lng=Decimal("-86.790000"))
     off_route = BatchFactory(
-        store=off, status=Batch.Status.PUBLISHED, route_meters=on_route.route_meters,
-        route_seconds=on_route.route_seconds, last_stop_lat=Decimal("36.180000"), last_stop_lng=LNG, stops_count=1,
+        store=off,
+        status=Batch.Status.PUBLISHED,
+        route_meters=on_route.route_meters,
+        route_seconds=on_route.route_seconds,
+        last_stop_lat=Decimal("36.180000"),
+        last_stop_lng=LNG,
+        stops_count=1,
     )
     StopFactory(batch=off_route, sequence=1, order__lat=Decimal("36.180000"), order__lng=LNG)
     feed = route_feed(trip(k=10_000).driver, now=timezone.now())
@@ -138,13 +150,25 @@ def test_feed_limit():
 
 
 def test_feed_pay_is_the_pay_quote_with_incentive_heavy_and_tips():
-    PayPolicy.objects.create(zone=ZoneFactory(), base_cents=500, per_stop_cents=175, per_mile_cents=65,
-                             heavy_order_cents=250, incentive_cap_cents=600)
+    PayPolicy.objects.create(
+        zone=ZoneFactory(),
+        base_cents=500,
+        per_stop_cents=175,
+        per_mile_cents=65,
+        heavy_order_cents=250,
+        incentive_cap_cents=600,
+    )
     store = store_at("36.120000")
     plain = batch_on_meridian(store, "36.180000")
     rich = batch_on_meridian(store, "36.170000", incentive_cents=900)  # above the cap of 600
-    StopFactory(batch=rich, sequence=2, order__lat=Decimal("36.175000"), order__lng=LNG, order__is_heavy=True,
-                order__tip_cents=1234)
+    StopFactory(
+        batch=rich,
+        sequence=2,
+        order__lat=Decimal("36.175000"),
+        order__lng=LNG,
+        order__is_heavy=True,
+        order__tip_cents=1234,
+    )
     feed = {c["batch_id"]: c for c in route_feed(trip(k=10_000).driver, now=timezone.now())}
     for batch in (plain, rich):
         batch.refresh_from_db()
@@ -161,19 +185,36 @@ def test_feed_never_shows_an_exact_address_or_position():
     Batch.objects.filter(pk=batch.pk).update(dispatch_stage=Batch.Stage.BOARD, board_at=timezone.now())
     order = batch.stops.get().order
     Order.objects.filter(pk=order.pk).update(
-        lat=Decimal("36.183457"), lng=Decimal("-86.781234"), address_line1="742 Evergreen Terrace",
-        address_line2="Apt 3B", customer_name="Marge Simpson", customer_phone="+16155550142",
+        lat=Decimal("36.183457"),
+        lng=Decimal("-86.781234"),
+        address_line1="742 Evergreen Terrace",
+        address_line2="Apt 3B",
+        customer_name="Marge Simpson",
+        customer_phone="+16155550142",
         postal_code="37208",
     )
     order.refresh_from_db()
     driver = trip(k=10_000).driver
-    for listing in (route_feed(driver, now=timezone.now()), board_for(driver, now=timezone.now()),
-                    board_for(DriverFactory(), now=timezone.now())):
+    for listing in (
+        route_feed(driver, now=timezone.now()),
+        board_for(driver, now=timezone.now()),
+        board_for(DriverFactory(), now=timezone.now()),
+    ):
         assert ids(listing) == [batch.pk]
         text = json.dumps(listing, default=str)
-        for secret in (order.address_line1, "Evergreen", order.address_line2, order.customer_name,
-                       order.customer_phone, order.customer_email, str(order.lat), str(order.lng), "183457",
-                       "781234", order.tracking_token):
+        for secret in (
+            order.address_line1,
+            "Evergreen",
+            order.address_line2,
+            order.customer_name,
+            order.customer_phone,
+            order.customer_email,
+            str(order.lat),
+            str(order.lng),
+            "183457",
+            "781234",
+            order.tracking_token,
+        ):
             assert secret not in text, secret
     [card] = route_feed(driver, now=timezone.now())
     [stop] = card["stops"]
@@ -203,8 +244,10 @@ def test_sql_prefilter_never_drops_a_batch_the_exact_rule_keeps():
     c_lat, c_lng = float(zone.center_lat), float(zone.center_lng)
 
     def near(spread: float = 0.18) -> tuple[Decimal, Decimal]:
-        return (Decimal(f"{c_lat + rng.uniform(-spread, spread):.6f}"),
-                Decimal(f"{c_lng + rng.uniform(-spread, spread):.6f}"))
+        return (
+            Decimal(f"{c_lat + rng.uniform(-spread, spread):.6f}"),
+            Decimal(f"{c_lng + rng.uniform(-spread, spread):.6f}"),
+        )
 
     stores = [StoreFactory(zone=zone, lat=p[0], lng=p[1]) for p in (near(0.12) for _ in range(6))]
     batches = []
@@ -213,17 +256,28 @@ def test_sql_prefilter_never_drops_a_batch_the_exact_rule_keeps():
         last = near()
         s, e = geo.Point.of(store.lat, store.lng), geo.Point.of(*last)
         out = geo.distance_m(s, e) + rng.randint(0, 6000)  # the stops before the last one add some
-        batches.append(Batch(
-            store=store, status=Batch.Status.PUBLISHED, last_stop_lat=last[0], last_stop_lng=last[1], stops_count=1,
-            route_meters=out + geo.distance_m(e, s), route_seconds=round((out + geo.distance_m(e, s)) / 11.11) + 240,
-        ))
+        batches.append(
+            Batch(
+                store=store,
+                status=Batch.Status.PUBLISHED,
+                last_stop_lat=last[0],
+                last_stop_lng=last[1],
+                stops_count=1,
+                route_meters=out + geo.distance_m(e, s),
+                route_seconds=round((out + geo.distance_m(e, s)) / 11.11) + 240,
+            )
+        )
     Batch.objects.bulk_create(batches)
     now = timezone.now()
     checked = 0
     for _ in range(25):
         o, d = near(), near()
         route = RouteFactory(
-            driver=DriverFactory(), origin_lat=o[0], origin_lng=o[1], dest_lat=d[0], dest_lng=d[1],
+            driver=DriverFactory(),
+            origin_lat=o[0],
+            origin_lng=o[1],
+            dest_lat=d[0],
+            dest_lng=d[1],
             max_detour_meters=rng.choice([2000, 5000, 10_000, 20_000]),
             arrive_by=rng.choice([None, now + timedelta(minutes=rng.randint(30, 120))]),
         )
@@ -231,8 +285,11 @@ def test_sql_prefilter_never_drops_a_batch_the_exact_rule_keeps():
         expected = set()
         for b in Batch.objects.filter(status=Batch.Status.PUBLISHED).select_related("store"):
             shape = dispatch_feed._Shape(
-                store=geo.Point.of(b.store.lat, b.store.lng), last=geo.Point.of(b.last_stop_lat, b.last_stop_lng),
-                route_meters=b.route_meters, route_seconds=b.route_seconds, pickup_by=b.pickup_by,
+                store=geo.Point.of(b.store.lat, b.store.lng),
+                last=geo.Point.of(b.last_stop_lat, b.last_stop_lng),
+                route_meters=b.route_meters,
+                route_seconds=b.route_seconds,
+                pickup_by=b.pickup_by,
             )
             if dispatch_feed._fit(route, here, shape, now=now):
                 expected.add(b.pk)
@@ -256,8 +313,9 @@ def test_board_lists_route_fits_first_then_the_rest_of_the_board():
     store = store_at("36.120000")
     far_store = store_at("36.300000")
     fits = batch_on_meridian(store, "36.180000", dispatch_stage=Batch.Stage.BOARD, board_at=timezone.now())
-    rest = batch_on_meridian(far_store, "36.350000", dispatch_stage=Batch.Stage.BOARD,
-                             board_at=timezone.now() - timedelta(minutes=5))
+    rest = batch_on_meridian(
+        far_store, "36.350000", dispatch_stage=Batch.Stage.BOARD, board_at=timezone.now() - timedelta(minutes=5)
+    )
     batch_on_meridian(store, "36.170000", dispatch_stage=Batch.Stage.SLOT)  # still with slot holders
     driver = trip(k=1000).driver
     board = board_for(driver, now=timezone.now())
@@ -274,8 +332,9 @@ def test_upcoming_slots_show_my_claim_and_hide_started_slots_i_do_not_hold(drive
     now = timezone.now()
     store = StoreFactory()
     upcoming = DeliverySlotFactory(store=store, starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=3))
-    mine_under_way = DeliverySlotFactory(store=store, starts_at=now - timedelta(minutes=20),
-                                         ends_at=now + timedelta(hours=1))
+    mine_under_way = DeliverySlotFactory(
+        store=store, starts_at=now - timedelta(minutes=20), ends_at=now + timedelta(hours=1)
+    )
     DeliverySlotFactory(store=store, starts_at=now - timedelta(minutes=10), ends_at=now + timedelta(hours=1))
     DeliverySlotFactory(store=store, starts_at=now + timedelta(days=20), ends_at=now + timedelta(days=20, hours=2))
     claim = SlotClaimFactory(driver=driver, slot=mine_under_way)

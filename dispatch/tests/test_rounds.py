@@ -21,16 +21,18 @@ from tests.helpers import run_in_threads
 
 
 def slot_holder(store, zone):
-    slot = DeliverySlotFactory(store=store, starts_at=timezone.now() - timedelta(minutes=10),
-                               ends_at=timezone.now() + timedelta(hours=2))
+    slot = DeliverySlotFactory(
+        store=store, starts_at=timezone.now() - timedelta(minutes=10), ends_at=timezone.now() + timedelta(hours=2)
+    )
     return SlotClaimFactory(driver=DriverFactory(home_zone=zone), slot=slot).driver
 
 
 def online_driver(store, zone, *, km_away=1.0):
     driver = DriverFactory(home_zone=zone, is_online=True, online_since=timezone.now() - timedelta(minutes=20))
     lat = store.lat + Decimal(str(round(km_away / 111.0, 6)))
-    Route.objects.create(driver=driver, zone=zone, mode=Route.Mode.ONLINE, origin_lat=lat, origin_lng=store.lng,
-                         max_detour_meters=15000)
+    Route.objects.create(
+        driver=driver, zone=zone, mode=Route.Mode.ONLINE, origin_lat=lat, origin_lng=store.lng, max_detour_meters=15000
+    )
     return driver
 
 
@@ -200,8 +202,10 @@ def test_accept_racing_expiry_ends_assigned_or_reoffered_never_both(zone, store)
         batch = published_batch(store)
         rounds.dispatch_advance(batch_id=batch.pk)
         offer = Offer.objects.get(batch=batch, driver=holder)
-        Offer.objects.filter(pk=offer.pk).update(created_at=timezone.now() - timedelta(minutes=1),
-                                                 expires_at=timezone.now() + timedelta(milliseconds=5 * attempt))
+        Offer.objects.filter(pk=offer.pk).update(
+            created_at=timezone.now() - timedelta(minutes=1),
+            expires_at=timezone.now() + timedelta(milliseconds=5 * attempt),
+        )
 
         def act(i, offer_id=offer.pk, driver=holder, attempt=attempt):
             o = Offer.objects.get(pk=offer_id)
@@ -297,10 +301,12 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
     assert claim_gate.taken_by(batch.pk) is None
 
 
-def test_claims_are_judged_by_the_database_when_the_cache_is_down(store, zone, settings,
-                                                                 django_capture_on_commit_callbacks):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens there
+def test_claims_are_judged_by_the_database_when_the_cache_is_down(
+    store, zone, settings, django_capture_on_commit_callbacks
+):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }  # nothing listens there
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)

@@ -30,7 +30,15 @@ from .views import DriverAPIView
 
 # Shown only while the driver may see exact addresses; null afterwards.
 EXACT_STOP_FIELDS = (
-    "customer_name", "customer_phone", "address_line1", "address_line2", "city", "state", "lat", "lng", "notes",
+    "customer_name",
+    "customer_phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "lat",
+    "lng",
+    "notes",
 )
 
 
@@ -103,7 +111,7 @@ class DeliveryBatchSerializer(serializers.Serializer):
     closed_at = serializers.DateTimeField(allow_null=True)
     addresses_visible = serializers.BooleanField(
         help_text="Exact addresses are shown from the claim on and until "
-                  "SPARK_ADDRESS_VISIBLE_HOURS after it closed; areas only afterwards."
+        "SPARK_ADDRESS_VISIBLE_HOURS after it closed; areas only afterwards."
     )
     next_stop_id = serializers.IntegerField(allow_null=True, help_text="The stop to work on now, once picked up.")
     store = DeliveryStoreSerializer()
@@ -136,6 +144,7 @@ def delivery_payload(batch: Batch, *, driver) -> dict:
 
 # --- requests -----------------------------------------------------------------------
 
+
 class _Position(serializers.Serializer):
     # Optional (location may be off); numbers in the schema, as the phone sends them.
     lat = CoordinateField(axis="lat", coerce_to_string=False, required=False, allow_null=True)
@@ -154,13 +163,17 @@ class PositionInSerializer(_Position):
 class DeliverSerializer(_Position):
     photo = serializers.FileField(
         help_text="Photo of the groceries at the door (JPEG, PNG or WebP). EXIF and GPS are removed.",
-        error_messages={"required": "Take a photo of the groceries at the door.",
-                        "empty": "The photo is empty; take it again."},
+        error_messages={
+            "required": "Take a photo of the groceries at the door.",
+            "empty": "The photo is empty; take it again.",
+        },
     )
-    id_birth_date = serializers.DateField(required=False, allow_null=True,
-                                          help_text="Alcohol orders: the date of birth on the customer's ID.")
-    id_photo = serializers.FileField(required=False, allow_null=True,
-                                     help_text="Alcohol orders: a photo of the customer's ID.")
+    id_birth_date = serializers.DateField(
+        required=False, allow_null=True, help_text="Alcohol orders: the date of birth on the customer's ID."
+    )
+    id_photo = serializers.FileField(
+        required=False, allow_null=True, help_text="Alcohol orders: a photo of the customer's ID."
+    )
 
 
 class FailSerializer(_Position):
@@ -184,7 +197,8 @@ def _my_stop(request, stop_id: int) -> Stop:
     batches = Batch.objects.filter(**_scope(request))
     return get_object_or_404(
         Stop.objects.select_related("batch__store", "order").exclude(status=Stop.Status.REMOVED),
-        pk=stop_id, batch__in=batches,
+        pk=stop_id,
+        batch__in=batches,
     )
 
 
@@ -208,7 +222,8 @@ class ActiveBatchView(TripAPIView):
     def get(self, request):
         batch = (
             Batch.objects.filter(driver=request.driver, status__in=Batch.ACTIVE_STATUSES)
-            .select_related("store").first()
+            .select_related("store")
+            .first()
         )
         if batch is None:
             raise NotFound("You have no active batch.")
@@ -266,8 +281,13 @@ class StopDeliverView(TripAPIView):
         stop = _my_stop(request, stop_id)
         data = _position(DeliverSerializer, request)
         order_services.stop_deliver(
-            stop=stop, driver=request.driver, photo=data["photo"], lat=data.get("lat"), lng=data.get("lng"),
-            id_birth_date=data.get("id_birth_date"), id_photo=data.get("id_photo"),
+            stop=stop,
+            driver=request.driver,
+            photo=data["photo"],
+            lat=data.get("lat"),
+            lng=data.get("lng"),
+            id_birth_date=data.get("id_birth_date"),
+            id_photo=data.get("id_photo"),
         )
         return Response(delivery_payload(stop.batch, driver=request.driver))
 
@@ -279,6 +299,7 @@ class StopFailView(TripAPIView):
     def post(self, request, stop_id: int):
         stop = _my_stop(request, stop_id)
         data = _position(FailSerializer, request)
-        order_services.stop_fail(stop=stop, driver=request.driver, reason=data["reason"],
-                                 lat=data.get("lat"), lng=data.get("lng"))
+        order_services.stop_fail(
+            stop=stop, driver=request.driver, reason=data["reason"], lat=data.get("lat"), lng=data.get("lng")
+        )
         return Response(delivery_payload(stop.batch, driver=request.driver))

@@ -52,9 +52,13 @@ def batch_summary(batch) -> dict:
     return {
         "batch_id": batch.pk,
         "store": {
-            "name": batch.store.name, "number": batch.store.number, "address": batch.store.address_line1,
-            "lat": float(batch.store.lat), "lng": float(batch.store.lng),
-            "pickup_instructions": batch.store.pickup_instructions, "store_rules": batch.store.store_rules,
+            "name": batch.store.name,
+            "number": batch.store.number,
+            "address": batch.store.address_line1,
+            "lat": float(batch.store.lat),
+            "lng": float(batch.store.lng),
+            "pickup_instructions": batch.store.pickup_instructions,
+            "store_rules": batch.store.store_rules,
         },
         "stops_count": len(areas),
         "miles": float(geo.meters_to_miles(batch.route_meters)),

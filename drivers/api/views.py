@@ -67,8 +67,9 @@ class OfferDeclineView(DriverAPIView):
         offer = _my_offer(request, offer_id)
         data = DeclineSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        dispatch_services.offer_decline(offer=offer, driver=request.driver, reason=data.validated_data["reason"],
-                                     actor=request.user)
+        dispatch_services.offer_decline(
+            offer=offer, driver=request.driver, reason=data.validated_data["reason"], actor=request.user
+        )
         offer.refresh_from_db()
         return Response(OfferSerializer(offer).data)
 
@@ -94,11 +95,14 @@ class BatchClaimView(DriverAPIView):
             raise exceptions.Throttled(wait=gate.retry_after)
         claim = rounds.board_claim(batch_id=batch_id, driver=request.driver, taken_marker=gate.taken_by)
         if claim.attempt is not None:
-            return Response({
-                "status": "pooled",
-                "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
-                "decides_at": claim.attempt.detail.get("decides_at"),
-            }, status=status.HTTP_202_ACCEPTED)
+            return Response(
+                {
+                    "status": "pooled",
+                    "detail": "Claims in the first seconds are pooled; the winner is drawn when the window closes.",
+                    "decides_at": claim.attempt.detail.get("decides_at"),
+                },
+                status=status.HTTP_202_ACCEPTED,
+            )
         # No offer when ops gave the batch directly.
         batch = claim.offer.batch if claim.offer is not None else Batch.objects.select_related("store").get(pk=batch_id)
         return Response({"status": "assigned", "detail": "The batch is yours.", "batch": batch_summary(batch)})
@@ -118,8 +122,7 @@ class OnlineView(DriverAPIView):
     def post(self, request):
         data = PositionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.driver_go_online(driver=request.driver, lat=data.validated_data["lat"],
-                                  lng=data.validated_data["lng"])
+        services.driver_go_online(driver=request.driver, lat=data.validated_data["lat"], lng=data.validated_data["lng"])
         return Response({"status": "online", "detail": "You are online."})
 
 
@@ -139,14 +142,20 @@ class LocationView(DriverAPIView):
     # for that trip (the customer's tracking); location_record refuses anyone off duty.
     permission_classes = [IsActiveDriverOrFinishing]
 
-    @extend_schema(request=PositionSerializer, responses={
-        200: inline_serializer("LocationAnswer", {
-            "status": serializers.ChoiceField(choices=["recorded", "kept"]),
-            "detail": serializers.CharField(),
-            "location": StoredLocationSerializer(),
-        }),
-        **error_responses(400, 401, 403, 429),
-    })
+    @extend_schema(
+        request=PositionSerializer,
+        responses={
+            200: inline_serializer(
+                "LocationAnswer",
+                {
+                    "status": serializers.ChoiceField(choices=["recorded", "kept"]),
+                    "detail": serializers.CharField(),
+                    "location": StoredLocationSerializer(),
+                },
+            ),
+            **error_responses(400, 401, 403, 429),
+        },
+    )
     def post(self, request):
         data = PositionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -154,12 +163,14 @@ class LocationView(DriverAPIView):
         location = StoredLocationSerializer(ping.location).data
         if ping.stored:
             return Response({"status": "recorded", "detail": "Location recorded.", "location": location})
-        return Response({
-            "status": "kept",
-            "detail": "Not stored: your last position is less than "
-                      f"{settings.SPARK_LOCATION_MIN_INTERVAL_SECONDS} seconds old.",
-            "location": location,
-        })
+        return Response(
+            {
+                "status": "kept",
+                "detail": "Not stored: your last position is less than "
+                f"{settings.SPARK_LOCATION_MIN_INTERVAL_SECONDS} seconds old.",
+                "location": location,
+            }
+        )
 
 
 class SlotListView(DriverAPIView):
@@ -170,13 +181,16 @@ class SlotListView(DriverAPIView):
 
 
 def _slot_in_my_zone(request, slot_id) -> DeliverySlot:
-    return get_object_or_404(DeliverySlot.objects.select_related("store__zone"), pk=slot_id,
-                             store__zone=request.driver.home_zone)
+    return get_object_or_404(
+        DeliverySlot.objects.select_related("store__zone"), pk=slot_id, store__zone=request.driver.home_zone
+    )
 
 
 def _my_live_claim(request, slot_id) -> SlotClaim:
     return get_object_or_404(
-        SlotClaim.objects.select_related("slot__store__zone"), slot_id=slot_id, driver=request.driver,
+        SlotClaim.objects.select_related("slot__store__zone"),
+        slot_id=slot_id,
+        driver=request.driver,
         status__in=SlotClaim.ACTIVE_STATUSES,
     )
 
@@ -193,8 +207,9 @@ class SlotCancelView(DriverAPIView):
     def post(self, request, slot_id: int):
         claim = services.slot_cancel(claim=_my_live_claim(request, slot_id), driver=request.driver)
         late = claim.status == SlotClaim.Status.LATE_CANCELLED
-        return Response({"status": claim.status,
-                         "detail": "Cancelled late; it is recorded." if late else "Cancelled, no penalty."})
+        return Response(
+            {"status": claim.status, "detail": "Cancelled late; it is recorded." if late else "Cancelled, no penalty."}
+        )
 
 
 class SlotCheckInView(DriverAPIView):
@@ -211,21 +226,40 @@ class DispatchLogView(DriverAPIView):
     """My own dispatch log: every offer I got, why I got it, and how it ended. Declines are
     listed as such and never count against me; timeouts are shown apart."""
 
-    @extend_schema(responses=inline_serializer("DispatchLogEntry", {
-        "offer_id": serializers.IntegerField(), "batch_id": serializers.IntegerField(),
-        "kind": serializers.CharField(), "round": serializers.IntegerField(), "status": serializers.CharField(),
-        "why": serializers.CharField(), "decline_reason": serializers.CharField(),
-        "pay_total_cents": serializers.IntegerField(allow_null=True), "offered_at": serializers.DateTimeField(),
-        "ended_at": serializers.DateTimeField(allow_null=True, help_text="Null while the offer is pending."),
-    }, many=True))
+    @extend_schema(
+        responses=inline_serializer(
+            "DispatchLogEntry",
+            {
+                "offer_id": serializers.IntegerField(),
+                "batch_id": serializers.IntegerField(),
+                "kind": serializers.CharField(),
+                "round": serializers.IntegerField(),
+                "status": serializers.CharField(),
+                "why": serializers.CharField(),
+                "decline_reason": serializers.CharField(),
+                "pay_total_cents": serializers.IntegerField(allow_null=True),
+                "offered_at": serializers.DateTimeField(),
+                "ended_at": serializers.DateTimeField(allow_null=True, help_text="Null while the offer is pending."),
+            },
+            many=True,
+        )
+    )
     def get(self, request):
         offers = Offer.objects.filter(driver=request.driver).select_related("pay").order_by("-created_at")[:100]
-        return Response([
-            {
-                "offer_id": o.pk, "batch_id": o.batch_id, "kind": o.kind, "round": o.round, "status": o.status,
-                "why": o.rank_reason, "decline_reason": o.decline_reason,
-                "pay_total_cents": getattr(getattr(o, "pay", None), "total_cents", None),
-                "offered_at": o.created_at, "ended_at": None if o.status == "pending" else o.status_changed_at,
-            }
-            for o in offers
-        ])
+        return Response(
+            [
+                {
+                    "offer_id": o.pk,
+                    "batch_id": o.batch_id,
+                    "kind": o.kind,
+                    "round": o.round,
+                    "status": o.status,
+                    "why": o.rank_reason,
+                    "decline_reason": o.decline_reason,
+                    "pay_total_cents": getattr(getattr(o, "pay", None), "total_cents", None),
+                    "offered_at": o.created_at,
+                    "ended_at": None if o.status == "pending" else o.status_changed_at,
+                }
+                for o in offers
+            ]
+        )

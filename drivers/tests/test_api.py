@@ -41,9 +41,18 @@ def api_for(driver) -> APIClient:
 
 def published(store, *, alcohol=False):
     start = timezone.now() + timedelta(hours=1)
-    orders = [OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2),
-                           lat=Decimal("36.161234"), lng=Decimal("-86.781234"), contains_alcohol=alcohol,
-                           address_line1=f"{700 + i} Secret Lane") for i in range(2)]
+    orders = [
+        OrderFactory(
+            store=store,
+            window_start=start,
+            window_end=start + timedelta(hours=2),
+            lat=Decimal("36.161234"),
+            lng=Decimal("-86.781234"),
+            contains_alcohol=alcohol,
+            address_line1=f"{700 + i} Secret Lane",
+        )
+        for i in range(2)
+    ]
     batch = order_services.batch_create(store=store, orders=orders)
     order_services.batch_publish(batch=batch)
     batch.refresh_from_db()
@@ -51,8 +60,9 @@ def published(store, *, alcohol=False):
 
 
 def holder_with_offer(store, zone, **kw):
-    slot = DeliverySlotFactory(store=store, starts_at=timezone.now() - timedelta(minutes=5),
-                               ends_at=timezone.now() + timedelta(hours=2))
+    slot = DeliverySlotFactory(
+        store=store, starts_at=timezone.now() - timedelta(minutes=5), ends_at=timezone.now() + timedelta(hours=2)
+    )
     driver = SlotClaimFactory(driver=DriverFactory(home_zone=zone), slot=slot).driver
     batch = published(store, **kw)
     rounds.dispatch_advance(batch_id=batch.pk)
@@ -86,8 +96,9 @@ def test_accept_and_the_rest_of_the_errors(store, zone):
 
 def test_expired_offer_is_410_and_changes_nothing(store, zone):
     driver, batch, offer = holder_with_offer(store, zone)
-    Offer.objects.filter(pk=offer.pk).update(created_at=timezone.now() - timedelta(minutes=2),
-                                             expires_at=timezone.now() - timedelta(seconds=1))
+    Offer.objects.filter(pk=offer.pk).update(
+        created_at=timezone.now() - timedelta(minutes=2), expires_at=timezone.now() - timedelta(seconds=1)
+    )
     res = api_for(driver).post(f"{API}/offers/{offer.pk}/accept/")
     assert res.status_code == 410 and res.json()["code"] == "offer_expired"
     batch.refresh_from_db()
@@ -132,11 +143,14 @@ def test_claims_are_rate_limited_with_retry_after(store, zone):
     assert res.json()["code"] == "throttled"
 
 
-@pytest.mark.parametrize(("status", "reason", "words"), [
-    ("suspended", "documents_expired", "License or insurance expired"),
-    ("applicant", "", "not approved yet"),
-    ("deactivated", "fraud", "Suspected fraud"),
-])
+@pytest.mark.parametrize(
+    ("status", "reason", "words"),
+    [
+        ("suspended", "documents_expired", "License or insurance expired"),
+        ("applicant", "", "not approved yet"),
+        ("deactivated", "fraud", "Suspected fraud"),
+    ],
+)
 def test_drivers_who_cannot_work_get_403_with_the_reason(zone, status, reason, words):
     driver = DriverFactory(home_zone=zone, status=status, reason_code=reason)
     for method, path in [("get", "/offers/"), ("get", "/board/"), ("post", "/online/"), ("get", "/slots/")]:
@@ -157,15 +171,35 @@ def test_duty_route_and_location(store, zone):
     client = api_for(driver)
     assert client.post(f"{API}/location/", {"lat": "36.16", "lng": "-86.78"}, format="json").status_code == 400
     assert client.post(f"{API}/online/", {"lat": "36.16", "lng": "-86.78"}, format="json").status_code == 200
-    assert client.post(f"{API}/location/", {"lat": "36.161", "lng": "-86.781", "accuracy_m": 8},
-                       format="json").status_code == 200
+    assert (
+        client.post(f"{API}/location/", {"lat": "36.161", "lng": "-86.781", "accuracy_m": 8}, format="json").status_code
+        == 200
+    )
     driver.refresh_from_db()
     assert driver.is_online and driver.location.accuracy_m == 8
-    bad = client.put(f"{API}/route/", {"origin_lat": "36.16", "origin_lng": "-86.78", "dest_lat": "29.95",
-                                       "dest_lng": "-90.07", "max_detour_meters": 5000}, format="json")
+    bad = client.put(
+        f"{API}/route/",
+        {
+            "origin_lat": "36.16",
+            "origin_lng": "-86.78",
+            "dest_lat": "29.95",
+            "dest_lng": "-90.07",
+            "max_detour_meters": 5000,
+        },
+        format="json",
+    )
     assert bad.status_code == 400  # destination outside the zone
-    ok = client.put(f"{API}/route/", {"origin_lat": "36.16", "origin_lng": "-86.78", "dest_lat": "36.20",
-                                      "dest_lng": "-86.70", "max_detour_meters": 5000}, format="json")
+    ok = client.put(
+        f"{API}/route/",
+        {
+            "origin_lat": "36.16",
+            "origin_lng": "-86.78",
+            "dest_lat": "36.20",
+            "dest_lng": "-86.70",
+            "max_detour_meters": 5000,
+        },
+        format="json",
+    )
     assert ok.status_code == 200 and ok.json()["max_detour_meters"] == 5000
     assert client.post(f"{API}/offline/").status_code == 200
     driver.refresh_from_db()
@@ -175,10 +209,18 @@ def test_duty_route_and_location(store, zone):
 def test_slots_list_claim_cancel_and_check_in(store, zone):
     driver = DriverFactory(home_zone=zone)
     client = api_for(driver)
-    later = DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(hours=5),
-                                ends_at=timezone.now() + timedelta(hours=7), capacity=2)
-    now_slot = DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(minutes=10),
-                                   ends_at=timezone.now() + timedelta(hours=2), capacity=2)
+    later = DeliverySlotFactory(
+        store=store,
+        starts_at=timezone.now() + timedelta(hours=5),
+        ends_at=timezone.now() + timedelta(hours=7),
+        capacity=2,
+    )
+    now_slot = DeliverySlotFactory(
+        store=store,
+        starts_at=timezone.now() + timedelta(minutes=10),
+        ends_at=timezone.now() + timedelta(hours=2),
+        capacity=2,
+    )
     listed = {s["id"]: s for s in client.get(f"{API}/slots/").json()}
     assert listed[later.pk]["seats_free"] == 2 and listed[later.pk]["my_claim"] is None
     assert client.post(f"{API}/slots/{later.pk}/claim/").status_code == 200
@@ -189,8 +231,9 @@ def test_slots_list_claim_cancel_and_check_in(store, zone):
     assert client.post(f"{API}/slots/{now_slot.pk}/claim/").status_code == 200
     far = client.post(f"{API}/slots/{now_slot.pk}/check-in/", {"lat": "36.20", "lng": "-86.79"}, format="json")
     assert far.status_code == 400 and "m from the store" in far.json()["detail"]
-    near = client.post(f"{API}/slots/{now_slot.pk}/check-in/", {"lat": str(store.lat), "lng": str(store.lng)},
-                       format="json")
+    near = client.post(
+        f"{API}/slots/{now_slot.pk}/check-in/", {"lat": str(store.lat), "lng": str(store.lng)}, format="json"
+    )
     assert near.status_code == 200 and near.json()["status"] == "checked_in"
     other_zone_slot = DeliverySlotFactory(store=StoreFactory(zone=ZoneFactory(name="NOLA", slug="nola")))
     assert client.post(f"{API}/slots/{other_zone_slot.pk}/claim/").status_code == 404
@@ -198,9 +241,21 @@ def test_slots_list_claim_cancel_and_check_in(store, zone):
 
 def test_every_driver_endpoint_is_in_the_schema(client):
     paths = client.get("/api/schema/?format=json").json()["paths"]
-    for p in ["offers/", "offers/{offer_id}/accept/", "offers/{offer_id}/decline/", "board/",
-              "batches/{batch_id}/claim/", "route/", "online/", "offline/", "location/", "slots/",
-              "slots/{slot_id}/claim/", "slots/{slot_id}/cancel/", "slots/{slot_id}/check-in/"]:
+    for p in [
+        "offers/",
+        "offers/{offer_id}/accept/",
+        "offers/{offer_id}/decline/",
+        "board/",
+        "batches/{batch_id}/claim/",
+        "route/",
+        "online/",
+        "offline/",
+        "location/",
+        "slots/",
+        "slots/{slot_id}/claim/",
+        "slots/{slot_id}/cancel/",
+        "slots/{slot_id}/check-in/",
+    ]:
         assert f"/api/v1/driver/{p}" in paths, p
 
 
@@ -219,10 +274,18 @@ def test_route_leaving_in_the_year_12_is_refused(zone):
     """Found by schemathesis: it was kept, and echoed with Chicago's pre-1883 offset
     (-05:50:36), which breaks the documented date-time format."""
     driver = DriverFactory(home_zone=zone)
-    res = api_for(driver).put(f"{API}/route/", {
-        "origin_lat": 36.15, "origin_lng": -86.79, "dest_lat": 36.2, "dest_lng": -86.7,
-        "leave_after": "0012-01-01T07:12:20Z", "max_detour_meters": 180,
-    }, format="json")
+    res = api_for(driver).put(
+        f"{API}/route/",
+        {
+            "origin_lat": 36.15,
+            "origin_lng": -86.79,
+            "dest_lat": 36.2,
+            "dest_lng": -86.7,
+            "leave_after": "0012-01-01T07:12:20Z",
+            "max_detour_meters": 180,
+        },
+        format="json",
+    )
     assert res.status_code == 400 and res.json()["code"] == "bad_time"
     assert list(res.json()["fields"]) == ["leave_after"]
     assert not driver.routes.exists()

@@ -145,9 +145,14 @@ def test_check_in_with_the_phone_position(store, driver):
     assert again.status_code == 200 and batch.events.filter(to_status="at_store").count() == 1
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"lat": "91", "lng": "0"}, "lat"), ({"lat": "36.1"}, None), ({"lat": "north", "lng": "0"}, "lat"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"lat": "91", "lng": "0"}, "lat"),
+        ({"lat": "36.1"}, None),
+        ({"lat": "north", "lng": "0"}, "lat"),
+    ],
+)
 def test_check_in_with_a_bad_position_changes_nothing(store, driver, body, field):
     batch, _ = make_batch(store, driver, picked_up=False)
     res = api_for(driver).post(f"{API}/batches/{batch.pk}/arrive/", body, format="json")
@@ -245,12 +250,18 @@ def test_deliver_out_of_order_is_a_409(store, driver, media_root):
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n"
 
 
-@pytest.mark.parametrize(("photo", "code"), [
-    (lambda: SimpleUploadedFile("door.jpg", PDF, content_type="image/jpeg"), "not_an_image"),
-    (lambda: SimpleUploadedFile("door.jpg", b"hello, not a photo\n" * 10, content_type="image/jpeg"),
-     "not_an_image"),
-    (lambda: jpeg(size=(900, 700)), "photo_too_large"),
-], ids=["pdf-as-jpg", "text-as-jpg", "too-large"])
+@pytest.mark.parametrize(
+    ("photo", "code"),
+    [
+        (lambda: SimpleUploadedFile("door.jpg", PDF, content_type="image/jpeg"), "not_an_image"),
+        (
+            lambda: SimpleUploadedFile("door.jpg", b"hello, not a photo\n" * 10, content_type="image/jpeg"),
+            "not_an_image",
+        ),
+        (lambda: jpeg(size=(900, 700)), "photo_too_large"),
+    ],
+    ids=["pdf-as-jpg", "text-as-jpg", "too-large"],
+)
 def test_a_bad_photo_is_a_400_and_changes_nothing(store, driver, settings, media_root, photo, code):
     settings.SPARK_PHOTO_MAX_BYTES = 2048
     batch, (first, _) = make_batch(store, driver)
@@ -264,8 +275,9 @@ def test_a_bad_photo_is_a_400_and_changes_nothing(store, driver, settings, media
 def test_deliver_without_a_photo_is_a_400(store, driver):
     batch, (first, _) = make_batch(store, driver)
     before = snapshot(batch)
-    res = api_for(driver).post(f"{API}/stops/{first.pk}/deliver/", {"lat": "36.16", "lng": "-86.78"},
-                               format="multipart")
+    res = api_for(driver).post(
+        f"{API}/stops/{first.pk}/deliver/", {"lat": "36.16", "lng": "-86.78"}, format="multipart"
+    )
     assert res.status_code == 400 and "photo" in res.json()["fields"]
     assert snapshot(batch) == before
 
@@ -355,15 +367,16 @@ def test_complete_lists_what_is_left_then_completes(store, driver):
 def test_the_whole_trip_through_the_api(store, driver, associate):
     batch, (first, second) = make_batch(store, driver, picked_up=False)
     client = api_for(driver)
-    assert client.post(f"{API}/batches/{batch.pk}/arrive/", {"lat": "36.15", "lng": "-86.79"},
-                       format="json").status_code == 200
+    assert (
+        client.post(f"{API}/batches/{batch.pk}/arrive/", {"lat": "36.15", "lng": "-86.79"}, format="json").status_code
+        == 200
+    )
     services.batch_handoff(batch=batch, pickup_code=batch.pickup_code, actor=associate)
     assert client.get(f"{API}/batches/active/").json()["next_stop_id"] == first.pk
     assert client.post(f"{API}/stops/{first.pk}/arrive/", {}, format="json").status_code == 200
     assert deliver(client, first, lat="36.16", lng="-86.78").status_code == 200
     assert client.post(f"{API}/stops/{second.pk}/arrive/", {}, format="json").status_code == 200
-    assert client.post(f"{API}/stops/{second.pk}/fail/", {"reason": "no_one_home"},
-                       format="json").status_code == 200
+    assert client.post(f"{API}/stops/{second.pk}/fail/", {"reason": "no_one_home"}, format="json").status_code == 200
     res = client.post(f"{API}/batches/{batch.pk}/complete/", {}, format="json")
     assert res.status_code == 200 and res.json()["status"] == "returning"
     # still my active batch until the associate checks the return in

@@ -48,8 +48,12 @@ def future(days: int = 365) -> str:
 def complete_applicant(**overrides) -> Driver:
     """An applicant with every step done (not submitted)."""
     now = timezone.now()
-    fields = {"status": Driver.Status.APPLICANT, "phone_verified_at": now, "background_check_consent_at": now,
-              **overrides}
+    fields = {
+        "status": Driver.Status.APPLICANT,
+        "phone_verified_at": now,
+        "background_check_consent_at": now,
+        **overrides,
+    }
     driver = DriverFactory(**fields)
     driver.photo.save("me.jpg", ContentFile(jpeg_bytes()), save=False)
     driver.license_document.save("license.jpg", ContentFile(jpeg_bytes()), save=False)
@@ -105,8 +109,20 @@ def test_landing_explains_the_job_and_pay_and_links_to_signup(client, zone):
     assert f'href="/accounts/signup/?next={JOIN}/start/"' in body
 
 
-@pytest.mark.parametrize("path", ["start/", "profile/", "phone/", "vehicle/", "documents/", "background-check/",
-                                  "background-check/authorize/", "review/", "status/"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "start/",
+        "profile/",
+        "phone/",
+        "vehicle/",
+        "documents/",
+        "background-check/",
+        "background-check/authorize/",
+        "review/",
+        "status/",
+    ],
+)
 def test_anonymous_visitors_are_sent_to_login(client, path):
     response = client.get(f"{JOIN}/{path}")
     assert response.status_code == 302
@@ -118,8 +134,10 @@ def test_signup_verify_email_and_land_on_the_wizard(client, zone):
     page = client.get("/accounts/signup/")
     assert page.status_code == 200 and b"Create your account" in page.content
     # when they sign up with email and password
-    response = client.post("/accounts/signup/", {"email": "New.Driver@Example.test", "password1": "a-Long-pass-92",
-                                                 "password2": "a-Long-pass-92"})
+    response = client.post(
+        "/accounts/signup/",
+        {"email": "New.Driver@Example.test", "password1": "a-Long-pass-92", "password2": "a-Long-pass-92"},
+    )
     # then they are asked to verify the email, which was sent with a link
     assert response.status_code == 302 and "/accounts/confirm-email/" in response["Location"]
     assert len(mail.outbox) == 1
@@ -199,8 +217,9 @@ def test_profile_blank_form_names_every_field_and_creates_nothing(web, zone, new
     assert not Driver.objects.filter(user=newcomer).exists()
 
 
-@pytest.mark.parametrize("phone", ["555-0142", "12345", "+1 (115) 555-0142", "call me", "615 555 01420",
-                                   "+0044 20 7946 0958"])
+@pytest.mark.parametrize(
+    "phone", ["555-0142", "12345", "+1 (115) 555-0142", "call me", "615 555 01420", "+0044 20 7946 0958"]
+)
 def test_profile_refuses_a_bad_phone_number(web, zone, newcomer, phone):
     response = web.post(f"{JOIN}/profile/", profile_data(zone, phone=phone))
     assert response.status_code == 400
@@ -208,8 +227,10 @@ def test_profile_refuses_a_bad_phone_number(web, zone, newcomer, phone):
     assert not Driver.objects.filter(user=newcomer).exists()
 
 
-@pytest.mark.parametrize("typed,stored", [("615.555.0142", "+16155550142"), ("1 615 555 0142", "+16155550142"),
-                                          ("+44 7700 900123", "+447700900123")])
+@pytest.mark.parametrize(
+    "typed,stored",
+    [("615.555.0142", "+16155550142"), ("1 615 555 0142", "+16155550142"), ("+44 7700 900123", "+447700900123")],
+)
 def test_profile_accepts_usual_phone_formats(web, zone, newcomer, typed, stored):
     assert web.post(f"{JOIN}/profile/", profile_data(zone, phone=typed)).status_code == 302
     assert Driver.objects.get(user=newcomer).phone == stored
@@ -217,8 +238,10 @@ def test_profile_accepts_usual_phone_formats(web, zone, newcomer, typed, stored)
 
 def test_profile_refuses_an_inactive_zone_and_a_file_that_is_not_an_image(web, zone, newcomer):
     closed = ZoneFactory(name="Memphis", slug="memphis", is_active=False)
-    response = web.post(f"{JOIN}/profile/", profile_data(
-        zone, home_zone=closed.pk, photo=upload("me.jpg", b"this is not a picture", "image/jpeg")))
+    response = web.post(
+        f"{JOIN}/profile/",
+        profile_data(zone, home_zone=closed.pk, photo=upload("me.jpg", b"this is not a picture", "image/jpeg")),
+    )
     assert response.status_code == 400
     assert errors_of(response, "home_zone") == ["Choose one of the cities where Spark is delivering."]
     assert "not a photo we can read" in errors_of(response, "photo")[0]
@@ -366,8 +389,9 @@ def test_a_tampered_ticket_is_refused(applicant):
     ticket = sms.send_verification_code(user_id=applicant.user_id, phone=applicant.phone)
     code = sent_code()
     with pytest.raises(sms.DomainError) as exc:
-        sms.check_verification_code(ticket=ticket[:-2] + "xx", user_id=applicant.user_id, phone=applicant.phone,
-                                    code=code)
+        sms.check_verification_code(
+            ticket=ticket[:-2] + "xx", user_id=applicant.user_id, phone=applicant.phone, code=code
+        )
     assert exc.value.code == "code_expired"
     with pytest.raises(sms.DomainError):  # someone else's ticket
         sms.check_verification_code(ticket=ticket, user_id=applicant.user_id + 1, phone=applicant.phone, code=code)
@@ -385,17 +409,29 @@ def test_console_backend_logs_the_message(settings, caplog):
 
 
 def vehicle_data(**overrides):
-    return {"vehicle_type": "suv", "make": "Honda", "model": "CR-V", "color": "Silver", "plate": "abc-1234",
-            "tote_capacity": "24", **overrides}
+    return {
+        "vehicle_type": "suv",
+        "make": "Honda",
+        "model": "CR-V",
+        "color": "Silver",
+        "plate": "abc-1234",
+        "tote_capacity": "24",
+        **overrides,
+    }
 
 
 def test_vehicle_happy_path(web, applicant):
     response = web.post(f"{JOIN}/vehicle/", vehicle_data())
     assert response.status_code == 302
     applicant.refresh_from_db()
-    assert (applicant.vehicle_type, applicant.vehicle_make, applicant.vehicle_model, applicant.vehicle_color,
-            applicant.vehicle_plate, applicant.vehicle_tote_capacity) == ("suv", "Honda", "CR-V", "Silver",
-                                                                          "ABC 1234", 24)
+    assert (
+        applicant.vehicle_type,
+        applicant.vehicle_make,
+        applicant.vehicle_model,
+        applicant.vehicle_color,
+        applicant.vehicle_plate,
+        applicant.vehicle_tote_capacity,
+    ) == ("suv", "Honda", "CR-V", "Silver", "ABC 1234", 24)
 
 
 def test_vehicle_bad_input(web, applicant):
@@ -413,10 +449,14 @@ def test_vehicle_bad_input(web, applicant):
 
 
 def documents_data(**overrides):
-    data = {"license_number": "d123-4567", "license_state": "TN", "license_expires_on": future(900),
-            "license_document": upload("license.jpg", jpeg_bytes(size=(300, 200), gps=True)),
-            "insurance_expires_on": future(120),
-            "insurance_document": upload("insurance.pdf", PDF, "application/pdf")}
+    data = {
+        "license_number": "d123-4567",
+        "license_state": "TN",
+        "license_expires_on": future(900),
+        "license_document": upload("license.jpg", jpeg_bytes(size=(300, 200), gps=True)),
+        "insurance_expires_on": future(120),
+        "insurance_document": upload("insurance.pdf", PDF, "application/pdf"),
+    }
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
 
@@ -444,9 +484,12 @@ def test_a_refused_form_keeps_the_good_uploads_for_the_next_try(web, applicant, 
     applicant.refresh_from_db()
     assert not applicant.license_document  # nothing saved on the profile
     # when the driver fixes the date and sends the form again without choosing the files again
-    data = documents_data(license_document=None, insurance_document=None,
-                          license_document_kept=tokens["license_document"],
-                          insurance_document_kept=tokens["insurance_document"])
+    data = documents_data(
+        license_document=None,
+        insurance_document=None,
+        license_document_kept=tokens["license_document"],
+        insurance_document_kept=tokens["insurance_document"],
+    )
     assert web.post(f"{JOIN}/documents/", data).status_code == 302
     # then the kept files are used, and the kept copies are removed
     applicant.refresh_from_db()
@@ -471,8 +514,9 @@ def test_a_kept_upload_token_of_someone_else_is_ignored(web, client, applicant, 
 def test_documents_refuse_an_image_with_too_many_pixels(web, applicant):
     huge = BytesIO()
     Image.new("1", (9000, 6000)).save(huge, format="PNG")  # 54 MP in a few KB
-    response = web.post(f"{JOIN}/documents/", documents_data(license_document=upload("l.png", huge.getvalue(),
-                                                                                      "image/png")))
+    response = web.post(
+        f"{JOIN}/documents/", documents_data(license_document=upload("l.png", huge.getvalue(), "image/png"))
+    )
     assert response.status_code == 400
     assert "more than 50 megapixels" in errors_of(response, "license_document")[0]
 
@@ -486,8 +530,9 @@ def test_documents_accept_png(web, applicant):
 
 @pytest.mark.parametrize("days", [0, -1, -400])
 def test_documents_refuse_expired_dates(web, applicant, days):
-    response = web.post(f"{JOIN}/documents/", documents_data(license_expires_on=future(days),
-                                                             insurance_expires_on=future(days)))
+    response = web.post(
+        f"{JOIN}/documents/", documents_data(license_expires_on=future(days), insurance_expires_on=future(days))
+    )
     assert response.status_code == 400
     assert "must be in the future" in errors_of(response, "license_expires_on")[0]
     assert "must be in the future" in errors_of(response, "insurance_expires_on")[0]
@@ -497,10 +542,13 @@ def test_documents_refuse_expired_dates(web, applicant, days):
 
 def test_documents_refuse_other_files_and_big_files(web, applicant):
     big = b"%PDF-1.4\n" + b"0" * (10 * 1024 * 1024)
-    response = web.post(f"{JOIN}/documents/", documents_data(
-        license_document=upload("license.txt", b"hello, I am text", "text/plain"),
-        insurance_document=upload("insurance.pdf", big, "application/pdf"),
-    ))
+    response = web.post(
+        f"{JOIN}/documents/",
+        documents_data(
+            license_document=upload("license.txt", b"hello, I am text", "text/plain"),
+            insurance_document=upload("insurance.pdf", big, "application/pdf"),
+        ),
+    )
     assert response.status_code == 400
     assert "not a JPEG, PNG or WebP picture or a PDF" in errors_of(response, "license_document")[0]
     assert "too large" in errors_of(response, "insurance_document")[0]
@@ -511,10 +559,13 @@ def test_documents_refuse_other_files_and_big_files(web, applicant):
 def test_documents_refuse_a_gif_and_a_fake_pdf(web, applicant):
     gif = BytesIO()
     Image.new("RGB", (10, 10)).save(gif, format="GIF")
-    response = web.post(f"{JOIN}/documents/", documents_data(
-        license_document=upload("license.gif", gif.getvalue(), "image/gif"),
-        insurance_document=upload("insurance.pdf", b"<html>not a pdf</html>", "application/pdf"),
-    ))
+    response = web.post(
+        f"{JOIN}/documents/",
+        documents_data(
+            license_document=upload("license.gif", gif.getvalue(), "image/gif"),
+            insurance_document=upload("insurance.pdf", b"<html>not a pdf</html>", "application/pdf"),
+        ),
+    )
     assert response.status_code == 400
     assert errors_of(response, "license_document") and errors_of(response, "insurance_document")
 
@@ -530,8 +581,9 @@ def test_documents_are_required_the_first_time_and_blank_fields_are_named(web, a
 
 
 def test_documents_bad_date_state_and_number(web, applicant):
-    response = web.post(f"{JOIN}/documents/", documents_data(license_expires_on="2027-02-30", license_state="ZZ",
-                                                             license_number="#1"))
+    response = web.post(
+        f"{JOIN}/documents/", documents_data(license_expires_on="2027-02-30", license_state="ZZ", license_number="#1")
+    )
     assert response.status_code == 400
     assert "4 to 20 letters and digits" in errors_of(response, "license_number")[0]
     assert errors_of(response, "license_expires_on") == ["Enter a real date, like 2027-05-31."]
@@ -562,15 +614,20 @@ def test_consent_happy_path(web, applicant):
 @pytest.mark.parametrize(("proxies", "recorded"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
 def test_consent_records_the_client_ip_behind_trusted_proxies_only(web, applicant, settings, proxies, recorded):
     settings.SPARK_TRUSTED_PROXIES = proxies
-    response = web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": "Jane Rivera"},
-                        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
+    response = web.post(
+        f"{JOIN}/background-check/authorize/",
+        {"agree": "on", "signature": "Jane Rivera"},
+        HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9",
+    )
     assert response.status_code == 302
     assert applicant.history.first().history_change_reason.endswith(f"ip {recorded}")
 
 
 def test_consent_with_a_middle_name(web, applicant):
-    assert web.post(f"{JOIN}/background-check/authorize/",
-                    {"agree": "on", "signature": "Jane Marie Rivera"}).status_code == 302
+    assert (
+        web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": "Jane Marie Rivera"}).status_code
+        == 302
+    )
 
 
 def test_consent_bad_input(web, applicant):
@@ -589,8 +646,13 @@ def test_submit_with_steps_missing_is_refused_with_the_list(web, applicant):
     response = web.post(f"{JOIN}/review/", {"certify": "on"})
     assert response.status_code == 400
     body = response.content.decode()
-    for missing in ("Mobile number verified", "Vehicle", "Driver&#x27;s license", "Proof of insurance",
-                    "Background check authorized"):
+    for missing in (
+        "Mobile number verified",
+        "Vehicle",
+        "Driver&#x27;s license",
+        "Proof of insurance",
+        "Background check authorized",
+    ):
         assert missing in body
     assert response.context["missing_now"][0] == "Mobile number verified"
     applicant.refresh_from_db()
@@ -686,12 +748,19 @@ def test_a_suspended_driver_sees_the_reason_and_the_appeal(client):
 
 def test_a_suspended_driver_renews_expired_documents_and_is_back_on(client):
     # given a driver suspended because the insurance expired
-    driver = complete_applicant(status=Driver.Status.SUSPENDED, reason_code=Driver.ReasonCode.DOCUMENTS_EXPIRED,
-                                insurance_expires_on=date.today() - timedelta(days=2))
+    driver = complete_applicant(
+        status=Driver.Status.SUSPENDED,
+        reason_code=Driver.ReasonCode.DOCUMENTS_EXPIRED,
+        insurance_expires_on=date.today() - timedelta(days=2),
+    )
     client.force_login(driver.user)
     assert "Upload the renewed document" in client.get(f"{JOIN}/status/").content.decode()
-    data = documents_data(license_number=driver.license_number, license_expires_on=driver.license_expires_on,
-                          license_document=None, insurance_document=None)
+    data = documents_data(
+        license_number=driver.license_number,
+        license_expires_on=driver.license_expires_on,
+        license_document=None,
+        insurance_document=None,
+    )
     # a new date without the new document is refused
     response = client.post(f"{JOIN}/documents/", data)
     assert response.status_code == 400
@@ -723,8 +792,12 @@ def test_ops_asks_for_a_document_again_and_the_driver_uploads_it(client):
     screening_request_documents(case=case, actor=UserFactory(is_staff=True), note="The license photo is blurry.")
     page = client.get(f"{JOIN}/status/").content.decode()
     assert "We need a document from you again" in page and "The license photo is blurry." in page
-    data = documents_data(license_number=driver.license_number, license_expires_on=driver.license_expires_on,
-                          insurance_expires_on=driver.insurance_expires_on, insurance_document=None)
+    data = documents_data(
+        license_number=driver.license_number,
+        license_expires_on=driver.license_expires_on,
+        insurance_expires_on=driver.insurance_expires_on,
+        insurance_document=None,
+    )
     response = client.post(f"{JOIN}/documents/", data)
     assert response.status_code == 302
     case.refresh_from_db()
@@ -735,8 +808,13 @@ def test_a_driver_disputes_the_report_from_the_status_page(client):
     driver = complete_applicant(status=Driver.Status.SCREENING)
     now = timezone.now()
     case = ScreeningCase.objects.create(
-        driver=driver, status=ScreeningCase.Status.PRE_ADVERSE_NOTICE, submitted_at=now, decided_at=now,
-        pre_adverse_sent_at=now, dispute_deadline_at=now + timedelta(days=7), result_summary="A 2019 conviction.",
+        driver=driver,
+        status=ScreeningCase.Status.PRE_ADVERSE_NOTICE,
+        submitted_at=now,
+        decided_at=now,
+        pre_adverse_sent_at=now,
+        dispute_deadline_at=now + timedelta(days=7),
+        result_summary="A 2019 conviction.",
     )
     client.force_login(driver.user)
     page = client.get(f"{JOIN}/status/").content.decode()

@@ -40,9 +40,7 @@ def test_driver_can_work_reasons():
         "Your account is suspended: Safety report under review."
     )
     assert "not approved yet (screening)" in driver_can_work(DriverFactory(status="screening"))
-    assert "driver's license expired on" in driver_can_work(
-        DriverFactory(license_expires_on=today - timedelta(days=3))
-    )
+    assert "driver's license expired on" in driver_can_work(DriverFactory(license_expires_on=today - timedelta(days=3)))
     assert "insurance expired on" in driver_can_work(DriverFactory(insurance_expires_on=today - timedelta(days=1)))
     assert "no insurance on file" in driver_can_work(DriverFactory(insurance_expires_on=None))
     # valid through the expiry day
@@ -54,7 +52,10 @@ def test_driver_can_work_reasons():
 
 def _route_args(**over) -> dict:
     args = {
-        "origin_lat": O_LAT, "origin_lng": LNG, "dest_lat": D_LAT, "dest_lng": LNG,
+        "origin_lat": O_LAT,
+        "origin_lng": LNG,
+        "dest_lat": D_LAT,
+        "dest_lng": LNG,
         "max_detour_meters": 5000,
     }
     return {**args, **over}
@@ -67,8 +68,9 @@ def test_route_set_replaces_the_active_route(driver):
     # the same route again: nothing changes
     assert route_set(driver=driver, **_route_args()).pk == first.pk
     # a new one replaces it in the same transaction
-    second = route_set(driver=driver, **_route_args(max_detour_meters=8000,
-                                                  arrive_by=timezone.now() + timedelta(hours=2)))
+    second = route_set(
+        driver=driver, **_route_args(max_detour_meters=8000, arrive_by=timezone.now() + timedelta(hours=2))
+    )
     assert second.pk != first.pk
     assert list(Route.objects.filter(driver=driver, is_active=True)) == [second]
     first.refresh_from_db()
@@ -122,8 +124,10 @@ def test_route_set_bounds_are_inclusive(driver):
 @pytest.mark.django_db
 def test_route_times_within_the_horizon_are_kept(driver):
     now = timezone.now()
-    route = route_set(driver=driver, **_route_args(leave_after=now - timedelta(hours=23),
-                                                  arrive_by=now + timedelta(days=13, hours=23)))
+    route = route_set(
+        driver=driver,
+        **_route_args(leave_after=now - timedelta(hours=23), arrive_by=now + timedelta(days=13, hours=23)),
+    )
     assert route.leave_after == now - timedelta(hours=23)
 
 
@@ -301,8 +305,15 @@ def test_online_driver_within_reach_of_the_store():
     batch = batch_on_meridian(store, "36.180000")
     near, far = DriverFactory(is_online=True), DriverFactory(is_online=True)
     for driver, k in ((near, KM_2_0), (far, KM_2_0 - 1)):
-        RouteFactory(driver=driver, mode=Route.Mode.ONLINE, origin_lat=O_LAT, origin_lng=LNG,
-                     dest_lat=None, dest_lng=None, max_detour_meters=k)
+        RouteFactory(
+            driver=driver,
+            mode=Route.Mode.ONLINE,
+            origin_lat=O_LAT,
+            origin_lng=LNG,
+            dest_lat=None,
+            dest_lng=None,
+            max_detour_meters=k,
+        )
     matches = route_matches_for(batch, now=timezone.now(), limit=10)
     assert [(d.pk, w["pickup_m"], w["detour_m"], w["mode"]) for d, w in matches] == [
         (near.pk, KM_2_0, KM_2_0, "online")
@@ -330,8 +341,9 @@ def test_route_matches_exclude_offline_busy_offered_ineligible_and_other_zones()
     for r in (offline, busy, offered, expired, elsewhere):
         assert r.driver_id not in ids
     # the board's draw asks about one claimant, offline or offered before
-    judged = route_matches_for(batch, now=timezone.now(), limit=None, drivers=[offered.driver, offline.driver],
-                               include_offered=True)
+    judged = route_matches_for(
+        batch, now=timezone.now(), limit=None, drivers=[offered.driver, offline.driver], include_offered=True
+    )
     assert {d.pk for d, _ in judged} == {offered.driver_id, offline.driver_id}
 
 
@@ -342,8 +354,12 @@ def test_route_matches_rank_by_fairness_when_the_fit_is_equal():
     now = timezone.now()
     busy_today = trip(DriverFactory(is_online=True, online_since=now - timedelta(hours=2)), k=1000)
     for _ in range(2):
-        BatchFactory(status=Batch.Status.COMPLETED, driver=busy_today.driver, assigned_at=now - timedelta(hours=1),
-                     closed_at=now - timedelta(minutes=50))
+        BatchFactory(
+            status=Batch.Status.COMPLETED,
+            driver=busy_today.driver,
+            assigned_at=now - timedelta(hours=1),
+            closed_at=now - timedelta(minutes=50),
+        )
     idle_long = trip(DriverFactory(is_online=True, online_since=now - timedelta(minutes=50)), k=1000)
     idle_short = trip(DriverFactory(is_online=True, online_since=now - timedelta(minutes=5)), k=1000)
     matches = route_matches_for(batch, now=now, limit=2)
@@ -362,8 +378,14 @@ def test_route_matches_prefer_the_smaller_detour():
     batch = batch_on_meridian(store, "36.180000")
     on_the_way = trip(k=10_000)  # detour 5782 m from O
     nearer = DriverFactory(is_online=True, online_since=on_the_way.driver.online_since)
-    RouteFactory(driver=nearer, origin_lat=Decimal("36.080000"), origin_lng=LNG, dest_lat=Decimal("36.180000"),
-                 dest_lng=LNG, max_detour_meters=10_000)  # starts at the store, ends at the stop: detour 0
+    RouteFactory(
+        driver=nearer,
+        origin_lat=Decimal("36.080000"),
+        origin_lng=LNG,
+        dest_lat=Decimal("36.180000"),
+        dest_lng=LNG,
+        max_detour_meters=10_000,
+    )  # starts at the store, ends at the stop: detour 0
     matches = route_matches_for(batch, now=timezone.now(), limit=None)
     assert [d.pk for d, _ in matches] == [nearer.pk, on_the_way.driver_id]
     assert [w["detour_m"] for _, w in matches] == [0, 5782]
@@ -410,15 +432,22 @@ def test_slot_holders_fewest_batches_today_then_longest_idle():
     batch = batch_on_meridian(store, "36.180000")
     slot = DeliverySlotFactory(store=store, starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=1))
     worked = SlotClaimFactory(slot=slot, status=SlotClaim.Status.CHECKED_IN, checked_in_at=now - timedelta(minutes=55))
-    BatchFactory(status=Batch.Status.COMPLETED, driver=worked.driver, assigned_at=now - timedelta(minutes=50),
-                 closed_at=now - timedelta(minutes=30))
-    waiting_long = SlotClaimFactory(slot=slot, status=SlotClaim.Status.CHECKED_IN,
-                                    checked_in_at=now - timedelta(minutes=40))
-    waiting_short = SlotClaimFactory(slot=slot, status=SlotClaim.Status.CHECKED_IN,
-                                     checked_in_at=now - timedelta(minutes=10))
+    BatchFactory(
+        status=Batch.Status.COMPLETED,
+        driver=worked.driver,
+        assigned_at=now - timedelta(minutes=50),
+        closed_at=now - timedelta(minutes=30),
+    )
+    waiting_long = SlotClaimFactory(
+        slot=slot, status=SlotClaim.Status.CHECKED_IN, checked_in_at=now - timedelta(minutes=40)
+    )
+    waiting_short = SlotClaimFactory(
+        slot=slot, status=SlotClaim.Status.CHECKED_IN, checked_in_at=now - timedelta(minutes=10)
+    )
     # a driver holding two overlapping slots at the store is listed once
-    other_slot = DeliverySlotFactory(store=store, starts_at=now - timedelta(minutes=30),
-                                     ends_at=now + timedelta(hours=2))
+    other_slot = DeliverySlotFactory(
+        store=store, starts_at=now - timedelta(minutes=30), ends_at=now + timedelta(hours=2)
+    )
     SlotClaimFactory(slot=other_slot, driver=waiting_short.driver)
 
     holders = slot_holders_for(batch, now=now)

@@ -23,7 +23,10 @@ DEG_PER_M = 1 / 111_194.93
 def _slot(minutes_from_now: float, *, capacity: int = 8, claimed: int = 0, hours: int = 2, store=None):
     starts = timezone.now() + timedelta(minutes=minutes_from_now)
     return DeliverySlotFactory(
-        starts_at=starts, ends_at=starts + timedelta(hours=hours), capacity=capacity, claimed=claimed,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=hours),
+        capacity=capacity,
+        claimed=claimed,
         **({"store": store} if store else {}),
     )
 
@@ -231,8 +234,10 @@ def test_check_in_just_inside_and_outside_250_m(driver, other_driver):
     slot = _slot(10)
     inside = slot_claim(driver=driver, slot=slot)
     outside = slot_claim(driver=other_driver, slot=slot)
-    assert slot_check_in(claim=inside, driver=driver, lat=_north_of_store(slot.store, 245)[0],
-                         lng=slot.store.lng).status == SlotClaim.Status.CHECKED_IN
+    assert (
+        slot_check_in(claim=inside, driver=driver, lat=_north_of_store(slot.store, 245)[0], lng=slot.store.lng).status
+        == SlotClaim.Status.CHECKED_IN
+    )
     lat, lng = _north_of_store(slot.store, 300)
     with pytest.raises(DomainError) as err:
         slot_check_in(claim=outside, driver=other_driver, lat=lat, lng=lng)
@@ -318,8 +323,9 @@ def test_no_show_release_frees_the_seat_once(driver):
 @pytest.mark.django_db
 def test_no_show_release_leaves_checked_in_and_not_yet_due_claims(driver, other_driver):
     started = _slot(-20, claimed=1)
-    checked_in = SlotClaimFactory(driver=driver, slot=started, status=SlotClaim.Status.CHECKED_IN,
-                                  checked_in_at=timezone.now())
+    checked_in = SlotClaimFactory(
+        driver=driver, slot=started, status=SlotClaim.Status.CHECKED_IN, checked_in_at=timezone.now()
+    )
     upcoming = _slot(5, claimed=1)
     not_due = SlotClaimFactory(driver=other_driver, slot=upcoming)
     assert slot_release_no_show(claim_id=checked_in.pk) is False

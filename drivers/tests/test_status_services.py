@@ -61,8 +61,11 @@ def test_suspension_takes_the_driver_offline(ops_user):
     driver = DriverFactory(is_online=True, online_since=timezone.now())
     # when ops suspends them for expired documents
     result = driver_set_status(
-        driver=driver, to=Driver.Status.SUSPENDED, actor=ops_user,
-        reason_code=Driver.ReasonCode.DOCUMENTS_EXPIRED, note="insurance expired",
+        driver=driver,
+        to=Driver.Status.SUSPENDED,
+        actor=ops_user,
+        reason_code=Driver.ReasonCode.DOCUMENTS_EXPIRED,
+        note="insurance expired",
     )
     # then they are offline, the reason is on the driver and on the event
     assert result.changed

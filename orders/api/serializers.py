@@ -68,9 +68,7 @@ class WindowSerializer(serializers.Serializer):
         if start > now + MAX_AHEAD:
             raise serializers.ValidationError({"start": "The delivery window must start within 14 days."})
         if not MIN_WINDOW <= end - start <= MAX_WINDOW:
-            raise serializers.ValidationError(
-                {"end": "A delivery window lasts between 15 minutes and 6 hours."}
-            )
+            raise serializers.ValidationError({"end": "A delivery window lasts between 15 minutes and 6 hours."})
         return attrs
 
 
@@ -85,7 +83,10 @@ class OrderIntakeSerializer(serializers.Serializer):
     delivery_window = WindowSerializer()
     totes = StrictIntegerField(min_value=1, max_value=30)
     weight_lb = RoundedDecimalField(
-        max_digits=6, decimal_places=1, min_value=Decimal("0.1"), max_value=Decimal("500"),
+        max_digits=6,
+        decimal_places=1,
+        min_value=Decimal("0.1"),
+        max_value=Decimal("500"),
         help_text="Pounds, 0.1 to 500; kept to one decimal.",
     )
     items_count = StrictIntegerField(min_value=1, max_value=500)
@@ -142,9 +143,24 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = [
-            "id", "store", "external_id", "status", "tracking_url", "customer", "address", "delivery_window",
-            "totes", "weight_lb", "items_count", "is_heavy", "contains_alcohol", "tip_cents", "notes",
-            "cancel_reason", "created_at", "status_changed_at",
+            "id",
+            "store",
+            "external_id",
+            "status",
+            "tracking_url",
+            "customer",
+            "address",
+            "delivery_window",
+            "totes",
+            "weight_lb",
+            "items_count",
+            "is_heavy",
+            "contains_alcohol",
+            "tip_cents",
+            "notes",
+            "cancel_reason",
+            "created_at",
+            "status_changed_at",
         ]
 
     def get_tracking_url(self, order: Order) -> str:
@@ -157,8 +173,13 @@ class OrderSerializer(serializers.ModelSerializer):
 
     def get_address(self, order: Order) -> dict:
         return {
-            "line1": order.address_line1, "line2": order.address_line2, "city": order.city, "state": order.state,
-            "postal_code": order.postal_code, "lat": str(order.lat), "lng": str(order.lng),
+            "line1": order.address_line1,
+            "line2": order.address_line2,
+            "city": order.city,
+            "state": order.state,
+            "postal_code": order.postal_code,
+            "lat": str(order.lat),
+            "lng": str(order.lng),
         }
 
     def get_delivery_window(self, order: Order) -> dict:

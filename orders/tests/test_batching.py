@@ -20,11 +20,16 @@ def generated(n, seed, *, spread_min=120, max_totes=6):
     orders = []
     for i in range(n):
         ws = t0 + timedelta(minutes=rng.randrange(0, spread_min + 1, 15))
-        orders.append(SimpleNamespace(
-            pk=i + 1, lat=STORE.lat + rng.uniform(-0.07, 0.07), lng=STORE.lng + rng.uniform(-0.09, 0.09),
-            totes=rng.randint(1, max_totes), window_start=ws,
-            window_end=ws + timedelta(minutes=rng.choice([45, 60, 120])),
-        ))
+        orders.append(
+            SimpleNamespace(
+                pk=i + 1,
+                lat=STORE.lat + rng.uniform(-0.07, 0.07),
+                lng=STORE.lng + rng.uniform(-0.09, 0.09),
+                totes=rng.randint(1, max_totes),
+                window_start=ws,
+                window_end=ws + timedelta(minutes=rng.choice([45, 60, 120])),
+            )
+        )
     return t0, orders
 
 
@@ -61,20 +66,22 @@ def test_capacity_stops_and_windows_hold(seed):
 
 def test_unservable_orders_are_reported_not_squeezed_in():
     t0, orders = generated(6, 7)
-    too_big = SimpleNamespace(pk=99, lat=36.16, lng=-86.78, totes=30, window_start=t0,
-                              window_end=t0 + timedelta(hours=2))
-    too_far_too_soon = SimpleNamespace(pk=98, lat=36.60, lng=-86.20, totes=1, window_start=t0,
-                                       window_end=t0 + timedelta(minutes=10))
-    proposal = propose_batches(store=STORE, orders=[*orders, too_big, too_far_too_soon], max_totes=20,
-                               max_stops=5, time_limit_s=1, start=t0)
+    too_big = SimpleNamespace(
+        pk=99, lat=36.16, lng=-86.78, totes=30, window_start=t0, window_end=t0 + timedelta(hours=2)
+    )
+    too_far_too_soon = SimpleNamespace(
+        pk=98, lat=36.60, lng=-86.20, totes=1, window_start=t0, window_end=t0 + timedelta(minutes=10)
+    )
+    proposal = propose_batches(
+        store=STORE, orders=[*orders, too_big, too_far_too_soon], max_totes=20, max_stops=5, time_limit_s=1, start=t0
+    )
     assert set(proposal.unassigned) == {98, 99}
     assert all(98 not in b.order_ids and 99 not in b.order_ids for b in proposal.batches)
 
 
 def test_route_distance_includes_the_drive_back():
     t0 = timezone.now()
-    one = SimpleNamespace(pk=1, lat=36.20, lng=-86.79, totes=1, window_start=t0,
-                          window_end=t0 + timedelta(hours=3))
+    one = SimpleNamespace(pk=1, lat=36.20, lng=-86.79, totes=1, window_start=t0, window_end=t0 + timedelta(hours=3))
     proposal = propose_batches(store=STORE, orders=[one], max_totes=20, max_stops=5, time_limit_s=0.2, start=t0)
     leg = geo.distance_m(geo.Point.of(STORE.lat, STORE.lng), geo.Point.of(one.lat, one.lng))
     assert proposal.batches[0].route_meters == 2 * leg

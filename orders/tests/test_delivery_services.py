@@ -69,8 +69,9 @@ def test_check_in_after_pickup_and_on_another_drivers_batch(store, driver, other
 # --- pickup: the "on the way" emails -------------------------------------------------
 
 
-def test_handoff_owes_one_on_the_way_email_per_order_sent_after_commit(store, driver,
-                                                                      django_capture_on_commit_callbacks):
+def test_handoff_owes_one_on_the_way_email_per_order_sent_after_commit(
+    store, driver, django_capture_on_commit_callbacks
+):
     batch, stops = make_batch(store, driver, picked_up=False)
     services.batch_driver_arrived(batch=batch, driver=driver)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -162,7 +163,9 @@ def test_deliver_at_a_pending_next_stop_arrives_implicitly(store, driver):
     _, (first, _) = make_batch(store, driver)
     services.stop_deliver(stop=first, driver=driver, photo=jpeg())
     assert [(e.from_status, e.to_status) for e in first.events.all()] == [
-        ("pending", "arrived"), ("arrived", "delivered")]
+        ("pending", "arrived"),
+        ("arrived", "delivered"),
+    ]
     assert first.arrived_at and first.delivered_at
     assert first.events.last().reason == "delivered (the phone sent no location)"
 
@@ -196,11 +199,15 @@ def test_delivering_out_of_order_changes_nothing(store, driver, media_root):
     assert snapshot(batch) == before and stored_files(media_root) == []
 
 
-@pytest.mark.parametrize(("photo", "code"), [
-    (None, "photo_required"),
-    (pdf_named_jpg, "not_an_image"),
-    (lambda: SimpleUploadedFile("door.jpg", b"just text\n" * 50, content_type="image/jpeg"), "not_an_image"),
-], ids=["missing", "pdf", "text"])
+@pytest.mark.parametrize(
+    ("photo", "code"),
+    [
+        (None, "photo_required"),
+        (pdf_named_jpg, "not_an_image"),
+        (lambda: SimpleUploadedFile("door.jpg", b"just text\n" * 50, content_type="image/jpeg"), "not_an_image"),
+    ],
+    ids=["missing", "pdf", "text"],
+)
 def test_a_bad_photo_is_refused_and_changes_nothing(store, driver, media_root, photo, code):
     batch, (first, _) = make_batch(store, driver)
     services.stop_arrive(stop=first, driver=driver)
@@ -258,9 +265,11 @@ def evening():
 def test_alcohol_without_the_id_check_is_refused_and_changes_nothing(store, driver, media_root):
     batch, (first, _) = make_batch(store, driver, alcohol=True)
     before = snapshot(batch)
-    for kwargs, missing in [({}, {"id_birth_date", "id_photo"}),
-                            ({"id_birth_date": date(1990, 1, 1)}, {"id_photo"}),
-                            ({"id_photo": jpeg("id.jpg")}, {"id_birth_date"})]:
+    for kwargs, missing in [
+        ({}, {"id_birth_date", "id_photo"}),
+        ({"id_birth_date": date(1990, 1, 1)}, {"id_photo"}),
+        ({"id_photo": jpeg("id.jpg")}, {"id_birth_date"}),
+    ]:
         with pytest.raises(DomainError) as err:
             services.stop_deliver(stop=first, driver=driver, photo=jpeg(), **kwargs)
         assert err.value.status_code == 400 and err.value.code == "id_required"
@@ -273,8 +282,9 @@ def test_alcohol_to_someone_under_21_is_refused_and_changes_nothing(store, drive
     batch, (first, _) = make_batch(store, driver, alcohol=True)
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:  # born 20 years ago
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2005, 6, 14),
-                              id_photo=jpeg("id.jpg"))
+        services.stop_deliver(
+            stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2005, 6, 14), id_photo=jpeg("id.jpg")
+        )
     assert err.value.status_code == 400 and err.value.code == "under_21"
     assert snapshot(batch) == before and stored_files(media_root) == []
 
@@ -282,16 +292,18 @@ def test_alcohol_to_someone_under_21_is_refused_and_changes_nothing(store, drive
 def test_a_birth_date_in_the_future_is_refused(store, driver):
     _, (first, _) = make_batch(store, driver, alcohol=True)
     with pytest.raises(DomainError) as err:
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2999, 1, 1),
-                              id_photo=jpeg("id.jpg"))
+        services.stop_deliver(
+            stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2999, 1, 1), id_photo=jpeg("id.jpg")
+        )
     assert err.value.code == "bad_birth_date"
 
 
 def test_21_today_in_the_stores_timezone_is_accepted(store, driver, evening):
     # born 14 June 2004: 21 today in Nashville (it is 15 June only in UTC)
     _, (first, _) = make_batch(store, driver, alcohol=True)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 14),
-                          id_photo=jpeg("id.jpg"))
+    services.stop_deliver(
+        stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 14), id_photo=jpeg("id.jpg")
+    )
     first.refresh_from_db()
     assert first.status == Stop.Status.DELIVERED
     assert first.id_checked is True and first.id_birth_date == date(2004, 6, 14)
@@ -305,16 +317,18 @@ def test_21_tomorrow_in_the_stores_timezone_is_under_21(store, driver, evening):
     batch, (first, _) = make_batch(store, driver, alcohol=True)
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 15),
-                              id_photo=jpeg("id.jpg"))
+        services.stop_deliver(
+            stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 15), id_photo=jpeg("id.jpg")
+        )
     assert err.value.code == "under_21"
     assert snapshot(batch) == before
 
 
 def test_an_id_photo_on_an_order_without_alcohol_is_not_kept(store, driver):
     _, (first, _) = make_batch(store, driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(1990, 1, 1),
-                          id_photo=jpeg("id.jpg"))
+    services.stop_deliver(
+        stop=first, driver=driver, photo=jpeg(), id_birth_date=date(1990, 1, 1), id_photo=jpeg("id.jpg")
+    )
     first.refresh_from_db()
     assert first.status == Stop.Status.DELIVERED
     assert not first.id_photo and first.id_checked is False and first.id_birth_date is None
@@ -324,8 +338,9 @@ def test_the_refusal_path_after_a_failed_id_check(store, driver):
     _, (first, _) = make_batch(store, driver, alcohol=True)
     services.stop_arrive(stop=first, driver=driver)
     with pytest.raises(DomainError):
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date.today(),
-                              id_photo=jpeg("id.jpg"))
+        services.stop_deliver(
+            stop=first, driver=driver, photo=jpeg(), id_birth_date=date.today(), id_photo=jpeg("id.jpg")
+        )
     services.stop_fail(stop=first, driver=driver, reason="refused_alcohol")
     first.refresh_from_db()
     assert first.status == Stop.Status.FAILED and first.failure_reason == "refused_alcohol"
@@ -449,8 +464,9 @@ def test_the_whole_trip(store, driver):
     services.batch_complete(batch=batch, driver=driver)
     assert batch.status == Batch.Status.RETURNING
     assert [s.status for s in batch.stops.order_by("sequence")] == ["delivered", "failed", "delivered"]
-    assert list(Order.objects.filter(stops__batch=batch).order_by("stops__sequence")
-                .values_list("status", flat=True)) == ["delivered", "undeliverable", "delivered"]
+    assert list(
+        Order.objects.filter(stops__batch=batch).order_by("stops__sequence").values_list("status", flat=True)
+    ) == ["delivered", "undeliverable", "delivered"]
 
 
 def test_no_photo_is_left_behind_when_the_delivery_fails_late(store, driver, media_root):

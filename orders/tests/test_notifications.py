@@ -47,8 +47,13 @@ def denver(db):
 
     from stores.tests.factories import ZoneFactory
 
-    return ZoneFactory(name="Denver", slug="denver", timezone="America/Denver",
-                       center_lat=Decimal("39.7392"), center_lng=Decimal("-104.9903"))
+    return ZoneFactory(
+        name="Denver",
+        slug="denver",
+        timezone="America/Denver",
+        center_lat=Decimal("39.7392"),
+        center_lng=Decimal("-104.9903"),
+    )
 
 
 def send(order_id: int, kind: str) -> str:

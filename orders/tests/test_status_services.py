@@ -31,7 +31,10 @@ def draft_with_a_stop() -> Batch:
 
 def _set(kind: str, obj, to: str, **kwargs):
     service = {
-        "order": order_set_status, "batch": batch_set_status, "stop": stop_set_status, "offer": offer_set_status
+        "order": order_set_status,
+        "batch": batch_set_status,
+        "stop": stop_set_status,
+        "offer": offer_set_status,
     }[kind]
     return service(**{kind: obj}, to=to, **kwargs)
 
@@ -155,8 +158,11 @@ def test_batch_lifecycle_stamps_each_timestamp(driver, ops_user):
             assert batch.driver == driver
     events = list(batch.events.values_list("from_status", "to_status"))
     assert events == [
-        ("draft", "published"), ("published", "assigned"), ("assigned", "at_store"),
-        ("at_store", "picked_up"), ("picked_up", "completed"),
+        ("draft", "published"),
+        ("published", "assigned"),
+        ("assigned", "at_store"),
+        ("at_store", "picked_up"),
+        ("picked_up", "completed"),
     ]
 
 
@@ -211,8 +217,9 @@ def test_batch_forbidden_transition_stamps_nothing():
 def test_stop_delivery_records_where_and_when(ops_user):
     stop = StopFactory()
     now = timezone.now()
-    stop_set_status(stop=stop, to=Stop.Status.ARRIVED, lat=Decimal("36.1"), lng=Decimal("-86.7"),
-                    updates={"arrived_at": now})
+    stop_set_status(
+        stop=stop, to=Stop.Status.ARRIVED, lat=Decimal("36.1"), lng=Decimal("-86.7"), updates={"arrived_at": now}
+    )
     stop_set_status(stop=stop, to=Stop.Status.DELIVERED, updates={"delivered_at": now + timedelta(minutes=2)})
     assert stop.arrived_at == now
     assert stop.delivered_at == now + timedelta(minutes=2)

@@ -57,8 +57,13 @@ def _media(settings, tmp_path):
 
 @pytest.fixture
 def denver(db):
-    return ZoneFactory(name="Denver", slug="denver", timezone="America/Denver",
-                       center_lat=Decimal("39.7392"), center_lng=Decimal("-104.9903"))
+    return ZoneFactory(
+        name="Denver",
+        slug="denver",
+        timezone="America/Denver",
+        center_lat=Decimal("39.7392"),
+        center_lng=Decimal("-104.9903"),
+    )
 
 
 def page(client, order: Order, **extra):
@@ -120,7 +125,9 @@ def test_received_shows_the_window_in_the_store_zone_and_no_driver(client, denve
     # then: received now, the delivery window as the estimate, in Denver time (not Chicago's)
     assert state["status"] == "received" and state["headline"] == "We have your order"
     assert steps(state) == {
-        "received": ("current", "12:00 PM"), "preparing": ("todo", ""), "on_the_way": ("todo", ""),
+        "received": ("current", "12:00 PM"),
+        "preparing": ("todo", ""),
+        "on_the_way": ("todo", ""),
         "delivered": ("todo", ""),
     }
     assert state["eta"]["kind"] == "window" and state["eta"]["text"] == "3:00 PM – 5:00 PM"
@@ -150,7 +157,9 @@ def test_assigned_shows_first_name_and_vehicle_but_never_a_position_before_picku
     # then they see who is coming in what car, still "preparing", and no position
     assert state["status"] == "ready" and state["status_label"] == "Preparing"
     assert state["driver"] == {
-        "first_name": "Dana", "vehicle": "Blue Toyota Corolla", "text": "Dana will pick up your order at the store.",
+        "first_name": "Dana",
+        "vehicle": "Blue Toyota Corolla",
+        "text": "Dana will pick up your order at the store.",
     }
     assert state["position"] is None
     assert "Dana" in html and "Blue Toyota Corolla" in html
@@ -321,7 +330,7 @@ def test_status_json_mirrors_the_page(client, denver, stage):
         shown += [step["label"], step["time"]]
     for text in shown:
         assert escape(text) in html, text
-    assert ('hidden' not in html.split('id="trk-map-card"')[1].split(">")[0]) == (state["position"] is not None)
+    assert ("hidden" not in html.split('id="trk-map-card"')[1].split(">")[0]) == (state["position"] is not None)
     assert_private(html, raw, trip, me=me)
 
 

@@ -47,8 +47,9 @@ SUBJECTS = {
 }
 
 
-def notice_create(*, driver, kind: str, key: str, case: ScreeningCase | None = None,
-                  context: dict | None = None) -> bool:
+def notice_create(
+    *, driver, kind: str, key: str, case: ScreeningCase | None = None, context: dict | None = None
+) -> bool:
     """Owe `driver` the email `kind` once per `key`; it is sent after the current transaction
     commits. Returns whether the notice is new (False: it existed, nothing queued)."""
     notice, created = DriverNotice.objects.get_or_create(

@@ -69,8 +69,16 @@ def _local(moment) -> str:
     return f"{local:%A, %B} {local.day}, {local.year} at {local:%-I:%M %p %Z}"
 
 
-def _move(case: ScreeningCase, *, to: str, actor=None, reason: str = "", source: str = "",
-          updates: dict | None = None, extra_filter: dict | None = None) -> TransitionResult:
+def _move(
+    case: ScreeningCase,
+    *,
+    to: str,
+    actor=None,
+    reason: str = "",
+    source: str = "",
+    updates: dict | None = None,
+    extra_filter: dict | None = None,
+) -> TransitionResult:
     return transition(
         case,
         to=to,
@@ -159,15 +167,22 @@ def screening_submit(*, driver: Driver) -> ScreeningCase:
             case = ScreeningCase.objects.create(driver=driver)
         if case.status == Status.PENDING_DOCUMENTS:
             first = case.submitted_at is None
-            _move(case, to=Status.IN_REVIEW, actor=driver.user, source="driver",
-                  reason="application submitted" if first else "documents uploaded again",
-                  updates={"submitted_at": case.submitted_at or timezone.now()})
+            _move(
+                case,
+                to=Status.IN_REVIEW,
+                actor=driver.user,
+                source="driver",
+                reason="application submitted" if first else "documents uploaded again",
+                updates={"submitted_at": case.submitted_at or timezone.now()},
+            )
             if first:
-                notice_create(driver=driver, case=case, kind=Kind.SCREENING_UNDER_REVIEW,
-                              key=f"screening_under_review:{case.pk}")
+                notice_create(
+                    driver=driver, case=case, kind=Kind.SCREENING_UNDER_REVIEW, key=f"screening_under_review:{case.pk}"
+                )
         if driver.status == Driver.Status.APPLICANT:
-            driver_set_status(driver=driver, to=Driver.Status.SCREENING, actor=driver.user,
-                              note="application submitted for screening")
+            driver_set_status(
+                driver=driver, to=Driver.Status.SCREENING, actor=driver.user, note="application submitted for screening"
+            )
         if not driver.contractor_id:
             queue_on_commit(tasks.enrol_contractor, driver.pk)
     return case
@@ -183,8 +198,13 @@ def screening_request_documents(*, case: ScreeningCase, actor, note: str) -> Scr
         result = _move(case, to=Status.PENDING_DOCUMENTS, actor=_user(actor), source="ops", reason=note)
         if result.changed:
             n = case.events.filter(to_status=Status.PENDING_DOCUMENTS).count()
-            notice_create(driver=case.driver, case=case, kind=Kind.SCREENING_DOCUMENTS_NEEDED,
-                          key=f"screening_documents_needed:{case.pk}:{n}", context={"note": note})
+            notice_create(
+                driver=case.driver,
+                case=case,
+                kind=Kind.SCREENING_DOCUMENTS_NEEDED,
+                key=f"screening_documents_needed:{case.pk}:{n}",
+                context={"note": note},
+            )
     return case
 
 
@@ -203,39 +223,67 @@ def screening_record_result(
     webhook).
     """
     if result not in RESULTS:
-        raise DomainError(f"A screening result is one of: {', '.join(RESULTS)}.", code="invalid_result",
-                          fields={"result": list(RESULTS)})
+        raise DomainError(
+            f"A screening result is one of: {', '.join(RESULTS)}.",
+            code="invalid_result",
+            fields={"result": list(RESULTS)},
+        )
     if source not in ScreeningCase.Source.values:
         raise DomainError("The source of a result is ops or provider.", code="invalid_source")
     summary = (summary or "").strip()
     case = ScreeningCase.objects.select_related("driver").get(pk=case.pk)
     target = Status.CLEAR if result == "clear" else Status.CONSIDER
     if case.status != Status.IN_REVIEW:
-        adverse_path = (Status.CONSIDER, Status.PRE_ADVERSE_NOTICE, Status.DISPUTED, Status.FINAL_ADVERSE,
-                        Status.CLEARED_AFTER_DISPUTE)
+        adverse_path = (
+            Status.CONSIDER,
+            Status.PRE_ADVERSE_NOTICE,
+            Status.DISPUTED,
+            Status.FINAL_ADVERSE,
+            Status.CLEARED_AFTER_DISPUTE,
+        )
         if case.status == target or (result == "consider" and case.status in adverse_path):
             return case  # already recorded
         if case.status == Status.PENDING_DOCUMENTS:
-            raise InvalidTransition("This case is waiting for the driver's documents; record the result once they "
-                                    "are back in review.", code="documents_pending")
-        raise InvalidTransition(f"This screening is already decided ({case.get_status_display().lower()}); "
-                                f"a {result} result cannot be recorded now.", code="case_decided")
+            raise InvalidTransition(
+                "This case is waiting for the driver's documents; record the result once they are back in review.",
+                code="documents_pending",
+            )
+        raise InvalidTransition(
+            f"This screening is already decided ({case.get_status_display().lower()}); "
+            f"a {result} result cannot be recorded now.",
+            code="case_decided",
+        )
     if result == "consider" and not summary:
-        raise DomainError("The driver gets a copy of what the report found with the pre-adverse notice: "
-                          "enter a summary of the report.", code="summary_required", fields={"summary": ["Required."]})
+        raise DomainError(
+            "The driver gets a copy of what the report found with the pre-adverse notice: "
+            "enter a summary of the report.",
+            code="summary_required",
+            fields={"summary": ["Required."]},
+        )
     now = timezone.now()
     with transaction.atomic():
-        _move(case, to=target, actor=_user(actor), source=source, reason=f"{source}: {result}",
-              updates={"decided_at": now, "decided_by": _user(actor), "result_source": source,
-                       "result_summary": summary})
+        _move(
+            case,
+            to=target,
+            actor=_user(actor),
+            source=source,
+            reason=f"{source}: {result}",
+            updates={"decided_at": now, "decided_by": _user(actor), "result_source": source, "result_summary": summary},
+        )
         if result == "clear":
             _activate_if_screening(case.driver, actor=actor, note="background check clear")
-            notice_create(driver=case.driver, case=case, kind=Kind.SCREENING_CLEARED,
-                          key=f"screening_cleared:{case.pk}")
+            notice_create(
+                driver=case.driver, case=case, kind=Kind.SCREENING_CLEARED, key=f"screening_cleared:{case.pk}"
+            )
         else:
             # The notice's sender moves the case to pre_adverse_notice once it went out.
-            notice_create(driver=case.driver, case=case, kind=Kind.SCREENING_PRE_ADVERSE,
-                          key=f"screening_pre_adverse:{case.pk}", context={"summary": summary})
+            notice_create(
+                driver=case.driver,
+                case=case,
+                kind=Kind.SCREENING_PRE_ADVERSE,
+                key=f"screening_pre_adverse:{case.pk}",
+                context={"summary": summary},
+            )
     case.refresh_from_db()
     return case
 
@@ -256,11 +304,17 @@ def screening_dispute(*, case: ScreeningCase, driver: Driver, text: str) -> Scre
         raise CaseNotFound("No such screening case.")
     text = (text or "").strip()
     if not text:
-        raise DomainError("Tell us what in the report is wrong or incomplete.", code="dispute_text_required",
-                          fields={"text": ["Required."]})
+        raise DomainError(
+            "Tell us what in the report is wrong or incomplete.",
+            code="dispute_text_required",
+            fields={"text": ["Required."]},
+        )
     if len(text) > MAX_DISPUTE_CHARS:
-        raise DomainError(f"Please keep it under {MAX_DISPUTE_CHARS} characters.", code="dispute_text_too_long",
-                          fields={"text": [f"At most {MAX_DISPUTE_CHARS} characters."]})
+        raise DomainError(
+            f"Please keep it under {MAX_DISPUTE_CHARS} characters.",
+            code="dispute_text_too_long",
+            fields={"text": [f"At most {MAX_DISPUTE_CHARS} characters."]},
+        )
     case = ScreeningCase.objects.get(pk=case.pk)
     if case.status == Status.DISPUTED:
         return case
@@ -270,11 +324,17 @@ def screening_dispute(*, case: ScreeningCase, driver: Driver, text: str) -> Scre
     deadline = case.dispute_deadline_at
     assert deadline is not None  # a CHECK constraint: the notice status always has its deadline
     if now >= deadline:
-        raise DomainError(f"The time to dispute ended on {_local(deadline)}.",
-                          code="dispute_window_closed")
+        raise DomainError(f"The time to dispute ended on {_local(deadline)}.", code="dispute_window_closed")
     # The deadline is in the guard too: a dispute and the deadline never both win.
-    _move(case, to=Status.DISPUTED, actor=driver.user, source="driver", reason="driver disputed the report",
-          updates={"dispute_text": text, "disputed_at": now}, extra_filter={"dispute_deadline_at__gt": now})
+    _move(
+        case,
+        to=Status.DISPUTED,
+        actor=driver.user,
+        source="driver",
+        reason="driver disputed the report",
+        updates={"dispute_text": text, "disputed_at": now},
+        extra_filter={"dispute_deadline_at__gt": now},
+    )
     return case
 
 
@@ -293,11 +353,15 @@ def screening_final_decision(*, case: ScreeningCase, actor, uphold: bool, note: 
     if case.status == target:
         return case
     if case.status == Status.CONSIDER:
-        raise InvalidTransition("The pre-adverse notice has not gone out yet; the waiting period starts when it "
-                                "has.", code="notice_not_sent")
+        raise InvalidTransition(
+            "The pre-adverse notice has not gone out yet; the waiting period starts when it has.",
+            code="notice_not_sent",
+        )
     if case.status not in (Status.PRE_ADVERSE_NOTICE, Status.DISPUTED):
-        raise InvalidTransition(f"There is no adverse decision pending on this case "
-                                f"({case.get_status_display().lower()}).", code="nothing_to_decide")
+        raise InvalidTransition(
+            f"There is no adverse decision pending on this case ({case.get_status_display().lower()}).",
+            code="nothing_to_decide",
+        )
     now = timezone.now()
     extra_filter = None
     if uphold and case.status == Status.PRE_ADVERSE_NOTICE:
@@ -312,21 +376,37 @@ def screening_final_decision(*, case: ScreeningCase, actor, uphold: bool, note: 
         extra_filter = {"dispute_deadline_at__lte": now}
     note = (note or "").strip()
     with transaction.atomic():
-        _move(case, to=target, actor=_user(actor), source="ops",
-              reason=note or ("adverse action upheld" if uphold else "reinstated after review"),
-              updates={"final_decision_at": now, "final_decided_by": _user(actor)}, extra_filter=extra_filter)
+        _move(
+            case,
+            to=target,
+            actor=_user(actor),
+            source="ops",
+            reason=note or ("adverse action upheld" if uphold else "reinstated after review"),
+            updates={"final_decision_at": now, "final_decided_by": _user(actor)},
+            extra_filter=extra_filter,
+        )
         if uphold:
             driver = _lock_driver(case.driver_id)
             if driver.status != Driver.Status.DEACTIVATED:
-                driver_set_status(driver=driver, to=Driver.Status.DEACTIVATED, actor=_user(actor),
-                                  reason_code=Driver.ReasonCode.SCREENING_FAILED,
-                                  note=note or "Final adverse action after the background check.")
-            notice_create(driver=driver, case=case, kind=Kind.SCREENING_FINAL_ADVERSE,
-                          key=f"screening_final_adverse:{case.pk}", context={"summary": case.result_summary})
+                driver_set_status(
+                    driver=driver,
+                    to=Driver.Status.DEACTIVATED,
+                    actor=_user(actor),
+                    reason_code=Driver.ReasonCode.SCREENING_FAILED,
+                    note=note or "Final adverse action after the background check.",
+                )
+            notice_create(
+                driver=driver,
+                case=case,
+                kind=Kind.SCREENING_FINAL_ADVERSE,
+                key=f"screening_final_adverse:{case.pk}",
+                context={"summary": case.result_summary},
+            )
         else:
             _activate_if_screening(case.driver, actor=actor, note=note or "cleared after review of the report")
-            notice_create(driver=case.driver, case=case, kind=Kind.SCREENING_CLEARED,
-                          key=f"screening_cleared:{case.pk}")
+            notice_create(
+                driver=case.driver, case=case, kind=Kind.SCREENING_CLEARED, key=f"screening_cleared:{case.pk}"
+            )
     return case
 
 
@@ -338,8 +418,12 @@ def _document_dates(driver: Driver) -> list[tuple[str, str, date | None]]:
 
 
 def _doc_context(kind: str, label: str, expires: date) -> dict:
-    return {"kind": kind, "label": label, "expires_on": expires.isoformat(),
-            "expires_on_display": f"{expires:%A, %B} {expires.day}, {expires.year}"}
+    return {
+        "kind": kind,
+        "label": label,
+        "expires_on": expires.isoformat(),
+        "expires_on_display": f"{expires:%A, %B} {expires.day}, {expires.year}",
+    }
 
 
 def documents_check_expiry(*, today: date | None = None) -> dict:
@@ -364,10 +448,13 @@ def documents_check_expiry(*, today: date | None = None) -> dict:
                 expires = getattr(driver, field)
                 with transaction.atomic():
                     counts["warned"] += notice_create(
-                        driver=driver, kind=Kind.DOCUMENTS_EXPIRING,
+                        driver=driver,
+                        kind=Kind.DOCUMENTS_EXPIRING,
                         key=f"documents_expiring:{driver.pk}:{kind}:{expires.isoformat()}",
-                        context={"documents": [_doc_context(kind, label, expires)],
-                                 "days_left": (expires - zone_today).days},
+                        context={
+                            "documents": [_doc_context(kind, label, expires)],
+                            "days_left": (expires - zone_today).days,
+                        },
                     )
         expired = in_zone.filter(status=Driver.Status.ACTIVE).filter(
             Q(license_expires_on__lt=zone_today) | Q(insurance_expires_on__lt=zone_today)
@@ -389,12 +476,20 @@ def documents_take_off_duty(*, driver_id: int, today: date) -> bool:
         if driver.status != Driver.Status.ACTIVE or not expired:
             return False
         note = "; ".join(f"{label} expired on {d:%b %d, %Y}" for _kind, label, d in expired)
-        driver_set_status(driver=driver, to=Driver.Status.SUSPENDED, reason_code=Driver.ReasonCode.DOCUMENTS_EXPIRED,
-                          note=note[:1].upper() + note[1:] + ".")
+        driver_set_status(
+            driver=driver,
+            to=Driver.Status.SUSPENDED,
+            reason_code=Driver.ReasonCode.DOCUMENTS_EXPIRED,
+            note=note[:1].upper() + note[1:] + ".",
+        )
         driver_go_offline(driver=driver)  # also ends an online route and drops the position
         key = "documents_expired:{}:{}".format(driver.pk, ":".join(f"{k}={d.isoformat()}" for k, _l, d in expired))
-        notice_create(driver=driver, kind=Kind.DOCUMENTS_EXPIRED, key=key[:128],
-                      context={"documents": [_doc_context(k, label, d) for k, label, d in expired]})
+        notice_create(
+            driver=driver,
+            kind=Kind.DOCUMENTS_EXPIRED,
+            key=key[:128],
+            context={"documents": [_doc_context(k, label, d) for k, label, d in expired]},
+        )
     return True
 
 
@@ -410,8 +505,13 @@ def documents_renewed(*, driver: Driver, actor=None) -> bool:
         driver = _lock_driver(driver.pk)
         waiting = ScreeningCase.objects.filter(driver=driver, status=Status.PENDING_DOCUMENTS).first()
         if waiting is not None and not screening_missing_items(driver=driver):
-            _move(waiting, to=Status.IN_REVIEW, actor=_user(actor) or driver.user, source="driver",
-                  reason="documents uploaded again")
+            _move(
+                waiting,
+                to=Status.IN_REVIEW,
+                actor=_user(actor) or driver.user,
+                source="driver",
+                reason="documents uploaded again",
+            )
         if driver.status != Driver.Status.SUSPENDED or driver.reason_code != Driver.ReasonCode.DOCUMENTS_EXPIRED:
             return False
         today = driver_local_today(driver)

@@ -109,8 +109,9 @@ def verify_signature(body: bytes, header: str, *, secret: str, now: float | None
     timestamp, signatures = _parse_signature_header(header)
     now = time.time() if now is None else now
     if abs(now - timestamp) > TOLERANCE_SECONDS:
-        raise BadRequest(f"Signature timestamp is more than {TOLERANCE_SECONDS} seconds from our clock; "
-                         "sign each delivery afresh.")
+        raise BadRequest(
+            f"Signature timestamp is more than {TOLERANCE_SECONDS} seconds from our clock; sign each delivery afresh."
+        )
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     if not any(hmac.compare_digest(expected, sig.lower()) for sig in signatures):
         raise BadRequest("Signature does not match the body.")
@@ -195,8 +196,9 @@ def _process(payload: dict) -> tuple[str, str]:
                 ScreeningCase.objects.filter(pk=case.pk, status=ScreeningCase.Status.IN_REVIEW).update(
                     **provider_fields
                 )
-            screening_record_result(case=case, result=data["result"], source="provider",
-                                    summary=data.get("summary", ""))
+            screening_record_result(
+                case=case, result=data["result"], source="provider", summary=data.get("summary", "")
+            )
     except DomainError as exc:
         return "ignored", exc.message
     return "processed", f"case {case.ref}"

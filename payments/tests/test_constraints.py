@@ -27,8 +27,14 @@ SNAPSHOT_PARTS = ("base_cents", "stops_cents", "miles_cents", "heavy_cents", "in
 
 
 def _snapshot(**overrides) -> OfferPaySnapshot:
-    parts = {"base_cents": 400, "stops_cents": 300, "miles_cents": 480, "heavy_cents": 0,
-             "incentive_cents": 100, "tip_cents": 500}
+    parts = {
+        "base_cents": 400,
+        "stops_cents": 300,
+        "miles_cents": 480,
+        "heavy_cents": 0,
+        "incentive_cents": 100,
+        "tip_cents": 500,
+    }
     parts.update({k: v for k, v in overrides.items() if k in SNAPSHOT_PARTS})
     total = overrides.get("total_cents", sum(parts.values()))
     return OfferPaySnapshot.objects.create(
@@ -37,8 +43,9 @@ def _snapshot(**overrides) -> OfferPaySnapshot:
 
 
 def _tip(**kwargs) -> Tip:
-    return Tip.objects.create(order=kwargs.pop("order", None) or OrderFactory(), **{
-        "amount_cents": 500, "authorized_cents": 500, **kwargs})
+    return Tip.objects.create(
+        order=kwargs.pop("order", None) or OrderFactory(), **{"amount_cents": 500, "authorized_cents": 500, **kwargs}
+    )
 
 
 # --- PayPolicy -----------------------------------------------------------------------

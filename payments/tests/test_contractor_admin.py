@@ -41,8 +41,11 @@ def run_action(client, action: str, cases, **extra) -> list[tuple[int, str]]:
 
 def test_pages_and_filters_load(client, ops_admin, commit, queued):
     case = submitted(commit)
-    for model, obj in [(ScreeningCase, case), (ScreeningEvent, case.events.first()),
-                       (DriverNotice, DriverNotice.objects.first())]:
+    for model, obj in [
+        (ScreeningCase, case),
+        (ScreeningEvent, case.events.first()),
+        (DriverNotice, DriverNotice.objects.first()),
+    ]:
         assert client.get(url(model, "changelist")).status_code == 200
         assert client.get(url(model, "changelist"), {"q": "1"}).status_code == 200
         assert client.get(url(model, "change", obj.pk)).status_code == 200
@@ -132,8 +135,11 @@ def test_clear_reinstate_and_request_documents_actions(client, ops_admin, commit
         sent = run_action(client, "request_documents", [needs_docs], note="Insurance card is expired.")
     assert (messages.SUCCESS, "1 changed.") in sent
     statuses = {c.pk: c.status for c in ScreeningCase.objects.all()}
-    assert statuses == {cleared.pk: Status.CLEAR, reinstated.pk: Status.CLEARED_AFTER_DISPUTE,
-                        needs_docs.pk: Status.PENDING_DOCUMENTS}
+    assert statuses == {
+        cleared.pk: Status.CLEAR,
+        reinstated.pk: Status.CLEARED_AFTER_DISPUTE,
+        needs_docs.pk: Status.PENDING_DOCUMENTS,
+    }
     assert Driver.objects.get(pk=reinstated.driver_id).status == Driver.Status.ACTIVE
     assert "Insurance card is expired." in mail.outbox[-1].body
 

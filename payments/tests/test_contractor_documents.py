@@ -51,8 +51,9 @@ def run_check(commit) -> dict:
 
 
 def online_driver(**dates):
-    driver = DriverFactory(**{"license_expires_on": FAR, "insurance_expires_on": FAR, **dates},
-                           is_online=True, online_since=NOW)
+    driver = DriverFactory(
+        **{"license_expires_on": FAR, "insurance_expires_on": FAR, **dates}, is_online=True, online_since=NOW
+    )
     RouteFactory(driver=driver, mode=Route.Mode.ONLINE, dest_lat=None, dest_lng=None)
     Location.objects.create(driver=driver, lat=Decimal("36.15"), lng=Decimal("-86.78"))
     return driver
@@ -62,8 +63,12 @@ def test_warning_14_days_ahead_is_sent_once(commit):
     # given a driver whose license expires in exactly 14 days, and others not due
     due = DriverFactory(license_expires_on=TODAY + timedelta(days=14), insurance_expires_on=FAR)
     DriverFactory(license_expires_on=TODAY + timedelta(days=15), insurance_expires_on=FAR)
-    DriverFactory(license_expires_on=TODAY + timedelta(days=3), insurance_expires_on=FAR,
-                  status=Driver.Status.DEACTIVATED, reason_code="fraud")
+    DriverFactory(
+        license_expires_on=TODAY + timedelta(days=3),
+        insurance_expires_on=FAR,
+        status=Driver.Status.DEACTIVATED,
+        reason_code="fraud",
+    )
     # when the beat task runs twice
     assert run_check(commit) == {"warned": 1, "suspended": 0}
     assert run_check(commit) == {"warned": 0, "suspended": 0}
@@ -170,5 +175,8 @@ def test_beat_runs_the_document_check_and_the_screening_sweeper():
     schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
     assert schedule["payments.tasks.check_document_expiry"] <= timedelta(hours=24)
     assert schedule["payments.tasks.sweep_screening"] <= timedelta(minutes=15)
-    assert {"payments.tasks.check_document_expiry", "payments.tasks.sweep_screening",
-            "payments.tasks.enrol_contractor"} <= set(app.tasks)
+    assert {
+        "payments.tasks.check_document_expiry",
+        "payments.tasks.sweep_screening",
+        "payments.tasks.enrol_contractor",
+    } <= set(app.tasks)

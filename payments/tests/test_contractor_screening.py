@@ -36,8 +36,15 @@ def events(case) -> list[tuple[str, str]]:
 def snapshot(case) -> tuple:
     case.refresh_from_db()
     driver = Driver.objects.get(pk=case.driver_id)
-    return (case.status, case.status_changed_at, case.final_decision_at, len(events(case)), driver.status,
-            DriverNotice.objects.filter(driver=driver).count(), len(mail.outbox))
+    return (
+        case.status,
+        case.status_changed_at,
+        case.final_decision_at,
+        len(events(case)),
+        driver.status,
+        DriverNotice.objects.filter(driver=driver).count(),
+        len(mail.outbox),
+    )
 
 
 class FailingEmailBackend(BaseEmailBackend):

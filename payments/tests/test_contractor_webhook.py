@@ -29,16 +29,23 @@ def body_of(event_id="evt_1", type_="screening.completed", **data) -> bytes:
 
 def post(client, body: bytes, *, secret=SECRET, timestamp=None, signature=None):
     timestamp = int(time.time()) if timestamp is None else timestamp
-    headers = {} if signature is False else {
-        "HTTP_X_SPARK_SIGNATURE": signature or sign(body, secret=secret, timestamp=timestamp)
-    }
+    headers = (
+        {}
+        if signature is False
+        else {"HTTP_X_SPARK_SIGNATURE": signature or sign(body, secret=secret, timestamp=timestamp)}
+    )
     return client.post(URL, data=body, content_type="application/json", **headers)
 
 
 def state(case) -> tuple:
     case.refresh_from_db()
-    return (case.status, ScreeningEvent.objects.filter(case=case).count(),
-            Driver.objects.get(pk=case.driver_id).status, WebhookEvent.objects.count(), len(mail.outbox))
+    return (
+        case.status,
+        ScreeningEvent.objects.filter(case=case).count(),
+        Driver.objects.get(pk=case.driver_id).status,
+        WebhookEvent.objects.count(),
+        len(mail.outbox),
+    )
 
 
 def test_signed_clear_result_activates_the_driver(client, commit, queued):
@@ -49,8 +56,12 @@ def test_signed_clear_result_activates_the_driver(client, commit, queued):
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "processed"
     case.refresh_from_db()
-    assert (case.status, case.result_source, case.provider, case.provider_ref) == ("clear", "provider", "acme",
-                                                                                  "rep_42")
+    assert (case.status, case.result_source, case.provider, case.provider_ref) == (
+        "clear",
+        "provider",
+        "acme",
+        "rep_42",
+    )
     assert Driver.objects.get(pk=case.driver_id).status == Driver.Status.ACTIVE
     event = WebhookEvent.objects.get()
     assert (event.source, event.event_id, event.event_type) == ("screening", "evt_1", "screening.completed")
@@ -104,9 +115,13 @@ def test_a_different_event_for_a_decided_case_is_recorded_and_ignored(client, co
     ("make", "message"),
     [
         # tampered: the signature of the original body on a changed body
-        (lambda b: {"body": b.replace(b'"clear"', b'"consider"'), "signature": sign(b, secret=SECRET,
-                                                                                     timestamp=int(time.time()))},
-         "does not match"),
+        (
+            lambda b: {
+                "body": b.replace(b'"clear"', b'"consider"'),
+                "signature": sign(b, secret=SECRET, timestamp=int(time.time())),
+            },
+            "does not match",
+        ),
         (lambda b: {"body": b, "secret": "whsec_someone_else"}, "does not match"),
         (lambda b: {"body": b, "timestamp": int(time.time()) - 301}, "300 seconds"),
         (lambda b: {"body": b, "timestamp": int(time.time()) + 301}, "300 seconds"),
@@ -159,8 +174,11 @@ def test_bad_bodies_are_refused_with_400(client, body, message):
 
 
 def test_unknown_driver_or_case_is_recorded_and_ignored(client):
-    for event_id, data in [("evt_a", {"driver_id": 999999}), ("evt_b", {"case_ref": "scase_999999"}),
-                           ("evt_c", {"case_ref": "elsewhere-7"})]:
+    for event_id, data in [
+        ("evt_a", {"driver_id": 999999}),
+        ("evt_b", {"case_ref": "scase_999999"}),
+        ("evt_c", {"case_ref": "elsewhere-7"}),
+    ]:
         response = post(client, body_of(event_id, result="clear", **data))
         assert response.status_code == 200 and response.json()["status"] == "ignored"
     assert WebhookEvent.objects.count() == 3
@@ -221,14 +239,32 @@ def _good_mac(ts: int) -> str:
         lambda ts: f"t={ts};v1={_good_mac(ts)}",
     ],
     ids=[
-        "empty", "only-commas", "empty-t", "no-v1", "empty-v1", "no-t", "t-5000-digits", "t-40-digits",
-        "t-superscript", "t-arabic-digits", "t-negative", "t-decimal", "t-space", "t-twice", "v1-not-hex",
-        "v1-short", "v1-long", "v1-non-ascii", "part-without-equals", "semicolons",
+        "empty",
+        "only-commas",
+        "empty-t",
+        "no-v1",
+        "empty-v1",
+        "no-t",
+        "t-5000-digits",
+        "t-40-digits",
+        "t-superscript",
+        "t-arabic-digits",
+        "t-negative",
+        "t-decimal",
+        "t-space",
+        "t-twice",
+        "v1-not-hex",
+        "v1-short",
+        "v1-long",
+        "v1-non-ascii",
+        "part-without-equals",
+        "semicolons",
     ],
 )
 def test_any_malformed_signature_header_is_a_400_and_stores_nothing(client, header):
-    response = client.post(URL, data=GOOD_BODY, content_type="application/json",
-                           HTTP_X_SPARK_SIGNATURE=header(int(time.time())))
+    response = client.post(
+        URL, data=GOOD_BODY, content_type="application/json", HTTP_X_SPARK_SIGNATURE=header(int(time.time()))
+    )
     assert response.status_code == 400, response.content
     assert "X-Spark-Signature" in response.json()["detail"]
     assert not WebhookEvent.objects.exists()
@@ -263,8 +299,14 @@ def test_signed_hostile_bodies_are_a_400(client, body, message):
         {"driver_id": "9" * 5000},
         {"driver_id": 10**25},
     ],
-    ids=["ref-5000-digits", "ref-superscript", "ref-25-digits", "driver-superscript", "driver-5000-digits",
-         "driver-25-digits"],
+    ids=[
+        "ref-5000-digits",
+        "ref-superscript",
+        "ref-25-digits",
+        "driver-superscript",
+        "driver-5000-digits",
+        "driver-25-digits",
+    ],
 )
 def test_ids_that_cannot_be_ours_are_recorded_and_ignored(client, data):
     response = post(client, body_of(result="clear", **data))

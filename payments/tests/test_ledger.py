@@ -60,7 +60,8 @@ def test_bad_postings_are_refused_and_write_nothing(amounts, expense, payable, d
     before = _counts()
     with pytest.raises(UnbalancedTransaction):
         ledger_post(
-            idempotency_key="bad:1", kind="test",
+            idempotency_key="bad:1",
+            kind="test",
             entries=[(accounts[i % 3], amount) for i, amount in enumerate(amounts)],
         )
     assert _counts() == before
@@ -68,13 +69,15 @@ def test_bad_postings_are_refused_and_write_nothing(amounts, expense, payable, d
 
 
 def test_same_key_posts_once(expense, payable):
-    first, created = ledger_post(idempotency_key="batch-pay:7", kind="batch_pay",
-                                 entries=[(expense, 500), (payable, -500)])
+    first, created = ledger_post(
+        idempotency_key="batch-pay:7", kind="batch_pay", entries=[(expense, 500), (payable, -500)]
+    )
     assert created
     before = _counts()
     # when settlement runs again (same key, even with different amounts)
-    second, created_again = ledger_post(idempotency_key="batch-pay:7", kind="batch_pay",
-                                        entries=[(expense, 900), (payable, -900)])
+    second, created_again = ledger_post(
+        idempotency_key="batch-pay:7", kind="batch_pay", entries=[(expense, 900), (payable, -900)]
+    )
     # then the first posting stands and nothing new is written
     assert created_again is False
     assert second.pk == first.pk
@@ -162,8 +165,6 @@ def test_ledger_always_balances(postings, driver, other_driver):
             assert ledger_total_cents() == 0
         assert ledger_total_cents() == 0
         assert LedgerTransaction.objects.count() == len(posted)
-        unbalanced = (
-            Entry.objects.values("transaction").annotate(s=Sum("amount_cents")).exclude(s=0).count()
-        )
+        unbalanced = Entry.objects.values("transaction").annotate(s=Sum("amount_cents")).exclude(s=0).count()
         assert unbalanced == 0
         transaction.set_rollback(True)

@@ -4,7 +4,6 @@ Each case imports spark.settings.production in a fresh interpreter with a contro
 environment (nothing inherited but PATH), so the test sees exactly what a deploy would.
 """
 
-
 import pytest
 
 from spark.tests.helpers import _env, _run
@@ -19,14 +18,14 @@ LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; prin
         pytest.param({"DJANGO_SECRET_KEY": "short"}, "at least 50 characters", id="secret-short"),
         pytest.param({"DJANGO_DEBUG": "true"}, "DJANGO_DEBUG must not be on", id="debug-on"),
         pytest.param({"SPARK_PAYMENT_BACKEND": "sandbox"}, "sandbox payment backend is refused", id="sandbox"),
-        pytest.param({"DATABASE_URL": "sqlite:////tmp/spark.sqlite3"}, "DATABASE_URL must be postgres",
-                     id="sqlite"),
+        pytest.param({"DATABASE_URL": "sqlite:////tmp/spark.sqlite3"}, "DATABASE_URL must be postgres", id="sqlite"),
         pytest.param({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS", id="hosts-missing"),
         pytest.param({"REDIS_URL": None}, "REDIS_URL", id="redis-missing"),
         pytest.param({"STRIPE_SECRET_KEY": None}, "STRIPE_SECRET_KEY", id="stripe-key-missing"),
         pytest.param({"STRIPE_WEBHOOK_SECRET": None}, "STRIPE_WEBHOOK_SECRET", id="webhook-secret-missing"),
-        pytest.param({"SPARK_SCREENING_WEBHOOK_SECRET": None}, "SPARK_SCREENING_WEBHOOK_SECRET",
-                     id="screening-secret-missing"),
+        pytest.param(
+            {"SPARK_SCREENING_WEBHOOK_SECRET": None}, "SPARK_SCREENING_WEBHOOK_SECRET", id="screening-secret-missing"
+        ),
         pytest.param({"SPARK_SMS_BACKEND": "console"}, "real SMS provider", id="sms-console"),
     ],
 )

@@ -29,14 +29,18 @@ def _state(order):
 
 def test_allowed_transition_updates_refreshes_and_writes_an_event(ops_user):
     order = OrderFactory()
-    result = _go(order, S.CANCELLED, actor=ops_user, reason="customer called",
-                 updates={"cancel_reason": "customer called"})
+    result = _go(
+        order, S.CANCELLED, actor=ops_user, reason="customer called", updates={"cancel_reason": "customer called"}
+    )
     assert result == TransitionResult(True, S.RECEIVED, S.CANCELLED)
     # the instance was refreshed from the row, including the extra columns
     assert (order.status, order.cancel_reason) == (S.CANCELLED, "customer called")
     event = OrderEvent.objects.get(order=order)
     assert (event.from_status, event.to_status, event.actor, event.reason) == (
-        "received", "cancelled", ops_user, "customer called"
+        "received",
+        "cancelled",
+        ops_user,
+        "customer called",
     )
 
 

@@ -24,8 +24,9 @@ def url(store, path=""):
 
 def make_orders(store, n, **kw):
     start = kw.pop("window_start", timezone.now() + timedelta(hours=2))
-    return [OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2), **kw)
-            for _ in range(n)]
+    return [
+        OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2), **kw) for _ in range(n)
+    ]
 
 
 def build(staff, store, orders):
@@ -209,8 +210,11 @@ def test_handoff_screen_and_wrong_code(staff, store, driver):
     page = staff.get(url(store, "handoff/")).content.decode()
     assert driver.user.first_name in page and driver.vehicle_plate in page and "waiting" in page
     wrong = "000000" if batch.pickup_code != "000000" else "111111"
-    res = staff.post(url(store, f"handoff/{batch.pk}/"), {f"b{batch.pk}-pickup_code": wrong,
-                                                          f"b{batch.pk}-face_matches": "on"}, follow=True)
+    res = staff.post(
+        url(store, f"handoff/{batch.pk}/"),
+        {f"b{batch.pk}-pickup_code": wrong, f"b{batch.pk}-face_matches": "on"},
+        follow=True,
+    )
     assert "does not match" in res.content.decode()
     batch.refresh_from_db()
     assert batch.status == "at_store"
@@ -222,8 +226,10 @@ def test_handoff_screen_and_wrong_code(staff, store, driver):
 
 def test_handoff_with_right_code(staff, store, driver):
     batch = _assigned_batch(store, driver)
-    staff.post(url(store, f"handoff/{batch.pk}/"), {f"b{batch.pk}-pickup_code": batch.pickup_code,
-                                                    f"b{batch.pk}-face_matches": "on"})
+    staff.post(
+        url(store, f"handoff/{batch.pk}/"),
+        {f"b{batch.pk}-pickup_code": batch.pickup_code, f"b{batch.pk}-face_matches": "on"},
+    )
     batch.refresh_from_db()
     assert batch.status == "picked_up" and batch.picked_up_at
     assert set(Order.objects.filter(stops__batch=batch).values_list("status", flat=True)) == {"picked_up"}
@@ -251,8 +257,13 @@ def test_return_check_in(staff, store, driver):
 def test_autobatch_flow(staff, store):
     orders = make_orders(store, 12, totes=3)
     start = timezone.localtime(orders[0].window_start - timedelta(minutes=30))
-    res = staff.post(url(store, "auto/"), {"window_from": start.strftime("%Y-%m-%dT%H:%M"),
-                                           "window_to": (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M")})
+    res = staff.post(
+        url(store, "auto/"),
+        {
+            "window_from": start.strftime("%Y-%m-%dT%H:%M"),
+            "window_to": (start + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
     run = BatchingRun.objects.get()
     assert res.status_code == 302 and res.url == url(store, f"auto/{run.pk}/")
     assert "Waiting for a worker" in staff.get(res.url).content.decode()
@@ -278,8 +289,13 @@ def test_autobatch_flow(staff, store):
 
 def test_autobatch_form_validation(staff, store):
     now = timezone.localtime()
-    res = staff.post(url(store, "auto/"), {"window_from": now.strftime("%Y-%m-%dT%H:%M"),
-                                           "window_to": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")})
+    res = staff.post(
+        url(store, "auto/"),
+        {
+            "window_from": now.strftime("%Y-%m-%dT%H:%M"),
+            "window_to": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
     assert res.status_code == 200 and "end must be after" in res.content.decode()
     assert not BatchingRun.objects.exists()
 

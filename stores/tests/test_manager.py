@@ -21,12 +21,12 @@ def test_associates_cannot_reach_manager_pages(client, associate, store):
 
 
 def test_template_creates_slots_for_14_days_idempotently(store):
-    services.slot_template_create(store=store, weekdays="0123456", start_time=time(10), end_time=time(12),
-                                  capacity=8)
+    services.slot_template_create(store=store, weekdays="0123456", start_time=time(10), end_time=time(12), capacity=8)
     assert DeliverySlot.objects.filter(store=store).count() == 14
     assert services.slots_generate() == 0  # a second run creates nothing
-    weekdays_only = services.slot_template_create(store=store, weekdays="01234", start_time=time(14),
-                                                  end_time=time(16), capacity=4)
+    weekdays_only = services.slot_template_create(
+        store=store, weekdays="01234", start_time=time(14), end_time=time(16), capacity=4
+    )
     assert DeliverySlot.objects.filter(store=store, capacity=4).count() == 10
     assert weekdays_only.weekday_names == "Mon, Tue, Wed, Thu, Fri"
 
@@ -46,8 +46,9 @@ def test_slots_keep_local_time_across_dst(store):
 @pytest.mark.parametrize(("weekdays", "start", "end", "cap"), [("", 10, 12, 5), ("0", 12, 10, 5), ("0", 10, 12, 0)])
 def test_bad_templates_are_refused(store, weekdays, start, end, cap):
     with pytest.raises(services.DomainError):
-        services.slot_template_create(store=store, weekdays=weekdays, start_time=time(start), end_time=time(end),
-                                      capacity=cap)
+        services.slot_template_create(
+            store=store, weekdays=weekdays, start_time=time(start), end_time=time(end), capacity=cap
+        )
     assert not SlotTemplate.objects.exists() and not DeliverySlot.objects.exists()
 
 
@@ -59,14 +60,18 @@ def test_paused_templates_make_no_new_slots(store):
 
 def test_slots_page_flow(client, manager, store):
     client.force_login(manager)
-    res = client.post(url(store, "slots/"), {"weekdays": ["0", "2", "4"], "start_time": "10:00", "end_time": "12:00",
-                                             "capacity": "6", "action": "create"})
+    res = client.post(
+        url(store, "slots/"),
+        {"weekdays": ["0", "2", "4"], "start_time": "10:00", "end_time": "12:00", "capacity": "6", "action": "create"},
+    )
     assert res.status_code == 302
     assert SlotTemplate.objects.get().weekdays == "024"
     page = client.get(url(store, "slots/")).content.decode()
     assert "0/6 seats taken" in page
-    res = client.post(url(store, "slots/"), {"weekdays": ["0"], "start_time": "12:00", "end_time": "10:00",
-                                             "capacity": "6", "action": "create"})
+    res = client.post(
+        url(store, "slots/"),
+        {"weekdays": ["0"], "start_time": "12:00", "end_time": "10:00", "capacity": "6", "action": "create"},
+    )
     assert res.status_code == 200 and "end after it starts" in res.content.decode()
     assert SlotTemplate.objects.count() == 1
 
@@ -74,12 +79,14 @@ def test_slots_page_flow(client, manager, store):
 def test_team_add_and_remove_members(client, manager, store):
     client.force_login(manager)
     newcomer = UserFactory(email="new.associate@example.test")
-    client.post(url(store, "team/"), {"m-email": "New.Associate@example.test", "m-role": "associate",
-                                      "action": "add_member"})
+    client.post(
+        url(store, "team/"), {"m-email": "New.Associate@example.test", "m-role": "associate", "action": "add_member"}
+    )
     membership = StoreMembership.objects.get(user=newcomer, store=store)
     assert membership.role == "associate"
-    res = client.post(url(store, "team/"), {"m-email": "nobody@example.test", "m-role": "associate",
-                                            "action": "add_member"})
+    res = client.post(
+        url(store, "team/"), {"m-email": "nobody@example.test", "m-role": "associate", "action": "add_member"}
+    )
     assert "sign up first" in res.content.decode()
     client.post(url(store, "team/"), {"membership": membership.pk, "action": "remove_member"})
     assert not StoreMembership.objects.filter(pk=membership.pk).exists()

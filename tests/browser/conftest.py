@@ -170,9 +170,7 @@ def verify_email(user) -> None:
     """allauth (ACCOUNT_EMAIL_VERIFICATION = "mandatory") refuses a login without a verified email."""
     from allauth.account.models import EmailAddress
 
-    EmailAddress.objects.update_or_create(
-        user=user, email=user.email, defaults={"verified": True, "primary": True}
-    )
+    EmailAddress.objects.update_or_create(user=user, email=user.email, defaults={"verified": True, "primary": True})
 
 
 @pytest.fixture
@@ -201,8 +199,9 @@ def force_login(live_server) -> Callable[..., None]:
         client = Client()
         client.force_login(user)
         cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-        page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value,
-                                   "url": live_server.url}])
+        page.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+        )
 
     return do_force_login
 

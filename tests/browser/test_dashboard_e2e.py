@@ -39,10 +39,17 @@ def _make_orders(store, n: int, *, start, hours: int = 2, prefix: str = "WEB") -
     orders = []
     for i in range(n):
         lat, lng = SPOTS[i % len(SPOTS)]
-        orders.append(OrderFactory(
-            store=store, external_id=f"{prefix}-{i + 1:03d}", lat=Decimal(lat), lng=Decimal(lng),
-            window_start=start, window_end=start + timedelta(hours=hours), totes=2 + i % 3,
-        ))
+        orders.append(
+            OrderFactory(
+                store=store,
+                external_id=f"{prefix}-{i + 1:03d}",
+                lat=Decimal(lat),
+                lng=Decimal(lng),
+                window_start=start,
+                window_end=start + timedelta(hours=hours),
+                totes=2 + i % 3,
+            )
+        )
     return orders
 
 
@@ -58,8 +65,11 @@ def shop(db):
 
 
 def _live_stop_orders(batch) -> list[str]:
-    return list(batch.stops.exclude(status=Stop.Status.REMOVED).order_by("sequence")
-                .values_list("order__external_id", flat=True))
+    return list(
+        batch.stops.exclude(status=Stop.Status.REMOVED)
+        .order_by("sequence")
+        .values_list("order__external_id", flat=True)
+    )
 
 
 def _miles(batch) -> str:
@@ -146,8 +156,11 @@ def test_associate_builds_edits_and_publishes_a_batch(page, shop, login, shot, h
     assert _live_stop_orders(batch) == [o.external_id for o in moved]
     statuses = dict(Order.objects.filter(store=store).values_list("external_id", "status"))
     assert statuses == {
-        picked[0].external_id: "ready", picked[1].external_id: "ready", picked[2].external_id: "ready",
-        early[2].external_id: "received", late[1].external_id: "received",
+        picked[0].external_id: "ready",
+        picked[1].external_id: "ready",
+        picked[2].external_id: "ready",
+        early[2].external_id: "received",
+        late[1].external_id: "received",
     }
 
     # Back in the queue the batched orders show as ready and can no longer be ticked.
@@ -161,8 +174,14 @@ def test_associate_builds_edits_and_publishes_a_batch(page, shop, login, shot, h
 
 def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
     store, associate = shop
-    driver = DriverFactory(user__first_name="Dana", user__last_name="Rivers", vehicle_color="Red",
-                           vehicle_make="Honda", vehicle_model="Fit", vehicle_plate="TN4242")
+    driver = DriverFactory(
+        user__first_name="Dana",
+        user__last_name="Rivers",
+        vehicle_color="Red",
+        vehicle_make="Honda",
+        vehicle_model="Fit",
+        vehicle_plate="TN4242",
+    )
     orders = _make_orders(store, 2, start=_next_hour())
     batch = order_services.batch_create(store=store, orders=orders)
     order_services.batch_publish(batch=batch)
@@ -207,7 +226,8 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
 
     hand_over(wrong_code, face=True)
     expect(page.locator("#messages .error")).to_have_text(
-        "That pickup code does not match this batch. Nothing was handed over.")
+        "That pickup code does not match this batch. Nothing was handed over."
+    )
     expect(card).to_be_visible()
     shot(page, "wrong-code")
     nothing_handed_over()
@@ -264,14 +284,14 @@ def test_auto_batch_proposes_trips_on_a_map(page, shop, force_login, shot):
         expect(card.locator("ol li")).to_have_count(b.stops.exclude(status=Stop.Status.REMOVED).count())
     batched = [e for b in proposed for e in _live_stop_orders(b)]
     assert sorted(batched + [Order.objects.get(pk=i).external_id for i in run.unassigned_order_ids]) == sorted(
-        o.external_id for o in orders)
+        o.external_id for o in orders
+    )
     shot(page, "proposals")
 
     page.locator("#publish-all").click()
     expect(page.locator("#messages .success")).to_have_text(f"{len(proposed)} batches published.")
     shot(page, "published")
-    assert set(Batch.objects.filter(pk__in=[b.pk for b in proposed]).values_list("status", flat=True)) == {
-        "published"}
+    assert set(Batch.objects.filter(pk__in=[b.pk for b in proposed]).values_list("status", flat=True)) == {"published"}
 
 
 def test_browser_is_kept_off_the_network(desktop_page):

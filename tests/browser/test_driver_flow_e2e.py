@@ -110,21 +110,40 @@ def world(transactional_db):
     zone.offer_ttl_seconds = 240  # long enough for a slow shared machine; the countdown still ticks
     zone.save()
     PayPolicyFactory(zone=zone)
-    store = StoreFactory(zone=zone, name="Green Hills Market", pickup_instructions="Park by the blue sign",
-                         store_rules="Show the code at the pickup desk")
+    store = StoreFactory(
+        zone=zone,
+        name="Green Hills Market",
+        pickup_instructions="Park by the blue sign",
+        store_rules="Show the code at the pickup desk",
+    )
     associate = StoreMembershipFactory(store=store, role=StoreMembership.Role.ASSOCIATE).user
-    driver = DriverFactory(home_zone=zone, user__first_name="Ana", user__last_name="Quintero",
-                           vehicle_color="Blue", vehicle_make="Toyota", vehicle_model="Corolla",
-                           vehicle_plate="TN7Q4X2")
+    driver = DriverFactory(
+        home_zone=zone,
+        user__first_name="Ana",
+        user__last_name="Quintero",
+        vehicle_color="Blue",
+        vehicle_make="Toyota",
+        vehicle_model="Corolla",
+        vehicle_plate="TN7Q4X2",
+    )
     return {"zone": zone, "store": store, "associate": associate, "driver": driver}
 
 
 def _orders(store, *, alcohol=(False, False), prefix="WEB") -> list[Order]:
     start = timezone.now() + timedelta(minutes=50)
     return [
-        OrderFactory(store=store, external_id=f"{prefix}-{i + 1}", lat=lat, lng=lng, window_start=start,
-                     window_end=start + timedelta(hours=2), address_line1=f"{710 + i} Hidden Hollow Ln",
-                     customer_name=f"Customer {prefix} {i + 1}", contains_alcohol=alcohol[i], totes=2 + i)
+        OrderFactory(
+            store=store,
+            external_id=f"{prefix}-{i + 1}",
+            lat=lat,
+            lng=lng,
+            window_start=start,
+            window_end=start + timedelta(hours=2),
+            address_line1=f"{710 + i} Hidden Hollow Ln",
+            customer_name=f"Customer {prefix} {i + 1}",
+            contains_alcohol=alcohol[i],
+            totes=2 + i,
+        )
         for i, (lat, lng) in enumerate(SPOTS)
     ]
 
@@ -147,8 +166,12 @@ def _login_driver(page: Page, user) -> None:
 
 
 def _live_stops(batch) -> list[Stop]:
-    return list(Stop.objects.filter(batch=batch).exclude(status=Stop.Status.REMOVED)
-                .select_related("order").order_by("sequence"))
+    return list(
+        Stop.objects.filter(batch=batch)
+        .exclude(status=Stop.Status.REMOVED)
+        .select_related("order")
+        .order_by("sequence")
+    )
 
 
 def _top(page: Page) -> Page:
@@ -289,7 +312,8 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     expect(driver_page.get_by_test_id("store-card")).to_contain_text("Show the code at the pickup desk")
     expect(driver_page.get_by_test_id("pickup-code")).to_have_text(batch.pickup_code)
     expect(driver_page.get_by_test_id("store-navigate")).to_have_attribute(
-        "href", re.compile(r"^https://www\.google\.com/maps/dir/\?api=1&destination=36\.150000,-86\.790000$"))
+        "href", re.compile(r"^https://www\.google\.com/maps/dir/\?api=1&destination=36\.150000,-86\.790000$")
+    )
     for o in orders:  # the batch is the driver's from the claim on: the addresses show (DESIGN rule 6)
         expect(driver_page.get_by_test_id("stop-addresses")).to_contain_text(o.address_line1)
     driver_page.get_by_test_id("check-in").click()
@@ -352,10 +376,12 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
         expect(card).to_have_class(re.compile(r"\bcurrent\b"))
         expect(card.get_by_test_id("stop-address")).to_contain_text(stop.order.address_line1)
         expect(card.get_by_test_id("stop-navigate")).to_have_attribute(
-            "href", re.compile(rf"destination={float(stop.order.lat):.6f},{float(stop.order.lng):.6f}$"))
+            "href", re.compile(rf"destination={float(stop.order.lat):.6f},{float(stop.order.lng):.6f}$")
+        )
         # At the customer's door (the phone's position goes with "Arrived" and "Deliver").
-        driver_page.context.set_geolocation({"latitude": float(stop.order.lat), "longitude": float(stop.order.lng),
-                                             "accuracy": 8})
+        driver_page.context.set_geolocation(
+            {"latitude": float(stop.order.lat), "longitude": float(stop.order.lng), "accuracy": 8}
+        )
         card.get_by_test_id("stop-arrive").click()
         expect(card).to_have_attribute("data-stop-status", "arrived")
         photo_input = card.get_by_test_id("photo-input")
@@ -390,7 +416,8 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
             expect(customer.locator("#trk-headline")).to_have_text(re.compile(r"^Delivered at \d"))
             expect(customer.locator("#trk-photo-wrap")).to_be_visible()
             customer.wait_for_function(
-                "() => { const i = document.getElementById('trk-photo'); return i.complete && i.naturalWidth > 0; }")
+                "() => { const i = document.getElementById('trk-photo'); return i.complete && i.naturalWidth > 0; }"
+            )
             expect(customer.locator("#trk-map-card")).to_be_hidden()
             expect(customer.locator("#trk-foot")).to_be_hidden()  # nothing more to wait for
             shot(_top(customer), "customer-delivered")
@@ -401,8 +428,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     expect(complete).to_be_enabled()
     shot(_top(driver_page), "stops-delivered")
     complete.click()
-    expect(driver_page.get_by_test_id("last-batch")).to_contain_text(
-        "Your batch from Green Hills Market was completed")
+    expect(driver_page.get_by_test_id("last-batch")).to_contain_text("Your batch from Green Hills Market was completed")
     expect(driver_page.get_by_test_id("batch-status")).to_have_attribute("data-phase", "none")
     fits_width(driver_page)
     shot(_top(driver_page), "completed")
@@ -410,7 +436,8 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     batch.refresh_from_db()
     assert batch.status == Batch.Status.COMPLETED and batch.closed_at is not None
     assert set(Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("status", flat=True)) == {
-        Order.Status.DELIVERED}
+        Order.Status.DELIVERED
+    }
     for stop in _live_stops(batch):
         assert stop.status == Stop.Status.DELIVERED and stop.delivered_at is not None
         _assert_no_exif(stop.proof_photo)
@@ -453,8 +480,11 @@ class DriverAPI:
     def deliver(self, stop: Stop, **extra) -> None:
         photo = SimpleUploadedFile("IMG_0001.jpg", _jpeg(color=(40, 140, 90)), content_type="image/jpeg")
         order = stop.order
-        self.post(f"stops/{stop.pk}/deliver/", {"photo": photo, "lat": str(order.lat), "lng": str(order.lng),
-                                                **extra}, json=False)
+        self.post(
+            f"stops/{stop.pk}/deliver/",
+            {"photo": photo, "lat": str(order.lat), "lng": str(order.lng), **extra},
+            json=False,
+        )
 
 
 def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_context_args, shot, fits_width):
@@ -549,8 +579,9 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     expect(customer.locator("#trk-foot")).to_be_hidden()
     photo = customer.locator("#trk-photo")
     expect(customer.locator("#trk-photo-wrap")).to_be_visible()
-    customer.wait_for_function("() => { const i = document.getElementById('trk-photo'); "
-                               "return i.complete && i.naturalWidth > 0; }")
+    customer.wait_for_function(
+        "() => { const i = document.getElementById('trk-photo'); return i.complete && i.naturalWidth > 0; }"
+    )
     fits_width(customer)
     private()
     shot(_top(customer), "delivered-with-photo")
@@ -605,8 +636,9 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     expect(toast).to_have_text("Alcohol: enter the date of birth and take a photo of the ID.")
     minor = date.today() - timedelta(days=365 * 20)
     card.get_by_test_id("id-birth-date").fill(minor.isoformat())
-    card.get_by_test_id("id-photo-input").set_input_files(_upload("id.jpg", _jpeg(color=(230, 230, 210),
-                                                                                   size=(800, 500))))
+    card.get_by_test_id("id-photo-input").set_input_files(
+        _upload("id.jpg", _jpeg(color=(230, 230, 210), size=(800, 500)))
+    )
     card.get_by_test_id("stop-deliver").click()
     expect(toast).to_contain_text("The customer is under 21: alcohol cannot be delivered.")
     expect(toast).to_have_attribute("data-kind", "error")
@@ -630,8 +662,9 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     expect(card.get_by_test_id("id-check")).to_be_visible()
     card.get_by_test_id("photo-input").set_input_files(_upload("door.jpg", _jpeg()))
     card.get_by_test_id("id-birth-date").fill("1990-01-02")
-    card.get_by_test_id("id-photo-input").set_input_files(_upload("id.jpg", _jpeg(color=(230, 230, 210),
-                                                                                   size=(800, 500))))
+    card.get_by_test_id("id-photo-input").set_input_files(
+        _upload("id.jpg", _jpeg(color=(230, 230, 210), size=(800, 500)))
+    )
     card.get_by_test_id("stop-deliver").click()
     expect(card).to_have_attribute("data-stop-status", "delivered")
     assert len(deliver_posts) == 1

@@ -95,8 +95,9 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     page.fill("input[name=last_name]", "Lopez")
     page.fill("input[name=phone]", "(615) 555-0177")
     page.select_option("select[name=home_zone]", str(zone.pk))
-    page.set_input_files("input[name=photo]", files=[{"name": "selfie.jpg", "mimeType": "image/jpeg",
-                                                      "buffer": _jpeg()}])
+    page.set_input_files(
+        "input[name=photo]", files=[{"name": "selfie.jpg", "mimeType": "image/jpeg", "buffer": _jpeg()}]
+    )
     fits_width(page)
     shot(page, "profile")
     page.locator("#profile-form button[type=submit]").click()
@@ -132,10 +133,14 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     page.select_option("select[name=license_state]", "TN")
     page.fill("input[name=license_expires_on]", (date.today() + timedelta(days=1000)).isoformat())
     page.fill("input[name=insurance_expires_on]", (date.today() - timedelta(days=3)).isoformat())
-    page.set_input_files("input[name=license_document]", files=[
-        {"name": "license.jpg", "mimeType": "image/jpeg", "buffer": _jpeg((220, 200, 120), (320, 200))}])
-    page.set_input_files("input[name=insurance_document]", files=[
-        {"name": "insurance.pdf", "mimeType": "application/pdf", "buffer": PDF}])
+    page.set_input_files(
+        "input[name=license_document]",
+        files=[{"name": "license.jpg", "mimeType": "image/jpeg", "buffer": _jpeg((220, 200, 120), (320, 200))}],
+    )
+    page.set_input_files(
+        "input[name=insurance_document]",
+        files=[{"name": "insurance.pdf", "mimeType": "application/pdf", "buffer": PDF}],
+    )
     page.locator("#documents-form button[type=submit]").click()
     expect(page.locator("#field-insurance_expires_on .field-errors")).to_contain_text("must be in the future")
     fits_width(page)

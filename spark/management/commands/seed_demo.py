@@ -56,17 +56,64 @@ ZONES: list[dict[str, Any]] = [
         "max_km": 12.0,
         "pay": {"base_cents": 400, "per_stop_cents": 150, "per_mile_cents": 60, "heavy_order_cents": 200},
         "postal_codes": [
-            "37203", "37204", "37205", "37206", "37207", "37208", "37209", "37210", "37211", "37212",
-            "37214", "37215", "37216", "37217", "37218", "37220",
+            "37203",
+            "37204",
+            "37205",
+            "37206",
+            "37207",
+            "37208",
+            "37209",
+            "37210",
+            "37211",
+            "37212",
+            "37214",
+            "37215",
+            "37216",
+            "37217",
+            "37218",
+            "37220",
         ],
         "streets": [
-            "Gallatin Ave", "Belmont Blvd", "Charlotte Ave", "West End Ave", "Nolensville Pike",
-            "Murfreesboro Pike", "Lebanon Pike", "Shelby Ave", "Woodland St", "Eastland Ave", "Riverside Dr",
-            "Granny White Pike", "Hillsboro Pike", "Harding Pl", "Old Hickory Blvd", "Clarksville Pike",
-            "Whites Creek Pike", "Trinity Ln", "Porter Rd", "Douglas Ave", "McGavock Pike", "Sharpe Ave",
-            "Richland Ave", "Acklen Ave", "Blair Blvd", "12th Ave S", "8th Ave S", "Wedgewood Ave",
-            "Thompson Ln", "Antioch Pike", "Bell Rd", "Dickerson Pike", "Ewing Dr", "Brick Church Pike",
-            "White Bridge Pike", "Annex Ave", "Robertson Ave", "Elm Hill Pike", "Donelson Pike", "Lealand Ln",
+            "Gallatin Ave",
+            "Belmont Blvd",
+            "Charlotte Ave",
+            "West End Ave",
+            "Nolensville Pike",
+            "Murfreesboro Pike",
+            "Lebanon Pike",
+            "Shelby Ave",
+            "Woodland St",
+            "Eastland Ave",
+            "Riverside Dr",
+            "Granny White Pike",
+            "Hillsboro Pike",
+            "Harding Pl",
+            "Old Hickory Blvd",
+            "Clarksville Pike",
+            "Whites Creek Pike",
+            "Trinity Ln",
+            "Porter Rd",
+            "Douglas Ave",
+            "McGavock Pike",
+            "Sharpe Ave",
+            "Richland Ave",
+            "Acklen Ave",
+            "Blair Blvd",
+            "12th Ave S",
+            "8th Ave S",
+            "Wedgewood Ave",
+            "Thompson Ln",
+            "Antioch Pike",
+            "Bell Rd",
+            "Dickerson Pike",
+            "Ewing Dr",
+            "Brick Church Pike",
+            "White Bridge Pike",
+            "Annex Ave",
+            "Robertson Ave",
+            "Elm Hill Pike",
+            "Donelson Pike",
+            "Lealand Ln",
         ],
         "stores": [
             {
@@ -127,17 +174,62 @@ ZONES: list[dict[str, Any]] = [
         "max_km": 9.0,  # a little less: the lake and the river are not delivery addresses
         "pay": {"base_cents": 425, "per_stop_cents": 150, "per_mile_cents": 65, "heavy_order_cents": 250},
         "postal_codes": [
-            "70112", "70113", "70114", "70115", "70116", "70117", "70118", "70119", "70122", "70124",
-            "70125", "70126", "70130", "70131",
+            "70112",
+            "70113",
+            "70114",
+            "70115",
+            "70116",
+            "70117",
+            "70118",
+            "70119",
+            "70122",
+            "70124",
+            "70125",
+            "70126",
+            "70130",
+            "70131",
         ],
         "streets": [
-            "Magazine St", "Prytania St", "St Charles Ave", "Napoleon Ave", "Louisiana Ave", "Esplanade Ave",
-            "Elysian Fields Ave", "Canal St", "N Broad St", "S Carrollton Ave", "Freret St", "Oak St",
-            "Maple St", "Burgundy St", "Dauphine St", "Royal St", "Chartres St", "Desire St", "Gentilly Blvd",
-            "Paris Ave", "Franklin Ave", "Tulane Ave", "Orleans Ave", "Bienville St", "Banks St",
-            "Constance St", "Annunciation St", "Laurel St", "General Pershing St", "Jefferson Ave",
-            "Washington Ave", "Jackson Ave", "General de Gaulle Dr", "Holiday Dr", "Newton St", "Opelousas Ave",
-            "Teche St", "Elysian Fields Ave", "Mirabeau Ave", "Robert E Lee Blvd",
+            "Magazine St",
+            "Prytania St",
+            "St Charles Ave",
+            "Napoleon Ave",
+            "Louisiana Ave",
+            "Esplanade Ave",
+            "Elysian Fields Ave",
+            "Canal St",
+            "N Broad St",
+            "S Carrollton Ave",
+            "Freret St",
+            "Oak St",
+            "Maple St",
+            "Burgundy St",
+            "Dauphine St",
+            "Royal St",
+            "Chartres St",
+            "Desire St",
+            "Gentilly Blvd",
+            "Paris Ave",
+            "Franklin Ave",
+            "Tulane Ave",
+            "Orleans Ave",
+            "Bienville St",
+            "Banks St",
+            "Constance St",
+            "Annunciation St",
+            "Laurel St",
+            "General Pershing St",
+            "Jefferson Ave",
+            "Washington Ave",
+            "Jackson Ave",
+            "General de Gaulle Dr",
+            "Holiday Dr",
+            "Newton St",
+            "Opelousas Ave",
+            "Teche St",
+            "Elysian Fields Ave",
+            "Mirabeau Ave",
+            "Robert E Lee Blvd",
         ],
         "stores": [
             {
@@ -192,19 +284,96 @@ ORDERS_PER_STORE = (36, 33, 35, 32, 31, 33)
 BATCHES_PER_STORE = (2, 2, 2, 1, 1, 1)
 
 FIRST_NAMES = [
-    "James", "Mary", "Robert", "Patricia", "Michael", "Jennifer", "William", "Linda", "David", "Elizabeth",
-    "Marcus", "Keisha", "Luis", "Maria", "Tyrone", "Ashley", "Nguyen", "Thuy", "Andre", "Jasmine",
-    "Carlos", "Sofia", "Darnell", "Brittany", "Ahmed", "Fatima", "Cody", "Hannah", "Jamal", "Latoya",
-    "Kevin", "Rachel", "Trevor", "Emily", "Dwayne", "Monique", "Brandon", "Kayla", "Hector", "Rosa",
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "Michael",
+    "Jennifer",
+    "William",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "Marcus",
+    "Keisha",
+    "Luis",
+    "Maria",
+    "Tyrone",
+    "Ashley",
+    "Nguyen",
+    "Thuy",
+    "Andre",
+    "Jasmine",
+    "Carlos",
+    "Sofia",
+    "Darnell",
+    "Brittany",
+    "Ahmed",
+    "Fatima",
+    "Cody",
+    "Hannah",
+    "Jamal",
+    "Latoya",
+    "Kevin",
+    "Rachel",
+    "Trevor",
+    "Emily",
+    "Dwayne",
+    "Monique",
+    "Brandon",
+    "Kayla",
+    "Hector",
+    "Rosa",
 ]
 LAST_NAMES = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
-    "Hernandez", "Lopez", "Washington", "Jackson", "Thomas", "Taylor", "Moore", "Martin", "Lee", "Thompson",
-    "White", "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright",
-    "Tran", "Nguyen", "Boudreaux", "Landry", "Thibodeaux", "Broussard", "Hebert", "Guidry", "Patel", "Okafor",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Washington",
+    "Jackson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Tran",
+    "Nguyen",
+    "Boudreaux",
+    "Landry",
+    "Thibodeaux",
+    "Broussard",
+    "Hebert",
+    "Guidry",
+    "Patel",
+    "Okafor",
 ]
 ORDER_NOTES = [
-    "", "", "", "", "", "",
+    "",
+    "",
+    "",
+    "",
+    "",
+    "",
     "Leave at the side door, please.",
     "Gate code 4417.",
     "Call when you arrive; the doorbell is broken.",
@@ -232,8 +401,16 @@ VEHICLES = [
 VEHICLE_COLORS = ["Silver", "White", "Black", "Gray", "Blue", "Red", "Green", "Maroon"]
 
 DEMO_DRIVER_NAMES = [
-    ("Dana", "Whitfield"), ("Marcus", "Bell"), ("Lena", "Ortiz"), ("Terrence", "Goodwin"), ("Amy", "Huang"),
-    ("Jorge", "Castillo"), ("Shanice", "Carter"), ("Brian", "Kowalski"), ("Priya", "Raman"), ("Eddie", "Dawson"),
+    ("Dana", "Whitfield"),
+    ("Marcus", "Bell"),
+    ("Lena", "Ortiz"),
+    ("Terrence", "Goodwin"),
+    ("Amy", "Huang"),
+    ("Jorge", "Castillo"),
+    ("Shanice", "Carter"),
+    ("Brian", "Kowalski"),
+    ("Priya", "Raman"),
+    ("Eddie", "Dawson"),
 ]
 S = Driver.Status
 R = Driver.ReasonCode
@@ -477,8 +654,14 @@ def _plan_drivers(rng: random.Random, days: dict[str, date]) -> list[DriverPlan]
             appeal = "Two of those addresses did not exist; I have photos of the street signs."
         plans.append(
             DriverPlan(
-                email=email, first_name=first, last_name=last, zone_slug=zone_slug, status=status,
-                reason_code=reason, note=note, fields={**fields, "_consent_days_ago": consent_days_ago},
+                email=email,
+                first_name=first,
+                last_name=last,
+                zone_slug=zone_slug,
+                status=status,
+                reason_code=reason,
+                note=note,
+                fields={**fields, "_consent_days_ago": consent_days_ago},
                 appeal=appeal,
             )
         )
@@ -610,8 +793,15 @@ class Command(BaseCommand):
         User = get_user_model()
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
-            user = User(email=email, first_name=first, last_name=last, phone=phone,
-                        is_staff=is_staff, is_superuser=is_superuser, password=self.password.hash)
+            user = User(
+                email=email,
+                first_name=first,
+                last_name=last,
+                phone=phone,
+                is_staff=is_staff,
+                is_superuser=is_superuser,
+                password=self.password.hash,
+            )
             user.save()
             self.counter.add("users")
         else:
@@ -661,8 +851,7 @@ class Command(BaseCommand):
         raw = settings.SPARK_DEMO_API_KEY
         key, created = StoreApiKey.objects.get_or_create(
             key_hash=hash_api_key(raw),
-            defaults={"store": store, "name": "Demo e-commerce integration", "prefix": raw[:8],
-                      "created_by": self.ops},
+            defaults={"store": store, "name": "Demo e-commerce integration", "prefix": raw[:8], "created_by": self.ops},
         )
         self.counter.add("store API keys", int(created))
         if not created and (key.store_id != store.pk or key.revoked_at is not None):
@@ -705,8 +894,10 @@ class Command(BaseCommand):
             store__in=self.stores.values(), external_id__in=[o.external_id for o in new]
         ).values_list("pk", "tip_cents")
         OrderEvent.objects.bulk_create(
-            [OrderEvent(order_id=pk, from_status="", to_status=Order.Status.RECEIVED, reason=SEED_REASON)
-             for pk, _ in created]
+            [
+                OrderEvent(order_id=pk, from_status="", to_status=Order.Status.RECEIVED, reason=SEED_REASON)
+                for pk, _ in created
+            ]
         )
         tips = [Tip(order_id=pk, amount_cents=cents, authorized_cents=cents) for pk, cents in created if cents > 0]
         Tip.objects.bulk_create(tips)
@@ -764,7 +955,9 @@ class Command(BaseCommand):
                 for step in path:
                     final = step == spec.status
                     driver_set_status(
-                        driver=driver, to=step, actor=self.ops,
+                        driver=driver,
+                        to=step,
+                        actor=self.ops,
                         reason_code=spec.reason_code if final else "",
                         note=spec.note if final and spec.note else SEED_REASON,
                     )
@@ -812,9 +1005,7 @@ class Command(BaseCommand):
         if updated:
             out.write(f"  Restored: {updated}.")
         drivers = Driver.objects.filter(home_zone__in=self.zones.values())
-        by_status = ", ".join(
-            f"{s} {drivers.filter(status=s).count()}" for s in Driver.Status.values
-        )
+        by_status = ", ".join(f"{s} {drivers.filter(status=s).count()}" for s in Driver.Status.values)
         out.write(
             f"  In the demo zones: {Store.objects.filter(zone__in=self.zones.values()).count()} stores, "
             f"{Order.objects.filter(store__in=self.stores.values()).count()} orders, "
