@@ -182,6 +182,9 @@ def build_world(args, rng: random.Random):
                         for i, (lat, lng) in enumerate(points)
                     ]
                 )
+            for batch, group in zip(batches, stop_orders, strict=True):  # as batch_refresh_route keeps them
+                batch.stops_tip_cents = sum(o.tip_cents for o in group)
+                batch.stops_heavy = sum(1 for o in group if o.is_heavy)
             Batch.objects.bulk_create(batches)
             orders = Order.objects.bulk_create([o for group in stop_orders for o in group])
             it = iter(orders)

@@ -232,6 +232,11 @@ class Batch(models.Model):
     last_stop_lat = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     last_stop_lng = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     stops_count = models.PositiveSmallIntegerField(default=0)
+    # The live stops' tips and heavy orders, kept with stops_count so the feed ranks on the full
+    # pay (payments.pay_total_sql) from the batch row alone. Anything that changes a batched
+    # order's tip or weight must call batch_refresh_route too.
+    stops_tip_cents = models.BigIntegerField(default=0)
+    stops_heavy = models.PositiveSmallIntegerField(default=0)
     offer_round = models.PositiveSmallIntegerField(default=0)
     incentive_cents = models.BigIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -263,6 +268,7 @@ class Batch(models.Model):
                 condition=Q(status__in=["draft", "cancelled"]) | Q(stops_count__gte=1),
                 name="batch_live_stops_when_dispatched",
             ),
+            models.CheckConstraint(condition=Q(stops_tip_cents__gte=0), name="batch_stops_tip_cents_non_negative"),
         ]
 
     def __str__(self) -> str:

@@ -260,6 +260,8 @@ def batch_refresh_route(*, batch: Batch) -> None:
         route_seconds=seconds,
         pickup_by=pickup_by,
         stops_count=len(orders),
+        stops_tip_cents=sum(o.tip_cents for o in orders),
+        stops_heavy=sum(1 for o in orders if o.is_heavy),
         last_stop_lat=last.lat if last else None,
         last_stop_lng=last.lng if last else None,
     )
@@ -411,7 +413,12 @@ def batch_publish(*, batch: Batch, actor=None) -> Batch:
             to=Batch.Status.PUBLISHED,
             actor=actor,
             reason="marked ready",
-            updates={"ready_at": None, "stops_count": len(stops)},
+            updates={
+                "ready_at": None,
+                "stops_count": len(stops),
+                "stops_tip_cents": sum(s.order.tip_cents for s in stops),
+                "stops_heavy": sum(1 for s in stops if s.order.is_heavy),
+            },
         )
         for s in stops:
             order_set_status(order=s.order, to=Order.Status.READY, actor=actor, reason=f"batch {batch.pk} published")

@@ -35,7 +35,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("contenttypes", "0002_remove_content_type_name"),
         ("drivers", "0003_pushsubscription"),
-        ("orders", "0006_batch_batch_live_stops_when_dispatched"),
+        ("orders", "0007_batch_stops_tips_and_heavy"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

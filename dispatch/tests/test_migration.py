@@ -17,7 +17,7 @@ from drivers.models import Driver
 from orders.models import Batch
 
 BEFORE_THE_MOVE = [
-    ("orders", "0006_batch_batch_live_stops_when_dispatched"),
+    ("orders", "0007_batch_stops_tips_and_heavy"),
     ("payments", "0004_driver_notices_in_the_outbox"),
     ("dispatch", None),
 ]

@@ -6,7 +6,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0006_batch_batch_live_stops_when_dispatched"),
+        ("orders", "0007_batch_stops_tips_and_heavy"),
         ("dispatch", "0001_initial"),
         ("payments", "0005_offerpaysnapshot_offer_in_dispatch"),  # its FK points at dispatch.Offer first
     ]
