@@ -50,3 +50,14 @@ def test_no_test_module_imports_another_test_module():
 
 def test_the_scan_sees_the_test_modules():
     assert len(_test_modules()) > 50
+
+
+def test_every_folder_with_tests_is_in_the_suite():
+    """`make test` runs pytest over `testpaths`: a folder holding test modules but missing from
+    it (dispatch/ was, for a while) would never run in CI."""
+    import tomllib
+
+    testpaths = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["testpaths"])
+    folders = {path.relative_to(ROOT).parts[0] for path in _test_modules() if len(path.relative_to(ROOT).parts) > 1}
+    assert folders, "the scan found no test modules"
+    assert folders - {"bench"} <= testpaths, sorted(folders - testpaths)
