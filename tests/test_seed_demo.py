@@ -14,7 +14,7 @@ from rest_framework.test import APIRequestFactory
 from drivers.models import Driver, DriverEvent
 from orders.models import Batch, BatchEvent, Order, OrderEvent
 from payments.models import PayPolicy, Tip
-from stores.api.authentication import StoreApiKeyAuthentication
+from store_api.authentication import StoreApiKeyAuthentication
 from stores.models import DeliverySlot, Store, StoreApiKey, StoreMembership, Zone
 
 pytestmark = pytest.mark.django_db
