@@ -7,11 +7,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from dispatch.models import Offer
+from driver_app.earnings import last_batch_pay
 from driver_app.labels import FAIL_LABELS, STOP_STATUS_LABELS
 from driver_app.page import (
     OPEN_STOP_STATUSES,
     active_batch_of,
     driver_page,
+    guaranteed_cents,
     nav_links,
     offer_pay,
     page_context,
@@ -50,6 +52,7 @@ def _batch_context(request, driver: Driver) -> dict:
             .first()
         )
         context["last_batch"] = last
+        context["last_batch_pay"] = last_batch_pay(driver, last)
         context["taken_back"] = _taken_back(driver, after=last.closed_at if last else None)
         return context
     stops = order_selectors.batch_stops(batch=batch)
@@ -71,6 +74,7 @@ def _batch_context(request, driver: Driver) -> dict:
             "return_stops": [s for s in stops if s.status == Stop.Status.FAILED],
             "can_complete": batch.status == Batch.Status.PICKED_UP and not open_stops,
             "pay": offer_pay(offer),
+            "pay_guaranteed_cents": guaranteed_cents(offer_pay(offer)),
             "store_nav": nav_links(batch.store.lat, batch.store.lng, batch.store.name),
             "areas": stop_areas(order_selectors.stop_areas(batch=batch))
             if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE)

@@ -9,7 +9,7 @@ from dispatch import selectors as dispatch_selectors
 from driver_app.api.serializers import DECLINE_REASONS, batch_summary
 from driver_app.home import feed_card
 from driver_app.labels import DECLINE_LABELS, OFFER_KIND_LABELS
-from driver_app.page import driver_page, offer_pay, page_context, parse_time, stop_areas
+from driver_app.page import driver_page, guaranteed_cents, offer_pay, page_context, parse_time, stop_areas
 from drivers.models import Driver
 
 
@@ -21,6 +21,7 @@ def _offer_cards(driver: Driver) -> list[dict]:
             {
                 "offer": offer,
                 "pay": offer_pay(offer),
+                "guaranteed_cents": guaranteed_cents(offer_pay(offer)),
                 "kind_label": OFFER_KIND_LABELS.get(offer.kind, offer.kind),
                 "seconds_left": max(0, int((offer.expires_at - timezone.now()).total_seconds())),
                 "store": summary["store"],

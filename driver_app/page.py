@@ -137,6 +137,12 @@ def offer_pay(offer):
         return None
 
 
+def guaranteed_cents(pay) -> int | None:
+    """The least a batch pays, from its offer's pay snapshot: the total without the customers'
+    tips (payments.models.BatchPay.snapshot_cents). Tips are paid as the customers leave them."""
+    return None if pay is None else pay.total_cents - pay.tip_cents
+
+
 def nav_links(lat, lng, label: str = "") -> dict:
     """The phone's maps app: Google Maps directions (opens the app on Android and iOS), and
     a geo: URI for other map apps."""

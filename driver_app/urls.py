@@ -4,7 +4,7 @@
 
 from django.urls import path
 
-from . import batch, home, offers, push, pwa, standing
+from . import batch, earnings, home, offers, push, pwa, standing
 
 app_name = "driver_app"
 
@@ -20,6 +20,11 @@ urlpatterns = [
     path("batch/status/", batch.batch_status, name="batch-status"),
     path("batch/stops/", batch.batch_stops, name="batch-stops"),
     path("standing/", standing.standing, name="standing"),
+    path("earnings/", earnings.earnings_home, name="earnings"),
+    path("earnings/batches/<int:batch_id>/", earnings.earnings_batch, name="earnings-batch"),
+    path("earnings/statements/<str:week>/", earnings.earnings_statement, name="earnings-statement"),
+    path("earnings/statements/<str:week>/csv/", earnings.earnings_statement_csv, name="earnings-statement-csv"),
+    path("earnings/payouts/", earnings.earnings_payouts, name="earnings-payouts"),
     path("standing/log/", standing.dispatch_log, name="dispatch-log"),
     path("push/subscribe/", push.push_subscribe, name="push-subscribe"),
     path("push/unsubscribe/", push.push_unsubscribe, name="push-unsubscribe"),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import delivery, views
+from . import delivery, earnings, views
 
 urlpatterns = [
     path("driver/offers/", views.OfferListView.as_view(), name="driver-offers"),
@@ -29,4 +29,18 @@ urlpatterns += [
     path("driver/stops/<int:stop_id>/arrive/", delivery.StopArriveView.as_view(), name="driver-stop-arrive"),
     path("driver/stops/<int:stop_id>/deliver/", delivery.StopDeliverView.as_view(), name="driver-stop-deliver"),
     path("driver/stops/<int:stop_id>/fail/", delivery.StopFailView.as_view(), name="driver-stop-fail"),
+]
+
+# Earnings (driver_app/api/earnings.py): balance and pending, batches, weekly statements, payouts.
+
+urlpatterns += [
+    path("driver/earnings/", earnings.EarningsView.as_view(), name="driver-earnings"),
+    path("driver/earnings/batches/", earnings.EarningsBatchListView.as_view(), name="driver-earnings-batches"),
+    path(
+        "driver/earnings/batches/<int:batch_id>/",
+        earnings.EarningsBatchDetailView.as_view(),
+        name="driver-earnings-batch",
+    ),
+    path("driver/earnings/statements/<str:week>/", earnings.StatementView.as_view(), name="driver-earnings-statement"),
+    path("driver/earnings/payouts/", earnings.PayoutListView.as_view(), name="driver-earnings-payouts"),
 ]

@@ -100,8 +100,11 @@ class SparkAutoSchema(AutoSchema):
         for status in self._common_error_statuses(operation):
             # What a view declares itself wins (its own description or body).
             if str(status) not in responses:
+                # Always JSON (spark.api.errors), also from a view that renders CSV when asked.
                 responses[str(status)] = self._get_response_for_code(
-                    OpenApiResponse(response=ErrorSerializer, description=_DESCRIPTIONS[status]), str(status)
+                    OpenApiResponse(response=ErrorSerializer, description=_DESCRIPTIONS[status]),
+                    str(status),
+                    media_types=["application/json"],
                 )
         for code, headers in _ERROR_HEADERS.items():
             if code in responses:
