@@ -380,6 +380,10 @@ class BadWeek(ValueError):
     """A statement week that is not a date, or not a Monday. The message says which."""
 
 
+# Far enough either way for any driver; keeps the week's bounds well inside what dates can hold.
+FIRST_STATEMENT_YEAR, LAST_STATEMENT_YEAR = 2000, 2999
+
+
 def week_start(value: str) -> date:
     """Parse a statement week (YYYY-MM-DD, a Monday). BadWeek with a clear message otherwise."""
     try:
@@ -388,6 +392,11 @@ def week_start(value: str) -> date:
         raise BadWeek(f"“{value}” is not a date: give the Monday the week starts on, as YYYY-MM-DD.") from None
     if len(value) != 10:
         raise BadWeek(f"“{value}” is not a date: give the Monday the week starts on, as YYYY-MM-DD.")
+    if not FIRST_STATEMENT_YEAR <= day.year <= LAST_STATEMENT_YEAR:
+        raise BadWeek(
+            f"{day.isoformat()} is out of range: statements cover weeks from {FIRST_STATEMENT_YEAR} "
+            f"to {LAST_STATEMENT_YEAR}."
+        )
     if day.weekday() != 0:
         monday = day - timedelta(days=day.weekday())
         raise BadWeek(

@@ -58,6 +58,11 @@ def test_common_errors_follow_from_what_the_operation_is(schema):
         ("POST /api/v1/orders/", {200, 201, 400, 401, 403, 404, 409, 413, 415}),
         ("POST /api/v1/orders/{id}/cancel/", {200, 400, 401, 403, 404, 409, 413, 415}),
         ("GET /api/v1/orders/", {200, 400, 401, 403}),
+        ("GET /api/v1/driver/earnings/", {200, 401, 403}),
+        ("GET /api/v1/driver/earnings/batches/", {200, 400, 401, 403}),
+        ("GET /api/v1/driver/earnings/batches/{batch_id}/", {200, 401, 403, 404}),
+        ("GET /api/v1/driver/earnings/statements/{week}/", {200, 400, 401, 403, 404}),
+        ("GET /api/v1/driver/earnings/payouts/", {200, 400, 401, 403}),
     ],
 )
 def test_operation_specific_errors(schema, operation, codes):
@@ -93,3 +98,17 @@ def test_each_operation_lists_the_credentials_it_lets_in(schema):
     assert security["GET /api/v1/driver/offers/"] == ["cookieAuth", "tokenAuth"]
     assert security["GET /api/v1/me/"] == ["cookieAuth", "tokenAuth", "storeApiKey"]
     assert security["POST /api/v1/auth/token/"] == []
+
+
+def test_the_earnings_statement_is_json_or_csv_and_its_errors_json(schema):
+    statement = dict(operations(schema))["GET /api/v1/driver/earnings/statements/{week}/"]
+    assert list(statement["responses"]["200"]["content"]) == ["application/json", "text/csv"]
+    assert statement["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/Statement")
+    params = {p["name"]: p for p in statement["parameters"]}
+    assert params["week"]["schema"] == {"type": "string", "format": "date"}
+    assert sorted(params["format"]["schema"]["enum"]) == ["csv", "json"]
+    batches = dict(operations(schema))["GET /api/v1/driver/earnings/batches/"]
+    assert batches["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/PaginatedBatchEarningsList"
+    )
+    assert [next(iter(r)) for r in batches["security"]] == ["cookieAuth", "tokenAuth"]

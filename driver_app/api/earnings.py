@@ -259,6 +259,12 @@ class StatementView(EarningsAPIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
     content_negotiation_class = StatementNegotiation
 
+    def handle_exception(self, exc):
+        # An error is the JSON error body, also when the CSV was asked for.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -282,12 +288,6 @@ class StatementView(EarningsAPIView):
             (400, "application/json"): error_responses(400)[400],
         },
     )
-    def handle_exception(self, exc):
-        # An error is the JSON error body, also when the CSV was asked for.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
-
     def get(self, request, week: str):
         try:
             statement = earnings.weekly_statement(driver=request.driver, week=earnings.week_start(week))

@@ -1,0 +1,122 @@
+"""payments.earnings: the selectors behind the driver's earnings screens and API."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from dispatch.tests.factories import OfferFactory
+from drivers.tests.factories import DriverFactory
+from orders.models import Batch
+from payments import earnings
+from payments.models import Tip
+from payments.selectors import driver_balance_cents
+from payments.services import offer_pay_snapshot_create, trip_pay_for_released_batch
+from payments.tests.earnings_builders import adjust, ended_batch, payout, settle, tip_rows
+from payments.tests.factories import PayPolicyFactory
+from stores.tests.factories import StoreFactory, ZoneFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def driver(db):
+    zone = ZoneFactory(timezone="America/Los_Angeles")
+    PayPolicyFactory(zone=zone)
+    return DriverFactory(home_zone=zone)
+
+
+def test_this_weeks_statement_ends_at_the_balance(driver):
+    store = StoreFactory(zone=driver.home_zone)
+    batch = ended_batch(driver, store=store)
+    adjust(settle(batch), 125, note="Long wait")
+    tip_rows(batch, captured=2)
+    payout(driver, 900, fee=100, kind="instant")
+    week = earnings.current_week_start(driver=driver, now=timezone.now())
+    statement = earnings.weekly_statement(driver=driver, week=week)
+    assert statement.opening_balance_cents == 0
+    assert statement.closing_balance_cents == driver_balance_cents(driver=driver)
+    assert statement.closing_balance_cents == earnings.earnings_summary(driver=driver).balance_cents
+    assert statement.totals["fee"] == -100 and statement.totals["payout"] == -900
+
+
+def test_the_week_is_the_drivers_zone_week(driver):
+    store = StoreFactory(zone=driver.home_zone)
+    monday = datetime(2026, 6, 1, tzinfo=ZoneInfo("America/Los_Angeles"))
+    # Monday 06:00 UTC is Sunday 23:00 in Los Angeles: the week before
+    settle(ended_batch(driver, store=store), when=datetime(2026, 6, 1, 6, 0, tzinfo=ZoneInfo("UTC")))
+    settle(ended_batch(driver, store=store), when=monday + timedelta(hours=1))
+    assert len(earnings.weekly_statement(driver=driver, week=date(2026, 5, 25)).lines) == 1
+    assert len(earnings.weekly_statement(driver=driver, week=date(2026, 6, 1)).lines) == 1
+    assert earnings.current_week_start(driver=driver, now=datetime(2026, 6, 1, 6, 0, tzinfo=ZoneInfo("UTC"))) == date(
+        2026, 5, 25
+    )
+
+
+def test_trip_pay_is_its_own_line(driver):
+    store = StoreFactory(zone=driver.home_zone)
+    batch = ended_batch(driver, store=store, status=Batch.Status.CANCELLED, tips=(), offered=None)
+    offer = OfferFactory(batch=batch, driver=driver, status="released")
+    offer_pay_snapshot_create(offer=offer, incentive_cents=0)
+    trip_pay_for_released_batch(batch=batch, driver=driver, offer=offer)
+    week = earnings.current_week_start(driver=driver, now=timezone.now())
+    [line] = earnings.weekly_statement(driver=driver, week=week).lines
+    assert line.category == "trip_pay" and line.amount_cents == 400 and line.batch_id == batch.pk
+    # a cancelled batch is not among the batches that pay, nor pending
+    assert earnings.batch_earnings(driver=driver, batch_id=batch.pk) is None
+    assert earnings.earnings_summary(driver=driver).pending_batches == ()
+
+
+def test_pending_tips_are_the_drivers_authorised_ones(driver):
+    store = StoreFactory(zone=driver.home_zone)
+    batch = ended_batch(driver, store=store, tips=(400, 300, 200))
+    closes = timezone.now() + timedelta(hours=5)
+    tips = tip_rows(batch, captured=1, window_closes_at=closes)
+    Tip.objects.filter(pk=tips[2].pk).update(status=Tip.Status.CANCELED)
+    other = DriverFactory(home_zone=driver.home_zone)
+    tip_rows(ended_batch(other, store=store, tips=(999,)))
+    summary = earnings.earnings_summary(driver=driver)
+    assert [(t.amount_cents, t.batch_id, t.window_closes_at) for t in summary.pending_tips] == [(300, batch.pk, closes)]
+    assert summary.tips_cents == 400 and summary.pending_tips_cents == 300
+
+
+def test_guarantee_and_top_up():
+    pay = earnings.SettledPay(
+        base_cents=100,
+        stops_cents=100,
+        stops_paid=1,
+        miles_cents=100,
+        routed_meters=1000,
+        heavy_cents=0,
+        heavy_paid=0,
+        incentive_cents=50,
+        wait_minutes=1,
+        wait_cents=20,
+        snapshot_cents=900,
+        final_cents=920,
+        settled_at=timezone.now(),
+    )
+    assert pay.parts_cents + pay.guarantee_top_up_cents == pay.final_cents == 920
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2026-06-02", "2026-06-02 is a Tuesday: statement weeks start on a Monday (that week starts on 2026-06-01)."),
+        ("2026-13-01", "“2026-13-01” is not a date"),
+        ("", "is not a date"),
+        ("1999-12-27", "out of range"),
+    ],
+)
+def test_week_start_says_what_is_wrong(value, message):
+    with pytest.raises(earnings.BadWeek, match=message.replace("(", r"\(").replace(")", r"\)")):
+        earnings.week_start(value)
+    assert earnings.week_start("2026-06-01") == date(2026, 6, 1)
+
+
+def test_test_payments_follows_the_backend(settings):
+    settings.SPARK_PAYMENT_BACKEND = "sandbox"
+    assert earnings.test_payments() is True
+    settings.SPARK_PAYMENT_BACKEND = "stripe"
+    assert earnings.test_payments() is False
