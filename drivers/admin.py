@@ -7,6 +7,13 @@ from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from orders.held_batches import (
+    HELD_BATCH_DISPATCH,
+    HELD_BATCH_FINISH,
+    held_batch_choices,
+    held_batch_default,
+    held_batch_of,
+)
 from stores.admin import (
     ReadOnlyAdminMixin,
     ServiceOwnedHistoryAdmin,
@@ -16,14 +23,7 @@ from stores.admin import (
 )
 
 from .models import Driver, DriverEvent, Location, PushSubscription, Route, SlotClaim
-from .services import (
-    HELD_BATCH_DISPATCH,
-    HELD_BATCH_FINISH,
-    driver_set_status,
-    held_batch_choices,
-    held_batch_default,
-    held_batch_of,
-)
+from .services import driver_set_status
 
 DOCUMENTS_WARNING = timedelta(days=14)
 

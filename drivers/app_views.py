@@ -198,7 +198,7 @@ def driver_page(view):
 
 
 def _cannot_work_text(driver: Driver, reason: str | None) -> str:
-    """drivers.selectors.driver_can_work decides; this says it in the driver's language."""
+    """drivers.selectors.driver_work_refusal decides; this says it in the driver's language."""
     if not reason:
         return ""
     status = Driver.Status
@@ -229,7 +229,7 @@ def _active_batch(driver: Driver) -> Batch | None:
 
 
 def _context(request, driver: Driver, tab: str, **extra) -> dict:
-    reason = selectors.driver_can_work(driver)
+    reason = selectors.driver_work_refusal(driver)
     active = extra.pop("active_batch", None) or _active_batch(driver)
     context = {
         "driver": driver,

@@ -975,7 +975,8 @@ class Command(BaseCommand):
         """So dispatch has someone to offer to in the demo: driver1-3 hold a seat in the slot
         running now at the first Nashville store, driver4-6 are online near it. Services are
         idempotent, so a re-run changes nothing; outside slot hours there is no seat to take."""
-        from drivers.services import driver_go_online, slot_claim
+        from drivers.services import driver_go_online
+        from drivers.slot_services import slot_claim
 
         store = self.first_store
         now = timezone.now()
