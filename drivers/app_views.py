@@ -39,7 +39,7 @@ from dispatch import selectors as dispatch_selectors
 from dispatch.models import Offer
 from orders import selectors as order_selectors
 from orders.models import Batch, Stop
-from orders.services import RETURN_REASONS
+from orders.returns import RETURN_REASONS
 from payments.selectors import trip_pay_cents
 from spark import geo, roles
 from spark.errors import DomainError

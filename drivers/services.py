@@ -12,7 +12,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from orders import services as order_services
+from orders.batch_editing import batch_let_driver_finish
 from orders.models import Batch
 from spark import geo, hooks
 from spark.celery import queue_on_commit
@@ -56,7 +56,7 @@ def held_batch_default(batch: Batch) -> str:
 
 def _held_batch_apply(*, batch: Batch, decision: str, actor=None) -> None:
     if decision == HELD_BATCH_FINISH:
-        order_services.batch_let_driver_finish(batch=batch, actor=actor)
+        batch_let_driver_finish(batch=batch, actor=actor)
     else:
         hooks.held_batch_to_dispatch(batch=batch, actor=actor, reason=_HELD_BATCH_REASON)
 

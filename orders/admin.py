@@ -17,6 +17,8 @@ from stores.admin import (
     run_status_change,
 )
 
+from .batch_editing import batch_discard, batch_publish, batch_unpublish
+from .cancellation import order_cancel
 from .models import (
     Batch,
     BatchEvent,
@@ -25,12 +27,6 @@ from .models import (
     OrderEvent,
     Stop,
     StopEvent,
-)
-from .services import (
-    batch_discard,
-    batch_publish,
-    batch_unpublish,
-    order_cancel,
 )
 
 STUCK_UNASSIGNED_AFTER = timedelta(minutes=10)

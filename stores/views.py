@@ -18,9 +18,11 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from orders import batch_editing, batching_runs
 from orders import selectors as order_selectors
-from orders import services as order_services
+from orders.delivery import batch_handoff
 from orders.models import Batch, BatchingRun, Order, Stop
+from orders.returns import order_return_check_in
 from payments.services import pay_quote
 from spark import geo, roles
 from spark.errors import DomainError, NotFound
@@ -112,7 +114,7 @@ def batch_new(request, store):
         messages.error(request, _("Some of those orders are not this store's."))
         return redirect("dashboard:queue", store_id=store.pk)
     try:
-        batch = order_services.batch_create(store=store, orders=[orders_by_id[i] for i in ids], actor=request.user)
+        batch = batch_editing.batch_create(store=store, orders=[orders_by_id[i] for i in ids], actor=request.user)
     except DomainError as exc:
         _domain_error(request, exc)
         return redirect("dashboard:queue", store_id=store.pk)
@@ -201,7 +203,7 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
         request,
         store,
         batch_id,
-        lambda b: order_services.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
+        lambda b: batch_editing.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
     )
 
 
@@ -211,7 +213,7 @@ def batch_reorder(request, store, batch_id: int):
     # A value that is not an id leaves the list short of a stop: the service refuses it.
     ids = parse_ids(request.POST.getlist("stop")) or []
     return _batch_action(
-        request, store, batch_id, lambda b: order_services.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
+        request, store, batch_id, lambda b: batch_editing.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
     )
 
 
@@ -222,7 +224,7 @@ def batch_remove(request, store, batch_id: int, stop_id: int):
         request,
         store,
         batch_id,
-        lambda b: order_services.batch_remove_stop(stop=_stop_of(b, stop_id), actor=request.user),
+        lambda b: batch_editing.batch_remove_stop(stop=_stop_of(b, stop_id), actor=request.user),
     )
 
 
@@ -237,7 +239,7 @@ def batch_add(request, store, batch_id: int):
             raise DomainError(_("Some of those orders are not this store's."), code="wrong_store")
         if not found:
             raise DomainError(_("Pick at least one order to add."), code="empty")
-        order_services.batch_add_orders(batch=b, orders=found, actor=request.user)
+        batch_editing.batch_add_orders(batch=b, orders=found, actor=request.user)
 
     return _batch_action(request, store, batch_id, add)
 
@@ -246,7 +248,7 @@ def batch_add(request, store, batch_id: int):
 @store_view()
 def batch_publish(request, store, batch_id: int):
     def publish(b):
-        order_services.batch_publish(batch=b, actor=request.user)
+        batch_editing.batch_publish(batch=b, actor=request.user)
         # Dispatch runs after the commit (a task, or the beat sweeper if the broker is down).
         messages.success(request, _("Batch %(id)s is published; offers to drivers will follow.") % {"id": b.pk})
 
@@ -261,7 +263,7 @@ def batch_ready_at(request, store, batch_id: int):
     def schedule(b):
         if not form.is_valid():
             raise DomainError(_("Enter the time the batch will be ready."), code="invalid")
-        order_services.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
+        batch_editing.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
         messages.success(request, _("Batch %(id)s will publish itself at the time you set.") % {"id": b.pk})
 
     return _batch_action(request, store, batch_id, schedule)
@@ -270,9 +272,7 @@ def batch_ready_at(request, store, batch_id: int):
 @require_POST
 @store_view()
 def batch_unpublish(request, store, batch_id: int):
-    return _batch_action(
-        request, store, batch_id, lambda b: order_services.batch_unpublish(batch=b, actor=request.user)
-    )
+    return _batch_action(request, store, batch_id, lambda b: batch_editing.batch_unpublish(batch=b, actor=request.user))
 
 
 @require_POST
@@ -280,7 +280,7 @@ def batch_unpublish(request, store, batch_id: int):
 def batch_discard(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
     try:
-        order_services.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
+        batch_editing.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
         messages.success(request, _("Batch %(id)s was discarded; its orders are back in the queue.") % {"id": batch.pk})
     except DomainError as exc:
         _domain_error(request, exc)
@@ -296,7 +296,7 @@ def autobatch(request, store):
     if request.method == "POST":
         form = AutoBatchForm(request.POST)
         if form.is_valid():
-            run = order_services.batching_run_start(
+            run = batching_runs.batching_run_start(
                 store=store,
                 window_from=form.cleaned_data["window_from"],
                 window_to=form.cleaned_data["window_to"],
@@ -363,7 +363,7 @@ def autobatch_publish_all(request, store, run_id: int):
     done = 0
     for b in run.batches.filter(status=Batch.Status.DRAFT):
         try:
-            order_services.batch_publish(batch=b, actor=request.user)
+            batch_editing.batch_publish(batch=b, actor=request.user)
             done += 1
         except DomainError as exc:
             _domain_error(request, exc)
@@ -404,7 +404,7 @@ def handoff_confirm(request, store, batch_id: int):
                 messages.error(request, str(e))
         return redirect("dashboard:handoff", store_id=store.pk)
     try:
-        order_services.batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
+        batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
         messages.success(request, _("Batch %(id)s handed over.") % {"id": batch.pk})
     except DomainError as exc:
         _domain_error(request, exc)
@@ -428,7 +428,7 @@ def return_check_in(request, store, order_id: int):
         messages.error(request, _("Pick a return reason from the list."))
         return redirect("dashboard:returns", store_id=store.pk)
     try:
-        order_services.order_return_check_in(order=order, reason=form.cleaned_data["reason"], actor=request.user)
+        order_return_check_in(order=order, reason=form.cleaned_data["reason"], actor=request.user)
         messages.success(request, _("Order %(id)s checked in as returned.") % {"id": order.external_id})
     except DomainError as exc:
         _domain_error(request, exc)

@@ -11,7 +11,7 @@ def count_live_stops_and_withdraw_empty_batches(apps, schema_editor):
     """Before the CHECK batch_live_stops_when_dispatched (0006) goes on: stops_count becomes
     the number of live stops of every batch, and a batch past draft left with none (issue #9:
     every order cancelled while it was on offer or with a driver) is withdrawn the way
-    orders.services.batch_withdraw_if_empty does it now: cancelled with an event saying why,
+    orders.batch_editing.batch_withdraw_if_empty does it now: cancelled with an event saying why,
     its pending offers withdrawn, its accepted offer released. No trip pay is posted here
     (migrations do not run the pay rules): ops review the released offers (OfferEvent reason)."""
     from django.db.models import Count, Q

@@ -29,8 +29,8 @@ from django.utils import timezone
 
 from drivers.models import Driver
 from drivers.services import driver_set_status
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch, Order, OrderEvent, Stop
-from orders.services import batch_create, batch_publish
 from payments.models import PayPolicy, Tip
 from spark.errors import DomainError
 from stores.models import DeliverySlot, Store, StoreApiKey, StoreMembership, Zone, hash_api_key
