@@ -33,9 +33,10 @@ from django.utils import timezone
 from accounts.models import User
 from drivers.models import SlotClaim
 from drivers.selectors import driver_work_refusal
+from orders.batch_editing import batch_require_live_stops
 from orders.models import Batch
 from orders.selectors import batch_stops
-from orders.services import batch_require_live_stops, batch_set_status
+from orders.transitions import batch_set_status
 from payments.services import incentive_for_round, offer_pay_snapshot_create
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted

@@ -22,8 +22,8 @@ from spark import hooks
 from spark.errors import DomainError
 from stores.models import Zone
 
+from .batch_editing import batch_let_driver_finish
 from .models import Batch
-from .services import batch_let_driver_finish
 
 # What becomes of the batch a driver holds when they can no longer act on it (suspended or
 # deactivated, by ops, the document watch or screening):

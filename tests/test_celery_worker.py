@@ -41,7 +41,7 @@ from dispatch.models import Offer, OfferEvent
 from drivers import slot_services
 from drivers.models import Route, SlotClaim
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -295,8 +295,8 @@ def _published_batch(store):
         )
         for i in range(2)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     return batch
 
 

@@ -27,8 +27,9 @@ from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, DriverEvent
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
 from orders import tasks as order_tasks
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, BatchEvent
 from orders.tests.factories import OrderFactory
 from payments.contractor import services as contractor
@@ -106,16 +107,16 @@ def held_batch(store, driver, *, incentive=150, picked_up=False, checked_in=Fals
         )
         for i in range(2)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     Batch.objects.filter(pk=batch.pk).update(offer_round=2, incentive_cents=incentive, dispatch_stage="route")
     offer = OfferFactory(batch=batch, driver=driver, round=2, kind=Offer.Kind.ROUTE)
     offer_pay_snapshot_create(offer=offer, incentive_cents=incentive)
     dispatch_services.offer_accept(offer=offer, driver=driver)
     if checked_in or picked_up:
-        order_services.batch_check_in(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver)
     if picked_up:
-        order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+        batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
     return batch, offer
 
@@ -269,7 +270,7 @@ def test_finish_first_lets_the_driver_act_on_that_batch_only(store, zone, driver
     here = {"lat": "36.150100", "lng": "-86.790100"}
     assert api.post(f"{API}/location/", here, format="json").status_code == 200  # the customer's tracking
     assert api.get(f"{API}/batches/{older.pk}/").status_code == 404
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     for stop in batch.stops.order_by("sequence"):
         res = api.post(f"{API}/stops/{stop.pk}/fail/", {"reason": "no_one_home"}, format="json")
         assert res.status_code == 200, res.content
@@ -457,8 +458,8 @@ def test_the_push_says_what_happened_without_customer_details(store, driver):
 def test_a_driver_taken_off_work_loses_their_pending_offers_at_once(store, zone, driver):
     start = timezone.now() + timedelta(hours=1)
     order = OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))
-    batch = order_services.batch_create(store=store, orders=[order])
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=[order])
+    batch_publish(batch=batch)
     offer = OfferFactory(batch=batch, driver=driver)
     driver_set_status(driver=driver, to=Driver.Status.SUSPENDED, reason_code=SAFETY)
     offer.refresh_from_db()
