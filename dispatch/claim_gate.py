@@ -8,7 +8,7 @@ Two things, both kept in the default cache (Redis in production, shared by every
   claims that follow are refused (409) without reading PostgreSQL - in a storm most claims
   are for a batch somebody already has. The database stays the judge: a marker only ever
   refuses, a missing marker (or a cache that is down) takes the normal path, and a batch put
-  back on offer drops its marker as soon as that commit lands (orders.services.batch_set_status).
+  back on offer drops its marker as soon as that commit lands (orders.transitions.batch_set_status).
   The marker records the zone, so a driver of another zone still gets the 404 the database
   path gives, and the holder, so the holder's retry still gets the batch back. The one window:
   a batch un-assigned and re-published between the winner's COMMIT and its marker write (the

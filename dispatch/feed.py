@@ -468,7 +468,7 @@ def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[t
 def _pay_sql(policy: PayPolicy):
     """The batch's pay (the same total as _pay_total and pay_quote) as one SQL expression:
     payments.services.pay_total_sql, fed from the batch's own columns (its live stops' count,
-    tips and heavy orders are kept on the row by orders.services.batch_refresh_route). Ranking
+    tips and heavy orders are kept on the row by orders.batch_editing.batch_refresh_route). Ranking
     on anything less (say without tips or heavy pay) would let the LIMIT cut a batch whose
     exact pay puts it at the top; reading the stops here (a join and GROUP BY, or a subquery
     per batch) cost 2-8x the whole feed's time."""

@@ -11,7 +11,8 @@
 /driver/join/review/       6 everything at a glance, submit for screening
 /driver/join/status/       where the application stands and what is missing
 
-Every save is one call into drivers.onboarding_services. A refused form is shown again with
+Every save is one call into drivers.onboarding_services, or payments.contractor.onboarding
+for the documents and submitting the application. A refused form is shown again with
 a message on each field, with status 400 (429 for too many codes), and nothing is saved.
 Once the application is submitted (or the driver is active) the steps show the status page
 instead, except the documents step, which active and suspended drivers use to renew.
@@ -38,6 +39,8 @@ from driver_app.forms import (
 )
 from drivers import onboarding_services as services
 from drivers.models import Driver
+from payments.contractor import onboarding as contractor_onboarding
+from payments.contractor.selectors import screening_case_for_driver
 from spark.errors import DomainError
 from spark.httpkit import client_ip
 
@@ -125,7 +128,7 @@ def wizard_step(step: str):
                 messages.info(request, _("Start with your profile."))
                 return redirect("onboarding:profile")
             if driver is not None and driver.status != Driver.Status.APPLICANT:
-                renewing = step == "documents" and services.documents_open_to(driver)
+                renewing = step == "documents" and contractor_onboarding.documents_open_to(driver)
                 if not renewing:
                     return redirect("onboarding:status")
             return view(request, driver, *args, **kwargs)
@@ -321,7 +324,7 @@ def documents(request, driver):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                driver = services.onboarding_save_documents(
+                driver = contractor_onboarding.onboarding_save_documents(
                     driver=driver,
                     actor=request.user,
                     license_number=data["license_number"],
@@ -396,7 +399,7 @@ def review(request, driver):
     if request.method == "POST":
         if form.is_valid():
             try:
-                driver = services.onboarding_submit(driver=driver, user=request.user)
+                driver = contractor_onboarding.onboarding_submit(driver=driver, user=request.user)
             except DomainError as exc:
                 missing = list(exc.fields.get("missing", []))
                 form.add_error(None, exc.message)
@@ -427,7 +430,7 @@ def _screening_context(driver: Driver | None) -> dict:
     """The screening case as the status page shows it (contractor module)."""
     if driver is None or driver.status == Driver.Status.APPLICANT:
         return {}
-    case = services.screening_case_of(driver)
+    case = screening_case_for_driver(driver=driver)
     if case is None:
         return {}
     context: dict = {"case": case, "case_status": case.status}
@@ -481,7 +484,7 @@ def dispute(request):
     from payments.contractor.services import screening_dispute
 
     driver = _driver_of(request.user)
-    case = services.screening_case_of(driver) if driver else None
+    case = screening_case_for_driver(driver=driver) if driver else None
     if driver is None or case is None:
         return redirect("onboarding:status")
     form = DisputeForm(request.POST)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dispatch import feed as dispatch_feed
 from dispatch.feed import OVERFETCH_MIN, route_feed
 from drivers.tests.helpers import LNG, batch_on_meridian, store_at, trip
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_refresh_route, batch_remove_stop
 from orders.models import Batch, Order, Stop
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from payments.models import PayPolicy
@@ -34,7 +34,7 @@ def test_a_high_tip_batch_is_not_cut_from_the_feed_by_the_sql_prefilter():
         batch_on_meridian(store, "36.180000")
     rich = batch_on_meridian(store, "36.180000")
     Order.objects.filter(stops__batch=rich).update(tip_cents=4000, is_heavy=True)
-    order_services.batch_refresh_route(batch=rich)  # as any change to a batched order's tip does
+    batch_refresh_route(batch=rich)  # as any change to a batched order's tip does
     feed = route_feed(trip(k=1000).driver, now=timezone.now(), limit=3)
     assert feed[0]["batch_id"] == rich.pk
     assert feed[0]["pay_total_cents"] > feed[1]["pay_total_cents"]
@@ -161,9 +161,9 @@ def test_the_batch_row_keeps_its_live_stops_tips_and_heavy_orders(store):
         OrderFactory(store=store, tip_cents=250, is_heavy=False),
         OrderFactory(store=store, tip_cents=1000, is_heavy=True),
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
+    batch = batch_create(store=store, orders=orders)
     batch.refresh_from_db()
     assert (batch.stops_count, batch.stops_tip_cents, batch.stops_heavy) == (3, 1750, 2)
-    order_services.batch_remove_stop(stop=batch.stops.get(order=orders[2]))
+    batch_remove_stop(stop=batch.stops.get(order=orders[2]))
     batch.refresh_from_db()
     assert (batch.stops_count, batch.stops_tip_cents, batch.stops_heavy) == (2, 750, 1)
