@@ -321,7 +321,9 @@ def earnings_summary(*, driver) -> EarningsSummary:
         .annotate(s=Sum("amount_cents"))
         .values_list("account__kind", "s")
     )
-    unsettled = list(driver_batches(driver=driver).filter(pay__isnull=True).order_by("closed_at", "pk")[:PENDING_SHOWN])
+    unsettled = list(
+        driver_batches(driver=driver).filter(settled_pay__isnull=True).order_by("closed_at", "pk")[:PENDING_SHOWN]
+    )
     guaranteed = {
         s.offer.batch_id: s.total_cents - s.tip_cents
         for s in OfferPaySnapshot.objects.filter(
