@@ -231,7 +231,7 @@ class EarningsBatchDetailView(EarningsAPIView):
 
 class CSVRenderer(BaseRenderer):
     """Only for content negotiation (?format=csv): the view writes the CSV itself, and errors are
-    always JSON (StatementView.handle_exception)."""
+    always JSON (StatementView.finalize_response)."""
 
     media_type = "text/csv"
     format = "csv"
@@ -259,11 +259,14 @@ class StatementView(EarningsAPIView):
     renderer_classes = [JSONRenderer, CSVRenderer]
     content_negotiation_class = StatementNegotiation
 
-    def handle_exception(self, exc):
-        # An error is the JSON error body, also when the CSV was asked for.
-        self.request.accepted_renderer = JSONRenderer()
-        self.request.accepted_media_type = JSONRenderer.media_type
-        return super().handle_exception(exc)
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Only the statement itself is CSV: an error (the JSON error body) or an OPTIONS answer
+        # is JSON, also when the CSV was asked for.
+        if isinstance(response, Response) and getattr(request, "accepted_renderer", None) is not None:
+            if request.accepted_renderer.format == "csv":
+                request.accepted_renderer = JSONRenderer()
+                request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)
 
     @extend_schema(
         parameters=[
@@ -284,7 +287,7 @@ class StatementView(EarningsAPIView):
         responses={
             (200, "application/json"): StatementSerializer,
             (200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR, description="The lines as CSV."),
-            # errors are JSON whatever the format asked for (handle_exception)
+            # errors are JSON whatever the format asked for (finalize_response)
             (400, "application/json"): error_responses(400)[400],
         },
     )

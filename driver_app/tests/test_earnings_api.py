@@ -165,6 +165,9 @@ def test_bad_weeks_are_400_with_a_clear_message(driver, week, message):
 def test_an_unknown_format_is_400(driver):
     res = api_for(driver).get(f"{API}/statements/2026-03-02/?format=xml")
     assert res.status_code == 400 and "json or csv" in res.json()["fields"]["format"][0]
+    # only the statement is CSV: anything else the view answers stays JSON
+    res = api_for(driver).options(f"{API}/statements/2026-03-02/?format=csv")
+    assert res.status_code == 200 and res["Content-Type"] == "application/json"
 
 
 def test_payouts(driver):
