@@ -6,6 +6,7 @@ Cash-out (payments.payouts, another slice) gets its button on the earnings home,
 marked in templates/driver/earnings.html."""
 
 import csv
+import zoneinfo
 from io import StringIO
 
 from django.core.paginator import Paginator
@@ -141,7 +142,7 @@ CSV_COLUMNS = ["date", "time", "type", "account", "batch", "store", "amount_cent
 def statement_csv(statement: earnings.WeeklyStatement, *, filename: str) -> HttpResponse:
     """The statement's lines, one a row, in the driver's zone time; amount_cents sums to the
     week's net (closing minus opening balance). Shared by the app and the API."""
-    tz = earnings.zoneinfo.ZoneInfo(statement.timezone)
+    tz = zoneinfo.ZoneInfo(statement.timezone)
     out = StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)

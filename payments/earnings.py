@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet, Sum
+from django.db.models import Exists, F, OuterRef, QuerySet, Sum
 
 from orders.models import Batch, Stop
 
@@ -155,7 +155,7 @@ def driver_batches(*, driver) -> QuerySet[Batch]:
     return (
         Batch.objects.filter(driver=driver, status__in=PAID_BATCH_STATUSES)
         .select_related("store")
-        .order_by("-closed_at", "-pk")
+        .order_by(F("closed_at").desc(nulls_last=True), "-pk")
     )
 
 
