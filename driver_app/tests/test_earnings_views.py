@@ -218,6 +218,10 @@ def test_spanish(driver, store):
     assert "Espera en la tienda: 6 minutos" in detail and "Propinas del cliente" in detail
     payouts = client.get("/driver/earnings/payouts/").content.decode()
     assert "Historial de pagos" in payouts
+    statement = client.get(f"/driver/earnings/statements/{this_monday(driver.home_zone)}/").content.decode()
+    assert "Saldo al final de la semana" in statement and "Pago del lote" in statement
+    batch_page = client.get("/driver/batch/").content.decode()
+    assert "Este lote pagó" in batch_page
 
 
 def test_suspended_driver_still_sees_their_money(zone, store):
