@@ -29,6 +29,14 @@ COPY stores ./stores
 COPY orders ./orders
 COPY drivers ./drivers
 COPY payments ./payments
+COPY dispatch ./dispatch
+# surfaces
+COPY driver_app ./driver_app
+COPY dashboard ./dashboard
+COPY tracking ./tracking
+COPY store_api ./store_api
+COPY ops_admin ./ops_admin
+COPY webhooks ./webhooks
 COPY templates ./templates
 COPY static ./static
 

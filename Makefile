@@ -45,6 +45,7 @@ run: seed
 		$(PY) -m spark.runstack Procfile.embedded
 
 test: install
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 	$(PY) -m spark.checkservices
 	DJANGO_SETTINGS_MODULE=spark.settings.test $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -57,6 +58,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 bench: install
 	@if ls bench/*.py >/dev/null 2>&1; then for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done; \

@@ -4,8 +4,14 @@ import pytest
 
 from drivers.tests.factories import DriverFactory
 from stores.models import StoreMembership
-from stores.tests.factories import StoreFactory, StoreMembershipFactory, UserFactory
+from stores.tests.factories import StoreFactory, StoreMembershipFactory, UserFactory, ZoneFactory
 from tests.stripe_standin import StripeStandin
+
+
+@pytest.fixture
+def zone(db):
+    """A plain zone (orders/tests and dispatch/tests override it with one ready for dispatch)."""
+    return ZoneFactory()
 
 
 @pytest.fixture

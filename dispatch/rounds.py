@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from drivers.models import SlotClaim
-from drivers.selectors import driver_can_work
+from drivers.selectors import driver_work_refusal
 from orders.models import Batch
 from orders.selectors import batch_stops
 from orders.services import batch_require_live_stops, batch_set_status
@@ -312,7 +312,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
         if batch.status == Batch.Status.CANCELLED:
             raise Conflict("This batch was withdrawn by the store.", code="batch_withdrawn")
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
-    reason = driver_can_work(driver)
+    reason = driver_work_refusal(driver)
     if reason:
         raise NotPermitted(reason, code="driver_not_eligible")
     now = timezone.now()

@@ -26,6 +26,7 @@ from outbox import services as outbox
 from outbox.models import Message
 
 from .models import Order, OrderEvent
+from .tracking import tracking_state
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +58,7 @@ def photo_url(order: Order) -> str:
 
 
 def _context(order: Order, kind: str) -> dict:
-    from .views import tracking_state  # the same facts (and privacy rules) as the tracking page
-
-    state = tracking_state(order)
+    state = tracking_state(order)  # the same facts (and privacy rules) as the tracking page
     first = (order.customer_name or "").strip().split(" ")[0]
     return {
         "kind": kind,

@@ -520,7 +520,7 @@ def batch_withdraw_if_empty(*, batch: Batch, actor=None, reason: str) -> bool:
 
 def batch_let_driver_finish(*, batch: Batch, actor=None) -> Batch:
     """Ops let a driver who can no longer take work finish the batch they hold: they may still
-    act on this batch, and only on it (drivers.selectors.driver_finishing_batch). Idempotent."""
+    act on this batch, and only on it (orders.selectors.driver_finishing_batch). Idempotent."""
     Batch.objects.filter(pk=batch.pk, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=True).update(
         finish_first_at=timezone.now()
     )

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import held_batches, services
 
 
 @shared_task(ignore_result=True)
@@ -25,3 +25,11 @@ def run_auto_batching(run_id: int) -> bool:
 def sweep_batching_runs() -> int:
     """Beat safety net for auto-batching: runs whose task never reached a worker."""
     return services.batching_runs_execute_stalled()
+
+
+@shared_task(ignore_result=True)
+def sweep_stranded_batches() -> int:
+    """Beat (every minute): a batch held by a driver who can no longer act on it, with no
+    "finish first" decided, goes back to dispatch (or stays to finish once picked up); ops
+    get an email for each. Idempotent."""
+    return held_batches.stranded_batches_release(limit=200)

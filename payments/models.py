@@ -93,15 +93,136 @@ class OfferPaySnapshot(models.Model):
         return f"Pay snapshot of offer {self.offer_id}: {self.total_cents}c"
 
 
+class BatchPay(models.Model):
+    """What a batch paid its driver, worked out once when it settled (payments.settlement).
+
+    final = the greater of the snapshot (what the accepted offer promised, tips aside) and the
+    pay recomputed from what happened (routed miles with the drive back, stops driven to,
+    heavy orders), plus wait pay past the zone's grace, plus the incentive. Tips are paid on
+    their own (Tip), when their adjust window closes. Later changes are PayAdjustments, each
+    with a reason; none takes the total below the snapshot."""
+
+    batch = models.OneToOneField("orders.Batch", on_delete=models.PROTECT, related_name="pay")
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="batch_pays")
+    snapshot = models.ForeignKey(
+        OfferPaySnapshot,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The accepted offer's.",
+    )
+    snapshot_cents = models.BigIntegerField(help_text="The snapshot's total without its tips (incentive included).")
+    base_cents = models.BigIntegerField()
+    stops_cents = models.BigIntegerField()
+    miles_cents = models.BigIntegerField()
+    heavy_cents = models.BigIntegerField()
+    routed_meters = models.PositiveIntegerField(help_text="As driven: store, every stop driven to, back.")
+    stops_paid = models.PositiveSmallIntegerField(help_text="Stops driven to: delivered, failed and returned.")
+    heavy_paid = models.PositiveSmallIntegerField()
+    incentive_cents = models.BigIntegerField()
+    wait_minutes = models.PositiveIntegerField(help_text="Whole minutes at the store past the grace period.")
+    wait_cents = models.BigIntegerField()
+    final_cents = models.BigIntegerField(help_text="What the batch paid, adjustments aside.")
+    ledger_transaction = models.OneToOneField(
+        "LedgerTransaction", null=True, blank=True, on_delete=models.PROTECT, related_name="batch_pay"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "batch pay"
+        constraints = [
+            *_non_negative(
+                "snapshot_cents",
+                "base_cents",
+                "stops_cents",
+                "miles_cents",
+                "heavy_cents",
+                "incentive_cents",
+                "wait_cents",
+                prefix="batchpay",
+            ),
+            models.CheckConstraint(
+                condition=Q(final_cents__gte=F("snapshot_cents")), name="batchpay_not_below_snapshot"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pay of batch {self.batch_id}: {self.final_cents}c"
+
+
+class PayAdjustment(models.Model):
+    """A change ops made to what a batch paid, with the reason the driver sees."""
+
+    class Reason(models.TextChoices):
+        ROUTE = "route", "Route was longer than measured"
+        WAIT = "wait", "Wait at the store not counted"
+        STOPS = "stops", "Stop or heavy order not counted"
+        CORRECTION = "correction", "Correction of an earlier adjustment"
+        GOODWILL = "goodwill", "Goodwill"
+
+    batch_pay = models.ForeignKey(BatchPay, on_delete=models.PROTECT, related_name="adjustments")
+    amount_cents = models.BigIntegerField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    note = models.CharField(max_length=255, blank=True, help_text="Shown to the driver with the reason.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    ledger_transaction = models.OneToOneField(
+        "LedgerTransaction", null=True, blank=True, on_delete=models.PROTECT, related_name="pay_adjustment"
+    )
+    driver_notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [models.CheckConstraint(condition=~Q(amount_cents=0), name="payadjustment_non_zero")]
+
+    def __str__(self) -> str:
+        return f"{self.amount_cents:+d}c on batch pay {self.batch_pay_id} ({self.reason})"
+
+
 # --- Ledger -------------------------------------------------------------------------
+
+
+# Sign convention: an entry is positive when it credits the account (what we owe: a driver's
+# earnings and tips payable, tips held, fee income) and negative when it debits it (what we
+# spent or hold: delivery expense, money at Stripe, money on its way to a driver, tips the
+# stores owe us). Every transaction sums to zero, so the whole ledger does too.
+#
+# The flows (each posted once, under a key derived from our own row):
+#   batch pay     DRIVER_PAYABLE(driver) +pay        PLATFORM_EXPENSE -pay      "batch-pay:<batch>"
+#   adjustment    DRIVER_PAYABLE(driver) +/-x        PLATFORM_EXPENSE -/+x      "pay-adjustment:<id>"
+#   tip captured  TIPS_HELD +tip                     STRIPE_CLEARING -tip       (a card tip, captured)
+#   tip booked    TIPS_HELD +tip                     TIPS_RECEIVABLE -tip       (the store collected it)
+#   tip credited  TIPS_PAYABLE(driver) +tip          TIPS_HELD -tip             (when its window closes)
+#   tip cover     TIPS_PAYABLE(driver) +x            PLATFORM_EXPENSE -x        (a shown tip that ended at 0)
+#   payout        DRIVER_PAYABLE/TIPS_PAYABLE -amt   PAYOUT_CLEARING +amt       (transfer asked for)
+#   payout fee    DRIVER_PAYABLE -fee                FEES +fee                  (instant cash-out)
+#   payout paid   PAYOUT_CLEARING -amt               STRIPE_CLEARING +amt       (transfer made)
+#   payout failed the payout's entries reversed: the money is back in the driver's balance
+# A driver's balance is the sum of their DRIVER_PAYABLE and TIPS_PAYABLE entries, nothing else.
+DRIVER_ACCOUNT_KINDS = ("driver_payable", "tips_payable")
+ACCOUNT_KINDS = (
+    *DRIVER_ACCOUNT_KINDS,
+    "platform_expense",
+    "tips_held",
+    "tips_receivable",
+    "stripe_clearing",
+    "payout_clearing",
+    "fees",
+    "cash",
+)
 
 
 class Account(models.Model):
     class Kind(models.TextChoices):
-        DRIVER_PAYABLE = "driver_payable", "Owed to driver"
+        DRIVER_PAYABLE = "driver_payable", "Earnings owed to driver"
+        TIPS_PAYABLE = "tips_payable", "Tips owed to driver"
         PLATFORM_EXPENSE = "platform_expense", "Platform delivery expense"
         TIPS_HELD = "tips_held", "Customer tips held"
+        TIPS_RECEIVABLE = "tips_receivable", "Tips collected by stores, owed to us"
+        STRIPE_CLEARING = "stripe_clearing", "Stripe balance"
         PAYOUT_CLEARING = "payout_clearing", "Payouts in transit"
+        FEES = "fees", "Cash-out fees earned"
         CASH = "cash", "Cash (Stripe balance)"
 
     kind = models.CharField(max_length=24, choices=Kind.choices)
@@ -112,13 +233,10 @@ class Account(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["kind", "driver"], name="account_kind_driver_unique", nulls_distinct=False),
+            models.CheckConstraint(condition=Q(kind__in=ACCOUNT_KINDS), name="account_kind_valid"),
             models.CheckConstraint(
-                condition=Q(kind__in=["driver_payable", "platform_expense", "tips_held", "payout_clearing", "cash"]),
-                name="account_kind_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(kind="driver_payable", driver__isnull=False)
-                | (~Q(kind="driver_payable") & Q(driver__isnull=True)),
+                condition=Q(kind__in=DRIVER_ACCOUNT_KINDS, driver__isnull=False)
+                | (~Q(kind__in=DRIVER_ACCOUNT_KINDS) & Q(driver__isnull=True)),
                 name="account_driver_iff_payable",
             ),
         ]

@@ -1,11 +1,12 @@
 from django.db.models import Sum
 
-from .models import Account, Entry
+from .models import DRIVER_ACCOUNT_KINDS, Account, Entry
 
 
 def driver_balance_cents(*, driver) -> int:
-    """What we owe the driver: the sum of entries on their payable account."""
-    total = Entry.objects.filter(account__kind=Account.Kind.DRIVER_PAYABLE, account__driver=driver).aggregate(
+    """What we owe the driver: the entries on their earnings and tips payable accounts, and
+    nothing else (payments.models: the ledger's flows)."""
+    total = Entry.objects.filter(account__kind__in=DRIVER_ACCOUNT_KINDS, account__driver=driver).aggregate(
         s=Sum("amount_cents")
     )["s"]
     return int(total or 0)

@@ -16,18 +16,19 @@ admin.site.site_title = "Spark ops"
 api_v1: list = [
     path("auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("", include("spark.api.urls")),  # /api/v1/me/
-    path("", include("orders.api.urls")),
-    path("", include("drivers.api.urls")),
+    path("", include("store_api.urls")),  # the store integration API (orders)
+    path("", include("driver_app.api.urls")),  # the driver API (the driver app uses it too)
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("", include("orders.urls")),
-    path("dashboard/", include("stores.urls")),
-    path("", include("drivers.urls")),
-    path("", include("drivers.pwa_urls")),  # /sw.js, /manifest.webmanifest (driver app PWA)
-    path("webhooks/screening/", include("payments.contractor.urls")),
+    path("", include("tracking.urls")),  # /t/<token>: the customer's tracking page
+    path("dashboard/", include("dashboard.urls")),  # store associates
+    path("driver/join/", include("driver_app.onboarding_urls")),  # driver sign-up
+    path("driver/", include("driver_app.urls")),  # the driver app
+    path("", include("driver_app.pwa_urls")),  # /sw.js, /manifest.webmanifest (driver app PWA)
+    path("webhooks/", include("webhooks.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),

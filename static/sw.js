@@ -1,4 +1,4 @@
-/* Spark driver app service worker. Served at /sw.js by drivers.app_views.service_worker, which
+/* Spark driver app service worker. Served at /sw.js by driver_app.pwa.service_worker, which
  * puts `self.SPARK_SW = {version, shell, offline, icon, badge}` in front of this file; the app
  * registers it with scope /driver/.
  *

@@ -55,6 +55,17 @@ def test_the_image_carries_the_application():
     assert any(f.startswith("templates/") for f in files) and any(f.startswith("static/") for f in files)
 
 
+def test_the_image_carries_every_package_of_the_application():
+    """Every package the layers contract covers (every app and surface) is in the image: dispatch
+    was once left out, and the image could not start."""
+    import tomllib
+
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"]
+    files = _image_files()
+    missing = [p for p in packages if f"{p}/__init__.py" not in files]
+    assert missing == []
+
+
 def test_the_image_carries_no_tests_benchmarks_or_fixtures():
     leaked = sorted(
         f

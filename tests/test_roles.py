@@ -14,7 +14,7 @@ from stores.models import StoreMembership
 from stores.tests.factories import StoreApiKeyFactory, StoreFactory, StoreMembershipFactory, UserFactory
 
 # Views scope by role themselves, each the way its surface works: the dashboard resolves the
-# store in the URL against store_ids_for / is_store_member (stores.views.store_view), the intake
+# store in the URL against store_ids_for / is_store_member (dashboard.page.store_view), the intake
 # API filters by the API key's store, the driver API and app by request.driver. Generic
 # scope_to_* queryset helpers that no view used were deleted (issue 9, item 4); each surface's
 # own tests check that another store's or driver's object is a 404.

@@ -14,7 +14,7 @@ from rest_framework.test import APIRequestFactory
 from drivers.models import Driver, DriverEvent
 from orders.models import Batch, BatchEvent, Order, OrderEvent
 from payments.models import PayPolicy, Tip
-from stores.api.authentication import StoreApiKeyAuthentication
+from store_api.authentication import StoreApiKeyAuthentication
 from stores.models import DeliverySlot, Store, StoreApiKey, StoreMembership, Zone
 
 pytestmark = pytest.mark.django_db
@@ -67,7 +67,7 @@ def test_slots_for_today_and_tomorrow_at_every_store(seeded):
         assert len(days) == 2
         assert len(slots) == 12
         assert all(4 <= s.capacity <= 8 for s in slots)
-        # Only seats taken by demo drivers 1-3 in the slot running now (seed_demo._on_duty).
+        # Only seats taken by demo drivers 1-3 in the slot running now (spark.demo.drivers.put_on_duty).
         now = timezone.now()
         assert all(s.claimed == 0 or (s.starts_at <= now < s.ends_at and s.claimed <= 3) for s in slots)
         assert all((s.ends_at - s.starts_at).total_seconds() == 2 * 3600 for s in slots)

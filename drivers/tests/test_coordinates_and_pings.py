@@ -131,7 +131,7 @@ def test_delivery_steps_round_half_up(store, driver, other_driver):
 
 
 def test_order_intake_rounds_the_address_coordinates(store):
-    from orders.api.serializers import AddressSerializer
+    from store_api.serializers import AddressSerializer
 
     data = AddressSerializer(
         data={

@@ -24,11 +24,11 @@ from dispatch import claim_gate, rounds
 from dispatch import services as dispatch_services
 from dispatch.models import ClaimAttempt, Offer
 from dispatch.tests.factories import OfferFactory
-from drivers import tasks as driver_tasks
 from drivers.models import Driver, DriverEvent
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders import services as order_services
+from orders import tasks as order_tasks
 from orders.models import Batch, BatchEvent
 from orders.tests.factories import OrderFactory
 from payments.contractor import services as contractor
@@ -277,7 +277,7 @@ def test_finish_first_lets_the_driver_act_on_that_batch_only(store, zone, driver
     batch.refresh_from_db()
     assert batch.status == Batch.Status.RETURNING
     # the sweep leaves a finishing driver alone
-    assert driver_tasks.sweep_stranded_batches() == 0
+    assert order_tasks.sweep_stranded_batches() == 0
     offer.refresh_from_db()
     assert offer.status == Offer.Status.ACCEPTED  # they are paid for the batch as delivered
     # and a repeat changes nothing
@@ -347,7 +347,7 @@ def test_sweep_sends_a_stranded_batch_back_and_tells_ops(
     Driver.objects.filter(pk__in=[driver.pk, other.pk]).update(status=Driver.Status.SUSPENDED, reason_code=SAFETY)
     # when the beat sweep runs
     with django_capture_on_commit_callbacks(execute=True):
-        assert driver_tasks.sweep_stranded_batches() == 2
+        assert order_tasks.sweep_stranded_batches() == 2
     # then the first goes back to dispatch (trip paid), the second stays to be finished
     stranded.refresh_from_db()
     on_the_road.refresh_from_db()
@@ -364,13 +364,13 @@ def test_sweep_sends_a_stranded_batch_back_and_tells_ops(
     assert any(f"batch {stranded.pk}" in s and "sent back to dispatch" in s for s in subjects)
     # a second run changes nothing
     events = BatchEvent.objects.count()
-    assert driver_tasks.sweep_stranded_batches() == 0
+    assert order_tasks.sweep_stranded_batches() == 0
     assert BatchEvent.objects.count() == events and len(mail.outbox) == 2
 
 
 def test_the_sweep_runs_every_minute(settings):
     entry = next(
-        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "drivers.tasks.sweep_stranded_batches"
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "orders.tasks.sweep_stranded_batches"
     )
     assert entry["schedule"] <= timedelta(minutes=1)
 
@@ -471,7 +471,7 @@ def test_sweep_catches_documents_that_expired_before_the_daily_watch(store, zone
     batch, _ = held_batch(store, driver)
     Driver.objects.filter(pk=driver.pk).update(insurance_expires_on=date.today() - timedelta(days=2))
     valid_today, _ = held_batch(store, DriverFactory(home_zone=zone, license_expires_on=date.today()))
-    assert driver_tasks.sweep_stranded_batches() == 1
+    assert order_tasks.sweep_stranded_batches() == 1
     batch.refresh_from_db()
     valid_today.refresh_from_db()
     assert (batch.status, batch.driver_id) == (Batch.Status.PUBLISHED, None)

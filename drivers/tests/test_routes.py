@@ -1,5 +1,5 @@
 """Routes and duty (route_set, online/offline, location) and the dispatcher's selectors
-(driver_can_work, slot_holders_for, route_matches_for) on hand-checked geometry."""
+(driver_work_refusal, slot_holders_for, route_matches_for) on hand-checked geometry."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -11,7 +11,7 @@ from django.utils import timezone
 from dispatch.candidates import route_matches_for, slot_holders_for
 from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, Location, Route, SlotClaim
-from drivers.selectors import driver_can_work
+from drivers.selectors import driver_work_refusal
 from drivers.services import driver_go_offline, driver_go_online, location_record, route_set
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from drivers.tests.helpers import D_LAT, KM_2_0, LNG, O_LAT, batch_on_meridian, store_at, trip
@@ -29,22 +29,24 @@ def point(lat) -> dict:
     return {"lat": Decimal(lat), "lng": LNG}
 
 
-# --- driver_can_work -----------------------------------------------------------------
+# --- driver_work_refusal -------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_driver_can_work_reasons():
+def test_driver_work_refusal_reasons():
     today = timezone.localdate()
-    assert driver_can_work(DriverFactory()) is None
-    assert driver_can_work(DriverFactory(status="suspended", reason_code="safety")) == (
+    assert driver_work_refusal(DriverFactory()) is None
+    assert driver_work_refusal(DriverFactory(status="suspended", reason_code="safety")) == (
         "Your account is suspended: Safety report under review."
     )
-    assert "not approved yet (screening)" in driver_can_work(DriverFactory(status="screening"))
-    assert "driver's license expired on" in driver_can_work(DriverFactory(license_expires_on=today - timedelta(days=3)))
-    assert "insurance expired on" in driver_can_work(DriverFactory(insurance_expires_on=today - timedelta(days=1)))
-    assert "no insurance on file" in driver_can_work(DriverFactory(insurance_expires_on=None))
+    assert "not approved yet (screening)" in driver_work_refusal(DriverFactory(status="screening"))
+    assert "driver's license expired on" in driver_work_refusal(
+        DriverFactory(license_expires_on=today - timedelta(days=3))
+    )
+    assert "insurance expired on" in driver_work_refusal(DriverFactory(insurance_expires_on=today - timedelta(days=1)))
+    assert "no insurance on file" in driver_work_refusal(DriverFactory(insurance_expires_on=None))
     # valid through the expiry day
-    assert driver_can_work(DriverFactory(license_expires_on=today)) is None
+    assert driver_work_refusal(DriverFactory(license_expires_on=today)) is None
 
 
 # --- route_set -----------------------------------------------------------------------
@@ -182,7 +184,7 @@ def test_go_online_refused_for_drivers_who_may_not_work(make):
     driver = make()
     with pytest.raises(NotPermitted) as err:
         driver_go_online(driver=driver, lat=O_LAT, lng=LNG)
-    assert err.value.message == driver_can_work(driver)
+    assert err.value.message == driver_work_refusal(driver)
     driver.refresh_from_db()
     assert driver.is_online is False
     assert not Location.objects.filter(driver=driver).exists()

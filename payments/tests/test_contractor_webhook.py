@@ -7,9 +7,9 @@ import pytest
 from django.core import mail
 
 from drivers.models import Driver
-from payments.contractor.webhooks import sign
 from payments.models import ScreeningCase, ScreeningEvent, WebhookEvent
 from payments.tests.helpers import SUMMARY, submitted
+from webhooks.screening import sign
 
 pytestmark = pytest.mark.django_db
 

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "drivers",
     "payments",
     "dispatch",  # offers, dispatch rounds, the board, the feed, push; fills in spark.hooks
+    # surfaces: the ops admin is an app so Django's admin autodiscovery finds ops_admin.admin
+    "ops_admin",
     "spark",  # project-wide management commands (seed_demo)
 ]
 
@@ -191,7 +193,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
-        "stores.api.authentication.StoreApiKeyAuthentication",
+        "store_api.authentication.StoreApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "spark.api.schema.SparkAutoSchema",
@@ -278,7 +280,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=15),
     },
     "sweep-stranded-batches": {
-        "task": "drivers.tasks.sweep_stranded_batches",
+        "task": "orders.tasks.sweep_stranded_batches",
         "schedule": timedelta(minutes=1),  # batches held by a driver who can no longer act on them
     },
     "sweep-due-publications": {

@@ -1,0 +1,204 @@
+"""Building batches by hand: the batch list, a batch's page and every edit to it (add, move,
+reorder, remove a stop; publish, ready-at, unpublish, discard)."""
+
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from dashboard.forms import ReadyAtForm
+from dashboard.page import back_to, show_domain_error, store_view
+from orders import selectors as order_selectors
+from orders import services as order_services
+from orders.models import Batch, Order, Stop
+from payments.services import pay_quote
+from spark import geo
+from spark.errors import DomainError, NotFound
+from spark.ids import parse_ids
+
+
+@require_POST
+@store_view()
+def batch_new(request, store):
+    ids = parse_ids(request.POST.getlist("order"))
+    orders_by_id = {o.pk: o for o in Order.objects.filter(pk__in=ids or [], store=store)}
+    if ids is None or len(orders_by_id) != len(set(ids)):
+        messages.error(request, _("Some of those orders are not this store's."))
+        return redirect("dashboard:queue", store_id=store.pk)
+    try:
+        batch = order_services.batch_create(store=store, orders=[orders_by_id[i] for i in ids], actor=request.user)
+    except DomainError as exc:
+        show_domain_error(request, exc)
+        return redirect("dashboard:queue", store_id=store.pk)
+    return redirect("dashboard:batch", store_id=store.pk, batch_id=batch.pk)
+
+
+@store_view()
+def batches(request, store):
+    open_statuses = [
+        Batch.Status.DRAFT,
+        Batch.Status.PUBLISHED,
+        Batch.Status.ASSIGNED,
+        Batch.Status.AT_STORE,
+        Batch.Status.PICKED_UP,
+        Batch.Status.RETURNING,
+    ]
+    rows = list(order_selectors.batches_for_store(store_id=store.pk, statuses=open_statuses))
+    return render(request, "dashboard/batches.html", {"store": store, "batches": rows})
+
+
+def _batch_context(store, batch):
+    stops = order_selectors.batch_stops(batch=batch)
+    return {
+        "store": store,
+        "batch": batch,
+        "stops": stops,
+        "totes": sum(s.order.totes for s in stops),
+        "miles": geo.meters_to_miles(batch.route_meters),
+        "drive_minutes": round(batch.route_seconds / 60),
+        "quote": pay_quote(batch=batch, incentive_cents=batch.incentive_cents),
+        "addable": Order.objects.filter(store=store, status=Order.Status.RECEIVED).order_by("window_start")[:50]
+        if batch.status == Batch.Status.DRAFT
+        else [],
+        "ready_form": ReadyAtForm(),
+        "map_points": [
+            {"lat": float(store.lat), "lng": float(store.lng), "label": store.name, "store": True},
+            *[
+                {
+                    "lat": float(s.order.lat),
+                    "lng": float(s.order.lng),
+                    "label": f"{s.sequence}. {s.order.address_line1}",
+                }
+                for s in stops
+            ],
+        ],
+    }
+
+
+@store_view()
+def batch_detail(request, store, batch_id: int):
+    batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    context = _batch_context(store, batch)
+    template = "dashboard/_batch_editor.html" if request.htmx else "dashboard/batch.html"
+    return render(request, template, context)
+
+
+def _batch_action(request, store, batch_id: int, action):
+    batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    try:
+        action(batch)
+    except DomainError as exc:
+        show_domain_error(request, exc)
+        if request.htmx:
+            context = _batch_context(store, batch)
+            return render(request, "dashboard/_batch_editor.html", context, status=exc.status_code)
+    batch.refresh_from_db()
+    if request.htmx:
+        return render(request, "dashboard/_batch_editor.html", _batch_context(store, batch))
+    return redirect("dashboard:batch", store_id=store.pk, batch_id=batch.pk)
+
+
+def _stop_of(batch, stop_id) -> Stop:
+    stop = batch.stops.filter(pk=stop_id).exclude(status=Stop.Status.REMOVED).first()
+    if stop is None:
+        raise NotFound(_("That stop is not in this batch."))
+    return stop
+
+
+@require_POST
+@store_view()
+def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
+    if direction not in ("up", "down"):
+        raise Http404("Unknown move.")
+    offset = -1 if direction == "up" else 1
+    return _batch_action(
+        request,
+        store,
+        batch_id,
+        lambda b: order_services.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
+    )
+
+
+@require_POST
+@store_view()
+def batch_reorder(request, store, batch_id: int):
+    # A value that is not an id leaves the list short of a stop: the service refuses it.
+    ids = parse_ids(request.POST.getlist("stop")) or []
+    return _batch_action(
+        request, store, batch_id, lambda b: order_services.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
+    )
+
+
+@require_POST
+@store_view()
+def batch_remove(request, store, batch_id: int, stop_id: int):
+    return _batch_action(
+        request,
+        store,
+        batch_id,
+        lambda b: order_services.batch_remove_stop(stop=_stop_of(b, stop_id), actor=request.user),
+    )
+
+
+@require_POST
+@store_view()
+def batch_add(request, store, batch_id: int):
+    ids = parse_ids(request.POST.getlist("order"))
+
+    def add(b):
+        found = list(Order.objects.filter(pk__in=ids or [], store=store))
+        if ids is None or len(found) != len(set(ids)):
+            raise DomainError(_("Some of those orders are not this store's."), code="wrong_store")
+        if not found:
+            raise DomainError(_("Pick at least one order to add."), code="empty")
+        order_services.batch_add_orders(batch=b, orders=found, actor=request.user)
+
+    return _batch_action(request, store, batch_id, add)
+
+
+@require_POST
+@store_view()
+def batch_publish(request, store, batch_id: int):
+    def publish(b):
+        order_services.batch_publish(batch=b, actor=request.user)
+        # Dispatch runs after the commit (a task, or the beat sweeper if the broker is down).
+        messages.success(request, _("Batch %(id)s is published; offers to drivers will follow.") % {"id": b.pk})
+
+    return _batch_action(request, store, batch_id, publish)
+
+
+@require_POST
+@store_view()
+def batch_ready_at(request, store, batch_id: int):
+    form = ReadyAtForm(request.POST)
+
+    def schedule(b):
+        if not form.is_valid():
+            raise DomainError(_("Enter the time the batch will be ready."), code="invalid")
+        order_services.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
+        messages.success(request, _("Batch %(id)s will publish itself at the time you set.") % {"id": b.pk})
+
+    return _batch_action(request, store, batch_id, schedule)
+
+
+@require_POST
+@store_view()
+def batch_unpublish(request, store, batch_id: int):
+    return _batch_action(
+        request, store, batch_id, lambda b: order_services.batch_unpublish(batch=b, actor=request.user)
+    )
+
+
+@require_POST
+@store_view()
+def batch_discard(request, store, batch_id: int):
+    batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    try:
+        order_services.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
+        messages.success(request, _("Batch %(id)s was discarded; its orders are back in the queue.") % {"id": batch.pk})
+    except DomainError as exc:
+        show_domain_error(request, exc)
+        return redirect("dashboard:batch", store_id=store.pk, batch_id=batch.pk)
+    return back_to(request, reverse("dashboard:batches", kwargs={"store_id": store.pk}))

@@ -1,0 +1,60 @@
+"""What every dashboard page shares: the store_view decorator (login, membership of the store in
+the URL, manager-only pages) and small helpers."""
+
+import zoneinfo
+from datetime import datetime, time, timedelta
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+
+from spark import roles
+from spark.errors import DomainError
+from spark.httpkit import safe_next
+from stores.models import Store
+
+
+def store_view(manager: bool = False):
+    """Resolve <store_id> against the user's memberships (another store is a 404) and run
+    the view in the store's local time."""
+
+    def decorator(view):
+        @login_required
+        @wraps(view)
+        def wrapper(request, store_id: int, *args, **kwargs):
+            allowed = roles.store_ids_for(request.user, roles=("manager",) if manager else None)
+            if store_id not in allowed:
+                raise Http404("No such store.")
+            store = get_object_or_404(Store.objects.select_related("zone"), pk=store_id)
+            request.store = store
+            request.my_stores = list(Store.objects.filter(pk__in=roles.store_ids_for(request.user)))
+            request.is_manager = roles.is_store_member(request.user, store.pk, manager=True)
+            with timezone.override(zoneinfo.ZoneInfo(store.zone.timezone)):
+                return view(request, store, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def day_bounds(store, day=None):
+    tz = zoneinfo.ZoneInfo(store.zone.timezone)
+    day = day or timezone.localdate(timezone=tz)
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    return start, start + timedelta(days=1)
+
+
+def back_to(request, default: str):
+    return redirect(safe_next(request, default))
+
+
+def show_domain_error(request, exc: DomainError):
+    messages.error(request, exc.message)
+
+
+# A posted id that is not an id: a tampered form, or a page from before a change. Nothing is done.
+NOT_AN_ID = gettext_lazy("That form sent something we did not understand; reload the page and try again.")

@@ -1,0 +1,77 @@
+"""The store's desk: handing batches to drivers (pickup code) and checking returned orders back in."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from dashboard.forms import HandoffForm, ReturnForm
+from dashboard.page import show_domain_error, store_view
+from orders import selectors as order_selectors
+from orders import services as order_services
+from orders.models import Batch, Order
+from spark.errors import DomainError
+
+
+@store_view()
+def handoff(request, store):
+    now = timezone.now()
+    rows = []
+    for b in order_selectors.batches_awaiting_handoff(store_id=store.pk):
+        rows.append(
+            {
+                "batch": b,
+                "driver": b.driver,
+                "waiting": (now - b.arrived_at_store_at) if b.arrived_at_store_at else None,
+                "form": HandoffForm(prefix=f"b{b.pk}"),
+            }
+        )
+    # Drivers who were coming and no longer are (their batch was withdrawn or sent back to dispatch).
+    released = order_selectors.batches_taken_from_drivers(store_id=store.pk, since=now - timedelta(hours=2))
+    template = "dashboard/_handoff_list.html" if request.htmx else "dashboard/handoff.html"
+    return render(request, template, {"store": store, "rows": rows, "released": released})
+
+
+@require_POST
+@store_view()
+def handoff_confirm(request, store, batch_id: int):
+    batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    form = HandoffForm(request.POST, prefix=f"b{batch.pk}")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for e in errors:
+                messages.error(request, str(e))
+        return redirect("dashboard:handoff", store_id=store.pk)
+    try:
+        order_services.batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
+        messages.success(request, _("Batch %(id)s handed over.") % {"id": batch.pk})
+    except DomainError as exc:
+        show_domain_error(request, exc)
+    return redirect("dashboard:handoff", store_id=store.pk)
+
+
+@store_view()
+def returns(request, store):
+    rows = [
+        {"order": o, "form": ReturnForm(prefix=f"o{o.pk}")} for o in order_selectors.returns_expected(store_id=store.pk)
+    ]
+    return render(request, "dashboard/returns.html", {"store": store, "rows": rows})
+
+
+@require_POST
+@store_view()
+def return_check_in(request, store, order_id: int):
+    order = get_object_or_404(Order, pk=order_id, store=store)
+    form = ReturnForm(request.POST, prefix=f"o{order.pk}")
+    if not form.is_valid():
+        messages.error(request, _("Pick a return reason from the list."))
+        return redirect("dashboard:returns", store_id=store.pk)
+    try:
+        order_services.order_return_check_in(order=order, reason=form.cleaned_data["reason"], actor=request.user)
+        messages.success(request, _("Order %(id)s checked in as returned.") % {"id": order.external_id})
+    except DomainError as exc:
+        show_domain_error(request, exc)
+    return redirect("dashboard:returns", store_id=store.pk)

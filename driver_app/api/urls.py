@@ -1,0 +1,32 @@
+from django.urls import path
+
+from . import delivery, views
+
+urlpatterns = [
+    path("driver/offers/", views.OfferListView.as_view(), name="driver-offers"),
+    path("driver/offers/<int:offer_id>/accept/", views.OfferAcceptView.as_view(), name="driver-offer-accept"),
+    path("driver/offers/<int:offer_id>/decline/", views.OfferDeclineView.as_view(), name="driver-offer-decline"),
+    path("driver/dispatch-log/", views.DispatchLogView.as_view(), name="driver-dispatch-log"),
+    path("driver/board/", views.BoardView.as_view(), name="driver-board"),
+    path("driver/batches/<int:batch_id>/claim/", views.BatchClaimView.as_view(), name="driver-batch-claim"),
+    path("driver/route/", views.RouteView.as_view(), name="driver-route"),
+    path("driver/online/", views.OnlineView.as_view(), name="driver-online"),
+    path("driver/offline/", views.OfflineView.as_view(), name="driver-offline"),
+    path("driver/location/", views.LocationView.as_view(), name="driver-location"),
+    path("driver/slots/", views.SlotListView.as_view(), name="driver-slots"),
+    path("driver/slots/<int:slot_id>/claim/", views.SlotClaimView.as_view(), name="driver-slot-claim"),
+    path("driver/slots/<int:slot_id>/cancel/", views.SlotCancelView.as_view(), name="driver-slot-cancel"),
+    path("driver/slots/<int:slot_id>/check-in/", views.SlotCheckInView.as_view(), name="driver-slot-check-in"),
+]
+
+# The trip itself (driver_app/api/delivery.py): my batch, check-in, stops, complete.
+
+urlpatterns += [
+    path("driver/batches/active/", delivery.ActiveBatchView.as_view(), name="driver-batch-active"),
+    path("driver/batches/<int:batch_id>/", delivery.BatchDetailView.as_view(), name="driver-batch-detail"),
+    path("driver/batches/<int:batch_id>/arrive/", delivery.BatchArriveView.as_view(), name="driver-batch-arrive"),
+    path("driver/batches/<int:batch_id>/complete/", delivery.BatchCompleteView.as_view(), name="driver-batch-complete"),
+    path("driver/stops/<int:stop_id>/arrive/", delivery.StopArriveView.as_view(), name="driver-stop-arrive"),
+    path("driver/stops/<int:stop_id>/deliver/", delivery.StopDeliverView.as_view(), name="driver-stop-deliver"),
+    path("driver/stops/<int:stop_id>/fail/", delivery.StopFailView.as_view(), name="driver-stop-fail"),
+]

@@ -1,0 +1,27 @@
+"""The driver app, mounted at /driver/ (spark/urls.py); the sign-up funnel is at /driver/join/
+(driver_app/onboarding_urls.py). /sw.js and /manifest.webmanifest live at the site root
+(driver_app/pwa_urls.py) so the service worker may control /driver/."""
+
+from django.urls import path
+
+from . import batch, home, offers, push, pwa, standing
+
+app_name = "driver_app"
+
+urlpatterns = [
+    path("", home.home, name="home"),
+    path("duty/", home.duty_partial, name="duty"),
+    path("route/", home.route_partial, name="route"),
+    path("slots/", home.slots_partial, name="slots"),
+    path("feed/", home.feed_partial, name="feed"),
+    path("offers/", offers.offers, name="offers"),
+    path("offers/live/", offers.offers_live, name="offers-live"),
+    path("batch/", batch.batch, name="batch"),
+    path("batch/status/", batch.batch_status, name="batch-status"),
+    path("batch/stops/", batch.batch_stops, name="batch-stops"),
+    path("standing/", standing.standing, name="standing"),
+    path("standing/log/", standing.dispatch_log, name="dispatch-log"),
+    path("push/subscribe/", push.push_subscribe, name="push-subscribe"),
+    path("push/unsubscribe/", push.push_unsubscribe, name="push-unsubscribe"),
+    path("offline/", pwa.offline, name="offline"),
+]

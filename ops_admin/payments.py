@@ -1,0 +1,300 @@
+"""Ops admin for money: pay policies, pay snapshots, the ledger, tips, payouts and webhook events."""
+
+from datetime import timedelta
+
+from django.contrib import admin
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
+
+from ops_admin.base import (
+    ReadOnlyAdminMixin,
+)
+from payments.models import (
+    Account,
+    Entry,
+    LedgerTransaction,
+    OfferPaySnapshot,
+    Payout,
+    PayPolicy,
+    Tip,
+    TipAdjustment,
+    WebhookEvent,
+)
+from spark.money import format_cents
+
+PAYOUT_STUCK_AFTER = timedelta(hours=1)
+
+
+def money(field: str, description: str):
+    """A column showing integer cents `field` as dollars, for list_display and readonly_fields
+    (a plain function, not a method: the admin calls it with the object only)."""
+
+    @admin.display(description=description, ordering=field)
+    def column(obj):
+        return format_cents(getattr(obj, field))
+
+    column.__name__ = f"{field}_display"
+    return column
+
+
+@admin.register(PayPolicy)
+class PayPolicyAdmin(SimpleHistoryAdmin):
+    # Editable money settings with full history (and revert: no status is involved here).
+    list_display = [
+        "zone",
+        money("base_cents", "Base"),
+        money("per_stop_cents", "Per stop"),
+        money("per_mile_cents", "Per mile"),
+        money("heavy_order_cents", "Heavy order"),
+        "wait_grace_minutes",
+        money("wait_cents_per_minute", "Wait / min"),
+        money("incentive_step_cents", "Incentive step"),
+        money("incentive_cap_cents", "Incentive cap"),
+        "updated_at",
+    ]
+    list_select_related = ["zone"]
+    search_fields = ["zone__name"]
+    readonly_fields = ["updated_at"]
+
+
+SNAPSHOT_MONEY = [
+    money("total_cents", "Total"),
+    money("base_cents", "Base"),
+    money("stops_cents", "Stops"),
+    money("miles_cents", "Miles"),
+    money("heavy_cents", "Heavy"),
+    money("incentive_cents", "Incentive"),
+    money("tip_cents", "Tip"),
+]
+
+
+@admin.register(OfferPaySnapshot)
+class OfferPaySnapshotAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Frozen when the offer was made; a floor on the driver's pay (DESIGN rule 8)."""
+
+    list_display = ["offer", "batch", "driver", *SNAPSHOT_MONEY, "routed_meters", "created_at"]
+    list_select_related = ["offer__driver__user"]
+    search_fields = ["=offer__id", "=offer__batch__id", "offer__driver__user__email"]
+    date_hierarchy = "created_at"
+    fields = readonly_fields = ("offer", "batch", "driver", *SNAPSHOT_MONEY, "routed_meters", "created_at")
+
+    @admin.display(description="Batch", ordering="offer__batch_id")
+    def batch(self, obj):
+        return obj.offer.batch_id
+
+    @admin.display(description="Driver")
+    def driver(self, obj):
+        return obj.offer.driver
+
+
+def entries_sum(parent: str, **filters):
+    """Sum of the row's entries (`parent` is "account" or "transaction") as a correlated
+    subquery. Unlike a JOIN + GROUP BY it stays out of the changelist's COUNT(*), which would
+    otherwise read the whole entries table (our biggest), and runs only for the rows shown."""
+    entries = Entry.objects.filter(**{parent: OuterRef("pk")}, **filters).order_by().values(parent)
+    return Coalesce(Subquery(entries.annotate(total=Sum("amount_cents")).values("total")), 0)
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "kind", "driver", "balance", "created_at"]
+    list_select_related = ["driver__user"]
+    list_filter = ["kind"]
+    search_fields = ["name", "driver__user__email"]
+    readonly_fields = fields = ("name", "kind", "driver", "balance", "created_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(balance_cents=entries_sum("account"))
+
+    @admin.display(description="Balance (sum of entries)", ordering="balance_cents")
+    def balance(self, obj):
+        return format_cents(obj.balance_cents)
+
+
+class EntryInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = Entry
+    extra = 0
+    readonly_fields = fields = ("account", "amount")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("account")
+
+    @admin.display(description="Amount")
+    def amount(self, obj):
+        return format_cents(obj.amount_cents)
+
+
+@admin.register(LedgerTransaction)
+class LedgerTransactionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "kind", "idempotency_key", "batch", "amount", "memo", "created_by"]
+    list_select_related = ["batch__store", "created_by"]
+    list_filter = ["kind"]
+    search_fields = ["idempotency_key", "memo", "=batch__id"]
+    date_hierarchy = "created_at"
+    readonly_fields = fields = ("idempotency_key", "kind", "memo", "batch", "created_by", "created_at", "amount")
+    inlines = [EntryInline]
+
+    def get_queryset(self, request):
+        # Entries sum to zero, so the size of a transaction is the sum of its positive side.
+        moved = entries_sum("transaction", amount_cents__gt=0)
+        return super().get_queryset(request).annotate(amount_cents=moved)
+
+    @admin.display(description="Amount", ordering="amount_cents")
+    def amount(self, obj):
+        return format_cents(obj.amount_cents)
+
+
+@admin.register(Entry)
+class EntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["transaction", "account", "amount", "created_at"]
+    list_select_related = ["transaction", "account"]
+    list_filter = ["account__kind"]
+    search_fields = ["transaction__idempotency_key", "account__name"]
+    readonly_fields = fields = ("transaction", "account", "amount")
+
+    @admin.display(description="Amount", ordering="amount_cents")
+    def amount(self, obj):
+        return format_cents(obj.amount_cents)
+
+    @admin.display(description="Posted", ordering="transaction__created_at")
+    def created_at(self, obj):
+        return obj.transaction.created_at
+
+
+class CaptureDueFilter(admin.SimpleListFilter):
+    title = "capture"
+    parameter_name = "capture"
+
+    def lookups(self, request, model_admin):
+        return [("overdue", "Authorised, adjust window closed")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "overdue":
+            return queryset.filter(status=Tip.Status.AUTHORIZED, adjust_window_closes_at__lt=timezone.now())
+        return queryset
+
+
+class TipAdjustmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = TipAdjustment
+    extra = 0
+    readonly_fields = fields = (
+        "created_at",
+        money("old_cents", "Old"),
+        money("new_cents", "New"),
+        "reason",
+        "decided_by",
+        "driver_notified_at",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("decided_by")
+
+
+@admin.register(Tip)
+class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+    list_display = [
+        "order",
+        "status",
+        money("amount_cents", "Amount"),
+        money("authorized_cents", "Authorised"),
+        "adjust_window_closes_at",
+        "captured_at",
+        "created_at",
+    ]
+    list_select_related = ["order__store"]
+    list_filter = ["status", CaptureDueFilter]
+    search_fields = ["order__external_id", "stripe_payment_intent_id"]
+    date_hierarchy = "created_at"
+    readonly_fields = fields = (
+        "order",
+        "status",
+        money("amount_cents", "Amount"),
+        money("authorized_cents", "Authorised"),
+        "stripe_payment_intent_id",
+        "adjust_window_closes_at",
+        "captured_at",
+        "created_at",
+    )
+    inlines = [TipAdjustmentInline]
+
+
+@admin.register(TipAdjustment)
+class TipAdjustmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "tip",
+        money("old_cents", "Old"),
+        money("new_cents", "New"),
+        "reason",
+        "decided_by",
+        "driver_notified_at",
+    ]
+    list_select_related = ["decided_by"]
+    search_fields = ["reason", "tip__order__external_id"]
+    date_hierarchy = "created_at"
+
+
+class PayoutStuckFilter(admin.SimpleListFilter):
+    title = "stuck"
+    parameter_name = "stuck"
+
+    def lookups(self, request, model_admin):
+        return [("pending", "Pending for > 1 hour")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(status=Payout.Status.PENDING, created_at__lt=timezone.now() - PAYOUT_STUCK_AFTER)
+        return queryset
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+    list_display = [
+        "created_at",
+        "driver",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("fee_cents", "Fee"),
+        "paid_at",
+        "failure_reason",
+    ]
+    list_select_related = ["driver__user"]
+    list_filter = ["status", PayoutStuckFilter, "kind"]
+    search_fields = ["idempotency_key", "external_id", "driver__user__email"]
+    date_hierarchy = "created_at"
+    readonly_fields = fields = (
+        "driver",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("fee_cents", "Fee"),
+        "idempotency_key",
+        "external_id",
+        "failure_reason",
+        "created_at",
+        "paid_at",
+    )
+
+
+class ProcessedFilter(admin.SimpleListFilter):
+    title = "processed"
+    parameter_name = "processed"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Not processed"), ("yes", "Processed")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(processed_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["received_at", "source", "event_type", "event_id", "processed_at"]
+    list_filter = ["source", ProcessedFilter, "event_type"]
+    search_fields = ["=event_id", "event_type"]
+    date_hierarchy = "received_at"

@@ -1,9 +1,0 @@
-from django.urls import path
-
-from . import views
-
-urlpatterns = [
-    path("t/<str:token>", views.tracking, name="tracking"),
-    path("t/<str:token>/status.json", views.tracking_status, name="tracking-status"),
-    path("t/<str:token>/photo", views.tracking_photo, name="tracking-photo"),
-]
