@@ -112,8 +112,8 @@ def test_the_sql_pay_is_the_pay_quote(policy, batch_list):
         made = [_make_batch(store, **b) for b in batch_list]
         sql = dict(
             Batch.objects.filter(pk__in=[b.pk for b in made])
-            .annotate(pay=feed_prefilter.pay_sql(pay_policy))
-            .values_list("pk", "pay")
+            .annotate(sql_pay=feed_prefilter.pay_sql(pay_policy))  # not "pay": Batch.pay is its BatchPay
+            .values_list("pk", "sql_pay")
         )
         for batch in made:
             batch.refresh_from_db()
