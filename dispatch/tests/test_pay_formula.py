@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatch import feed as dispatch_feed
-from dispatch.feed import OVERFETCH_MIN, route_feed
+from dispatch import feed_prefilter
+from dispatch.feed import route_feed
+from dispatch.feed_prefilter import OVERFETCH_MIN
 from drivers.tests.helpers import LNG, batch_on_meridian, store_at, trip
 from orders.batch_editing import batch_create, batch_refresh_route, batch_remove_stop
 from orders.models import Batch, Order, Stop
@@ -110,8 +112,8 @@ def test_the_sql_pay_is_the_pay_quote(policy, batch_list):
         made = [_make_batch(store, **b) for b in batch_list]
         sql = dict(
             Batch.objects.filter(pk__in=[b.pk for b in made])
-            .annotate(pay=dispatch_feed._pay_sql(pay_policy))
-            .values_list("pk", "pay")
+            .annotate(sql_pay=feed_prefilter.pay_sql(pay_policy))  # not "pay": Batch.pay is its BatchPay
+            .values_list("pk", "sql_pay")
         )
         for batch in made:
             batch.refresh_from_db()
@@ -138,7 +140,7 @@ def test_the_feed_never_drops_a_batch_that_pays_enough_to_be_shown(policy, batch
     # Same trip and the same road for every batch, so only the pay tells them apart; the SQL
     # step fetches just limit + limit // 2 rows (no spare), so a SQL pay that disagreed with
     # the exact one would cut a batch the exact ranking shows.
-    with transaction.atomic(), mock.patch.object(dispatch_feed, "OVERFETCH_MIN", 0):
+    with transaction.atomic(), mock.patch.object(feed_prefilter, "OVERFETCH_MIN", 0):
         _policy(policy)
         store = store_at("36.120000")
         made = [_make_batch(store, **b) for b in batch_list]

@@ -295,7 +295,7 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
     # claim the database would accept.
     from dispatch import claim_gate
 
-    assert claim_gate.taken_by(batch.pk) == (zone.pk, first.pk)
+    assert claim_gate.taken_by(batch.pk) == claim_gate.TakenMarker(zone_id=zone.pk, driver_id=first.pk)
     with django_capture_on_commit_callbacks(execute=True):
         batch_set_status(batch=batch, to=Batch.Status.PUBLISHED, reason="driver dropped it")
     assert claim_gate.taken_by(batch.pk) is None
