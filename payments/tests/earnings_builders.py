@@ -35,6 +35,10 @@ PAID = {
 }
 
 
+def _post(**kwargs) -> LedgerTransaction:
+    return ledger_post(**kwargs).transaction
+
+
 def tips_account(driver) -> Account:
     account, _ = Account.objects.get_or_create(
         kind=Account.Kind.TIPS_PAYABLE, driver=driver, defaults={"name": f"Tips payable to driver {driver.pk}"}
@@ -83,7 +87,7 @@ def settle(batch: Batch, *, paid: dict | None = None, when: datetime | None = No
     snapshot_cents = snapshot.total_cents - snapshot.tip_cents if snapshot else 0
     parts = sum(v for k, v in paid.items() if k.endswith("_cents"))
     final = max(parts, snapshot_cents)
-    txn, _ = ledger_post(
+    txn = _post(
         idempotency_key=f"batch-pay:{batch.pk}",
         kind="batch_pay",
         entries=[
@@ -107,7 +111,7 @@ def adjust(pay: BatchPay, amount: int, *, reason: str = "wait", note: str = "", 
     adjustment = PayAdjustment.objects.create(
         batch_pay=pay, amount_cents=amount, reason=reason, note=note, created_by=UserFactory(is_staff=True)
     )
-    txn, _ = ledger_post(
+    txn = _post(
         idempotency_key=f"pay-adjustment:{adjustment.pk}",
         kind="pay_adjustment",
         entries=[
@@ -138,7 +142,7 @@ def tip_rows(batch: Batch, *, captured: int = 0, window_closes_at: datetime | No
             captured_at=timezone.now() if done else None,
         )
         if done:
-            txn, _ = ledger_post(
+            txn = _post(
                 idempotency_key=f"tip-credit:{tip.pk}",
                 kind="tip_credit",
                 entries=[(tips_account(batch.driver), amount), (system_account(kind=Account.Kind.TIPS_HELD), -amount)],
@@ -166,7 +170,7 @@ def payout(
     if when is not None:
         Payout.objects.filter(pk=row.pk).update(created_at=when)
         row.refresh_from_db()
-    txn, _ = ledger_post(
+    txn = _post(
         idempotency_key=f"payout:{row.pk}",
         kind="payout",
         entries=[
@@ -176,14 +180,14 @@ def payout(
     )
     _at(txn, when)
     if fee:
-        fee_txn, _ = ledger_post(
+        fee_txn = _post(
             idempotency_key=f"payout-fee:{row.pk}",
             kind="payout_fee",
             entries=[(account_for_driver(driver=driver), -fee), (system_account(kind=Account.Kind.FEES), fee)],
         )
         _at(fee_txn, when)
     if status == "failed":  # the money comes back to the balance
-        back, _ = ledger_post(
+        back = _post(
             idempotency_key=f"payout-failed:{row.pk}",
             kind="payout_failed",
             entries=[
