@@ -1,5 +1,5 @@
 """The driver's earnings in the API: the same facts as the earnings screens (driver_app.earnings),
-read through payments.earnings.
+read through payments.driver_earnings.
 
 Any driver may read their own money, whatever their status (a suspended driver is still owed
 what they earned). Another driver's batch is a 404. Amounts are integer cents; `test_payments`
@@ -17,7 +17,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from driver_app.earnings import statement_csv, statement_filename
-from payments import earnings
+from payments import driver_earnings
 from spark.api.schema import error_responses
 from spark.roles import IsDriver
 
@@ -65,20 +65,21 @@ class AdjustmentSerializer(serializers.Serializer):
 
 class TipSerializer(serializers.Serializer):
     order_id = serializers.IntegerField()
-    status = serializers.ChoiceField(
-        choices=["authorized", "captured", "canceled"],
-        help_text="authorized: credited when its window closes; captured: credited to you.",
+    state = serializers.ChoiceField(
+        choices=list(driver_earnings.TipState.ALL),
+        help_text="credited: in your balance; waiting: credited when its window closes; canceled: ended at zero.",
     )
-    amount_cents = serializers.IntegerField()
+    status = serializers.CharField(help_text="The tip's own status (authorisation, capture).")
+    amount_cents = serializers.IntegerField(help_text="The tip as it stands.")
+    credited_cents = serializers.IntegerField(help_text="What was credited to you for it; 0 until credited.")
     window_closes_at = serializers.DateTimeField(allow_null=True)
-    captured_at = serializers.DateTimeField(allow_null=True)
 
 
 class BatchEarningsSerializer(serializers.Serializer):
     batch_id = serializers.IntegerField()
     store_name = serializers.CharField()
     store_number = serializers.CharField()
-    status = serializers.ChoiceField(choices=list(earnings.PAID_BATCH_STATUSES))
+    status = serializers.ChoiceField(choices=list(driver_earnings.EARNING_BATCH_STATUSES))
     closed_at = serializers.DateTimeField(allow_null=True)
     settled = serializers.BooleanField(help_text="False while the pay is being worked out.")
     offered = OfferedPaySerializer(allow_null=True, help_text="Null when the batch was given without an offer.")
@@ -93,7 +94,7 @@ class BatchEarningsSerializer(serializers.Serializer):
     tips_pending_cents = serializers.IntegerField()
 
 
-def batch_payload(item: earnings.BatchEarnings) -> dict:
+def batch_payload(item: driver_earnings.BatchEarnings) -> dict:
     data = asdict(item)
     data.update(
         settled=item.settled,
@@ -101,6 +102,7 @@ def batch_payload(item: earnings.BatchEarnings) -> dict:
         pay_cents=item.pay_cents,
         tips_credited_cents=item.tips_credited_cents,
         tips_pending_cents=item.tips_pending_cents,
+        tips=[{**asdict(t), "state": t.state} for t in item.tips],
     )
     if item.offered is not None:
         data["offered"]["guaranteed_cents"] = item.offered.guaranteed_cents
@@ -112,6 +114,10 @@ def batch_payload(item: earnings.BatchEarnings) -> dict:
 class PendingBatchSerializer(serializers.Serializer):
     batch_id = serializers.IntegerField()
     store_name = serializers.CharField()
+    status = serializers.ChoiceField(
+        choices=list(driver_earnings.EARNING_BATCH_STATUSES),
+        help_text="returning: worked out once the store checks the returns in.",
+    )
     closed_at = serializers.DateTimeField(allow_null=True)
     guaranteed_cents = serializers.IntegerField(allow_null=True, help_text="The least it pays, when it had an offer.")
 
@@ -139,7 +145,7 @@ class EarningsSerializer(serializers.Serializer):
 
 class StatementLineSerializer(serializers.Serializer):
     at = serializers.DateTimeField()
-    category = serializers.ChoiceField(choices=list(earnings.StatementCategory.ALL))
+    category = serializers.ChoiceField(choices=list(driver_earnings.StatementCategory.ALL))
     account = serializers.ChoiceField(choices=["driver_payable", "tips_payable"])
     amount_cents = serializers.IntegerField()
     batch_id = serializers.IntegerField(allow_null=True)
@@ -185,7 +191,7 @@ class EarningsView(EarningsAPIView):
 
     @extend_schema(responses=EarningsSerializer)
     def get(self, request):
-        summary = earnings.earnings_summary(driver=request.driver)
+        summary = driver_earnings.earnings_summary(driver=request.driver)
         return Response(
             EarningsSerializer(
                 {
@@ -197,7 +203,7 @@ class EarningsView(EarningsAPIView):
                         "tips": [asdict(t) for t in summary.pending_tips],
                         "tips_cents": summary.pending_tips_cents,
                     },
-                    "test_payments": earnings.test_payments(),
+                    "test_payments": driver_earnings.test_payments(),
                 }
             ).data
         )
@@ -211,8 +217,8 @@ class EarningsBatchListView(EarningsAPIView):
 
     @extend_schema(responses=BatchEarningsSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(earnings.driver_batches(driver=request.driver))
-        items = earnings.batch_earnings_for(driver=request.driver, batches=list(page or []))
+        page = self.paginate_queryset(driver_earnings.driver_batches(driver=request.driver))
+        items = driver_earnings.batch_earnings_for(driver=request.driver, batches=list(page or []))
         return self.get_paginated_response([batch_payload(item) for item in items])
 
 
@@ -223,7 +229,7 @@ class EarningsBatchDetailView(EarningsAPIView):
 
     @extend_schema(responses=BatchEarningsSerializer)
     def get(self, request, batch_id: int):
-        item = earnings.batch_earnings(driver=request.driver, batch_id=batch_id)
+        item = driver_earnings.batch_earnings(driver=request.driver, batch_id=batch_id)
         if item is None:
             raise exceptions.NotFound("No such batch of yours.")
         return Response(batch_payload(item))
@@ -293,8 +299,8 @@ class StatementView(EarningsAPIView):
     )
     def get(self, request, week: str):
         try:
-            statement = earnings.weekly_statement(driver=request.driver, week=earnings.week_start(week))
-        except earnings.BadWeek as exc:
+            statement = driver_earnings.weekly_statement(driver=request.driver, week=driver_earnings.week_start(week))
+        except driver_earnings.BadWeek as exc:
             raise exceptions.ValidationError({"week": [str(exc)]}) from None
         if request.accepted_renderer.format == "csv":
             return statement_csv(statement, filename=statement_filename(statement))
@@ -303,7 +309,7 @@ class StatementView(EarningsAPIView):
             closing_balance_cents=statement.closing_balance_cents,
             net_cents=statement.net_cents,
             earned_cents=statement.earned_cents,
-            test_payments=earnings.test_payments(),
+            test_payments=driver_earnings.test_payments(),
         )
         return Response(StatementSerializer(data).data)
 
@@ -315,7 +321,7 @@ class PayoutListView(EarningsAPIView):
 
     @extend_schema(responses=PayoutSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(earnings.driver_payouts(driver=request.driver))
+        page = self.paginate_queryset(driver_earnings.driver_payouts(driver=request.driver))
         return self.get_paginated_response(
-            [PayoutSerializer(asdict(p)).data for p in earnings.payout_lines(page or [])]
+            [PayoutSerializer(asdict(p)).data for p in driver_earnings.payout_lines(page or [])]
         )

@@ -93,7 +93,8 @@ def test_batches_are_paginated_with_the_same_facts_as_the_screen(driver, store):
         }
     ]
     assert item["pay_cents"] == pay.final_cents - 75
-    assert [t["status"] for t in item["tips"]] == ["captured", "captured"] and item["tips_credited_cents"] == 800
+    assert [(t["state"], t["credited_cents"]) for t in item["tips"]] == [("credited", 500), ("credited", 300)]
+    assert item["tips_credited_cents"] == 800 and item["tips_pending_cents"] == 0
 
     unsettled = client.get(f"{API}/batches/{batches[1].pk}/").json()
     assert unsettled["settled"] is False and unsettled["paid"] is None and unsettled["pay_cents"] is None

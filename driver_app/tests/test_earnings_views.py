@@ -245,3 +245,12 @@ def test_a_cancelled_last_batch_shows_no_pay_line(driver, store):
     ended_batch(driver, store=store, status=Batch.Status.CANCELLED, closed_at=timezone.now(), tips=())
     html = client_for(driver).get("/driver/batch/").content.decode()
     assert 'data-testid="last-batch"' in html and 'data-testid="last-batch-pay"' not in html
+
+
+def test_a_batch_bringing_returns_back_shows_when_its_pay_is_worked_out(driver, store):
+    returning = ended_batch(driver, store=store, status=Batch.Status.RETURNING)
+    Batch.objects.filter(pk=returning.pk).update(closed_at=None)
+    html = client_for(driver).get("/driver/earnings/").content.decode()
+    assert "worked out once the store checks your returns in" in html and "Bringing returns back" in html
+    es = client_for(driver, HTTP_ACCEPT_LANGUAGE="es").get("/driver/earnings/").content.decode()
+    assert "se calcula cuando la tienda registre tus devoluciones" in es

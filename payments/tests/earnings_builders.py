@@ -143,8 +143,8 @@ def tip_rows(batch: Batch, *, captured: int = 0, window_closes_at: datetime | No
         )
         if done:
             txn = _post(
-                idempotency_key=f"tip-credit:{tip.pk}",
-                kind="tip_credit",
+                idempotency_key=f"tip-credited:{tip.pk}",
+                kind="tip_credited",
                 entries=[(tips_account(batch.driver), amount), (system_account(kind=Account.Kind.TIPS_HELD), -amount)],
                 batch=batch,
             )

@@ -1,4 +1,4 @@
-"""payments.earnings: the selectors behind the driver's earnings screens and API."""
+"""payments.driver_earnings: the selectors behind the driver's earnings screens and API."""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -9,11 +9,11 @@ from django.utils import timezone
 from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
 from orders.models import Batch
-from payments import earnings
-from payments.models import Tip
+from payments import driver_earnings
+from payments.models import Account, Tip
 from payments.selectors import driver_balance_cents
-from payments.services import offer_pay_snapshot_create, trip_pay_for_released_batch
-from payments.tests.earnings_builders import adjust, ended_batch, payout, settle, tip_rows
+from payments.services import ledger_post, offer_pay_snapshot_create, system_account, trip_pay_for_released_batch
+from payments.tests.earnings_builders import adjust, ended_batch, payout, settle, tip_rows, tips_account
 from payments.tests.factories import PayPolicyFactory
 from stores.tests.factories import StoreFactory, ZoneFactory
 
@@ -33,11 +33,11 @@ def test_this_weeks_statement_ends_at_the_balance(driver):
     adjust(settle(batch), 125, note="Long wait")
     tip_rows(batch, captured=2)
     payout(driver, 900, fee=100, kind="instant")
-    week = earnings.current_week_start(driver=driver, now=timezone.now())
-    statement = earnings.weekly_statement(driver=driver, week=week)
+    week = driver_earnings.current_week_start(driver=driver, now=timezone.now())
+    statement = driver_earnings.weekly_statement(driver=driver, week=week)
     assert statement.opening_balance_cents == 0
     assert statement.closing_balance_cents == driver_balance_cents(driver=driver)
-    assert statement.closing_balance_cents == earnings.earnings_summary(driver=driver).balance_cents
+    assert statement.closing_balance_cents == driver_earnings.earnings_summary(driver=driver).balance_cents
     assert statement.totals["fee"] == -100 and statement.totals["payout"] == -900
 
 
@@ -47,11 +47,11 @@ def test_the_week_is_the_drivers_zone_week(driver):
     # Monday 06:00 UTC is Sunday 23:00 in Los Angeles: the week before
     settle(ended_batch(driver, store=store), when=datetime(2026, 6, 1, 6, 0, tzinfo=ZoneInfo("UTC")))
     settle(ended_batch(driver, store=store), when=monday + timedelta(hours=1))
-    assert len(earnings.weekly_statement(driver=driver, week=date(2026, 5, 25)).lines) == 1
-    assert len(earnings.weekly_statement(driver=driver, week=date(2026, 6, 1)).lines) == 1
-    assert earnings.current_week_start(driver=driver, now=datetime(2026, 6, 1, 6, 0, tzinfo=ZoneInfo("UTC"))) == date(
-        2026, 5, 25
-    )
+    assert len(driver_earnings.weekly_statement(driver=driver, week=date(2026, 5, 25)).lines) == 1
+    assert len(driver_earnings.weekly_statement(driver=driver, week=date(2026, 6, 1)).lines) == 1
+    assert driver_earnings.current_week_start(
+        driver=driver, now=datetime(2026, 6, 1, 6, 0, tzinfo=ZoneInfo("UTC"))
+    ) == date(2026, 5, 25)
 
 
 def test_trip_pay_is_its_own_line(driver):
@@ -60,12 +60,12 @@ def test_trip_pay_is_its_own_line(driver):
     offer = OfferFactory(batch=batch, driver=driver, status="released")
     offer_pay_snapshot_create(offer=offer, incentive_cents=0)
     trip_pay_for_released_batch(batch=batch, driver=driver, offer=offer)
-    week = earnings.current_week_start(driver=driver, now=timezone.now())
-    [line] = earnings.weekly_statement(driver=driver, week=week).lines
+    week = driver_earnings.current_week_start(driver=driver, now=timezone.now())
+    [line] = driver_earnings.weekly_statement(driver=driver, week=week).lines
     assert line.category == "trip_pay" and line.amount_cents == 400 and line.batch_id == batch.pk
     # a cancelled batch is not among the batches that pay, nor pending
-    assert earnings.batch_earnings(driver=driver, batch_id=batch.pk) is None
-    assert earnings.earnings_summary(driver=driver).pending_batches == ()
+    assert driver_earnings.batch_earnings(driver=driver, batch_id=batch.pk) is None
+    assert driver_earnings.earnings_summary(driver=driver).pending_batches == ()
 
 
 def test_pending_tips_are_the_drivers_authorised_ones(driver):
@@ -76,13 +76,13 @@ def test_pending_tips_are_the_drivers_authorised_ones(driver):
     Tip.objects.filter(pk=tips[2].pk).update(status=Tip.Status.CANCELED)
     other = DriverFactory(home_zone=driver.home_zone)
     tip_rows(ended_batch(other, store=store, tips=(999,)))
-    summary = earnings.earnings_summary(driver=driver)
+    summary = driver_earnings.earnings_summary(driver=driver)
     assert [(t.amount_cents, t.batch_id, t.window_closes_at) for t in summary.pending_tips] == [(300, batch.pk, closes)]
     assert summary.tips_cents == 400 and summary.pending_tips_cents == 300
 
 
 def test_guarantee_and_top_up():
-    pay = earnings.SettledPay(
+    pay = driver_earnings.SettledPay(
         base_cents=100,
         stops_cents=100,
         stops_paid=1,
@@ -110,13 +110,42 @@ def test_guarantee_and_top_up():
     ],
 )
 def test_week_start_says_what_is_wrong(value, message):
-    with pytest.raises(earnings.BadWeek, match=message.replace("(", r"\(").replace(")", r"\)")):
-        earnings.week_start(value)
-    assert earnings.week_start("2026-06-01") == date(2026, 6, 1)
+    with pytest.raises(driver_earnings.BadWeek, match=message.replace("(", r"\(").replace(")", r"\)")):
+        driver_earnings.week_start(value)
+    assert driver_earnings.week_start("2026-06-01") == date(2026, 6, 1)
 
 
 def test_test_payments_follows_the_backend(settings):
     settings.SPARK_PAYMENT_BACKEND = "sandbox"
-    assert earnings.test_payments() is True
+    assert driver_earnings.test_payments() is True
     settings.SPARK_PAYMENT_BACKEND = "stripe"
-    assert earnings.test_payments() is False
+    assert driver_earnings.test_payments() is False
+
+
+def test_a_tip_is_credited_when_the_ledger_credits_it_in_full_or_as_cover(driver):
+    store = StoreFactory(zone=driver.home_zone)
+    batch = ended_batch(driver, store=store, tips=(600, 400, 250))
+    declined, waiting, cancelled = tip_rows(batch)  # all authorised, none credited yet
+    Tip.objects.filter(pk__in=[declined.pk, cancelled.pk]).update(status=Tip.Status.CANCELED, amount_cents=0)
+    # the card was declined: Spark covers the 600 shown, up to the zone's cap (500)
+    ledger_post(
+        idempotency_key=f"tip-cover:{declined.pk}",
+        kind="tip_cover",
+        entries=[(tips_account(driver), 500), (system_account(kind=Account.Kind.PLATFORM_EXPENSE), -500)],
+    )
+    [item] = driver_earnings.batch_earnings_for(driver=driver, batches=[batch])
+    assert [(t.state, t.credited_cents) for t in item.tips] == [("credited", 500), ("waiting", 0), ("canceled", 0)]
+    assert item.tips_credited_cents == 500 and item.tips_pending_cents == 400
+    summary = driver_earnings.earnings_summary(driver=driver)
+    assert [t.order_id for t in summary.pending_tips] == [waiting.order_id]
+    assert summary.tips_cents == 500 == driver_balance_cents(driver=driver)
+
+
+def test_a_batch_bringing_returns_back_is_pending_until_the_store_checks_them_in(driver):
+    store = StoreFactory(zone=driver.home_zone)
+    returning = ended_batch(driver, store=store, status=Batch.Status.RETURNING)
+    Batch.objects.filter(pk=returning.pk).update(closed_at=None)
+    [pending] = driver_earnings.earnings_summary(driver=driver).pending_batches
+    assert pending.batch_id == returning.pk and pending.status == "returning" and pending.guaranteed_cents == 1450
+    done = ended_batch(driver, store=store)
+    assert [b.pk for b in driver_earnings.driver_batches(driver=driver)] == [returning.pk, done.pk]

@@ -16,16 +16,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, F, OuterRef, QuerySet, Sum
+from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from orders.models import Batch, Stop
 
 from .models import DRIVER_ACCOUNT_KINDS, Account, BatchPay, Entry, OfferPaySnapshot, PayAdjustment, Payout, Tip
 from .selectors import driver_balance_cents
 
-# Batches that end with pay to work out: delivered, or back at the store with returns (returned
-# and failed stops are paid as driven). A cancelled batch pays its trip (trip pay) instead.
+# Batches whose pay is worked out when they end: delivered, or back at the store with returns
+# (returned and failed stops are paid as driven). A cancelled batch pays its trip (trip pay).
 PAID_BATCH_STATUSES = (Batch.Status.COMPLETED, Batch.Status.RETURNED)
+# ... and the ones on the driver's earnings: those, and a batch on its way back with returns
+# (its pay is worked out once the store checks the returns in).
+EARNING_BATCH_STATUSES = (*PAID_BATCH_STATUSES, Batch.Status.RETURNING)
 
 # Stops whose order's tip belongs to the batch's driver: the ones they drove to.
 _DRIVEN_STOP_STATUSES = (Stop.Status.DELIVERED, Stop.Status.FAILED, Stop.Status.RETURNED)
@@ -107,13 +111,63 @@ class AdjustmentLine:
     created_at: datetime
 
 
+# The ledger postings that credit a tip to its driver's tips payable (payments.tips, when the
+# tip's adjust window closes), keyed "<prefix><tip id>": the tip in full, or Spark's cover of a
+# tip the driver was shown that ended at zero.
+TIP_CREDIT_KEY_PREFIXES = ("tip-credited:", "tip-cover:")
+
+
+def tip_credit_keys(tip_id: int) -> list[str]:
+    return [f"{prefix}{tip_id}" for prefix in TIP_CREDIT_KEY_PREFIXES]
+
+
+def _tip_credit_posted(*, driver, tip_ref) -> Q:
+    """A credit of the tip `tip_ref` (an OuterRef to its pk) on the driver's tips payable."""
+    pk = Cast(tip_ref, output_field=CharField())
+    entries = Entry.objects.filter(account__driver=driver, account__kind=Account.Kind.TIPS_PAYABLE)
+    posted = Q()
+    for prefix in TIP_CREDIT_KEY_PREFIXES:
+        posted |= Q(Exists(entries.filter(transaction__idempotency_key=Concat(Value(prefix), pk))))
+    return posted
+
+
+def _tips_credited(*, driver, tip_ids: Iterable[int]) -> dict[int, int]:
+    """Tip id -> what the ledger credited the driver for it (absent: not credited yet)."""
+    tip_of = {key: tip_id for tip_id in tip_ids for key in tip_credit_keys(tip_id)}
+    credited: dict[int, int] = {}
+    rows = Entry.objects.filter(
+        account__driver=driver,
+        account__kind=Account.Kind.TIPS_PAYABLE,
+        transaction__idempotency_key__in=list(tip_of),
+    ).values_list("transaction__idempotency_key", "amount_cents")
+    for key, cents in rows:
+        credited[tip_of[key]] = credited.get(tip_of[key], 0) + int(cents)
+    return credited
+
+
+class TipState:
+    CREDITED = "credited"  # in the driver's balance (the ledger says so)
+    WAITING = "waiting"  # credited when its adjust window closes
+    CANCELED = "canceled"  # ended at zero and nothing was credited
+
+    ALL = (CREDITED, WAITING, CANCELED)
+
+
 @dataclass(frozen=True)
 class TipLine:
     order_id: int
-    status: str  # Tip.Status: authorized (waiting for its window to close), captured, canceled
-    amount_cents: int
+    status: str  # Tip.Status as payments.tips keeps it
+    amount_cents: int  # the tip as it stands
+    credited_cents: int  # what the ledger credited the driver for it: 0 until then
     window_closes_at: datetime | None
-    captured_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        if self.credited_cents:
+            return TipState.CREDITED
+        if self.status == Tip.Status.CANCELED:
+            return TipState.CANCELED
+        return TipState.WAITING
 
 
 @dataclass(frozen=True)
@@ -143,19 +197,21 @@ class BatchEarnings:
 
     @property
     def tips_credited_cents(self) -> int:
-        return sum(t.amount_cents for t in self.tips if t.status == Tip.Status.CAPTURED)
+        return sum(t.credited_cents for t in self.tips)
 
     @property
     def tips_pending_cents(self) -> int:
-        return sum(t.amount_cents for t in self.tips if t.status == Tip.Status.AUTHORIZED)
+        return sum(t.amount_cents for t in self.tips if t.state == TipState.WAITING)
 
 
 def driver_batches(*, driver) -> QuerySet[Batch]:
-    """The driver's batches that pay (completed or returned), newest first: for paging."""
+    """The driver's batches that pay (completed, returned, or bringing returns back), the
+    latest to end first: for paging."""
     return (
-        Batch.objects.filter(driver=driver, status__in=PAID_BATCH_STATUSES)
+        Batch.objects.filter(driver=driver, status__in=EARNING_BATCH_STATUSES)
         .select_related("store")
-        .order_by(F("closed_at").desc(nulls_last=True), "-pk")
+        .annotate(ended_at=Coalesce("closed_at", "picked_up_at", "status_changed_at"))
+        .order_by("-ended_at", "-pk")
     )
 
 
@@ -229,14 +285,16 @@ def batch_earnings_for(*, driver, batches: Sequence[Batch]) -> list[BatchEarning
         )
     tips: dict[int, list[TipLine]] = {}
     stop_batch = dict(_driven_stops(driver=driver, batch_ids=ids).values_list("order_id", "batch_id"))
-    for tip in Tip.objects.filter(order_id__in=list(stop_batch)).order_by("order_id"):
+    tip_rows = list(Tip.objects.filter(order_id__in=list(stop_batch)).order_by("order_id"))
+    credited = _tips_credited(driver=driver, tip_ids=[t.pk for t in tip_rows])
+    for tip in tip_rows:
         tips.setdefault(stop_batch[tip.order_id], []).append(
             TipLine(
                 order_id=tip.order_id,
                 status=tip.status,
                 amount_cents=tip.amount_cents,
+                credited_cents=credited.get(tip.pk, 0),
                 window_closes_at=tip.adjust_window_closes_at,
-                captured_at=tip.captured_at,
             )
         )
     answers = []
@@ -274,17 +332,18 @@ def batch_earnings(*, driver, batch_id: int) -> BatchEarnings | None:
 
 @dataclass(frozen=True)
 class PendingBatch:
-    """A batch that ended but whose pay is not worked out yet."""
+    """A batch that ended (or is bringing returns back) whose pay is not worked out yet."""
 
     batch_id: int
     store_name: str
+    status: str  # completed, returned, or returning (worked out once the returns are checked in)
     closed_at: datetime | None
     guaranteed_cents: int | None  # the accepted offer's pay without tips, when there was an offer
 
 
 @dataclass(frozen=True)
 class PendingTip:
-    """A customer's tip authorised and not captured yet: credited when its window closes."""
+    """A customer's tip not credited yet: credited when its adjust window closes."""
 
     order_id: int
     batch_id: int
@@ -322,7 +381,7 @@ def earnings_summary(*, driver) -> EarningsSummary:
         .values_list("account__kind", "s")
     )
     unsettled = list(
-        driver_batches(driver=driver).filter(settled_pay__isnull=True).order_by("closed_at", "pk")[:PENDING_SHOWN]
+        driver_batches(driver=driver).filter(settled_pay__isnull=True).order_by("ended_at", "pk")[:PENDING_SHOWN]
     )
     guaranteed = {
         s.offer.batch_id: s.total_cents - s.tip_cents
@@ -330,13 +389,19 @@ def earnings_summary(*, driver) -> EarningsSummary:
             offer__batch__in=[b.pk for b in unsettled], offer__driver=driver, offer__status="accepted"
         ).select_related("offer")
     }
+    # Tips of the orders the driver drove to that are neither credited nor cancelled.
     stop_batch = dict(
         _driven_stops(driver=driver)
-        .filter(batch__status__in=PAID_BATCH_STATUSES, order__tip__status=Tip.Status.AUTHORIZED)
+        .filter(batch__status__in=EARNING_BATCH_STATUSES)
+        .exclude(order__tip__isnull=True)
+        .exclude(order__tip__status=Tip.Status.CANCELED)
         .values_list("order_id", "batch_id")
     )
-    tips = Tip.objects.filter(order_id__in=list(stop_batch), status=Tip.Status.AUTHORIZED).order_by(
-        "adjust_window_closes_at", "order_id"
+    tips = (
+        Tip.objects.filter(order_id__in=list(stop_batch))
+        .exclude(status=Tip.Status.CANCELED)
+        .exclude(_tip_credit_posted(driver=driver, tip_ref=OuterRef("pk")))
+        .order_by("adjust_window_closes_at", "order_id")
     )
     return EarningsSummary(
         balance_cents=driver_balance_cents(driver=driver),
@@ -344,7 +409,11 @@ def earnings_summary(*, driver) -> EarningsSummary:
         tips_cents=int(by_kind.get(Account.Kind.TIPS_PAYABLE) or 0),
         pending_batches=tuple(
             PendingBatch(
-                batch_id=b.pk, store_name=b.store.name, closed_at=b.closed_at, guaranteed_cents=guaranteed.get(b.pk)
+                batch_id=b.pk,
+                store_name=b.store.name,
+                status=b.status,
+                closed_at=b.closed_at,
+                guaranteed_cents=guaranteed.get(b.pk),
             )
             for b in unsettled
         ),
