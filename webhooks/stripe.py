@@ -42,11 +42,11 @@ def _answer(status: str, http_status: int = 200, **extra) -> JsonResponse:
 def _verified_event(body: bytes, header: str, secret: str) -> dict | None:
     """The event as a plain dict, or None when the signature or the body is not right."""
     try:
-        stripe.Webhook.construct_event(body, header, secret)
         event = json.loads(body)
+        if not isinstance(event, dict):  # the SDK expects an object
+            return None
+        stripe.Webhook.construct_event(body, header, secret)
     except (stripe.SignatureVerificationError, ValueError, RecursionError, IndexError):
-        return None
-    if not isinstance(event, dict):
         return None
     event_id, event_type = event.get("id"), event.get("type")
     if not isinstance(event_id, str) or not 0 < len(event_id) <= 128:

@@ -167,8 +167,8 @@ class StripeBackend:
     def retrieve_transfer(self, transfer_id: str) -> TransferInfo:
         return transfer_info_from(self._client().v1.transfers.retrieve(transfer_id))
 
-    def retrieve_payout(self, payout_id: str, account: str):
-        return self._client().v1.payouts.retrieve(payout_id, options={"stripe_account": account})
+    def retrieve_payout(self, payout_id: str, account: str) -> dict:
+        return _plain(self._client().v1.payouts.retrieve(payout_id, options={"stripe_account": account}))
 
     def reverse_transfer(self, payout) -> str:
         client = self._client()
@@ -200,8 +200,14 @@ def transfer_group(payout) -> str:
     return f"payout-{payout.pk}"
 
 
+def _plain(obj) -> dict:
+    """A Stripe object as a plain dict (the SDK's objects are not dicts)."""
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
 def account_status_from(account) -> AccountStatus:
     """An AccountStatus from a Stripe account object (the API's, or an event's copy)."""
+    account = _plain(account)
     requirements = account.get("requirements") or {}
     return AccountStatus(
         account_id=account["id"],
@@ -213,6 +219,7 @@ def account_status_from(account) -> AccountStatus:
 
 
 def transfer_info_from(transfer) -> TransferInfo:
+    transfer = _plain(transfer)
     metadata = transfer.get("metadata") or {}
     raw = str(metadata.get("spark_payout_id") or "")
     return TransferInfo(
