@@ -4,7 +4,7 @@
 
 from django.urls import path
 
-from . import batch, home, offers, push, pwa, standing
+from . import batch, home, offers, payout_setup, push, pwa, standing
 
 app_name = "driver_app"
 
@@ -21,6 +21,8 @@ urlpatterns = [
     path("batch/stops/", batch.batch_stops, name="batch-stops"),
     path("standing/", standing.standing, name="standing"),
     path("standing/log/", standing.dispatch_log, name="dispatch-log"),
+    path("payouts/", payout_setup.payouts, name="payouts"),
+    path("payouts/setup/", payout_setup.payouts_setup, name="payouts-setup"),
     path("push/subscribe/", push.push_subscribe, name="push-subscribe"),
     path("push/unsubscribe/", push.push_unsubscribe, name="push-unsubscribe"),
     path("offline/", pwa.offline, name="offline"),

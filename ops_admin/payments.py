@@ -17,7 +17,10 @@ from payments.models import (
     LedgerTransaction,
     OfferPaySnapshot,
     Payout,
+    PayoutAccount,
+    PayoutRun,
     PayPolicy,
+    Reconciliation,
     Tip,
     TipAdjustment,
     WebhookEvent,
@@ -298,3 +301,36 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["source", ProcessedFilter, "event_type"]
     search_fields = ["=event_id", "event_type"]
     date_hierarchy = "received_at"
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Drivers' Stripe Connect accounts as Stripe last described them (account.updated events,
+    and each visit of the driver's Payouts page)."""
+
+    list_display = ["driver", "account_id", "payouts_enabled", "details_submitted", "requirements_due", "updated_at"]
+    list_select_related = ["driver__user"]
+    list_filter = ["payouts_enabled", "details_submitted"]
+    search_fields = ["=account_id", "driver__user__email"]
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["week_of", "zone", "started_at", "finished_at", "payouts", money("total_cents", "Total")]
+    list_select_related = ["zone"]
+    list_filter = ["zone"]
+    date_hierarchy = "week_of"
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The daily check that the ledger, our payouts and Stripe agree (payments.reconcile)."""
+
+    list_display = ["ran_at", "ok", "difference_count"]
+    list_filter = ["ok"]
+    date_hierarchy = "ran_at"
+    readonly_fields = fields = ("ran_at", "ok", "differences", "checked")
+
+    @admin.display(description="Differences")
+    def difference_count(self, obj):
+        return len(obj.differences)

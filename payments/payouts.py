@@ -153,6 +153,9 @@ class CashoutQuote:
     remaining_today_cents: int
     allowed: bool
     reason: str
+    # For screens that say it in the driver's language: "", "not_enabled", "empty",
+    # "daily_limit" or "below_minimum" (also the PayoutRefused code of cashout_request).
+    reason_code: str = ""
 
 
 def _local_day_start(driver, now: datetime) -> datetime:
@@ -181,14 +184,16 @@ def cashout_quote(driver, *, now: datetime | None = None) -> CashoutQuote:
     fee = policy.cashout_fee_cents
     remaining = max(0, policy.cashout_daily_limit_cents - cashed_out_today_cents(driver=driver, now=now))
     payout = max(0, min(available - fee, remaining))
-    reason = ""
+    reason = code = ""
     if not payouts_enabled(driver):
-        reason = "Set up payouts first: add your bank account on the Payouts page."
+        code, reason = "not_enabled", "Set up payouts first: add your bank account on the Payouts page."
     elif available <= 0:
-        reason = "Your balance is empty: there is nothing to cash out."
+        code, reason = "empty", "Your balance is empty: there is nothing to cash out."
     elif remaining <= 0:
+        code = "daily_limit"
         reason = f"You reached today's cash-out limit of {format_cents(policy.cashout_daily_limit_cents)}."
     elif payout < policy.cashout_min_cents:
+        code = "below_minimum"
         reason = (
             f"A cash-out is at least {format_cents(policy.cashout_min_cents)} after the "
             f"{format_cents(fee)} fee; your balance is {format_cents(available)}."
@@ -201,6 +206,7 @@ def cashout_quote(driver, *, now: datetime | None = None) -> CashoutQuote:
         remaining_today_cents=remaining,
         allowed=not reason,
         reason=reason,
+        reason_code=code,
     )
 
 
@@ -220,7 +226,7 @@ def cashout_request(driver, idempotency_key: str) -> Payout:
             return existing
         quote = cashout_quote(driver)
         if not quote.allowed:
-            raise PayoutRefused(quote.reason, code="cashout_not_allowed")
+            raise PayoutRefused(quote.reason, code=quote.reason_code)
         return _payout_create(
             driver=driver,
             kind=Kind.INSTANT,

@@ -32,6 +32,9 @@ from payments.models import (
     LedgerTransaction,
     OfferPaySnapshot,
     Payout,
+    PayoutAccount,
+    PayoutRun,
+    Reconciliation,
     ScreeningCase,
     ScreeningEvent,
     Tip,
@@ -139,6 +142,9 @@ def world(ops_admin):
         TipAdjustment.objects.create(tip=tip, old_cents=500, new_cents=700, reason="customer raised it"),
         Payout.objects.create(driver=driver, kind=Payout.Kind.WEEKLY, amount_cents=1350, idempotency_key="payout:1"),
         WebhookEvent.objects.create(source="stripe", event_id="evt_1", event_type="payout.paid", payload={}),
+        PayoutAccount.objects.create(driver=driver, account_id="acct_1", requirements_due=["external_account"]),
+        PayoutRun.objects.create(zone=zone, week_of=now.date(), payouts=1, total_cents=1350),
+        Reconciliation.objects.create(ok=False, differences=["Payout 1 is paid but Stripe has no transfer for it."]),
         ClaimAttempt.objects.create(batch=batch, driver=driver, score=1.5, detail={"slot": True}),
         PushSubscription.objects.create(
             driver=driver, endpoint="https://push.example.test/sub/1", p256dh="k", auth="a"

@@ -81,3 +81,19 @@ def payout_setup_link(*, driver, return_url: str, refresh_url: str) -> str:
             "Your payout account is created once your application is submitted; try again later.", code="no_account"
         )
     return backend.account_link(driver, return_url, refresh_url)
+
+
+def payout_account_summary(driver) -> str:
+    """One line for ops (the driver admin): sandbox, not enrolled, enabled, or what is due."""
+    if get_backend().name == "sandbox":
+        return "Test payments (sandbox)"
+    if not driver.contractor_id:
+        return "No Connect account yet"
+    try:
+        account = driver.payout_account
+    except PayoutAccount.DoesNotExist:
+        return "Not checked with Stripe yet"
+    if account.payouts_enabled:
+        return "Payouts enabled"
+    due = ", ".join(account.requirements_due) or account.disabled_reason or "onboarding not finished"
+    return f"Not enabled: {due}"
