@@ -3,7 +3,10 @@
 First half (here): enrol a driver as a contractor (backends.py) and screen them
 (services.py: background check, license and insurance; results by ops in the admin or by a
 provider's signed webhook, webhooks.py), including the US adverse-action steps, and keep
-drivers with expired documents off duty. Payouts and 1099-NEC figures come later.
+drivers with expired documents off duty.
+
+Second half: the driver's payout set-up (payout_setup.py: Stripe Connect onboarding link,
+account status); the payouts themselves are payments.payouts. 1099-NEC figures come later.
 
 Entry points for other apps: `services.screening_submit(driver=...)` when an applicant has
 finished onboarding, `services.documents_renewed(driver=..., actor=...)` when documents are

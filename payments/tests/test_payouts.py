@@ -325,3 +325,35 @@ def test_balance_is_earnings_plus_tips_less_payouts_and_fees(policy, steps):
     assert ledger_total_cents() == 0
     failed = Payout.objects.filter(driver=driver, status=Payout.Status.FAILED)
     assert Message.objects.filter(key__in=[f"payout-failed:{p.pk}" for p in failed]).count() == failed.count()
+
+
+# --- the schedule --------------------------------------------------------------------------
+
+
+def test_beat_runs_weekly_payouts_hourly_the_sweeper_and_the_reconciliation():
+    from spark.celery import app
+
+    schedule = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    for name in (
+        "payments.payout_tasks.run_weekly_payouts",
+        "payments.payout_tasks.sweep_pending_payouts",
+        "payments.payout_tasks.reconcile_daily",
+    ):
+        assert name in app.tasks, name
+    # hourly: every zone's local run time is met within the hour
+    assert schedule["payments.payout_tasks.run_weekly_payouts"].total_seconds() <= 3600
+    assert schedule["payments.payout_tasks.reconcile_daily"].total_seconds() <= 24 * 3600
+    task = app.tasks["payments.payout_tasks.pay_payout"]
+    assert task.acks_late and task.autoretry_for == payouts.TRANSIENT_ERRORS and task.retry_backoff
+
+
+def test_a_lost_task_is_queued_again_by_the_sweeper(django_capture_on_commit_callbacks):
+    driver = DriverFactory()
+    credit(driver, earnings=800)
+    payout = payouts.weekly_payout_create(driver=driver, week=datetime(2026, 12, 7).date())
+    assert payout is not None
+    assert payouts.pending_payouts_sweep() == 0  # just made: its own task is on its way
+    later = payout.created_at + payouts.PENDING_SWEEP_AFTER * 2
+    assert payouts.pending_payouts_sweep(now=later) == 1
+    send(payout)
+    assert payouts.pending_payouts_sweep(now=later) == 0
