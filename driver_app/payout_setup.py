@@ -10,11 +10,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods
 
 from driver_app.page import driver_page, page_context
 from drivers.models import Driver
-from payments.contractor import payout_setup
+from payments.contractor import payout_setup, tax
+from payments.models import TaxProfile
 from spark.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,75 @@ def payouts(request, driver: Driver):
             logger.warning("Stripe account status of driver %s not available", driver.pk, exc_info=True)
             messages.warning(request, _("Stripe is not answering right now; the status below may be out of date."))
     status = payout_setup.payout_setup_status(driver=driver)
+    profile = TaxProfile.objects.filter(driver=driver).first()
     context = page_context(
-        request, driver, "payouts", setup=status, requirements=_requirement_labels(status.requirements_due)
+        request,
+        driver,
+        "payouts",
+        setup=status,
+        requirements=_requirement_labels(status.requirements_due),
+        tax_profile=profile,
+        tin_masked=tax.tin_masked(profile),
     )
     return render(request, "driver/payouts.html", context)
+
+
+def _tax_field_errors(fields: dict) -> dict:
+    words = {
+        "legal_name": _("Your legal name, as on your tax return."),
+        "business_name": _("At most 200 characters."),
+        "tin_type": _("Choose SSN or EIN."),
+        "tin": _("Enter a valid 9-digit SSN or EIN."),
+        "address_line1": _("Your street address."),
+        "city": _("Your city."),
+        "state": _("A two-letter US state, like TN."),
+        "postal_code": _("A 5-digit ZIP code."),
+        "certify": _("Tick the certification to save your W-9."),
+    }
+    return {name: words.get(name, message) for name, message in fields.items()}
+
+
+TAX_FIELDS = (
+    "legal_name",
+    "business_name",
+    "tin_type",
+    "address_line1",
+    "address_line2",
+    "city",
+    "state",
+    "postal_code",
+)
+
+
+@require_http_methods(["GET", "POST"])
+@driver_page
+def tax_details(request, driver: Driver):
+    """The driver's W-9: legal name, TIN (shown masked once saved; never sent back to the
+    page), address, certification."""
+    profile = TaxProfile.objects.filter(driver=driver).first()
+    errors: dict = {}
+    if request.method == "POST":
+        posted = {name: request.POST.get(name, "")[:300] for name in TAX_FIELDS}
+        try:
+            tax.tax_details_save(
+                driver=driver,
+                tin=request.POST.get("tin", "")[:20],
+                certify=request.POST.get("certify") == "on",
+                **posted,
+            )
+        except DomainError as exc:
+            errors = _tax_field_errors(exc.fields)
+            values = posted
+        else:
+            messages.success(request, _("Your tax details are saved."))
+            return redirect("driver_app:payouts")
+    else:
+        values = {name: getattr(profile, name, "") if profile else "" for name in TAX_FIELDS}
+        values["tin_type"] = values["tin_type"] or TaxProfile.TinType.SSN
+    context = page_context(
+        request, driver, "payouts", values=values, errors=errors, profile=profile, tin_masked=tax.tin_masked(profile)
+    )
+    return render(request, "driver/tax_details.html", context, status=400 if errors else 200)
 
 
 @require_GET

@@ -23,6 +23,7 @@ urlpatterns = [
     path("standing/log/", standing.dispatch_log, name="dispatch-log"),
     path("payouts/", payout_setup.payouts, name="payouts"),
     path("payouts/setup/", payout_setup.payouts_setup, name="payouts-setup"),
+    path("payouts/tax/", payout_setup.tax_details, name="tax-details"),
     path("push/subscribe/", push.push_subscribe, name="push-subscribe"),
     path("push/unsubscribe/", push.push_unsubscribe, name="push-unsubscribe"),
     path("offline/", pwa.offline, name="offline"),

@@ -449,6 +449,33 @@ class Reconciliation(models.Model):
         return f"Reconciliation {self.ran_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'differences'}"
 
 
+class TaxProfile(models.Model):
+    """A driver's W-9 (payments.contractor.tax): who the 1099-NEC is for. The TIN is kept
+    encrypted at rest (Fernet, key SPARK_TIN_ENCRYPTION_KEY); screens show it masked from
+    `tin_last4`, and only the ops' 1099-NEC export decrypts it."""
+
+    class TinType(models.TextChoices):
+        SSN = "ssn", "SSN"
+        EIN = "ein", "EIN"
+
+    driver = models.OneToOneField("drivers.Driver", on_delete=models.PROTECT, related_name="tax_profile")
+    legal_name = models.CharField(max_length=200)
+    business_name = models.CharField(max_length=200, blank=True)
+    tin_type = models.CharField(max_length=3, choices=TinType.choices)
+    tin_encrypted = models.TextField(help_text="Encrypted; never shown.")
+    tin_last4 = models.CharField(max_length=4)
+    address_line1 = models.CharField(max_length=200)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    state = models.CharField(max_length=2)
+    postal_code = models.CharField(max_length=10)
+    certified_at = models.DateTimeField(help_text="When the driver certified the W-9 statement.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"W-9 of driver {self.driver_id}"
+
+
 # --- Contractor module: screening (payments/contractor/) ------------------------------
 
 

@@ -37,6 +37,7 @@ from payments.models import (
     Reconciliation,
     ScreeningCase,
     ScreeningEvent,
+    TaxProfile,
     Tip,
     TipAdjustment,
     WebhookEvent,
@@ -145,6 +146,18 @@ def world(ops_admin):
         PayoutAccount.objects.create(driver=driver, account_id="acct_1", requirements_due=["external_account"]),
         PayoutRun.objects.create(zone=zone, week_of=now.date(), payouts=1, total_cents=1350),
         Reconciliation.objects.create(ok=False, differences=["Payout 1 is paid but Stripe has no transfer for it."]),
+        TaxProfile.objects.create(
+            driver=driver,
+            legal_name="Ana López",
+            tin_type="ssn",
+            tin_encrypted="encrypted",
+            tin_last4="6789",
+            address_line1="100 Broadway",
+            city="Nashville",
+            state="TN",
+            postal_code="37203",
+            certified_at=now,
+        ),
         ClaimAttempt.objects.create(batch=batch, driver=driver, score=1.5, detail={"slot": True}),
         PushSubscription.objects.create(
             driver=driver, endpoint="https://push.example.test/sub/1", p256dh="k", auth="a"

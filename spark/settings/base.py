@@ -435,3 +435,9 @@ CELERY_BEAT_SCHEDULE.update(
         },
     }
 )
+# W-9 TINs are encrypted at rest with these Fernet keys (comma-separated; the first encrypts,
+# all decrypt, for rotation). Unset: a key derived from SECRET_KEY.
+SPARK_TIN_ENCRYPTION_KEYS = env.list("SPARK_TIN_ENCRYPTION_KEYS", default=[])
+# 1099-NEC: the least paid in a tax year that is reported, in cents, per year ("default" for the
+# others): $600 through 2025, $2,000 from 2026. JSON, e.g. {"default": 60000, "2026": 200000}.
+SPARK_1099_THRESHOLDS_CENTS = env.json("SPARK_1099_THRESHOLDS_CENTS", default={"default": 60000, "2026": 200000})
