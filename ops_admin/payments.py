@@ -349,7 +349,7 @@ class TaxProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["driver", "legal_name", "tin_type", "tin", "state", "certified_at"]
     list_select_related = ["driver__user"]
     search_fields = ["legal_name", "business_name", "driver__user__email", "=tin_last4"]
-    fields = [
+    fields = (
         "driver",
         "legal_name",
         "business_name",
@@ -362,7 +362,7 @@ class TaxProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "postal_code",
         "certified_at",
         "updated_at",
-    ]
+    )
     readonly_fields = fields
     change_list_template = "admin/payments/taxprofile/change_list.html"
 

@@ -170,8 +170,12 @@ def nec_1099_rows(year: int) -> list[dict]:
     for driver in drivers:
         profile = getattr(driver, "tax_profile", None)
         cents = paid[driver.pk]
-        row = dict.fromkeys(CSV_HEADER, "")
-        row.update(driver_id=driver.pk, email=driver.user.email, box1_nonemployee_compensation=f"{cents / 100:.2f}")
+        row: dict[str, object] = dict.fromkeys(CSV_HEADER, "")
+        row.update(
+            driver_id=driver.pk,
+            email=driver.user.email,
+            box1_nonemployee_compensation=f"{cents // 100}.{cents % 100:02d}",
+        )
         if profile is None:
             row["note"] = "W-9 missing"
         else:
