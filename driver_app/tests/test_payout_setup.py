@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 
 from drivers.tests.factories import DriverFactory
-from payments.contractor import backends
 from payments.models import PayoutAccount
+from payments.tests.helpers import enrolled_driver
 from stores.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -20,13 +20,6 @@ def client_for(driver, **headers) -> Client:
     client = Client(**headers)
     client.force_login(driver.user)
     return client
-
-
-def enrolled_driver():
-    driver = DriverFactory()
-    driver.contractor_id = backends.get_backend().enrol(driver)
-    driver.save(update_fields=["contractor_id"])
-    return driver
 
 
 def test_sandbox_page_says_test_payments_and_offers_no_link(driver):

@@ -18,50 +18,13 @@ from payments import payout_tasks, payouts
 from payments.contractor import backends
 from payments.contractor.payout_setup import payout_account_refresh
 from payments.models import Account, Payout, PayoutRun
-from payments.payouts import PayoutRefused, cashout_quote, cashout_request, driver_account
+from payments.payouts import PayoutRefused, cashout_quote, cashout_request
 from payments.selectors import driver_balance_cents, ledger_total_cents
-from payments.services import ledger_post, system_account
 from payments.tests.factories import PayPolicyFactory
+from payments.tests.helpers import MONDAY_NOON_UTC, credit, onboarded_driver, post_stripe_event, send
 from stores.tests.factories import ZoneFactory
 
 pytestmark = pytest.mark.django_db
-
-# Monday 7 December 2026, 12:30 UTC: 06:30 in Nashville (Central), 04:30 in Los Angeles.
-MONDAY_NOON_UTC = datetime(2026, 12, 7, 12, 30, tzinfo=UTC)
-
-
-def credit(driver, *, earnings: int = 0, tips: int = 0, key: str = "") -> None:
-    """Money the driver earned (batch pay) and tips credited, as settlement posts them."""
-    expense = system_account(kind=Account.Kind.PLATFORM_EXPENSE)
-    held = system_account(kind=Account.Kind.TIPS_HELD)
-    tag = key or f"{driver.pk}:{earnings}:{tips}"
-    if earnings:
-        payable = driver_account(driver=driver, kind=Account.Kind.DRIVER_PAYABLE)
-        ledger_post(
-            idempotency_key=f"test-pay:{tag}", kind="batch_pay", entries=[(payable, earnings), (expense, -earnings)]
-        )
-    if tips:
-        tips_payable = driver_account(driver=driver, kind=Account.Kind.TIPS_PAYABLE)
-        ledger_post(
-            idempotency_key=f"test-tip:{tag}", kind="tip_credited", entries=[(tips_payable, tips), (held, -tips)]
-        )
-
-
-def onboarded_driver(standin, **overrides):
-    """A driver enrolled at Stripe who finished Stripe's onboarding (payouts enabled)."""
-    driver = DriverFactory(**overrides)
-    driver.contractor_id = backends.get_backend().enrol(driver)
-    driver.save(update_fields=["contractor_id"])
-    standin.account_onboard(driver.contractor_id)
-    payout_account_refresh(driver=driver)
-    return driver
-
-
-def send(payout: Payout) -> Payout:
-    """The task as a worker runs it, retries included (eagerly)."""
-    payout_tasks.pay_payout.apply(args=[payout.pk])
-    payout.refresh_from_db()
-    return payout
 
 
 def driver_emails(driver) -> list[str]:
@@ -181,8 +144,6 @@ def test_a_retry_after_stripe_forgot_the_key_finds_the_transfer(stripe_standin, 
 
 
 def test_a_reversed_transfer_puts_the_money_back(stripe_standin, client, settings):
-    from webhooks.tests.test_stripe_webhook import post_event
-
     driver = onboarded_driver(stripe_standin)
     credit(driver, earnings=1500, tips=300)
     payouts.weekly_payouts_run(now=MONDAY_NOON_UTC)
@@ -192,7 +153,7 @@ def test_a_reversed_transfer_puts_the_money_back(stripe_standin, client, setting
     stripe_client.v1.transfers.reversals.create(payout.external_id)
     reversed_event = stripe_standin.objects("event")[-1]
     assert reversed_event["type"] == "transfer.reversed"
-    assert post_event(client, settings, reversed_event).json()["status"] == "processed"
+    assert post_stripe_event(client, settings, reversed_event).json()["status"] == "processed"
     payout.refresh_from_db()
     assert payout.status == Payout.Status.FAILED
     assert driver_balance_cents(driver=driver) == 1800

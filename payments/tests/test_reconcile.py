@@ -11,7 +11,7 @@ from django.core import mail
 from outbox.services import messages_send_due
 from payments import payouts, reconcile
 from payments.models import Account, Entry, LedgerTransaction, Payout
-from payments.tests.test_payouts import MONDAY_NOON_UTC, credit, onboarded_driver, send
+from payments.tests.helpers import MONDAY_NOON_UTC, credit, onboarded_driver, send
 
 pytestmark = pytest.mark.django_db
 

@@ -1,8 +1,6 @@
 """`POST /webhooks/stripe/`: signed events from Stripe (here: the events our Stripe stand-in
 makes, signed as Stripe signs them), each handled once, in any order."""
 
-import hashlib
-import hmac
 import json
 import time
 from datetime import date
@@ -10,42 +8,16 @@ from datetime import date
 import pytest
 import stripe
 
-from drivers.tests.factories import DriverFactory
 from payments import payout_tasks, payouts
-from payments.contractor import backends
 from payments.models import Account, Payout, PayoutAccount, WebhookEvent
 from payments.selectors import driver_balance_cents
 from payments.services import ledger_post, system_account
+from payments.tests.helpers import STRIPE_WEBHOOK_SECRET, enrolled_driver
+from payments.tests.helpers import post_stripe_event as post_event
+from payments.tests.helpers import post_stripe_raw as post_raw
+from payments.tests.helpers import stripe_signature as signature
 
 pytestmark = pytest.mark.django_db
-
-URL = "/webhooks/stripe/"
-SECRET = "whsec_test_secret"
-
-
-def signature(body: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
-    """The Stripe-Signature header Stripe sends with `body`."""
-    timestamp = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
-
-
-def post_raw(client, body: bytes, header: str | None):
-    headers = {"HTTP_STRIPE_SIGNATURE": header} if header is not None else {}
-    return client.post(URL, data=body, content_type="application/json", **headers)
-
-
-def post_event(client, settings, event: dict):
-    settings.STRIPE_WEBHOOK_SECRET = SECRET
-    body = json.dumps(event).encode()
-    return post_raw(client, body, signature(body))
-
-
-def enrolled_driver():
-    driver = DriverFactory()
-    driver.contractor_id = backends.get_backend().enrol(driver)
-    driver.save(update_fields=["contractor_id"])
-    return driver
 
 
 def paid_payout(standin, amount: int = 1000) -> Payout:
@@ -87,7 +59,7 @@ def test_account_updated_shows_the_driver_payouts_enabled(stripe_standin, client
     ids=["tampered", "wrong-secret", "stale", "unsigned", "garbage-header", "not-json", "not-an-object"],
 )
 def test_a_bad_signature_or_body_is_400_and_nothing_is_stored(stripe_standin, client, settings, tamper):
-    settings.STRIPE_WEBHOOK_SECRET = SECRET
+    settings.STRIPE_WEBHOOK_SECRET = STRIPE_WEBHOOK_SECRET
     driver = enrolled_driver()
     body = json.dumps(stripe_standin.account_onboard(driver.contractor_id)).encode()
     sent, header = tamper(body)
