@@ -6,6 +6,7 @@ import logging
 
 import stripe
 from django.contrib import messages
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -62,8 +63,21 @@ def payouts(request, driver: Driver):
         requirements=_requirement_labels(status.requirements_due),
         tax_profile=profile,
         tin_masked=tax.tin_masked(profile),
+        nec_years=tax.driver_1099_years(driver=driver),
     )
     return render(request, "driver/payouts.html", context)
+
+
+@require_GET
+@driver_page
+def nec_1099(request, driver: Driver, year: int):
+    """The driver's 1099-NEC figures of a tax year as CSV (404 for a year with none)."""
+    body = tax.driver_1099_csv(driver=driver, year=year)
+    if body is None:
+        raise Http404("No 1099-NEC for this year.")
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="spark-1099-nec-{year}.csv"'
+    return response
 
 
 def _tax_field_errors(fields: dict) -> dict:

@@ -24,6 +24,7 @@ urlpatterns = [
     path("payouts/", payout_setup.payouts, name="payouts"),
     path("payouts/setup/", payout_setup.payouts_setup, name="payouts-setup"),
     path("payouts/tax/", payout_setup.tax_details, name="tax-details"),
+    path("payouts/1099-nec/<int:year>.csv", payout_setup.nec_1099, name="nec-1099"),
     path("push/subscribe/", push.push_subscribe, name="push-subscribe"),
     path("push/unsubscribe/", push.push_unsubscribe, name="push-unsubscribe"),
     path("offline/", pwa.offline, name="offline"),

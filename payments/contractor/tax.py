@@ -207,3 +207,42 @@ def nec_1099_csv(year: int) -> str:
     for row in nec_1099_rows(year):
         writer.writerow([_cell(row[name]) for name in CSV_HEADER])
     return out.getvalue()
+
+
+def driver_1099_years(*, driver) -> list[tuple[int, int]]:
+    """(tax year, cents paid) for each past year the driver was paid at least the threshold,
+    newest first: the years they get a 1099-NEC for."""
+    rows = (
+        Payout.objects.filter(driver=driver, status=Payout.Status.PAID, paid_at__isnull=False)
+        .values_list("paid_at__year")
+        .annotate(amount=Sum("amount_cents"), fees=Sum("fee_cents"))
+        .order_by("-paid_at__year")
+    )
+    this_year = timezone.now().year
+    return [
+        (year, int(amount or 0) + int(fees or 0))
+        for year, amount, fees in rows
+        if year < this_year and int(amount or 0) + int(fees or 0) >= nec_1099_threshold_cents(year)
+    ]
+
+
+def driver_1099_csv(*, driver, year: int) -> str | None:
+    """The driver's own 1099-NEC figures for `year` (their TIN masked), or None when they were
+    paid less than that year's threshold."""
+    cents = paid_in_year_cents(year).get(driver.pk, 0)
+    if cents < nec_1099_threshold_cents(year):
+        return None
+    profile = TaxProfile.objects.filter(driver=driver).first()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["tax_year", "payer", "recipient", "recipient_tin", "box1_nonemployee_compensation"])
+    writer.writerow(
+        [
+            year,
+            "Spark",
+            _cell(profile.legal_name if profile else driver.user.get_full_name()),
+            tin_masked(profile) or "W-9 missing",
+            f"{cents // 100}.{cents % 100:02d}",
+        ]
+    )
+    return out.getvalue()

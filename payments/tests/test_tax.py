@@ -144,3 +144,29 @@ def test_ops_download_the_1099_nec_csv(client, settings):
     settings.SPARK_ADMIN_MFA_EXEMPT_EMAILS = [clerk.email]
     client.force_login(clerk)
     assert client.get("/admin/payments/taxprofile/1099-nec/?year=2026").status_code == 403
+
+
+def test_the_driver_downloads_their_own_1099_nec_with_the_tin_masked(driver):
+    tax.tax_details_save(driver=driver, **W9)
+    paid(driver, 80_000, datetime(2025, 5, 1, tzinfo=UTC))
+    paid(driver, 100, datetime(2024, 5, 1, tzinfo=UTC))  # below 2024's threshold: no form
+    client = Client()
+    client.force_login(driver.user)
+    page = client.get("/driver/payouts/").content.decode()
+    assert "/driver/payouts/1099-nec/2025.csv" in page and "2024.csv" not in page
+    response = client.get("/driver/payouts/1099-nec/2025.csv")
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert row == {
+        "tax_year": "2025",
+        "payer": "Spark",
+        "recipient": "Ana María López",
+        "recipient_tin": "•••-••-6789",
+        "box1_nonemployee_compensation": "800.00",
+    }
+    assert client.get("/driver/payouts/1099-nec/2024.csv").status_code == 404
+    # another driver gets their own (none), never this one's
+    other = DriverFactory()
+    other_client = Client()
+    other_client.force_login(other.user)
+    assert other_client.get("/driver/payouts/1099-nec/2025.csv").status_code == 404
