@@ -170,3 +170,11 @@ def test_the_driver_downloads_their_own_1099_nec_with_the_tin_masked(driver):
     other_client = Client()
     other_client.force_login(other.user)
     assert other_client.get("/driver/payouts/1099-nec/2025.csv").status_code == 404
+
+
+def test_a_hostile_legal_name_is_escaped_on_the_page(driver):
+    tax.tax_details_save(driver=driver, **{**W9, "legal_name": "<script>alert(1)</script>"})
+    client = Client()
+    client.force_login(driver.user)
+    page = client.get("/driver/payouts/").content.decode()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page

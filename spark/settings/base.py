@@ -436,7 +436,8 @@ CELERY_BEAT_SCHEDULE.update(
     }
 )
 # W-9 TINs are encrypted at rest with these Fernet keys (comma-separated; the first encrypts,
-# all decrypt, for rotation). Unset: a key derived from SECRET_KEY.
+# all decrypt, for rotation). Unset: a key derived from SECRET_KEY; set it in production, since a
+# new SECRET_KEY would otherwise leave the stored TINs unreadable (drivers would re-enter them).
 SPARK_TIN_ENCRYPTION_KEYS = env.list("SPARK_TIN_ENCRYPTION_KEYS", default=[])
 # 1099-NEC: the least paid in a tax year that is reported, in cents, per year ("default" for the
 # others): $600 through 2025, $2,000 from 2026. JSON, e.g. {"default": 60000, "2026": 200000}.
