@@ -11,8 +11,8 @@ from django.views.decorators.http import require_POST
 
 from dashboard.forms import AutoBatchForm
 from dashboard.page import show_domain_error, store_view
+from orders import batch_editing, batching_runs
 from orders import selectors as order_selectors
-from orders import services as order_services
 from orders.models import Batch, BatchingRun, Order
 from spark import geo
 from spark.errors import DomainError
@@ -23,7 +23,7 @@ def autobatch(request, store):
     if request.method == "POST":
         form = AutoBatchForm(request.POST)
         if form.is_valid():
-            run = order_services.batching_run_start(
+            run = batching_runs.batching_run_start(
                 store=store,
                 window_from=form.cleaned_data["window_from"],
                 window_to=form.cleaned_data["window_to"],
@@ -90,7 +90,7 @@ def autobatch_publish_all(request, store, run_id: int):
     done = 0
     for b in run.batches.filter(status=Batch.Status.DRAFT):
         try:
-            order_services.batch_publish(batch=b, actor=request.user)
+            batch_editing.batch_publish(batch=b, actor=request.user)
             done += 1
         except DomainError as exc:
             show_domain_error(request, exc)

@@ -10,8 +10,8 @@ from django.views.decorators.http import require_POST
 
 from dashboard.forms import ReadyAtForm
 from dashboard.page import back_to, show_domain_error, store_view
+from orders import batch_editing
 from orders import selectors as order_selectors
-from orders import services as order_services
 from orders.models import Batch, Order, Stop
 from payments.services import pay_quote
 from spark import geo
@@ -28,7 +28,7 @@ def batch_new(request, store):
         messages.error(request, _("Some of those orders are not this store's."))
         return redirect("dashboard:queue", store_id=store.pk)
     try:
-        batch = order_services.batch_create(store=store, orders=[orders_by_id[i] for i in ids], actor=request.user)
+        batch = batch_editing.batch_create(store=store, orders=[orders_by_id[i] for i in ids], actor=request.user)
     except DomainError as exc:
         show_domain_error(request, exc)
         return redirect("dashboard:queue", store_id=store.pk)
@@ -117,7 +117,7 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
         request,
         store,
         batch_id,
-        lambda b: order_services.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
+        lambda b: batch_editing.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
     )
 
 
@@ -127,7 +127,7 @@ def batch_reorder(request, store, batch_id: int):
     # A value that is not an id leaves the list short of a stop: the service refuses it.
     ids = parse_ids(request.POST.getlist("stop")) or []
     return _batch_action(
-        request, store, batch_id, lambda b: order_services.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
+        request, store, batch_id, lambda b: batch_editing.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
     )
 
 
@@ -138,7 +138,7 @@ def batch_remove(request, store, batch_id: int, stop_id: int):
         request,
         store,
         batch_id,
-        lambda b: order_services.batch_remove_stop(stop=_stop_of(b, stop_id), actor=request.user),
+        lambda b: batch_editing.batch_remove_stop(stop=_stop_of(b, stop_id), actor=request.user),
     )
 
 
@@ -153,7 +153,7 @@ def batch_add(request, store, batch_id: int):
             raise DomainError(_("Some of those orders are not this store's."), code="wrong_store")
         if not found:
             raise DomainError(_("Pick at least one order to add."), code="empty")
-        order_services.batch_add_orders(batch=b, orders=found, actor=request.user)
+        batch_editing.batch_add_orders(batch=b, orders=found, actor=request.user)
 
     return _batch_action(request, store, batch_id, add)
 
@@ -162,7 +162,7 @@ def batch_add(request, store, batch_id: int):
 @store_view()
 def batch_publish(request, store, batch_id: int):
     def publish(b):
-        order_services.batch_publish(batch=b, actor=request.user)
+        batch_editing.batch_publish(batch=b, actor=request.user)
         # Dispatch runs after the commit (a task, or the beat sweeper if the broker is down).
         messages.success(request, _("Batch %(id)s is published; offers to drivers will follow.") % {"id": b.pk})
 
@@ -177,7 +177,7 @@ def batch_ready_at(request, store, batch_id: int):
     def schedule(b):
         if not form.is_valid():
             raise DomainError(_("Enter the time the batch will be ready."), code="invalid")
-        order_services.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
+        batch_editing.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
         messages.success(request, _("Batch %(id)s will publish itself at the time you set.") % {"id": b.pk})
 
     return _batch_action(request, store, batch_id, schedule)
@@ -186,9 +186,7 @@ def batch_ready_at(request, store, batch_id: int):
 @require_POST
 @store_view()
 def batch_unpublish(request, store, batch_id: int):
-    return _batch_action(
-        request, store, batch_id, lambda b: order_services.batch_unpublish(batch=b, actor=request.user)
-    )
+    return _batch_action(request, store, batch_id, lambda b: batch_editing.batch_unpublish(batch=b, actor=request.user))
 
 
 @require_POST
@@ -196,7 +194,7 @@ def batch_unpublish(request, store, batch_id: int):
 def batch_discard(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
     try:
-        order_services.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
+        batch_editing.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
         messages.success(request, _("Batch %(id)s was discarded; its orders are back in the queue.") % {"id": batch.pk})
     except DomainError as exc:
         show_domain_error(request, exc)

@@ -11,8 +11,9 @@ from django.views.decorators.http import require_POST
 from dashboard.forms import HandoffForm, ReturnForm
 from dashboard.page import show_domain_error, store_view
 from orders import selectors as order_selectors
-from orders import services as order_services
+from orders.delivery import batch_handoff
 from orders.models import Batch, Order
+from orders.returns import order_return_check_in
 from spark.errors import DomainError
 
 
@@ -46,7 +47,7 @@ def handoff_confirm(request, store, batch_id: int):
                 messages.error(request, str(e))
         return redirect("dashboard:handoff", store_id=store.pk)
     try:
-        order_services.batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
+        batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
         messages.success(request, _("Batch %(id)s handed over.") % {"id": batch.pk})
     except DomainError as exc:
         show_domain_error(request, exc)
@@ -70,7 +71,7 @@ def return_check_in(request, store, order_id: int):
         messages.error(request, _("Pick a return reason from the list."))
         return redirect("dashboard:returns", store_id=store.pk)
     try:
-        order_services.order_return_check_in(order=order, reason=form.cleaned_data["reason"], actor=request.user)
+        order_return_check_in(order=order, reason=form.cleaned_data["reason"], actor=request.user)
         messages.success(request, _("Order %(id)s checked in as returned.") % {"id": order.external_id})
     except DomainError as exc:
         show_domain_error(request, exc)

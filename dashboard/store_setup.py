@@ -83,9 +83,9 @@ def team(request, store):
             elif action == "create_key":
                 key_form = ApiKeyForm(request.POST, prefix="k")
                 if key_form.is_valid():
-                    _key, new_key = store_services.store_api_key_create(
+                    new_key = store_services.store_api_key_create(
                         store=store, name=key_form.cleaned_data["name"], created_by=request.user
-                    )
+                    ).raw
             elif action == "revoke_key" and parse_id(request.POST.get("key")) is None:
                 messages.error(request, NOT_AN_ID)
                 status = 400

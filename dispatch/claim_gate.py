@@ -8,7 +8,7 @@ Two things, both kept in the default cache (Redis in production, shared by every
   claims that follow are refused (409) without reading PostgreSQL - in a storm most claims
   are for a batch somebody already has. The database stays the judge: a marker only ever
   refuses, a missing marker (or a cache that is down) takes the normal path, and a batch put
-  back on offer drops its marker as soon as that commit lands (orders.services.batch_set_status).
+  back on offer drops its marker as soon as that commit lands (orders.transitions.batch_set_status).
   The marker records the zone, so a driver of another zone still gets the 404 the database
   path gives, and the holder, so the holder's retry still gets the batch back. The one window:
   a batch un-assigned and re-published between the winner's COMMIT and its marker write (the
@@ -35,10 +35,18 @@ _REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
 
 
 @dataclass(frozen=True)
+class TakenMarker:
+    """Who took a batch, as its taken marker records it."""
+
+    zone_id: int
+    driver_id: int  # the holder
+
+
+@dataclass(frozen=True)
 class Gate:
     attempts: int  # this driver's claim attempts in the current window, this one included
     retry_after: int  # seconds until the window is over
-    taken_by: tuple[int, int] | None  # (zone id, holder's driver id) if known to be taken
+    taken_by: TakenMarker | None  # if the batch is known to be taken
 
 
 def _taken_key(batch_id: int) -> str:
@@ -53,12 +61,12 @@ def _encode(zone_id: int, driver_id: int) -> str:
     return f"{zone_id}:{driver_id}"
 
 
-def _decode(value) -> tuple[int, int] | None:
+def _decode(value) -> TakenMarker | None:
     if isinstance(value, bytes):
         value = value.decode()
     try:
         zone_id, driver_id = value.split(":")
-        return int(zone_id), int(driver_id)
+        return TakenMarker(zone_id=int(zone_id), driver_id=int(driver_id))
     except (AttributeError, ValueError):  # not ours: ignore it, the database answers
         return None
 
@@ -112,8 +120,8 @@ def claim_attempt(*, driver_id: int, batch_id: int) -> Gate:
     return Gate(attempts=int(attempts), retry_after=retry_after, taken_by=_decode(marker))
 
 
-def taken_by(batch_id: int) -> tuple[int, int] | None:
-    """(zone id, holder's driver id) if the batch is known to be taken, else None."""
+def taken_by(batch_id: int) -> TakenMarker | None:
+    """The batch's taken marker (zone, holder) if it is known to be taken, else None."""
     try:
         client = _redis()
         value = client.get(_taken_key(batch_id)) if client is not None else cache.get(_taken_key(batch_id))

@@ -4,7 +4,7 @@ Rounds, all configured per zone (stores.Zone):
  1. slot   - every driver holding a seat in a slot of the store that covers now gets a
              targeted offer at once: they signed up ahead; the first to accept wins.
  2. route  - up to `route_round_size` online drivers whose stated route fits the batch,
-             ranked by fit and fairness (dispatch.feed.route_matches_for); `route_rounds`
+             ranked by fit and fairness (dispatch.candidates.route_matches_for); `route_rounds`
              such rounds.
  3. board  - the batch is open to every eligible driver of the zone. Claims arriving in the
              first `claim_pool_seconds` are pooled and one winner is drawn (claim_pool_resolve);
@@ -32,17 +32,18 @@ from django.utils import timezone
 
 from accounts.models import User
 from drivers.models import SlotClaim
-from drivers.selectors import driver_can_work
+from drivers.selectors import driver_work_refusal
+from orders.batch_editing import batch_require_live_stops
 from orders.models import Batch
 from orders.selectors import batch_stops
-from orders.services import batch_require_live_stops, batch_set_status
+from orders.transitions import batch_set_status
 from payments.services import incentive_for_round, offer_pay_snapshot_create
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted
 from stores.models import StoreMembership
 
 from . import claim_gate, push, services, tasks
-from .feed import route_matches_for, slot_holders_for
+from .candidates import route_matches_for, slot_holders_for
 from .models import ClaimAttempt, Offer, OfferEvent
 
 log = logging.getLogger(__name__)
@@ -117,10 +118,11 @@ def dispatch_advance(*, batch_id: int) -> str:
                 .count()
             )
             if route_rounds_done < zone.route_rounds:
-                for driver, why in route_matches_for(batch, now=now, limit=zone.route_round_size):
+                for match in route_matches_for(batch, now=now, limit=zone.route_round_size):
+                    why = match.why
                     targets.append(
                         (
-                            driver,
+                            match.driver,
                             Offer.Kind.ROUTE,
                             f"route fits: {why.get('detour_m', 0)} m out of the way, rank {why.get('rank')}",
                             why,
@@ -157,7 +159,13 @@ def dispatch_advance(*, batch_id: int) -> str:
 # --- The open board ------------------------------------------------------------------
 
 
-def _claim_weight(batch: Batch, driver, *, now) -> tuple[float, dict]:
+@dataclass(frozen=True)
+class _ClaimWeight:
+    weight: float  # the claimant's chance in the draw, relative to the others'
+    detail: dict  # what it is made of: slot, route_fit, batches_today
+
+
+def _claim_weight(batch: Batch, driver, *, now) -> _ClaimWeight:
     """The documented draw rule for pooled claims. Weight =
         1
       + 2 if the driver holds a slot at this store covering now,
@@ -169,7 +177,7 @@ def _claim_weight(batch: Batch, driver, *, now) -> tuple[float, dict]:
     fit = _route_fit(batch, driver, now=now)
     today = Batch.objects.filter(driver=driver, assigned_at__date=timezone.localdate(now)).count()
     weight = 1.0 + (2.0 if holds_slot else 0.0) + fit + 1.0 / (1 + today)
-    return weight, {"slot": holds_slot, "route_fit": round(fit, 3), "batches_today": today}
+    return _ClaimWeight(weight=weight, detail={"slot": holds_slot, "route_fit": round(fit, 3), "batches_today": today})
 
 
 def _holds_slot_now(batch: Batch, driver, *, now) -> bool:
@@ -185,10 +193,10 @@ def _holds_slot_now(batch: Batch, driver, *, now) -> bool:
 def _route_fit(batch: Batch, driver, *, now) -> float:
     """1.0 when the batch costs the driver no detour, falling to 0 at their stated limit
     (0 too when they stated no route or it does not fit)."""
-    for candidate, why in route_matches_for(batch, now=now, limit=None, drivers=[driver], include_offered=True):
-        if candidate.pk == driver.pk:
-            limit = max(1, why.get("max_detour_m") or 1)
-            return max(0.0, 1.0 - why.get("detour_m", 0) / limit)
+    for match in route_matches_for(batch, now=now, limit=None, drivers=[driver], include_offered=True):
+        if match.driver.pk == driver.pk:
+            limit = max(1, match.why.get("max_detour_m") or 1)
+            return max(0.0, 1.0 - match.why.get("detour_m", 0) / limit)
     return 0.0
 
 
@@ -281,7 +289,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     if pk is None:
         raise NotFound("No such batch.")
     marker = claim_gate.taken_by(pk) if taken_marker is _READ else taken_marker
-    if marker and marker[0] == driver.home_zone_id and marker[1] != driver.pk:
+    if marker and marker.zone_id == driver.home_zone_id and marker.driver_id != driver.pk:
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
     try:
         batch = (
@@ -305,7 +313,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
         if batch.status == Batch.Status.CANCELLED:
             raise Conflict("This batch was withdrawn by the store.", code="batch_withdrawn")
         raise Conflict("This batch is no longer open; another driver has it.", code="batch_taken")
-    reason = driver_can_work(driver)
+    reason = driver_work_refusal(driver)
     if reason:
         raise NotPermitted(reason, code="driver_not_eligible")
     now = timezone.now()
@@ -316,10 +324,10 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
         # read: the one_active_batch_per_driver index refuses the assignment (driver_busy).
         if Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists():
             raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
-        weight, detail = _claim_weight(batch, driver, now=now)
-        detail["decides_at"] = closes.isoformat()
+        weighed = _claim_weight(batch, driver, now=now)
+        detail = {**weighed.detail, "decides_at": closes.isoformat()}
         attempt, _ = ClaimAttempt.objects.get_or_create(
-            batch=batch, driver=driver, defaults={"score": weight, "detail": detail}
+            batch=batch, driver=driver, defaults={"score": weighed.weight, "detail": detail}
         )
         queue_on_commit(tasks.resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
         return BoardClaim.pooled(attempt)

@@ -11,8 +11,9 @@ from functools import partial
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 
+from orders.batch_editing import batch_require_live_stops
 from orders.models import Batch, new_pickup_code
-from orders.services import batch_require_live_stops, batch_set_status
+from orders.transitions import batch_set_status
 from payments.services import trip_pay_for_released_batch
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, Gone, InvalidTransition, NotFound

@@ -20,7 +20,7 @@ from driver_app.page import (
 from drivers.models import Driver
 from orders import selectors as order_selectors
 from orders.models import Batch, Stop
-from orders.services import RETURN_REASONS
+from orders.returns import RETURN_REASONS
 from payments.selectors import trip_pay_cents
 
 # Batch status -> the screen the driver is on.

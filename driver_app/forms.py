@@ -1,5 +1,5 @@
 """Forms of the driver sign-up funnel. Each field gets its own clear message; the checks are
-the services' own (drivers.onboarding_services), so a form and a direct service call refuse
+the services' own (drivers.onboarding_checks), so a form and a direct service call refuse
 the same things with the same words."""
 
 import posixpath
@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils.translation import gettext_lazy as _
 
-from drivers import onboarding_services as onboarding
+from drivers import onboarding_checks as onboarding
 from drivers.models import Driver
 from spark.errors import DomainError
 from stores.models import Zone

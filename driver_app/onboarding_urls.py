@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from . import application_status
 from . import onboarding as views
 
 app_name = "onboarding"
@@ -16,6 +17,6 @@ urlpatterns = [
     path("background-check/", views.disclosure, name="disclosure"),
     path("background-check/authorize/", views.consent, name="consent"),
     path("review/", views.review, name="review"),
-    path("status/", views.status, name="status"),
-    path("status/dispute/", views.dispute, name="dispute"),
+    path("status/", application_status.status, name="status"),
+    path("status/dispute/", application_status.dispute, name="dispute"),
 ]

@@ -56,7 +56,7 @@ def driver_page(view):
 
 
 def cannot_work_text(driver: Driver, reason: str | None) -> str:
-    """drivers.selectors.driver_can_work decides; this says it in the driver's language."""
+    """drivers.selectors.driver_work_refusal decides; this says it in the driver's language."""
     if not reason:
         return ""
     status = Driver.Status
@@ -87,7 +87,7 @@ def active_batch_of(driver: Driver) -> Batch | None:
 
 
 def page_context(request, driver: Driver, tab: str, **extra) -> dict:
-    reason = selectors.driver_can_work(driver)
+    reason = selectors.driver_work_refusal(driver)
     active = extra.pop("active_batch", None) or active_batch_of(driver)
     context = {
         "driver": driver,

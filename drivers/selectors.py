@@ -1,4 +1,4 @@
-"""Reads of drivers: may this driver work now, the batch they were let finish, their slots."""
+"""Reads of drivers: why this driver may not work now (if they may not), their slots."""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -6,7 +6,6 @@ from zoneinfo import ZoneInfo
 from django.db.models import Q
 from django.utils import timezone
 
-from orders.models import Batch
 from stores.models import DeliverySlot, Zone
 
 from .models import Driver, SlotClaim
@@ -22,7 +21,7 @@ def zone_today(zone: Zone, now: datetime) -> tuple[datetime, date]:
     return start, local.date()
 
 
-def driver_can_work(driver: Driver) -> str | None:
+def driver_work_refusal(driver: Driver) -> str | None:
     """None if the driver may take work now; otherwise the reason, in words they can act on."""
     if driver.status != Driver.Status.ACTIVE:
         if driver.status in (Driver.Status.SUSPENDED, Driver.Status.DEACTIVATED):
@@ -43,15 +42,9 @@ def driver_can_work(driver: Driver) -> str | None:
     return None
 
 
-def driver_finishing_batch(driver: Driver) -> Batch | None:
-    """The open batch a driver who can no longer take work was let finish (ops chose "finish
-    this batch first" when suspending or deactivating them, or the groceries were already in
-    their car): the one batch they may still act on. None for everyone else."""
-    return Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=False).first()
-
-
 def eligible_q(today, prefix: str = "") -> Q:
-    """driver_can_work as a filter: active, license and insurance valid today."""
+    """driver_work_refusal as a filter, the drivers it refuses nothing: active, license and
+    insurance valid today."""
     return Q(
         **{
             f"{prefix}status": Driver.Status.ACTIVE,

@@ -2,13 +2,13 @@
 
 from celery import shared_task
 
-from . import services
+from . import slot_services
 
 
 @shared_task(ignore_result=True)
 def release_no_show(claim_id: int) -> bool:
     """Countdown task queued at sign-up when the no-show deadline is near enough."""
-    return services.slot_release_no_show(claim_id=claim_id)
+    return slot_services.slot_release_no_show(claim_id=claim_id)
 
 
 @shared_task(ignore_result=True)
@@ -16,12 +16,4 @@ def sweep_no_shows() -> int:
     """Beat safety net (every 15 s): releases every no-show past its deadline, whether its
     countdown task was lost (killed worker, restarted Redis) or never queued (sign-ups more
     than SPARK_MAX_TASK_COUNTDOWN_SECONDS ahead). Capped per run; the next sweep takes the rest."""
-    return services.slot_release_due(limit=500)
-
-
-@shared_task(ignore_result=True)
-def sweep_stranded_batches() -> int:
-    """Beat (every minute): a batch held by a driver who can no longer act on it, with no
-    "finish first" decided, goes back to dispatch (or stays to finish once picked up); ops
-    get an email for each. Idempotent."""
-    return services.stranded_batches_release(limit=200)
+    return slot_services.slot_release_due(limit=500)

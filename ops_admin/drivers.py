@@ -11,20 +11,20 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from drivers.models import Driver, DriverEvent, Location, PushSubscription, Route, SlotClaim
-from drivers.services import (
-    HELD_BATCH_DISPATCH,
-    HELD_BATCH_FINISH,
-    driver_set_status,
-    held_batch_choices,
-    held_batch_default,
-    held_batch_of,
-)
+from drivers.services import driver_set_status
 from ops_admin.base import (
     ReadOnlyAdminMixin,
     ServiceOwnedHistoryAdmin,
     StatusEventAdmin,
     StatusEventInline,
     run_status_change,
+)
+from orders.held_batches import (
+    HELD_BATCH_DISPATCH,
+    HELD_BATCH_FINISH,
+    held_batch_choices,
+    held_batch_default,
+    held_batch_of,
 )
 from payments.contractor.payout_setup import payout_account_summary
 

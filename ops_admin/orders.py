@@ -17,6 +17,8 @@ from ops_admin.base import (
     StatusEventInline,
     run_status_change,
 )
+from orders.batch_editing import batch_discard, batch_publish, batch_unpublish
+from orders.cancellation import order_cancel
 from orders.models import (
     Batch,
     BatchEvent,
@@ -25,12 +27,6 @@ from orders.models import (
     OrderEvent,
     Stop,
     StopEvent,
-)
-from orders.services import (
-    batch_discard,
-    batch_publish,
-    batch_unpublish,
-    order_cancel,
 )
 from spark.money import format_cents
 

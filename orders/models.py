@@ -167,7 +167,7 @@ class Batch(models.Model):
         Status.PUBLISHED: {Status.ASSIGNED, Status.DRAFT, Status.CANCELLED},
         # assigned/at_store -> published: back to dispatch before pickup, e.g. the driver can no
         # longer act on it (dispatch.services.batch_release_to_dispatch). -> cancelled: withdrawn,
-        # e.g. its last order was cancelled (orders.services.batch_withdraw_if_empty).
+        # e.g. its last order was cancelled (orders.batch_editing.batch_withdraw_if_empty).
         Status.ASSIGNED: {Status.AT_STORE, Status.PUBLISHED, Status.CANCELLED},
         Status.AT_STORE: {Status.PICKED_UP, Status.PUBLISHED, Status.CANCELLED},
         Status.PICKED_UP: {Status.COMPLETED, Status.RETURNING},

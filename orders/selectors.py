@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from drivers.models import Driver
+
 from .models import Batch, Order
 
 
@@ -206,3 +208,16 @@ def batch_addresses_visible_to(*, batch: Batch, driver, now=None) -> bool:
         now = now or timezone.now()
         return now < batch.closed_at + timedelta(hours=settings.SPARK_ADDRESS_VISIBLE_HOURS)
     return False
+
+
+def driver_finishing_batch(driver: Driver) -> Batch | None:
+    """The open batch a driver who can no longer take work was let finish (ops chose "finish
+    this batch first" when suspending or deactivating them, or the groceries were already in
+    their car): the one batch they may still act on. None for everyone else."""
+    return Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES, finish_first_at__isnull=False).first()
+
+
+def driver_holds_batch(*, driver_id: int) -> bool:
+    """Whether the driver holds an active batch (spark.hooks.driver_holds_batch, for drivers:
+    going offline keeps the last position then, and location pings are accepted)."""
+    return Batch.objects.filter(driver_id=driver_id, status__in=Batch.ACTIVE_STATUSES).exists()

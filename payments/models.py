@@ -110,7 +110,7 @@ class BatchPay(models.Model):
     their own (Tip), when their adjust window closes. Later changes are PayAdjustments, each
     with a reason; none takes the total below the snapshot."""
 
-    batch = models.OneToOneField("orders.Batch", on_delete=models.PROTECT, related_name="pay")
+    batch = models.OneToOneField("orders.Batch", on_delete=models.PROTECT, related_name="settled_pay")
     driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="batch_pays")
     snapshot = models.ForeignKey(
         OfferPaySnapshot,

@@ -1,6 +1,7 @@
 """Every write to payments goes through here. The ledger is double-entry in integer cents."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -34,6 +35,15 @@ def system_account(*, kind: str) -> Account:
     return account
 
 
+@dataclass(frozen=True)
+class LedgerPosting:
+    """What ledger_post came to: the transaction under the key, and whether this call wrote it
+    (False: it was posted before, by this or another caller, and nothing new was written)."""
+
+    transaction: LedgerTransaction
+    created: bool
+
+
 def ledger_post(
     *,
     idempotency_key: str,
@@ -42,8 +52,8 @@ def ledger_post(
     memo: str = "",
     batch=None,
     actor=None,
-) -> tuple[LedgerTransaction, bool]:
-    """Post a balanced transaction once. Returns (transaction, created).
+) -> LedgerPosting:
+    """Post a balanced transaction once. Returns the transaction and whether it was created now.
 
     The key is derived from our own rows (e.g. f"batch-pay:{batch.pk}"), so a retry, a
     second worker or a re-run of settlement finds the existing row and posts nothing.
@@ -62,7 +72,7 @@ def ledger_post(
 
     existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
     if existing:
-        return existing, False
+        return LedgerPosting(transaction=existing, created=False)
     try:
         with transaction.atomic():
             txn = LedgerTransaction.objects.create(
@@ -76,8 +86,8 @@ def ledger_post(
         existing = LedgerTransaction.objects.filter(idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return existing, False
-    return txn, True
+        return LedgerPosting(transaction=existing, created=False)
+    return LedgerPosting(transaction=txn, created=True)
 
 
 # --- Pay ----------------------------------------------------------------------------
@@ -259,7 +269,7 @@ def trip_pay_for_released_batch(
         assigned = batch.assigned_at.isoformat() if batch.assigned_at else "unassigned"
         key = f"trip-pay:batch-{batch.pk}:driver-{driver.pk}:{assigned}"
     details = f"base {base}c + incentive {incentive}c + wait {wait}c"
-    txn, _ = ledger_post(
+    posting = ledger_post(
         idempotency_key=key[:128],
         kind=TRIP_PAY_KIND,
         entries=[
@@ -270,4 +280,4 @@ def trip_pay_for_released_batch(
         batch=batch,
         actor=actor if getattr(actor, "pk", None) else None,
     )
-    return txn
+    return posting.transaction

@@ -1,11 +1,19 @@
 """The named seam through which a lower layer sets off a higher one.
 
-Layers (lowest first): spark -> accounts -> stores -> drivers -> orders -> payments ->
-dispatch. A lower layer never imports a higher one. Where orders or drivers must set off
-dispatch (a batch was published, withdrawn or taken from its driver; a driver can no longer
-act), they call one of the hooks below; dispatch installs the one handler of each in
-`DispatchConfig.ready()` (dispatch/handlers.py). A hook is called like a function, with
-keyword arguments, and returns what its handler returns.
+Layers (lowest first): spark -> outbox -> accounts -> stores -> drivers -> orders ->
+payments -> dispatch. A lower layer never imports a higher one, not even inside a function.
+Where it must set off (or ask) a higher layer, it calls one of the hooks below, and the
+higher layer installs the one handler of each in its AppConfig.ready():
+
+- orders (`OrdersConfig.ready()`, orders/handlers.py), for drivers: what becomes of the batch
+  a driver holds as they are taken off work (held_batch_plan, then held_batch_apply), and
+  whether a driver holds an active batch (driver_holds_batch);
+- dispatch (`DispatchConfig.ready()`, dispatch/handlers.py), for orders and drivers: a batch
+  was published, withdrawn or taken from its driver, a driver can no longer act, a held
+  batch goes back to dispatch.
+
+A hook is called like a function, with keyword arguments, and returns what its handler
+returns.
 
 Not Django signals: each hook has exactly one handler, it runs in the caller's transaction,
 its exceptions reach the caller, and a hook nobody installed fails loudly instead of doing
@@ -13,6 +21,7 @@ nothing.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -33,12 +42,14 @@ class Hook:
 
     def __call__(self, **kwargs: Any) -> Any:
         if self._handler is None:
-            raise ImproperlyConfigured(f"No handler installed for hook {self.name} (is dispatch in INSTALLED_APPS?).")
+            raise ImproperlyConfigured(f"No handler installed for hook {self.name} (is its app in INSTALLED_APPS?).")
         return self._handler(**kwargs)
 
     def __repr__(self) -> str:
         return f"<Hook {self.name}>"
 
+
+# --- Installed by dispatch ----------------------------------------------------------------
 
 batch_published = Hook(
     "batch_published",
@@ -64,4 +75,37 @@ held_batch_to_dispatch = Hook(
     "held_batch_to_dispatch",
     "held_batch_to_dispatch(batch, actor, reason): take a batch back from a driver who can no longer "
     "act on it and offer it again from round 1.",
+)
+
+
+# --- Installed by orders ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HeldBatchPlan:
+    """What becomes of the batch a driver holds as they are taken off work, decided (and the
+    batch row locked) by held_batch_plan before the driver's transition, carried out by
+    held_batch_apply after it, in the same transaction."""
+
+    batch: Any  # orders.models.Batch, its row locked
+    decision: str  # "finish" or "dispatch" (orders.held_batches.HELD_BATCH_*)
+    summary: str  # for the driver's event, e.g. "held batch 12: sent back to dispatch"
+
+
+held_batch_plan = Hook(
+    "held_batch_plan",
+    "held_batch_plan(driver, to, decision) -> HeldBatchPlan | None: the driver (row locked by the caller) "
+    'moves to status `to`; `decision` is what ops chose for their batch ("finish", "dispatch" or None for '
+    "the default). Refuses an unknown decision (DomainError bad_batch_decision); when the driver stops being "
+    "active, locks the batch they hold and refuses a decision it does not allow (batch_picked_up). None: no "
+    "batch to decide about.",
+)
+held_batch_apply = Hook(
+    "held_batch_apply",
+    "held_batch_apply(plan, actor): carry out a HeldBatchPlan once the driver's transition is recorded: let "
+    "them finish the batch, or send it back to dispatch.",
+)
+driver_holds_batch = Hook(
+    "driver_holds_batch",
+    "driver_holds_batch(driver_id) -> bool: the driver holds an active batch (assigned to them, not done).",
 )

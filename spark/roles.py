@@ -73,9 +73,9 @@ class IsActiveDriver(IsDriver):
     def has_permission(self, request, view) -> bool:
         if not super().has_permission(request, view):
             return False
-        from drivers.selectors import driver_can_work  # the one rule: status and valid documents
+        from drivers.selectors import driver_work_refusal  # the one rule: status and valid documents
 
-        reason = driver_can_work(request.driver)
+        reason = driver_work_refusal(request.driver)
         if reason:
             self.message = reason
             return False
@@ -93,7 +93,7 @@ class IsActiveDriverOrFinishing(IsActiveDriver):
             return True
         if request.driver is None:
             return False
-        from drivers.selectors import driver_finishing_batch
+        from orders.selectors import driver_finishing_batch
 
         batch = driver_finishing_batch(request.driver)
         if batch is None:

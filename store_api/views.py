@@ -8,7 +8,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orders import selectors, services
+from orders import selectors
+from orders.cancellation import order_cancel
+from orders.intake import order_intake
 from orders.models import Order
 from spark.api.schema import error_responses
 from spark.roles import IsStoreIntegration
@@ -77,9 +79,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if incoming.validated_data["store"] != store.number:
             raise NotFound("No such store for this API key.")
         key = request.headers.get("Idempotency-Key", "").strip()[:128] or None
-        order, created = services.order_intake(store=store, data=incoming.to_model_fields(), idempotency_key=key)
-        body = OrderSerializer(order, context={"request": request}).data
-        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        result = order_intake(store=store, data=incoming.to_model_fields(), idempotency_key=key)
+        body = OrderSerializer(result.order, context={"request": request}).data
+        return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     @extend_schema(request=OrderCancelSerializer, responses={200: OrderSerializer, **error_responses(409)})
     @action(detail=True, methods=["post"])
@@ -87,6 +89,6 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         order = get_object_or_404(self.get_queryset(), pk=pk)
         data = OrderCancelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.order_cancel(order=order, reason=data.validated_data["reason"])
+        order_cancel(order=order, reason=data.validated_data["reason"])
         order.refresh_from_db()
         return Response(OrderSerializer(order, context={"request": request}).data)

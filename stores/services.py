@@ -3,6 +3,7 @@
 import secrets
 import zoneinfo
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,8 +23,15 @@ def generate_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
 
 
+class NewApiKey(NamedTuple):
+    """A key just created: its row, and the raw key to hand over (never stored, never shown again)."""
+
+    key: StoreApiKey
+    raw: str
+
+
 @transaction.atomic
-def store_api_key_create(*, store: Store, name: str, created_by=None) -> tuple[StoreApiKey, str]:
+def store_api_key_create(*, store: Store, name: str, created_by=None) -> NewApiKey:
     """Create an integration key for `store`. Returns the row and the raw key.
 
     Only the SHA-256 of the key and its first characters (to tell keys apart in lists) are
@@ -49,7 +57,7 @@ def store_api_key_create(*, store: Store, name: str, created_by=None) -> tuple[S
         key_hash=hash_api_key(raw),
         created_by=created_by,
     )
-    return key, raw
+    return NewApiKey(key=key, raw=raw)
 
 
 def store_api_key_revoke(*, key: StoreApiKey) -> StoreApiKey:

@@ -13,9 +13,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from drivers.tests.factories import DriverFactory
-from orders import selectors, services
+from orders import selectors
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_driver_arrived, batch_handoff
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status
 
 pytestmark = pytest.mark.django_db
 
@@ -25,13 +28,13 @@ SECRET = "Secret Lane"
 def batch_for(store, driver, *, to: str) -> Batch:
     """A two-stop batch of `driver`, taken to status `to` (assigned, at_store or picked_up)."""
     orders = [OrderFactory(store=store, address_line1=f"{700 + i} {SECRET}") for i in range(2)]
-    batch = services.batch_create(store=store, orders=orders)
-    services.batch_publish(batch=batch)
-    services.batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
+    batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     if to in ("at_store", "picked_up"):
-        services.batch_driver_arrived(batch=batch, driver=driver)
+        batch_driver_arrived(batch=batch, driver=driver)
     if to == "picked_up":
-        services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+        batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
     return batch
 
@@ -75,9 +78,9 @@ def test_never_for_a_batch_that_is_not_theirs(store, driver, other_driver, statu
 
 def test_never_before_the_batch_is_anyones(store, driver):
     orders = [OrderFactory(store=store, address_line1=f"1 {SECRET}")]
-    batch = services.batch_create(store=store, orders=orders)
+    batch = batch_create(store=store, orders=orders)
     assert selectors.batch_addresses_visible_to(batch=batch, driver=driver) is False
-    services.batch_publish(batch=batch)
+    batch_publish(batch=batch)
     batch.refresh_from_db()
     assert selectors.batch_addresses_visible_to(batch=batch, driver=driver) is False
 

@@ -93,7 +93,7 @@ def world(ops_admin):
     driver = DriverFactory(home_zone=zone)
     offer = OfferFactory(batch=batch, driver=driver)
     event = {"from_status": "a", "to_status": "b", "actor": ops_admin, "reason": "test"}
-    txn, _ = ledger_post(
+    txn = ledger_post(
         idempotency_key=f"batch-pay:{batch.pk}",
         kind="batch_pay",
         batch=batch,
@@ -101,7 +101,7 @@ def world(ops_admin):
             (account_for_driver(driver=driver), 1350),
             (system_account(kind=Account.Kind.PLATFORM_EXPENSE), -1350),
         ],
-    )
+    ).transaction
     tip = Tip.objects.create(order=order, amount_cents=500, authorized_cents=500)
     rows = [
         zone,

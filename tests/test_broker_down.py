@@ -26,7 +26,7 @@ from dispatch import rounds
 from dispatch.models import Offer
 from dispatch.tasks import expire_offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch, Order
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -104,7 +104,7 @@ def _draft(store, n=2):
         )
         for _ in range(n)
     ]
-    return order_services.batch_create(store=store, orders=orders)
+    return batch_create(store=store, orders=orders)
 
 
 def _api_for(user) -> APIClient:
@@ -183,7 +183,7 @@ def test_intake_api_with_the_broker_down_creates_the_order(store):
 def test_driver_declines_an_offer_with_the_broker_down_and_the_sweeper_moves_dispatch_on(store, zone):
     holder = _slot_holder(store, zone)
     batch = _draft(store)
-    order_services.batch_publish(batch=batch)
+    batch_publish(batch=batch)
     rounds.dispatch_advance(batch_id=batch.pk)
     offer = Offer.objects.get(batch=batch, driver=holder)
     with broker_down():

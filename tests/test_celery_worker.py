@@ -38,10 +38,10 @@ from django.utils import timezone
 from dispatch import rounds, tasks
 from dispatch import services as dispatch_services
 from dispatch.models import Offer, OfferEvent
-from drivers import services as driver_services
+from drivers import slot_services
 from drivers.models import Route, SlotClaim
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -295,8 +295,8 @@ def _published_batch(store):
         )
         for i in range(2)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     return batch
 
 
@@ -447,7 +447,7 @@ def test_a_real_worker_releases_a_slot_no_show_and_the_seat_reopens(broker, star
         capacity=4,
     )
 
-    claim = driver_services.slot_claim(driver=driver, slot=slot)
+    claim = slot_services.slot_claim(driver=driver, slot=slot)
     assert claim.release_at == slot.starts_at
     assert DeliverySlot.objects.get(pk=slot.pk).claimed == 1
 
@@ -463,6 +463,6 @@ def test_a_real_worker_releases_a_slot_no_show_and_the_seat_reopens(broker, star
     found = worker.wait_for_log(r"Task drivers\.tasks\.release_no_show\[[^\]]+\] succeeded in [\d.]+s: True", 5)
     assert found, "the countdown task did not release it"
     # Running the release again (task and sweeper) changes nothing.
-    assert driver_services.slot_release_no_show(claim_id=claim.pk) is False
-    assert driver_services.slot_release_due() == 0
+    assert slot_services.slot_release_no_show(claim_id=claim.pk) is False
+    assert slot_services.slot_release_due() == 0
     assert DeliverySlot.objects.get(pk=slot.pk).claimed == 0

@@ -19,8 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from drivers.tests.factories import DriverFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status
 from spark.settings.base import csp_tile_source
 from stores.models import StoreMembership
 from stores.tests.factories import StoreMembershipFactory, UserFactory
@@ -59,11 +60,11 @@ def trip(db):
     store = membership.store
     start = timezone.now() + timedelta(hours=1)
     on_way = OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))
-    draft = order_services.batch_create(store=store, orders=[OrderFactory(store=store)])
-    batch = order_services.batch_create(store=store, orders=[on_way])
-    order_services.batch_publish(batch=batch)
+    draft = batch_create(store=store, orders=[OrderFactory(store=store)])
+    batch = batch_create(store=store, orders=[on_way])
+    batch_publish(batch=batch)
     driver = DriverFactory()
-    order_services.batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
+    batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
     return {"store": store, "associate": membership.user, "draft": draft, "order": on_way, "driver": driver}
 
 

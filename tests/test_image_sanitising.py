@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import ExifTags, Image
 
-from drivers import onboarding_services as onboarding
+from drivers import onboarding_checks as onboarding
 from spark import photos
 from spark.errors import DomainError
 

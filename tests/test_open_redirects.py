@@ -8,7 +8,7 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.urls import reverse
 
-from orders import services as order_services
+from orders.batch_editing import batch_create
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from spark.httpkit import client_ip, is_safe_redirect, safe_next
@@ -27,7 +27,7 @@ def _member(store):
 
 def discard_batch(client, store, target):
     client.force_login(_member(store))
-    batch = order_services.batch_create(store=store, orders=[OrderFactory(store=store)])
+    batch = batch_create(store=store, orders=[OrderFactory(store=store)])
     response = client.post(f"/dashboard/s/{store.pk}/batches/{batch.pk}/discard/", {"next": target})
     assert Batch.objects.get(pk=batch.pk).status == "cancelled"  # the action itself still happened
     return response["Location"], f"/dashboard/s/{store.pk}/batches/"

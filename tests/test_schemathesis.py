@@ -34,7 +34,7 @@ from rest_framework.authtoken.models import Token
 from dispatch import rounds
 from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
 from orders.tests.factories import OrderFactory
 from orders.tests.helpers import make_batch
 from payments.tests.factories import PayPolicyFactory
@@ -115,10 +115,10 @@ def world(in_process, settings, tmp_path):
     later = DeliverySlotFactory(store=store, starts_at=now + timedelta(hours=3), ends_at=now + timedelta(hours=5))
     # A published batch offered to the driver (a slot holder gets the first offer).
     start = now + timedelta(hours=1)
-    offered = order_services.batch_create(
+    offered = batch_create(
         store=store, orders=[OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))]
     )
-    order_services.batch_publish(batch=offered)
+    batch_publish(batch=offered)
     rounds.dispatch_advance(batch_id=offered.pk)
     offer = Offer.objects.get(batch=offered, driver=driver)
     mine, my_stops = make_batch(store, driver)  # picked up: the stops can be worked

@@ -45,6 +45,7 @@ import json
 import logging
 import re
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -82,8 +83,14 @@ TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 HMAC_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
-def _parse_signature_header(header: str) -> tuple[int, list[str]]:
-    """(t, [v1, ...]) from `header`; BadRequest for anything else than comma-separated
+@dataclass(frozen=True)
+class _SignatureHeader:
+    timestamp: int  # t
+    signatures: list[str]  # every v1, as sent (hex)
+
+
+def _parse_signature_header(header: str) -> _SignatureHeader:
+    """t and [v1, ...] from `header`; BadRequest for anything else than comma-separated
     name=value parts with exactly one t and at least one v1 (other names are ignored, for
     schemes the provider may add)."""
     malformed = BadRequest(f"Missing or malformed {SIGNATURE_HEADER} header; expected t=<unix time>,v1=<hex HMAC>.")
@@ -100,19 +107,20 @@ def _parse_signature_header(header: str) -> tuple[int, list[str]]:
         raise malformed
     if not all(HMAC_HEX_RE.fullmatch(sig) for sig in signatures):
         raise malformed
-    return int(timestamps[0]), signatures
+    return _SignatureHeader(timestamp=int(timestamps[0]), signatures=signatures)
 
 
 def verify_signature(body: bytes, header: str, *, secret: str, now: float | None = None) -> None:
     """Raise BadRequest unless `header` signs `body` with `secret` within the tolerance."""
-    timestamp, signatures = _parse_signature_header(header)
+    parsed = _parse_signature_header(header)
+    timestamp = parsed.timestamp
     now = time.time() if now is None else now
     if abs(now - timestamp) > TOLERANCE_SECONDS:
         raise BadRequest(
             f"Signature timestamp is more than {TOLERANCE_SECONDS} seconds from our clock; sign each delivery afresh."
         )
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not any(hmac.compare_digest(expected, sig.lower()) for sig in signatures):
+    if not any(hmac.compare_digest(expected, sig.lower()) for sig in parsed.signatures):
         raise BadRequest("Signature does not match the body.")
 
 
@@ -174,14 +182,22 @@ class _Retry(Exception):
         self.detail = detail
 
 
-def _process(payload: dict) -> tuple[str, str]:
-    """Act on an accepted event; returns (status, detail). Runs in the event's transaction."""
+@dataclass(frozen=True)
+class _Outcome:
+    """What an accepted event came to: the answer's status and its detail."""
+
+    status: str  # "processed" or "ignored"
+    detail: str
+
+
+def _process(payload: dict) -> _Outcome:
+    """Act on an accepted event. Runs in the event's transaction."""
     if payload["type"] != COMPLETED:
-        return "ignored", f"event type {payload['type']} is not handled"
+        return _Outcome("ignored", f"event type {payload['type']} is not handled")
     data = payload["data"]
     case = _find_case(data)
     if case is None:
-        return "ignored", "no screening case for this case_ref / driver_id"
+        return _Outcome("ignored", "no screening case for this case_ref / driver_id")
     if case.status == ScreeningCase.Status.PENDING_DOCUMENTS:
         raise _Retry("the case waits for the driver's documents; send it again later")
     provider_fields = {}
@@ -199,8 +215,8 @@ def _process(payload: dict) -> tuple[str, str]:
                 case=case, result=data["result"], source="provider", summary=data.get("summary", "")
             )
     except DomainError as exc:
-        return "ignored", exc.message
-    return "processed", f"case {case.ref}"
+        return _Outcome("ignored", exc.message)
+    return _Outcome("processed", f"case {case.ref}")
 
 
 @csrf_exempt
@@ -228,10 +244,10 @@ def screening_webhook(request: HttpRequest) -> JsonResponse:
             except IntegrityError:
                 # Seen before (or a concurrent delivery of it committed first).
                 return _answer("duplicate", detail=f"event {payload['id']} was received before")
-            status, detail = _process(payload)
+            outcome = _process(payload)
             WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now())
     except _Retry as retry:
         return _answer("retry", 409, detail=retry.detail)
-    if status == "ignored":
-        logger.info("Screening event %s ignored: %s", payload["id"], detail)
-    return _answer(status, detail=detail)
+    if outcome.status == "ignored":
+        logger.info("Screening event %s ignored: %s", payload["id"], outcome.detail)
+    return _answer(outcome.status, detail=outcome.detail)

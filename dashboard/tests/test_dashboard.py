@@ -6,9 +6,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish, batches_publish_due
+from orders.batching_runs import batching_run_execute
+from orders.cancellation import order_cancel
+from orders.delivery import batch_driver_arrived, batch_handoff
 from orders.models import Batch, BatchingRun, Order, Stop
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status, order_set_status, stop_set_status
 from stores.tests.factories import StoreFactory, StoreMembershipFactory
 
 
@@ -40,7 +44,7 @@ def test_dashboard_home_redirects_to_my_store(staff, store):
 
 def test_non_member_gets_403_page_and_other_store_is_404(client, staff, store, other_store):
     assert staff.get(url(other_store)).status_code == 404
-    theirs = order_services.batch_create(store=other_store, orders=make_orders(other_store, 1))
+    theirs = batch_create(store=other_store, orders=make_orders(other_store, 1))
     assert staff.get(url(other_store, f"batches/{theirs.pk}/")).status_code == 404
     assert staff.get(url(store, f"batches/{theirs.pk}/")).status_code == 404
     client.logout()
@@ -117,7 +121,7 @@ def test_bad_batch_building_is_refused_and_changes_nothing(staff, store, other_s
         orders = [*make_orders(store, 1), *make_orders(other_store, 1)]
     elif case == "already_batched":
         taken = make_orders(store, 1)
-        order_services.batch_create(store=store, orders=taken)
+        batch_create(store=store, orders=taken)
         orders = [*make_orders(store, 1), *taken]
     elif case == "over_capacity":
         orders = make_orders(store, 3, totes=8)
@@ -171,10 +175,10 @@ def test_ready_at_publishes_when_due(staff, store):
     staff.post(url(store, f"batches/{batch.pk}/ready-at/"), {"ready_at": ready_at.strftime("%Y-%m-%dT%H:%M")})
     batch.refresh_from_db()
     assert batch.status == "draft" and batch.ready_at is not None
-    assert order_services.batches_publish_due() == 0  # not due yet
+    assert batches_publish_due() == 0  # not due yet
     Batch.objects.filter(pk=batch.pk).update(ready_at=timezone.now() - timedelta(seconds=1))
-    assert order_services.batches_publish_due() == 1
-    assert order_services.batches_publish_due() == 0  # idempotent
+    assert batches_publish_due() == 1
+    assert batches_publish_due() == 0  # idempotent
     batch.refresh_from_db()
     assert batch.status == "published"
 
@@ -197,10 +201,10 @@ def test_unpublish_and_discard(staff, store):
 
 def _assigned_batch(store, driver):
     orders = make_orders(store, 2)
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
-    order_services.batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
+    batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
+    batch_driver_arrived(batch=batch, driver=driver)
     batch.refresh_from_db()
     return batch
 
@@ -237,11 +241,11 @@ def test_handoff_with_right_code(staff, store, driver):
 
 def test_return_check_in(staff, store, driver):
     batch = _assigned_batch(store, driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     stop = batch.stops.order_by("sequence").first()
-    order_services.stop_set_status(stop=stop, to="failed", updates={"failure_reason": "no_one_home"})
-    order_services.order_set_status(order=stop.order, to="undeliverable")
-    order_services.batch_set_status(batch=batch, to="returning")
+    stop_set_status(stop=stop, to="failed", updates={"failure_reason": "no_one_home"})
+    order_set_status(order=stop.order, to="undeliverable")
+    batch_set_status(batch=batch, to="returning")
     page = staff.get(url(store, "returns/")).content.decode()
     assert stop.order.external_id in page
     # A bogus reason is refused.
@@ -268,8 +272,8 @@ def test_autobatch_flow(staff, store):
     assert res.status_code == 302 and res.url == url(store, f"auto/{run.pk}/")
     assert "Waiting for a worker" in staff.get(res.url).content.decode()
     BatchingRun.objects.filter(pk=run.pk).update(time_limit_seconds=3)  # 1 s placed 9 of 12 on a loaded machine
-    assert order_services.batching_run_execute(run_id=run.pk) is True
-    assert order_services.batching_run_execute(run_id=run.pk) is False  # runs once
+    assert batching_run_execute(run_id=run.pk) is True
+    assert batching_run_execute(run_id=run.pk) is False  # runs once
     run.refresh_from_db()
     assert run.status == "done" and run.batches_proposed >= 2
     batches = list(run.batches.all())
@@ -311,9 +315,9 @@ def test_associate_of_several_stores_can_switch(client, associate, store):
 
 def test_metrics_and_at_risk(staff, store, driver):
     batch = _assigned_batch(store, driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
-    risky = order_services.batch_create(store=store, orders=make_orders(store, 1))
-    order_services.batch_publish(batch=risky)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    risky = batch_create(store=store, orders=make_orders(store, 1))
+    batch_publish(batch=risky)
     Batch.objects.filter(pk=risky.pk).update(pickup_by=timezone.now() + timedelta(minutes=10))
     res = staff.get(url(store))
     ctx = res.context
@@ -331,7 +335,7 @@ def test_batch_list_counts_live_stops_only(staff, store):
     batch = Batch.objects.get()
     removed = batch.stops.get(order=orders[0])
     staff.post(url(store, f"batches/{batch.pk}/stops/{removed.pk}/remove/"))
-    order_services.order_cancel(order=Order.objects.get(pk=orders[1].pk), reason="customer cancelled")
+    order_cancel(order=Order.objects.get(pk=orders[1].pk), reason="customer cancelled")
     assert batch.stops.count() == 4 and batch.stops.exclude(status="removed").count() == 2
 
     page = staff.get(url(store, "batches/")).content.decode()

@@ -8,7 +8,7 @@ from datetime import time, timedelta
 import pytest
 from django.utils import timezone
 
-from orders import services as order_services
+from orders.batch_editing import batch_create
 from orders.models import Batch, Order
 from orders.tests.factories import OrderFactory
 from stores.models import SlotTemplate, StoreApiKey, StoreMembership
@@ -115,7 +115,7 @@ def test_building_a_batch_with_an_order_that_is_not_an_id_is_refused_with_a_mess
 )
 def test_adding_or_reordering_with_ids_that_are_not_ids_is_refused_with_a_message(as_associate, store, bad):
     first, second, spare = _orders(store, 3)
-    batch = order_services.batch_create(store=store, orders=[first, second])
+    batch = batch_create(store=store, orders=[first, second])
     stops = list(batch.stops.order_by("sequence").values_list("pk", flat=True))
 
     response = as_associate.post(url(store, f"batches/{batch.pk}/add/"), {"order": [spare.pk, bad]})

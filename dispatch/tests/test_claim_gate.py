@@ -38,8 +38,8 @@ def test_attempts_are_counted_per_driver_in_a_minute(gate_cache):
 def test_taken_marker_is_read_with_the_attempt_and_dropped(gate_cache):
     assert claim_gate.claim_attempt(driver_id=7, batch_id=42).taken_by is None
     claim_gate.remember_taken(42, zone_id=3, driver_id=9)
-    assert claim_gate.claim_attempt(driver_id=7, batch_id=42).taken_by == (3, 9)
-    assert claim_gate.taken_by(42) == (3, 9)
+    assert claim_gate.claim_attempt(driver_id=7, batch_id=42).taken_by == claim_gate.TakenMarker(zone_id=3, driver_id=9)
+    assert claim_gate.taken_by(42) == claim_gate.TakenMarker(zone_id=3, driver_id=9)
     claim_gate.forget_taken(42)
     assert claim_gate.taken_by(42) is None
 

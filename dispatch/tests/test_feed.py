@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from dispatch import feed as dispatch_feed
+from dispatch import route_fit
 from dispatch.feed import board_for, route_feed
 from drivers.models import Location, Route
 from drivers.selectors import upcoming_slots_for
@@ -284,21 +284,20 @@ def test_sql_prefilter_never_drops_a_batch_the_exact_rule_keeps():
         here = geo.Point.of(route.origin_lat, route.origin_lng)
         expected = set()
         for b in Batch.objects.filter(status=Batch.Status.PUBLISHED).select_related("store"):
-            shape = dispatch_feed._Shape(
+            shape = route_fit.BatchShape(
                 store=geo.Point.of(b.store.lat, b.store.lng),
                 last=geo.Point.of(b.last_stop_lat, b.last_stop_lng),
                 route_meters=b.route_meters,
                 route_seconds=b.route_seconds,
                 pickup_by=b.pickup_by,
             )
-            if dispatch_feed._fit(route, here, shape, now=now):
+            if route_fit.batch_fit(route, here, shape, now=now):
                 expected.add(b.pk)
         feed = route_feed(route.driver, now=now, limit=1000)
         assert set(ids(feed)) == expected
         # best first: net pay per hour (pay less the vehicle cost of the detour) never rises
         net = [
-            c["pay_per_hour_cents"]
-            * (1 - dispatch_feed.VEHICLE_CENTS_PER_KM * c["detour_m"] / 1000 / c["pay_total_cents"])
+            c["pay_per_hour_cents"] * (1 - route_fit.VEHICLE_CENTS_PER_KM * c["detour_m"] / 1000 / c["pay_total_cents"])
             for c in feed
         ]
         assert all(a >= b - 1 for a, b in zip(net, net[1:], strict=False))

@@ -1,25 +1,13 @@
-"""The seam between the lower layers and dispatch: every hook has its one handler."""
-
-import pytest
-from django.core.exceptions import ImproperlyConfigured
+"""The seam between the lower layers and dispatch: dispatch installs the handlers of its hooks
+(spark.hooks; that every hook has one is in spark/tests/test_hooks.py)."""
 
 from dispatch import services
 from spark import hooks
 
 
-def test_dispatch_installs_a_handler_for_every_hook():
-    named = {name: hook for name, hook in vars(hooks).items() if isinstance(hook, hooks.Hook)}
-    assert named, "no hooks found"
-    for name, hook in named.items():
-        assert hook._handler is not None, f"{name} has no handler"
+def test_dispatch_installs_its_handlers():
+    assert hooks.batch_published._handler is services.batch_on_offer
     assert hooks.batch_withdrawn._handler is services.offers_withdraw
-
-
-def test_a_hook_takes_one_handler_and_fails_loudly_without_one():
-    hook = hooks.Hook("example", "example(x): for this test")
-    with pytest.raises(ImproperlyConfigured):
-        hook(x=1)
-    hook.install(lambda *, x: x + 1)
-    assert hook(x=1) == 2
-    with pytest.raises(ImproperlyConfigured):
-        hook.install(lambda *, x: x)
+    assert hooks.batch_taken_from_driver._handler is services.batch_take_from_driver
+    assert hooks.driver_cannot_act._handler is services.offers_withdraw_for_driver
+    assert hooks.held_batch_to_dispatch._handler is services.batch_release_to_dispatch

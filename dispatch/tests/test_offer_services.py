@@ -19,8 +19,8 @@ from dispatch.services import (
 from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
 from orders.models import Batch, BatchEvent
-from orders.services import batch_set_status
 from orders.tests.factories import BatchFactory, StopFactory
+from orders.transitions import batch_set_status
 from spark.errors import Conflict, DomainError, Gone, InvalidTransition
 from tests.helpers import run_in_threads
 

@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatch import feed as dispatch_feed
-from dispatch.feed import OVERFETCH_MIN, route_feed
+from dispatch import feed_prefilter
+from dispatch.feed import route_feed
+from dispatch.feed_prefilter import OVERFETCH_MIN
 from drivers.tests.helpers import LNG, batch_on_meridian, store_at, trip
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_refresh_route, batch_remove_stop
 from orders.models import Batch, Order, Stop
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from payments.models import PayPolicy
@@ -34,7 +36,7 @@ def test_a_high_tip_batch_is_not_cut_from_the_feed_by_the_sql_prefilter():
         batch_on_meridian(store, "36.180000")
     rich = batch_on_meridian(store, "36.180000")
     Order.objects.filter(stops__batch=rich).update(tip_cents=4000, is_heavy=True)
-    order_services.batch_refresh_route(batch=rich)  # as any change to a batched order's tip does
+    batch_refresh_route(batch=rich)  # as any change to a batched order's tip does
     feed = route_feed(trip(k=1000).driver, now=timezone.now(), limit=3)
     assert feed[0]["batch_id"] == rich.pk
     assert feed[0]["pay_total_cents"] > feed[1]["pay_total_cents"]
@@ -110,8 +112,8 @@ def test_the_sql_pay_is_the_pay_quote(policy, batch_list):
         made = [_make_batch(store, **b) for b in batch_list]
         sql = dict(
             Batch.objects.filter(pk__in=[b.pk for b in made])
-            .annotate(pay=dispatch_feed._pay_sql(pay_policy))
-            .values_list("pk", "pay")
+            .annotate(sql_pay=feed_prefilter.pay_sql(pay_policy))  # not "pay": Batch.pay is its BatchPay
+            .values_list("pk", "sql_pay")
         )
         for batch in made:
             batch.refresh_from_db()
@@ -138,7 +140,7 @@ def test_the_feed_never_drops_a_batch_that_pays_enough_to_be_shown(policy, batch
     # Same trip and the same road for every batch, so only the pay tells them apart; the SQL
     # step fetches just limit + limit // 2 rows (no spare), so a SQL pay that disagreed with
     # the exact one would cut a batch the exact ranking shows.
-    with transaction.atomic(), mock.patch.object(dispatch_feed, "OVERFETCH_MIN", 0):
+    with transaction.atomic(), mock.patch.object(feed_prefilter, "OVERFETCH_MIN", 0):
         _policy(policy)
         store = store_at("36.120000")
         made = [_make_batch(store, **b) for b in batch_list]
@@ -161,9 +163,9 @@ def test_the_batch_row_keeps_its_live_stops_tips_and_heavy_orders(store):
         OrderFactory(store=store, tip_cents=250, is_heavy=False),
         OrderFactory(store=store, tip_cents=1000, is_heavy=True),
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
+    batch = batch_create(store=store, orders=orders)
     batch.refresh_from_db()
     assert (batch.stops_count, batch.stops_tip_cents, batch.stops_heavy) == (3, 1750, 2)
-    order_services.batch_remove_stop(stop=batch.stops.get(order=orders[2]))
+    batch_remove_stop(stop=batch.stops.get(order=orders[2]))
     batch.refresh_from_db()
     assert (batch.stops_count, batch.stops_tip_cents, batch.stops_heavy) == (2, 750, 1)

@@ -275,7 +275,7 @@ def test_at_risk_email_goes_to_managers_and_ops(store, zone, django_capture_on_c
 def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
     store, zone, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    from orders.services import batch_set_status
+    from orders.transitions import batch_set_status
     from spark.errors import NotFound
 
     batch = _to_board(store, zone)
@@ -295,7 +295,7 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
     # claim the database would accept.
     from dispatch import claim_gate
 
-    assert claim_gate.taken_by(batch.pk) == (zone.pk, first.pk)
+    assert claim_gate.taken_by(batch.pk) == claim_gate.TakenMarker(zone_id=zone.pk, driver_id=first.pk)
     with django_capture_on_commit_callbacks(execute=True):
         batch_set_status(batch=batch, to=Batch.Status.PUBLISHED, reason="driver dropped it")
     assert claim_gate.taken_by(batch.pk) is None

@@ -16,8 +16,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from orders import selectors as order_selectors
-from orders import services as order_services
+from orders.delivery import STOP_DONE_STATUSES, batch_check_in, batch_complete, stop_arrive, stop_deliver, stop_fail
 from orders.models import Batch, Stop
+from orders.returns import RETURN_REASONS
 from spark import geo
 from spark.api.fields import CoordinateField
 from spark.api.parsers import PhotoMultiPartParser
@@ -124,7 +125,7 @@ def delivery_payload(batch: Batch, *, driver) -> dict:
     stops = order_selectors.batch_stops(batch=batch)
     next_stop = None
     if batch.status == Batch.Status.PICKED_UP:
-        next_stop = next((s for s in stops if s.status not in order_services.STOP_DONE_STATUSES), None)
+        next_stop = next((s for s in stops if s.status not in STOP_DONE_STATUSES), None)
     data = {
         "pk": batch.pk,
         "status": batch.status,
@@ -177,7 +178,7 @@ class DeliverSerializer(_Position):
 
 
 class FailSerializer(_Position):
-    reason = serializers.ChoiceField(choices=list(order_services.RETURN_REASONS.items()))
+    reason = serializers.ChoiceField(choices=list(RETURN_REASONS.items()))
 
 
 # --- views --------------------------------------------------------------------------
@@ -245,7 +246,7 @@ class BatchArriveView(TripAPIView):
     def post(self, request, batch_id: int):
         batch = _my_batch(request, batch_id)
         pos = _position(PositionInSerializer, request)
-        order_services.batch_check_in(batch=batch, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
+        batch_check_in(batch=batch, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
         return Response(delivery_payload(batch, driver=request.driver))
 
 
@@ -255,7 +256,7 @@ class BatchCompleteView(TripAPIView):
     @extend_schema(request=None, responses=BATCH_RESPONSES)
     def post(self, request, batch_id: int):
         batch = _my_batch(request, batch_id)
-        order_services.batch_complete(batch=batch, driver=request.driver)
+        batch_complete(batch=batch, driver=request.driver)
         return Response(delivery_payload(batch, driver=request.driver))
 
 
@@ -266,7 +267,7 @@ class StopArriveView(TripAPIView):
     def post(self, request, stop_id: int):
         stop = _my_stop(request, stop_id)
         pos = _position(PositionInSerializer, request)
-        order_services.stop_arrive(stop=stop, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
+        stop_arrive(stop=stop, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
         return Response(delivery_payload(stop.batch, driver=request.driver))
 
 
@@ -280,7 +281,7 @@ class StopDeliverView(TripAPIView):
     def post(self, request, stop_id: int):
         stop = _my_stop(request, stop_id)
         data = _position(DeliverSerializer, request)
-        order_services.stop_deliver(
+        stop_deliver(
             stop=stop,
             driver=request.driver,
             photo=data["photo"],
@@ -299,7 +300,5 @@ class StopFailView(TripAPIView):
     def post(self, request, stop_id: int):
         stop = _my_stop(request, stop_id)
         data = _position(FailSerializer, request)
-        order_services.stop_fail(
-            stop=stop, driver=request.driver, reason=data["reason"], lat=data.get("lat"), lng=data.get("lng")
-        )
+        stop_fail(stop=stop, driver=request.driver, reason=data["reason"], lat=data.get("lat"), lng=data.get("lng"))
         return Response(delivery_payload(stop.batch, driver=request.driver))

@@ -16,7 +16,7 @@ from dispatch import claim_gate, feed, rounds
 from dispatch import selectors as dispatch_selectors
 from dispatch import services as dispatch_services
 from dispatch.models import Offer
-from drivers import selectors, services
+from drivers import selectors, services, slot_services
 from drivers.models import SlotClaim
 from orders.models import Batch
 from spark.api.schema import error_responses
@@ -198,14 +198,14 @@ def _my_live_claim(request, slot_id) -> SlotClaim:
 class SlotClaimView(DriverAPIView):
     @extend_schema(request=None, responses={200: Message, **error_responses(400, 409, 410)})
     def post(self, request, slot_id: int):
-        claim = services.slot_claim(driver=request.driver, slot=_slot_in_my_zone(request, slot_id))
+        claim = slot_services.slot_claim(driver=request.driver, slot=_slot_in_my_zone(request, slot_id))
         return Response({"status": claim.status, "detail": "You have a seat in this slot.", "claim_id": claim.pk})
 
 
 class SlotCancelView(DriverAPIView):
     @extend_schema(request=None, responses={200: Message, **error_responses(400, 409)})
     def post(self, request, slot_id: int):
-        claim = services.slot_cancel(claim=_my_live_claim(request, slot_id), driver=request.driver)
+        claim = slot_services.slot_cancel(claim=_my_live_claim(request, slot_id), driver=request.driver)
         late = claim.status == SlotClaim.Status.LATE_CANCELLED
         return Response(
             {"status": claim.status, "detail": "Cancelled late; it is recorded." if late else "Cancelled, no penalty."}
@@ -218,7 +218,7 @@ class SlotCheckInView(DriverAPIView):
         claim = _my_live_claim(request, slot_id)  # an unknown slot is a 404 whatever the body says
         data = CheckInSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        claim = services.slot_check_in(claim=claim, driver=request.driver, **data.validated_data)
+        claim = slot_services.slot_check_in(claim=claim, driver=request.driver, **data.validated_data)
         return Response({"status": claim.status, "detail": "Checked in."})
 
 

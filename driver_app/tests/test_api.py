@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from dispatch import rounds
 from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -53,8 +53,8 @@ def published(store, *, alcohol=False):
         )
         for i in range(2)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     batch.refresh_from_db()
     return batch
 

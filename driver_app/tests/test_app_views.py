@@ -23,7 +23,8 @@ from dispatch.models import Offer
 from drivers.appeals import driver_appeal_submit
 from drivers.models import Driver, DriverEvent, PushSubscription
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_driver_arrived, batch_handoff, stop_arrive, stop_fail
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -74,8 +75,8 @@ def published(store, *, alcohol=False) -> Batch:
         )
         for i in range(2)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     batch.refresh_from_db()
     return batch
 
@@ -245,7 +246,7 @@ def test_batch_page_before_pickup_shows_store_code_photo_and_the_addresses(drive
 
 def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
     batch = assigned_batch(driver, store)
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    batch_driver_arrived(batch=batch, driver=driver)
     client = client_for(driver.user)
     html = client.get("/driver/batch/").content.decode()
     assert 'data-phase="at_store"' in html and "wait-timer" in ids_in(html)
@@ -256,10 +257,10 @@ def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
 
 def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(driver, store):
     batch = assigned_batch(driver, store, alcohol=True)
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    batch_driver_arrived(batch=batch, driver=driver)
     client = client_for(driver.user)
     assert 'data-phase="at_store"' in client.get("/driver/batch/status/").content.decode()
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     # The page polls this partial; a new phase makes driver.js reload into the stops.
     assert 'data-phase="stops"' in client.get("/driver/batch/status/").content.decode()
     html = client.get("/driver/batch/").content.decode()
@@ -276,10 +277,10 @@ def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(d
 
 def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
     batch = assigned_batch(driver, store, alcohol=True)
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_driver_arrived(batch=batch, driver=driver)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first = batch.stops.order_by("sequence").first()
-    order_services.stop_arrive(stop=first, driver=driver)
+    stop_arrive(stop=first, driver=driver)
     html = client_for(driver.user).get("/driver/batch/stops/").content.decode()
     assert {"photo-input", "stop-deliver", "id-check", "id-birth-date", "id-photo-input"} <= ids_in(html)
     assert 'accept="image/*" capture="environment"' in html
@@ -288,10 +289,10 @@ def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
 
 def test_undeliverable_stop_shows_the_return_leg(driver, store):
     batch = assigned_batch(driver, store)
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_driver_arrived(batch=batch, driver=driver)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first = batch.stops.order_by("sequence").first()
-    order_services.stop_fail(stop=first, driver=driver, reason="no_one_home")
+    stop_fail(stop=first, driver=driver, reason="no_one_home")
     html = client_for(driver.user).get("/driver/batch/").content.decode()
     assert "return-leg" in ids_in(html) and "return-navigate" in ids_in(html)
 
@@ -306,8 +307,8 @@ def test_no_active_batch_and_another_drivers_batch_is_not_shown(driver, store, z
 
 def test_completed_batch_is_shown_as_the_last_one(driver, store):
     batch = assigned_batch(driver, store)
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_driver_arrived(batch=batch, driver=driver)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
     html = client_for(driver.user).get("/driver/batch/").content.decode()
     assert "last-batch" in ids_in(html) and "was completed" in html

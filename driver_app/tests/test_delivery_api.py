@@ -14,8 +14,9 @@ from rest_framework.test import APIClient
 
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
-from orders import services
+from orders.delivery import batch_complete, batch_handoff, stop_deliver
 from orders.models import Batch, Order, Stop
+from orders.returns import order_return_check_in
 from orders.tests.helpers import HOME, jpeg, make_batch, snapshot, stored_files
 
 pytestmark = pytest.mark.django_db
@@ -102,8 +103,8 @@ def test_exact_addresses_only_until_24_hours_after_close(store, driver, settings
     batch, stops = make_batch(store, driver)
     Order.objects.filter(stops__batch=batch).update(lat=Decimal("36.161234"), lng=Decimal("-86.781234"))
     for stop in stops:
-        services.stop_deliver(stop=stop, driver=driver, photo=jpeg())
-    services.batch_complete(batch=batch, driver=driver)
+        stop_deliver(stop=stop, driver=driver, photo=jpeg())
+    batch_complete(batch=batch, driver=driver)
     client = api_for(driver)
     # closed an hour ago: still visible (the driver may need to answer a question)
     Batch.objects.filter(pk=batch.pk).update(closed_at=timezone.now() - timedelta(hours=1))
@@ -371,7 +372,7 @@ def test_the_whole_trip_through_the_api(store, driver, associate):
         client.post(f"{API}/batches/{batch.pk}/arrive/", {"lat": "36.15", "lng": "-86.79"}, format="json").status_code
         == 200
     )
-    services.batch_handoff(batch=batch, pickup_code=batch.pickup_code, actor=associate)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code, actor=associate)
     assert client.get(f"{API}/batches/active/").json()["next_stop_id"] == first.pk
     assert client.post(f"{API}/stops/{first.pk}/arrive/", {}, format="json").status_code == 200
     assert deliver(client, first, lat="36.16", lng="-86.78").status_code == 200
@@ -381,7 +382,7 @@ def test_the_whole_trip_through_the_api(store, driver, associate):
     assert res.status_code == 200 and res.json()["status"] == "returning"
     # still my active batch until the associate checks the return in
     assert client.get(f"{API}/batches/active/").json()["batch_id"] == batch.pk
-    services.order_return_check_in(order=second.order, reason="no_one_home", actor=associate)
+    order_return_check_in(order=second.order, reason="no_one_home", actor=associate)
     assert client.get(f"{API}/batches/active/").status_code == 404
     assert client.get(f"{API}/batches/{batch.pk}/").json()["status"] == "returned"
 

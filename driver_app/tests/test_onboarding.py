@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 from PIL import Image
 
-from driver_app.onboarding import SMS_TICKET_SESSION_KEY
+from driver_app.onboarding_wizard import SMS_TICKET_SESSION_KEY
 from drivers import sms
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory

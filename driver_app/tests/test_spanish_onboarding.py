@@ -16,8 +16,10 @@ from drivers import sms
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
 from drivers.tests.helpers import JOIN, profile_data, verified
-from orders import notifications, services
+from orders import notifications
+from orders.batch_editing import batch_create, batch_publish
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status
 from stores.tests.factories import StoreFactory, UserFactory, ZoneFactory
 
 PO_PATH = Path(settings.LOCALE_PATHS[0]) / "es" / "LC_MESSAGES" / "django.po"
@@ -170,10 +172,10 @@ def assigned_order():
     """An order in a published batch that driver Dana (blue Toyota Corolla) has taken."""
     store = StoreFactory(name="Kroger Germantown")
     order = OrderFactory(store=store, customer_name="Lucía Pérez")
-    batch = services.batch_create(store=store, orders=[order])
-    services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=[order])
+    batch_publish(batch=batch)
     driver = DriverFactory(user__first_name="Dana", home_zone=store.zone)
-    services.batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
+    batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
     order.refresh_from_db()
     return order
 

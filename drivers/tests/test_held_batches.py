@@ -24,11 +24,12 @@ from dispatch import claim_gate, rounds
 from dispatch import services as dispatch_services
 from dispatch.models import ClaimAttempt, Offer
 from dispatch.tests.factories import OfferFactory
-from drivers import tasks as driver_tasks
 from drivers.models import Driver, DriverEvent
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders import tasks as order_tasks
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, BatchEvent
 from orders.tests.factories import OrderFactory
 from payments.contractor import services as contractor
@@ -106,16 +107,16 @@ def held_batch(store, driver, *, incentive=150, picked_up=False, checked_in=Fals
         )
         for i in range(2)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     Batch.objects.filter(pk=batch.pk).update(offer_round=2, incentive_cents=incentive, dispatch_stage="route")
     offer = OfferFactory(batch=batch, driver=driver, round=2, kind=Offer.Kind.ROUTE)
     offer_pay_snapshot_create(offer=offer, incentive_cents=incentive)
     dispatch_services.offer_accept(offer=offer, driver=driver)
     if checked_in or picked_up:
-        order_services.batch_check_in(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver)
     if picked_up:
-        order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+        batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
     return batch, offer
 
@@ -269,7 +270,7 @@ def test_finish_first_lets_the_driver_act_on_that_batch_only(store, zone, driver
     here = {"lat": "36.150100", "lng": "-86.790100"}
     assert api.post(f"{API}/location/", here, format="json").status_code == 200  # the customer's tracking
     assert api.get(f"{API}/batches/{older.pk}/").status_code == 404
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     for stop in batch.stops.order_by("sequence"):
         res = api.post(f"{API}/stops/{stop.pk}/fail/", {"reason": "no_one_home"}, format="json")
         assert res.status_code == 200, res.content
@@ -277,7 +278,7 @@ def test_finish_first_lets_the_driver_act_on_that_batch_only(store, zone, driver
     batch.refresh_from_db()
     assert batch.status == Batch.Status.RETURNING
     # the sweep leaves a finishing driver alone
-    assert driver_tasks.sweep_stranded_batches() == 0
+    assert order_tasks.sweep_stranded_batches() == 0
     offer.refresh_from_db()
     assert offer.status == Offer.Status.ACCEPTED  # they are paid for the batch as delivered
     # and a repeat changes nothing
@@ -347,7 +348,7 @@ def test_sweep_sends_a_stranded_batch_back_and_tells_ops(
     Driver.objects.filter(pk__in=[driver.pk, other.pk]).update(status=Driver.Status.SUSPENDED, reason_code=SAFETY)
     # when the beat sweep runs
     with django_capture_on_commit_callbacks(execute=True):
-        assert driver_tasks.sweep_stranded_batches() == 2
+        assert order_tasks.sweep_stranded_batches() == 2
     # then the first goes back to dispatch (trip paid), the second stays to be finished
     stranded.refresh_from_db()
     on_the_road.refresh_from_db()
@@ -364,13 +365,13 @@ def test_sweep_sends_a_stranded_batch_back_and_tells_ops(
     assert any(f"batch {stranded.pk}" in s and "sent back to dispatch" in s for s in subjects)
     # a second run changes nothing
     events = BatchEvent.objects.count()
-    assert driver_tasks.sweep_stranded_batches() == 0
+    assert order_tasks.sweep_stranded_batches() == 0
     assert BatchEvent.objects.count() == events and len(mail.outbox) == 2
 
 
 def test_the_sweep_runs_every_minute(settings):
     entry = next(
-        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "drivers.tasks.sweep_stranded_batches"
+        e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "orders.tasks.sweep_stranded_batches"
     )
     assert entry["schedule"] <= timedelta(minutes=1)
 
@@ -457,8 +458,8 @@ def test_the_push_says_what_happened_without_customer_details(store, driver):
 def test_a_driver_taken_off_work_loses_their_pending_offers_at_once(store, zone, driver):
     start = timezone.now() + timedelta(hours=1)
     order = OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))
-    batch = order_services.batch_create(store=store, orders=[order])
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=[order])
+    batch_publish(batch=batch)
     offer = OfferFactory(batch=batch, driver=driver)
     driver_set_status(driver=driver, to=Driver.Status.SUSPENDED, reason_code=SAFETY)
     offer.refresh_from_db()
@@ -471,7 +472,7 @@ def test_sweep_catches_documents_that_expired_before_the_daily_watch(store, zone
     batch, _ = held_batch(store, driver)
     Driver.objects.filter(pk=driver.pk).update(insurance_expires_on=date.today() - timedelta(days=2))
     valid_today, _ = held_batch(store, DriverFactory(home_zone=zone, license_expires_on=date.today()))
-    assert driver_tasks.sweep_stranded_batches() == 1
+    assert order_tasks.sweep_stranded_batches() == 1
     batch.refresh_from_db()
     valid_today.refresh_from_db()
     assert (batch.status, batch.driver_id) == (Batch.Status.PUBLISHED, None)

@@ -1,5 +1,5 @@
 """Routes and duty (route_set, online/offline, location) and the dispatcher's selectors
-(driver_can_work, slot_holders_for, route_matches_for) on hand-checked geometry."""
+(driver_work_refusal, slot_holders_for, route_matches_for) on hand-checked geometry."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -8,10 +8,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from dispatch.feed import route_matches_for, slot_holders_for
+from dispatch.candidates import route_matches_for, slot_holders_for
 from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, Location, Route, SlotClaim
-from drivers.selectors import driver_can_work
+from drivers.selectors import driver_work_refusal
 from drivers.services import driver_go_offline, driver_go_online, location_record, route_set
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from drivers.tests.helpers import D_LAT, KM_2_0, LNG, O_LAT, batch_on_meridian, store_at, trip
@@ -29,22 +29,24 @@ def point(lat) -> dict:
     return {"lat": Decimal(lat), "lng": LNG}
 
 
-# --- driver_can_work -----------------------------------------------------------------
+# --- driver_work_refusal -------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_driver_can_work_reasons():
+def test_driver_work_refusal_reasons():
     today = timezone.localdate()
-    assert driver_can_work(DriverFactory()) is None
-    assert driver_can_work(DriverFactory(status="suspended", reason_code="safety")) == (
+    assert driver_work_refusal(DriverFactory()) is None
+    assert driver_work_refusal(DriverFactory(status="suspended", reason_code="safety")) == (
         "Your account is suspended: Safety report under review."
     )
-    assert "not approved yet (screening)" in driver_can_work(DriverFactory(status="screening"))
-    assert "driver's license expired on" in driver_can_work(DriverFactory(license_expires_on=today - timedelta(days=3)))
-    assert "insurance expired on" in driver_can_work(DriverFactory(insurance_expires_on=today - timedelta(days=1)))
-    assert "no insurance on file" in driver_can_work(DriverFactory(insurance_expires_on=None))
+    assert "not approved yet (screening)" in driver_work_refusal(DriverFactory(status="screening"))
+    assert "driver's license expired on" in driver_work_refusal(
+        DriverFactory(license_expires_on=today - timedelta(days=3))
+    )
+    assert "insurance expired on" in driver_work_refusal(DriverFactory(insurance_expires_on=today - timedelta(days=1)))
+    assert "no insurance on file" in driver_work_refusal(DriverFactory(insurance_expires_on=None))
     # valid through the expiry day
-    assert driver_can_work(DriverFactory(license_expires_on=today)) is None
+    assert driver_work_refusal(DriverFactory(license_expires_on=today)) is None
 
 
 # --- route_set -----------------------------------------------------------------------
@@ -182,7 +184,7 @@ def test_go_online_refused_for_drivers_who_may_not_work(make):
     driver = make()
     with pytest.raises(NotPermitted) as err:
         driver_go_online(driver=driver, lat=O_LAT, lng=LNG)
-    assert err.value.message == driver_can_work(driver)
+    assert err.value.message == driver_work_refusal(driver)
     driver.refresh_from_db()
     assert driver.is_online is False
     assert not Location.objects.filter(driver=driver).exists()
@@ -254,12 +256,12 @@ def test_trip_detour_at_the_limit_is_included_and_one_metre_less_is_not():
     at_limit = trip(k=5782)
     below = trip(k=5781)
     matches = route_matches_for(batch, now=timezone.now(), limit=10)
-    assert [d.pk for d, _ in matches] == [at_limit.driver_id]
-    why = matches[0][1]
+    assert [m.driver.pk for m in matches] == [at_limit.driver_id]
+    why = matches[0].why
     assert why["detour_m"] == KM_2_0 + KM_10_0 + KM_2_0 - KM_10_0 == 5782
     assert why["pickup_m"] == KM_2_0
     assert why["max_detour_m"] == 5782
-    assert below.driver_id not in [d.pk for d, _ in matches]
+    assert below.driver_id not in [m.driver.pk for m in matches]
 
 
 @pytest.mark.django_db
@@ -268,9 +270,9 @@ def test_a_batch_on_the_way_costs_no_detour():
     store = store_at("36.120000")
     batch = batch_on_meridian(store, "36.180000")
     route = trip(k=0)
-    [(driver, why)] = route_matches_for(batch, now=timezone.now(), limit=3)
-    assert driver.pk == route.driver_id
-    assert why["detour_m"] == KM_2_0 + KM_6_0 + KM_2_0 - KM_10_0 == 0
+    [match] = route_matches_for(batch, now=timezone.now(), limit=3)
+    assert match.driver.pk == route.driver_id
+    assert match.why["detour_m"] == KM_2_0 + KM_6_0 + KM_2_0 - KM_10_0 == 0
 
 
 @pytest.mark.django_db
@@ -283,7 +285,7 @@ def test_arrive_by_at_the_limit_fits_and_a_second_less_does_not():
     now = timezone.now()
     fits = trip(k=10_000, arrive_by=now + timedelta(seconds=2661))
     late = trip(k=10_000, arrive_by=now + timedelta(seconds=2660))
-    ids = [d.pk for d, _ in route_matches_for(batch, now=now, limit=10)]
+    ids = [m.driver.pk for m in route_matches_for(batch, now=now, limit=10)]
     assert fits.driver_id in ids
     assert late.driver_id not in ids
 
@@ -293,10 +295,10 @@ def test_pay_per_hour_uses_the_extra_time_of_the_trip():
     store = store_at("36.080000")
     batch = batch_on_meridian(store, "36.180000")
     trip(k=10_000)
-    [(_, why)] = route_matches_for(batch, now=timezone.now(), limit=1)
+    [match] = route_matches_for(batch, now=timezone.now(), limit=1)
     # extra time = 2661 s of the trip with the batch - 1301 s of the trip without it = 1360 s
     pay = pay_quote(batch=batch)["total_cents"]
-    assert why["pay_per_hour_cents"] == round(pay * 3600 / 1360)
+    assert match.why["pay_per_hour_cents"] == round(pay * 3600 / 1360)
 
 
 @pytest.mark.django_db
@@ -315,12 +317,12 @@ def test_online_driver_within_reach_of_the_store():
             max_detour_meters=k,
         )
     matches = route_matches_for(batch, now=timezone.now(), limit=10)
-    assert [(d.pk, w["pickup_m"], w["detour_m"], w["mode"]) for d, w in matches] == [
+    assert [(m.driver.pk, m.why["pickup_m"], m.why["detour_m"], m.why["mode"]) for m in matches] == [
         (near.pk, KM_2_0, KM_2_0, "online")
     ]
     # the last known position counts, not where they went online
     Location.objects.create(driver=far, lat=Decimal("36.090000"), lng=LNG)
-    assert {d.pk for d, _ in route_matches_for(batch, now=timezone.now(), limit=10)} == {near.pk, far.pk}
+    assert {m.driver.pk for m in route_matches_for(batch, now=timezone.now(), limit=10)} == {near.pk, far.pk}
 
 
 @pytest.mark.django_db
@@ -336,7 +338,7 @@ def test_route_matches_exclude_offline_busy_offered_ineligible_and_other_zones()
     expired = trip(DriverFactory(is_online=True, license_expires_on=timezone.localdate() - timedelta(days=1)), k=1000)
     elsewhere_zone = ZoneFactory(name="Memphis", slug="memphis", center_lat=Decimal("36.1"), center_lng=LNG)
     elsewhere = trip(DriverFactory(is_online=True, home_zone=elsewhere_zone), k=1000)
-    ids = [d.pk for d, _ in route_matches_for(batch, now=timezone.now(), limit=None)]
+    ids = [m.driver.pk for m in route_matches_for(batch, now=timezone.now(), limit=None)]
     assert ids == [good.driver_id]
     for r in (offline, busy, offered, expired, elsewhere):
         assert r.driver_id not in ids
@@ -344,7 +346,7 @@ def test_route_matches_exclude_offline_busy_offered_ineligible_and_other_zones()
     judged = route_matches_for(
         batch, now=timezone.now(), limit=None, drivers=[offered.driver, offline.driver], include_offered=True
     )
-    assert {d.pk for d, _ in judged} == {offered.driver_id, offline.driver_id}
+    assert {m.driver.pk for m in judged} == {offered.driver_id, offline.driver_id}
 
 
 @pytest.mark.django_db
@@ -364,12 +366,12 @@ def test_route_matches_rank_by_fairness_when_the_fit_is_equal():
     idle_short = trip(DriverFactory(is_online=True, online_since=now - timedelta(minutes=5)), k=1000)
     matches = route_matches_for(batch, now=now, limit=2)
     # fewest batches today first, then the longest idle; limit keeps the best two
-    assert [d.pk for d, _ in matches] == [idle_long.driver_id, idle_short.driver_id]
-    assert [w["rank"] for _, w in matches] == [1, 2]
-    assert [w["idle_minutes"] for _, w in matches] == [50, 5]
+    assert [m.driver.pk for m in matches] == [idle_long.driver_id, idle_short.driver_id]
+    assert [m.why["rank"] for m in matches] == [1, 2]
+    assert [m.why["idle_minutes"] for m in matches] == [50, 5]
     everyone = route_matches_for(batch, now=now, limit=None)
-    assert everyone[-1][0].pk == busy_today.driver_id
-    assert everyone[-1][1]["batches_today"] == 2
+    assert everyone[-1].driver.pk == busy_today.driver_id
+    assert everyone[-1].why["batches_today"] == 2
 
 
 @pytest.mark.django_db
@@ -387,8 +389,8 @@ def test_route_matches_prefer_the_smaller_detour():
         max_detour_meters=10_000,
     )  # starts at the store, ends at the stop: detour 0
     matches = route_matches_for(batch, now=timezone.now(), limit=None)
-    assert [d.pk for d, _ in matches] == [nearer.pk, on_the_way.driver_id]
-    assert [w["detour_m"] for _, w in matches] == [0, 5782]
+    assert [m.driver.pk for m in matches] == [nearer.pk, on_the_way.driver_id]
+    assert [m.why["detour_m"] for m in matches] == [0, 5782]
 
 
 # --- slot_holders_for ----------------------------------------------------------------

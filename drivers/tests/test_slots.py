@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from drivers import tasks
 from drivers.models import Driver, SlotClaim
-from drivers.services import slot_cancel, slot_check_in, slot_claim, slot_release_due, slot_release_no_show
+from drivers.slot_services import slot_cancel, slot_check_in, slot_claim, slot_release_due, slot_release_no_show
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from spark.errors import Conflict, DomainError, Gone, NotPermitted
 from stores.models import DeliverySlot

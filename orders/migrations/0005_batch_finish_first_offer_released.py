@@ -11,7 +11,7 @@ def count_live_stops_and_withdraw_empty_batches(apps, schema_editor):
     """Before the CHECK batch_live_stops_when_dispatched (0006) goes on: stops_count becomes
     the number of live stops of every batch, and a batch past draft left with none (issue #9:
     every order cancelled while it was on offer or with a driver) is withdrawn the way
-    orders.services.batch_withdraw_if_empty does it now: cancelled with an event saying why,
+    orders.batch_editing.batch_withdraw_if_empty does it now: cancelled with an event saying why,
     its pending offers withdrawn, its accepted offer released. No trip pay is posted here
     (migrations do not run the pay rules): ops review the released offers (OfferEvent reason)."""
     from django.db.models import Count, Q
@@ -28,49 +28,75 @@ def count_live_stops_and_withdraw_empty_batches(apps, schema_editor):
             Batch.objects.filter(pk=batch.pk).update(stops_count=batch.live)
         if batch.live or batch.status not in OPEN_BATCH:
             continue
-        Batch.objects.filter(pk=batch.pk).update(status="cancelled", status_changed_at=now,
-                                                 closed_at=batch.closed_at or now)
-        BatchEvent.objects.create(batch_id=batch.pk, from_status=batch.status, to_status="cancelled",
-                                  reason=REASON, created_at=now)
+        Batch.objects.filter(pk=batch.pk).update(
+            status="cancelled", status_changed_at=now, closed_at=batch.closed_at or now
+        )
+        BatchEvent.objects.create(
+            batch_id=batch.pk, from_status=batch.status, to_status="cancelled", reason=REASON, created_at=now
+        )
         for offer in Offer.objects.filter(batch_id=batch.pk, status__in=["pending", "accepted"]):
             to = "withdrawn" if offer.status == "pending" else "released"
             Offer.objects.filter(pk=offer.pk).update(status=to, status_changed_at=now)
-            OfferEvent.objects.create(offer_id=offer.pk, from_status=offer.status, to_status=to,
-                                      reason=REASON[:255], created_at=now)
+            OfferEvent.objects.create(
+                offer_id=offer.pk, from_status=offer.status, to_status=to, reason=REASON[:255], created_at=now
+            )
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('drivers', '0003_pushsubscription'),
-        ('orders', '0004_batch_at_risk_flagged_at_batch_board_at_and_more'),
-        ('stores', '0004_zone_at_risk_minutes_zone_checkin_radius_m_and_more'),
+        ("drivers", "0003_pushsubscription"),
+        ("orders", "0004_batch_at_risk_flagged_at_batch_board_at_and_more"),
+        ("stores", "0004_zone_at_risk_minutes_zone_checkin_radius_m_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='offer',
-            name='offer_status_valid',
+            model_name="offer",
+            name="offer_status_valid",
         ),
         migrations.AddField(
-            model_name='batch',
-            name='finish_first_at',
-            field=models.DateTimeField(blank=True, help_text="The driver's account was suspended or deactivated; they may still finish this batch.", null=True),
+            model_name="batch",
+            name="finish_first_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="The driver's account was suspended or deactivated; they may still finish this batch.",
+                null=True,
+            ),
         ),
         migrations.AddField(
-            model_name='historicalbatch',
-            name='finish_first_at',
-            field=models.DateTimeField(blank=True, help_text="The driver's account was suspended or deactivated; they may still finish this batch.", null=True),
+            model_name="historicalbatch",
+            name="finish_first_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="The driver's account was suspended or deactivated; they may still finish this batch.",
+                null=True,
+            ),
         ),
         migrations.AlterField(
-            model_name='offer',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('declined', 'Declined'), ('expired', 'Expired'), ('withdrawn', 'Withdrawn'), ('released', 'Released')], default='pending', max_length=16),
+            model_name="offer",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("accepted", "Accepted"),
+                    ("declined", "Declined"),
+                    ("expired", "Expired"),
+                    ("withdrawn", "Withdrawn"),
+                    ("released", "Released"),
+                ],
+                default="pending",
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'accepted', 'declined', 'expired', 'withdrawn', 'released'])), name='offer_status_valid'),
+            model_name="offer",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["pending", "accepted", "declined", "expired", "withdrawn", "released"])
+                ),
+                name="offer_status_valid",
+            ),
         ),
         migrations.RunPython(count_live_stops_and_withdraw_empty_batches, migrations.RunPython.noop),
     ]

@@ -14,10 +14,11 @@ from PIL import ExifTags, Image
 from dispatch import rounds
 from drivers.models import Driver, Location
 from drivers.tests.factories import DriverFactory
-from orders import services
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_driver_arrived, batch_handoff
 from orders.models import Batch, Order, Stop, StopEvent
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status, order_set_status, stop_set_status
 from stores.tests.factories import StoreFactory
 
 HOME = (Decimal("36.160000"), Decimal("-86.780000"))  # OrderFactory's coordinates
@@ -45,12 +46,12 @@ def make_batch(store, driver, *, n=2, alcohol=False, picked_up=True) -> tuple[Ba
     orders = [
         OrderFactory(store=store, contains_alcohol=alcohol, address_line1=f"{700 + i} Secret Lane") for i in range(n)
     ]
-    batch = services.batch_create(store=store, orders=orders)
-    services.batch_publish(batch=batch)
-    services.batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
+    batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     if picked_up:
-        services.batch_driver_arrived(batch=batch, driver=driver)
-        services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+        batch_driver_arrived(batch=batch, driver=driver)
+        batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
     return batch, list(batch.stops.order_by("sequence"))
 
@@ -143,18 +144,18 @@ def make_trip(zone, *, stops: int = 2, until: str = "picked_up", email: bool = T
     trip = Trip(store=store, orders=orders)
     if until == "received":
         return trip
-    trip.batch = services.batch_create(store=store, orders=orders)
+    trip.batch = batch_create(store=store, orders=orders)
     if until == "batched":
         return _refresh(trip)
-    services.batch_publish(batch=trip.batch)
+    batch_publish(batch=trip.batch)
     if until == "published":
         return _refresh(trip)
     trip.driver = make_driver(home_zone=zone)
-    services.batch_set_status(batch=trip.batch, to="assigned", updates={"driver": trip.driver})
+    batch_set_status(batch=trip.batch, to="assigned", updates={"driver": trip.driver})
     if until == "assigned":
         return _refresh(trip)
-    services.batch_driver_arrived(batch=trip.batch, driver=trip.driver)
-    services.batch_handoff(batch=trip.batch, pickup_code=trip.batch.pickup_code)
+    batch_driver_arrived(batch=trip.batch, driver=trip.driver)
+    batch_handoff(batch=trip.batch, pickup_code=trip.batch.pickup_code)
     return _refresh(trip)
 
 
@@ -173,7 +174,7 @@ def jpeg_bytes() -> bytes:
 
 
 def arrive(stop: Stop) -> None:
-    services.stop_set_status(stop=stop, to=Stop.Status.ARRIVED, updates={"arrived_at": timezone.now()})
+    stop_set_status(stop=stop, to=Stop.Status.ARRIVED, updates={"arrived_at": timezone.now()})
 
 
 def deliver(stop: Stop, *, photo: bool = True) -> str:
@@ -181,10 +182,8 @@ def deliver(stop: Stop, *, photo: bool = True) -> str:
     if stop.status == Stop.Status.PENDING:
         arrive(stop)
     name = default_storage.save(f"proof/test/stop-{stop.pk}.jpg", ContentFile(jpeg_bytes())) if photo else ""
-    services.stop_set_status(
-        stop=stop, to=Stop.Status.DELIVERED, updates={"delivered_at": timezone.now(), "proof_photo": name}
-    )
-    services.order_set_status(order=stop.order, to=Order.Status.DELIVERED, reason="delivered")
+    stop_set_status(stop=stop, to=Stop.Status.DELIVERED, updates={"delivered_at": timezone.now(), "proof_photo": name})
+    order_set_status(order=stop.order, to=Order.Status.DELIVERED, reason="delivered")
     stop.order.refresh_from_db()
     return name
 
@@ -210,8 +209,8 @@ def published_batch(store, n=2, tip=300):
         )
         for i in range(n)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     batch.refresh_from_db()
     return batch
 

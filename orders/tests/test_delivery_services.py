@@ -18,8 +18,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from drivers.tests.factories import DriverFactory
-from orders import services
+from orders import delivery
+from orders.delivery import (
+    batch_check_in,
+    batch_complete,
+    batch_driver_arrived,
+    batch_handoff,
+    stop_arrive,
+    stop_deliver,
+    stop_fail,
+)
 from orders.models import Batch, Order, Stop
+from orders.returns import order_return_check_in
 from orders.tests.helpers import HOME, jpeg, make_batch, snapshot, stored_files
 from outbox.models import Message
 from spark.errors import DomainError, InvalidTransition
@@ -44,24 +54,24 @@ def pdf_named_jpg() -> SimpleUploadedFile:
 
 def test_check_in_records_the_phone_position_and_a_repeat_is_a_no_op(store, driver):
     batch, _ = make_batch(store, driver, picked_up=False)
-    services.batch_check_in(batch=batch, driver=driver, lat="36.150001", lng="-86.790002")
+    batch_check_in(batch=batch, driver=driver, lat="36.150001", lng="-86.790002")
     assert batch.status == Batch.Status.AT_STORE and batch.arrived_at_store_at
     event = batch.events.get(to_status=Batch.Status.AT_STORE)
     assert (event.lat, event.lng) == (Decimal("36.150001"), Decimal("-86.790002"))
     assert event.actor == driver.user
-    services.batch_check_in(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver)
     assert batch.events.filter(to_status=Batch.Status.AT_STORE).count() == 1
 
 
 def test_check_in_after_pickup_and_on_another_drivers_batch(store, driver, other_driver):
     batch, _ = make_batch(store, driver)
     with pytest.raises(InvalidTransition) as err:
-        services.batch_check_in(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver)
     assert err.value.code == "already_picked_up"
     mine, _ = make_batch(store, other_driver, picked_up=False)
     before = snapshot(mine)
     with pytest.raises(DomainError) as err:
-        services.batch_check_in(batch=mine, driver=driver)
+        batch_check_in(batch=mine, driver=driver)
     assert err.value.code == "not_found"
     assert snapshot(mine) == before
 
@@ -73,9 +83,9 @@ def test_handoff_owes_one_on_the_way_email_per_order_sent_after_commit(
     store, driver, django_capture_on_commit_callbacks
 ):
     batch, stops = make_batch(store, driver, picked_up=False)
-    services.batch_driver_arrived(batch=batch, driver=driver)
+    batch_driver_arrived(batch=batch, driver=driver)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+        batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     # owed in the handoff's own transaction, one per order; sent only once it commits
     owed = Message.objects.filter(kind="orders.on_the_way").order_by("pk")
     assert [m.payload for m in owed] == [{"order_id": s.order_id} for s in stops]
@@ -87,13 +97,13 @@ def test_handoff_owes_one_on_the_way_email_per_order_sent_after_commit(
 
 def test_arrive_at_the_next_stop_and_a_repeat_is_a_no_op(store, driver):
     batch, (first, second) = make_batch(store, driver)
-    services.stop_arrive(stop=first, driver=driver, lat="36.160100", lng="-86.780100")
+    stop_arrive(stop=first, driver=driver, lat="36.160100", lng="-86.780100")
     assert first.status == Stop.Status.ARRIVED and first.arrived_at
     event = first.events.get()
     assert (event.from_status, event.to_status, event.actor) == ("pending", "arrived", driver.user)
     assert event.lat == Decimal("36.160100")
     before = snapshot(batch)
-    services.stop_arrive(stop=first, driver=driver)
+    stop_arrive(stop=first, driver=driver)
     assert snapshot(batch) == before
 
 
@@ -101,7 +111,7 @@ def test_arrive_out_of_order_changes_nothing(store, driver):
     batch, (first, second) = make_batch(store, driver)
     before = snapshot(batch)
     with pytest.raises(InvalidTransition) as err:
-        services.stop_arrive(stop=second, driver=driver)
+        stop_arrive(stop=second, driver=driver)
     assert err.value.code == "out_of_order" and "Stop 1 comes first" in err.value.message
     assert snapshot(batch) == before
 
@@ -110,7 +120,7 @@ def test_arrive_before_pickup_changes_nothing(store, driver):
     batch, (first, _) = make_batch(store, driver, picked_up=False)
     before = snapshot(batch)
     with pytest.raises(InvalidTransition) as err:
-        services.stop_arrive(stop=first, driver=driver)
+        stop_arrive(stop=first, driver=driver)
     assert err.value.code == "not_picked_up" and "before pickup" in err.value.message
     assert snapshot(batch) == before
 
@@ -119,10 +129,10 @@ def test_every_action_on_another_drivers_batch_is_not_found(store, driver, other
     batch, (first, _) = make_batch(store, other_driver)
     before = snapshot(batch)
     calls = [
-        lambda: services.stop_arrive(stop=first, driver=driver),
-        lambda: services.stop_deliver(stop=first, driver=driver, photo=jpeg()),
-        lambda: services.stop_fail(stop=first, driver=driver, reason="no_one_home"),
-        lambda: services.batch_complete(batch=batch, driver=driver),
+        lambda: stop_arrive(stop=first, driver=driver),
+        lambda: stop_deliver(stop=first, driver=driver, photo=jpeg()),
+        lambda: stop_fail(stop=first, driver=driver, reason="no_one_home"),
+        lambda: batch_complete(batch=batch, driver=driver),
     ]
     for call in calls:
         with pytest.raises(DomainError) as err:
@@ -136,8 +146,8 @@ def test_every_action_on_another_drivers_batch_is_not_found(store, driver, other
 
 def test_deliver_stores_a_stripped_photo_and_delivers_the_order(store, driver, media_root):
     batch, (first, _) = make_batch(store, driver)
-    services.stop_arrive(stop=first, driver=driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg(), lat=HOME[0], lng=HOME[1])
+    stop_arrive(stop=first, driver=driver)
+    stop_deliver(stop=first, driver=driver, photo=jpeg(), lat=HOME[0], lng=HOME[1])
     first.refresh_from_db()
     assert first.status == Stop.Status.DELIVERED and first.delivered_at
     assert first.order.status == Order.Status.DELIVERED
@@ -153,7 +163,7 @@ def test_deliver_stores_a_stripped_photo_and_delivers_the_order(store, driver, m
 def test_deliver_owes_the_delivered_email(store, driver, django_capture_on_commit_callbacks):
     _, (first, _) = make_batch(store, driver)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+        stop_deliver(stop=first, driver=driver, photo=jpeg())
     [owed] = Message.objects.filter(kind="orders.delivered")
     assert owed.payload == {"order_id": first.order_id} and owed.sent_at is None
     assert len(callbacks) == 1
@@ -161,7 +171,7 @@ def test_deliver_owes_the_delivered_email(store, driver, django_capture_on_commi
 
 def test_deliver_at_a_pending_next_stop_arrives_implicitly(store, driver):
     _, (first, _) = make_batch(store, driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+    stop_deliver(stop=first, driver=driver, photo=jpeg())
     assert [(e.from_status, e.to_status) for e in first.events.all()] == [
         ("pending", "arrived"),
         ("arrived", "delivered"),
@@ -172,10 +182,10 @@ def test_deliver_at_a_pending_next_stop_arrives_implicitly(store, driver):
 
 def test_delivering_twice_changes_nothing(store, driver, media_root, django_capture_on_commit_callbacks):
     batch, (first, _) = make_batch(store, driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+    stop_deliver(stop=first, driver=driver, photo=jpeg())
     before, files = snapshot(batch), stored_files(media_root)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        again = services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+        again = stop_deliver(stop=first, driver=driver, photo=jpeg())
     assert again.status == Stop.Status.DELIVERED
     assert snapshot(batch) == before and stored_files(media_root) == files
     assert Message.objects.filter(kind="orders.delivered").count() == 1 and callbacks == []  # no second email
@@ -185,7 +195,7 @@ def test_delivering_before_pickup_changes_nothing(store, driver, media_root):
     batch, (first, _) = make_batch(store, driver, picked_up=False)
     before = snapshot(batch)
     with pytest.raises(InvalidTransition) as err:
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+        stop_deliver(stop=first, driver=driver, photo=jpeg())
     assert err.value.code == "not_picked_up"
     assert snapshot(batch) == before and stored_files(media_root) == []
 
@@ -194,7 +204,7 @@ def test_delivering_out_of_order_changes_nothing(store, driver, media_root):
     batch, (_, second) = make_batch(store, driver)
     before = snapshot(batch)
     with pytest.raises(InvalidTransition) as err:
-        services.stop_deliver(stop=second, driver=driver, photo=jpeg())
+        stop_deliver(stop=second, driver=driver, photo=jpeg())
     assert err.value.code == "out_of_order"
     assert snapshot(batch) == before and stored_files(media_root) == []
 
@@ -210,10 +220,10 @@ def test_delivering_out_of_order_changes_nothing(store, driver, media_root):
 )
 def test_a_bad_photo_is_refused_and_changes_nothing(store, driver, media_root, photo, code):
     batch, (first, _) = make_batch(store, driver)
-    services.stop_arrive(stop=first, driver=driver)
+    stop_arrive(stop=first, driver=driver)
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:
-        services.stop_deliver(stop=first, driver=driver, photo=photo() if photo else None)
+        stop_deliver(stop=first, driver=driver, photo=photo() if photo else None)
     assert err.value.status_code == 400 and err.value.code == code and "photo" in err.value.fields
     assert snapshot(batch) == before and stored_files(media_root) == []
 
@@ -223,7 +233,7 @@ def test_a_photo_over_the_size_cap_is_refused(store, driver, settings, media_roo
     settings.SPARK_PHOTO_MAX_BYTES = 1024
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:
-        services.stop_deliver(stop=first, driver=driver, photo=jpeg(size=(800, 600)))
+        stop_deliver(stop=first, driver=driver, photo=jpeg(size=(800, 600)))
     assert err.value.status_code == 400 and err.value.code == "photo_too_large"
     assert snapshot(batch) == before and stored_files(media_root) == []
 
@@ -232,7 +242,7 @@ def test_a_delivery_far_from_the_address_is_recorded_not_blocked(store, driver, 
     settings.SPARK_DELIVERY_MAX_DISTANCE_M = 250
     _, (first, _) = make_batch(store, driver)
     # about 640 m north of the customer's coordinates
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg(), lat=HOME[0] + Decimal("0.005760"), lng=HOME[1])
+    stop_deliver(stop=first, driver=driver, photo=jpeg(), lat=HOME[0] + Decimal("0.005760"), lng=HOME[1])
     first.refresh_from_db()
     assert first.status == Stop.Status.DELIVERED and first.order.status == Order.Status.DELIVERED
     assert 630 <= first.distance_from_address_m <= 650
@@ -244,7 +254,7 @@ def test_a_delivery_far_from_the_address_is_recorded_not_blocked(store, driver, 
 def test_a_delivery_within_the_limit_is_plainly_delivered(store, driver, settings):
     settings.SPARK_DELIVERY_MAX_DISTANCE_M = 250
     _, (first, _) = make_batch(store, driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg(), lat=HOME[0] + Decimal("0.001"), lng=HOME[1])
+    stop_deliver(stop=first, driver=driver, photo=jpeg(), lat=HOME[0] + Decimal("0.001"), lng=HOME[1])
     first.refresh_from_db()
     assert 100 <= first.distance_from_address_m <= 120
     assert first.events.get(to_status=Stop.Status.DELIVERED).reason == "delivered"
@@ -271,7 +281,7 @@ def test_alcohol_without_the_id_check_is_refused_and_changes_nothing(store, driv
         ({"id_photo": jpeg("id.jpg")}, {"id_birth_date"}),
     ]:
         with pytest.raises(DomainError) as err:
-            services.stop_deliver(stop=first, driver=driver, photo=jpeg(), **kwargs)
+            stop_deliver(stop=first, driver=driver, photo=jpeg(), **kwargs)
         assert err.value.status_code == 400 and err.value.code == "id_required"
         assert set(err.value.fields) == missing
         assert "Alcohol refused" in err.value.message
@@ -282,9 +292,7 @@ def test_alcohol_to_someone_under_21_is_refused_and_changes_nothing(store, drive
     batch, (first, _) = make_batch(store, driver, alcohol=True)
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:  # born 20 years ago
-        services.stop_deliver(
-            stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2005, 6, 14), id_photo=jpeg("id.jpg")
-        )
+        stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2005, 6, 14), id_photo=jpeg("id.jpg"))
     assert err.value.status_code == 400 and err.value.code == "under_21"
     assert snapshot(batch) == before and stored_files(media_root) == []
 
@@ -292,18 +300,14 @@ def test_alcohol_to_someone_under_21_is_refused_and_changes_nothing(store, drive
 def test_a_birth_date_in_the_future_is_refused(store, driver):
     _, (first, _) = make_batch(store, driver, alcohol=True)
     with pytest.raises(DomainError) as err:
-        services.stop_deliver(
-            stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2999, 1, 1), id_photo=jpeg("id.jpg")
-        )
+        stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2999, 1, 1), id_photo=jpeg("id.jpg"))
     assert err.value.code == "bad_birth_date"
 
 
 def test_21_today_in_the_stores_timezone_is_accepted(store, driver, evening):
     # born 14 June 2004: 21 today in Nashville (it is 15 June only in UTC)
     _, (first, _) = make_batch(store, driver, alcohol=True)
-    services.stop_deliver(
-        stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 14), id_photo=jpeg("id.jpg")
-    )
+    stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 14), id_photo=jpeg("id.jpg"))
     first.refresh_from_db()
     assert first.status == Stop.Status.DELIVERED
     assert first.id_checked is True and first.id_birth_date == date(2004, 6, 14)
@@ -317,18 +321,14 @@ def test_21_tomorrow_in_the_stores_timezone_is_under_21(store, driver, evening):
     batch, (first, _) = make_batch(store, driver, alcohol=True)
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:
-        services.stop_deliver(
-            stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 15), id_photo=jpeg("id.jpg")
-        )
+        stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(2004, 6, 15), id_photo=jpeg("id.jpg"))
     assert err.value.code == "under_21"
     assert snapshot(batch) == before
 
 
 def test_an_id_photo_on_an_order_without_alcohol_is_not_kept(store, driver):
     _, (first, _) = make_batch(store, driver)
-    services.stop_deliver(
-        stop=first, driver=driver, photo=jpeg(), id_birth_date=date(1990, 1, 1), id_photo=jpeg("id.jpg")
-    )
+    stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date(1990, 1, 1), id_photo=jpeg("id.jpg"))
     first.refresh_from_db()
     assert first.status == Stop.Status.DELIVERED
     assert not first.id_photo and first.id_checked is False and first.id_birth_date is None
@@ -336,12 +336,10 @@ def test_an_id_photo_on_an_order_without_alcohol_is_not_kept(store, driver):
 
 def test_the_refusal_path_after_a_failed_id_check(store, driver):
     _, (first, _) = make_batch(store, driver, alcohol=True)
-    services.stop_arrive(stop=first, driver=driver)
+    stop_arrive(stop=first, driver=driver)
     with pytest.raises(DomainError):
-        services.stop_deliver(
-            stop=first, driver=driver, photo=jpeg(), id_birth_date=date.today(), id_photo=jpeg("id.jpg")
-        )
-    services.stop_fail(stop=first, driver=driver, reason="refused_alcohol")
+        stop_deliver(stop=first, driver=driver, photo=jpeg(), id_birth_date=date.today(), id_photo=jpeg("id.jpg"))
+    stop_fail(stop=first, driver=driver, reason="refused_alcohol")
     first.refresh_from_db()
     assert first.status == Stop.Status.FAILED and first.failure_reason == "refused_alcohol"
     assert first.order.status == Order.Status.UNDELIVERABLE
@@ -352,16 +350,16 @@ def test_the_refusal_path_after_a_failed_id_check(store, driver):
 
 def test_fail_marks_the_order_undeliverable_and_a_repeat_is_a_no_op(store, driver):
     batch, (first, second) = make_batch(store, driver)
-    services.stop_fail(stop=first, driver=driver, reason="no_one_home", lat="36.16", lng="-86.78")
+    stop_fail(stop=first, driver=driver, reason="no_one_home", lat="36.16", lng="-86.78")
     assert first.status == Stop.Status.FAILED and first.failure_reason == "no_one_home"
     assert first.order.status == Order.Status.UNDELIVERABLE
     event = first.events.get()
     assert (event.from_status, event.reason, event.lat) == ("pending", "No one home", Decimal("36.160000"))
     before = snapshot(batch)
-    services.stop_fail(stop=first, driver=driver, reason="damaged")
+    stop_fail(stop=first, driver=driver, reason="damaged")
     assert snapshot(batch) == before
     # the next stop is now workable
-    services.stop_arrive(stop=second, driver=driver)
+    stop_arrive(stop=second, driver=driver)
     assert second.status == Stop.Status.ARRIVED
 
 
@@ -370,7 +368,7 @@ def test_fail_needs_a_reason_from_the_list(store, driver, reason):
     batch, (first, _) = make_batch(store, driver)
     before = snapshot(batch)
     with pytest.raises(DomainError) as err:
-        services.stop_fail(stop=first, driver=driver, reason=reason)
+        stop_fail(stop=first, driver=driver, reason=reason)
     assert err.value.code == "bad_reason" and "reason" in err.value.fields
     assert snapshot(batch) == before
 
@@ -379,16 +377,16 @@ def test_fail_out_of_order_or_before_pickup_or_after_delivery_changes_nothing(st
     batch, (first, second) = make_batch(store, driver)
     before = snapshot(batch)
     with pytest.raises(InvalidTransition) as err:
-        services.stop_fail(stop=second, driver=driver, reason="no_one_home")
+        stop_fail(stop=second, driver=driver, reason="no_one_home")
     assert err.value.code == "out_of_order"
     assert snapshot(batch) == before
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+    stop_deliver(stop=first, driver=driver, photo=jpeg())
     with pytest.raises(InvalidTransition) as err:
-        services.stop_fail(stop=first, driver=driver, reason="damaged")
+        stop_fail(stop=first, driver=driver, reason="damaged")
     assert err.value.code == "stop_done"
     waiting, (w1, _) = make_batch(store, DriverFactory(), picked_up=False)
     with pytest.raises(InvalidTransition) as err:
-        services.stop_fail(stop=w1, driver=waiting.driver, reason="no_one_home")
+        stop_fail(stop=w1, driver=waiting.driver, reason="no_one_home")
     assert err.value.code == "not_picked_up"
 
 
@@ -397,10 +395,10 @@ def test_fail_out_of_order_or_before_pickup_or_after_delivery_changes_nothing(st
 
 def test_complete_with_stops_left_lists_them_and_changes_nothing(store, driver):
     batch, (first, *_) = make_batch(store, driver, n=3)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+    stop_deliver(stop=first, driver=driver, photo=jpeg())
     before = snapshot(batch)
     with pytest.raises(InvalidTransition) as err:
-        services.batch_complete(batch=batch, driver=driver)
+        batch_complete(batch=batch, driver=driver)
     assert err.value.code == "stops_left"
     assert "stop 2" in err.value.message and "stop 3" in err.value.message
     assert err.value.fields["stops"] == ["Stop 2: 701 Secret Lane", "Stop 3: 702 Secret Lane"]
@@ -410,58 +408,58 @@ def test_complete_with_stops_left_lists_them_and_changes_nothing(store, driver):
 def test_complete_before_pickup_is_refused(store, driver):
     batch, _ = make_batch(store, driver, picked_up=False)
     with pytest.raises(InvalidTransition) as err:
-        services.batch_complete(batch=batch, driver=driver)
+        batch_complete(batch=batch, driver=driver)
     assert err.value.code == "not_picked_up"
 
 
 def test_all_delivered_completes_the_batch_and_a_repeat_is_a_no_op(store, driver):
     batch, stops = make_batch(store, driver)
     for stop in stops:
-        services.stop_deliver(stop=stop, driver=driver, photo=jpeg())
-    services.batch_complete(batch=batch, driver=driver)
+        stop_deliver(stop=stop, driver=driver, photo=jpeg())
+    batch_complete(batch=batch, driver=driver)
     assert batch.status == Batch.Status.COMPLETED and batch.closed_at
     assert batch.events.last().actor == driver.user
     before = snapshot(batch)
-    services.batch_complete(batch=batch, driver=driver)
+    batch_complete(batch=batch, driver=driver)
     assert snapshot(batch) == before
 
 
 def test_a_failed_stop_sends_the_batch_back_to_the_store(store, driver, associate):
     batch, (first, second) = make_batch(store, driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg())
-    services.stop_fail(stop=second, driver=driver, reason="wrong_address")
-    services.batch_complete(batch=batch, driver=driver)
+    stop_deliver(stop=first, driver=driver, photo=jpeg())
+    stop_fail(stop=second, driver=driver, reason="wrong_address")
+    batch_complete(batch=batch, driver=driver)
     assert batch.status == Batch.Status.RETURNING and batch.closed_at is None
     before = snapshot(batch)
-    services.batch_complete(batch=batch, driver=driver)
+    batch_complete(batch=batch, driver=driver)
     assert snapshot(batch) == before
     # the associate checks the order back in: the batch is returned
-    services.order_return_check_in(order=second.order, reason="wrong_address", actor=associate)
+    order_return_check_in(order=second.order, reason="wrong_address", actor=associate)
     batch.refresh_from_db()
     assert batch.status == Batch.Status.RETURNED and batch.closed_at
 
 
 def test_returns_checked_in_before_complete_end_the_batch_returned(store, driver, associate):
     batch, (first, second) = make_batch(store, driver)
-    services.stop_deliver(stop=first, driver=driver, photo=jpeg())
-    services.stop_fail(stop=second, driver=driver, reason="damaged")
-    services.order_return_check_in(order=second.order, reason="damaged", actor=associate)
-    services.batch_complete(batch=batch, driver=driver)
+    stop_deliver(stop=first, driver=driver, photo=jpeg())
+    stop_fail(stop=second, driver=driver, reason="damaged")
+    order_return_check_in(order=second.order, reason="damaged", actor=associate)
+    batch_complete(batch=batch, driver=driver)
     assert batch.status == Batch.Status.RETURNED
     assert list(batch.events.values_list("to_status", flat=True))[-2:] == ["returning", "returned"]
 
 
 def test_the_whole_trip(store, driver):
     batch, stops = make_batch(store, driver, n=3, picked_up=False)
-    services.batch_check_in(batch=batch, driver=driver, lat="36.15", lng="-86.79")
-    services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_check_in(batch=batch, driver=driver, lat="36.15", lng="-86.79")
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     a, b, c = stops
-    services.stop_arrive(stop=a, driver=driver)
-    services.stop_deliver(stop=a, driver=driver, photo=jpeg(), lat=HOME[0], lng=HOME[1])
-    services.stop_arrive(stop=b, driver=driver)
-    services.stop_fail(stop=b, driver=driver, reason="refused")
-    services.stop_deliver(stop=c, driver=driver, photo=jpeg())
-    services.batch_complete(batch=batch, driver=driver)
+    stop_arrive(stop=a, driver=driver)
+    stop_deliver(stop=a, driver=driver, photo=jpeg(), lat=HOME[0], lng=HOME[1])
+    stop_arrive(stop=b, driver=driver)
+    stop_fail(stop=b, driver=driver, reason="refused")
+    stop_deliver(stop=c, driver=driver, photo=jpeg())
+    batch_complete(batch=batch, driver=driver)
     assert batch.status == Batch.Status.RETURNING
     assert [s.status for s in batch.stops.order_by("sequence")] == ["delivered", "failed", "delivered"]
     assert list(
@@ -472,9 +470,9 @@ def test_the_whole_trip(store, driver):
 def test_no_photo_is_left_behind_when_the_delivery_fails_late(store, driver, media_root):
     # the photo is saved before the transaction; a failure inside it removes the file again
     batch, (first, _) = make_batch(store, driver)
-    with mock.patch.object(services, "order_set_status", side_effect=RuntimeError("boom")):
+    with mock.patch.object(delivery, "order_set_status", side_effect=RuntimeError("boom")):
         with pytest.raises(RuntimeError):
-            services.stop_deliver(stop=first, driver=driver, photo=jpeg())
+            stop_deliver(stop=first, driver=driver, photo=jpeg())
     first.refresh_from_db()
     assert first.status == Stop.Status.PENDING and stored_files(media_root) == []
 
@@ -503,7 +501,7 @@ def test_concurrent_deliveries_of_one_stop_deliver_it_once(media_root):
             barrier.wait(timeout=10)
             stop = Stop.objects.select_related("batch").get(pk=first.pk)
             photo = SimpleUploadedFile("door.jpg", uploads[i], content_type="image/jpeg")
-            results[i] = services.stop_deliver(stop=stop, driver=driver, photo=photo).status
+            results[i] = stop_deliver(stop=stop, driver=driver, photo=photo).status
         except BaseException as exc:  # the test inspects what each thread got
             results[i] = exc
         finally:

@@ -19,7 +19,9 @@ from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish, batch_remove_stop
+from orders.cancellation import order_cancel
+from orders.delivery import batch_check_in, batch_complete, batch_handoff
 from orders.models import Batch, Order, Stop
 from orders.tests.factories import OrderFactory
 from payments.models import LedgerTransaction
@@ -74,8 +76,8 @@ def published_batch(store, n=2) -> Batch:
         )
         for i in range(n)
     ]
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     batch.refresh_from_db()
     return batch
 
@@ -154,7 +156,7 @@ def test_emptied_assigned_batch_releases_the_driver_and_pays_the_trip_once(store
     driver = DriverFactory(home_zone=zone)
     batch, offer = assigned_batch(store, driver, incentive=150)
     for order in orders_of(batch):
-        order_services.order_cancel(order=order, reason="store out of stock")
+        order_cancel(order=order, reason="store out of stock")
     batch.refresh_from_db()
     offer.refresh_from_db()
     assert batch.status == Batch.Status.CANCELLED
@@ -167,7 +169,7 @@ def test_emptied_assigned_batch_releases_the_driver_and_pays_the_trip_once(store
     assert not Batch.objects.filter(driver=driver, status__in=Batch.ACTIVE_STATUSES).exists()
     before = state(batch)
     for order in orders_of(batch):
-        order_services.order_cancel(order=order, reason="again")
+        order_cancel(order=order, reason="again")
     assert state(batch) == before
     assert driver_balance_cents(driver=driver) == 550
 
@@ -176,9 +178,9 @@ def test_emptied_batch_at_the_store_pays_the_wait_past_the_grace_period(store, z
     driver = DriverFactory(home_zone=zone)
     with time_machine.travel(timezone.now(), tick=False) as clock:
         batch, offer = assigned_batch(store, driver, incentive=0, n=1)
-        order_services.batch_check_in(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver)
         clock.shift(timedelta(minutes=10 + 7, seconds=40))  # 7 whole minutes past the grace
-        order_services.order_cancel(order=orders_of(batch)[0], reason="customer cancelled")
+        order_cancel(order=orders_of(batch)[0], reason="customer cancelled")
     assert driver_balance_cents(driver=driver) == 400 + 7 * 20
 
 
@@ -188,7 +190,7 @@ def test_the_drivers_are_told_after_commit(store, zone, django_capture_on_commit
     with mock.patch.object(Task, "apply_async", autospec=True) as apply_async:
         with django_capture_on_commit_callbacks(execute=True):
             for order in orders_of(batch):
-                order_services.order_cancel(order=order, reason="cancelled")
+                order_cancel(order=order, reason="cancelled")
     sent = [(c.args[0].name, c.kwargs["args"]) for c in apply_async.call_args_list]
     assert ("dispatch.push.send_offer_update_push_task", (accepted.pk,)) in sent
 
@@ -198,15 +200,15 @@ def test_pending_offers_of_a_withdrawn_batch_are_pushed_as_withdrawn(store, zone
     offer = offer_to(batch, DriverFactory(home_zone=zone))
     with mock.patch.object(Task, "apply_async", autospec=True) as apply_async:
         with django_capture_on_commit_callbacks(execute=True):
-            order_services.order_cancel(order=orders_of(batch)[0], reason="cancelled")
+            order_cancel(order=orders_of(batch)[0], reason="cancelled")
     sent = [(c.args[0].name, c.kwargs["args"]) for c in apply_async.call_args_list]
     assert ("dispatch.push.send_offer_update_push_task", (offer.pk,)) in sent
 
 
 def test_removing_the_last_stop_of_a_draft_withdraws_it(store):
     order = OrderFactory(store=store)
-    batch = order_services.batch_create(store=store, orders=[order])
-    order_services.batch_remove_stop(stop=batch.stops.get(), actor=None)
+    batch = batch_create(store=store, orders=[order])
+    batch_remove_stop(stop=batch.stops.get(), actor=None)
     batch.refresh_from_db()
     assert (batch.status, batch.stops_count) == (Batch.Status.CANCELLED, 0)
     assert "last order was taken out" in batch.events.get(to_status=Batch.Status.CANCELLED).reason
@@ -216,7 +218,7 @@ def test_removing_the_last_stop_of_a_draft_withdraws_it(store):
 
 def test_the_store_sees_the_withdrawn_batch_and_why(client, store, associate):
     batch = published_batch(store, n=1)
-    order_services.order_cancel(order=orders_of(batch)[0], reason="customer cancelled")
+    order_cancel(order=orders_of(batch)[0], reason="customer cancelled")
     client.force_login(associate)
     page = client.get(f"/dashboard/s/{store.pk}/batches/{batch.pk}/").content.decode()
     assert "Cancelled" in page
@@ -228,10 +230,10 @@ def test_the_store_sees_the_withdrawn_batch_and_why(client, store, associate):
 
 
 def test_publish_refuses_a_batch_without_stops(store):
-    batch = order_services.batch_create(store=store, orders=[OrderFactory(store=store)])
+    batch = batch_create(store=store, orders=[OrderFactory(store=store)])
     hollow(batch)
     with pytest.raises(DomainError) as err:
-        order_services.batch_publish(batch=batch)
+        batch_publish(batch=batch)
     assert err.value.code == "empty_batch"
     batch.refresh_from_db()
     assert batch.status == Batch.Status.DRAFT
@@ -265,7 +267,7 @@ def test_board_claim_refuses_a_batch_without_stops(store, zone):
 def test_board_claim_of_a_withdrawn_batch_says_so(store, zone):
     batch = published_batch(store, n=1)
     Batch.objects.filter(pk=batch.pk).update(dispatch_stage=Batch.Stage.BOARD, board_at=timezone.now())
-    order_services.order_cancel(order=orders_of(batch)[0], reason="cancelled")
+    order_cancel(order=orders_of(batch)[0], reason="cancelled")
     with pytest.raises(DomainError) as err:
         rounds.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
     assert err.value.code == "batch_withdrawn"
@@ -276,7 +278,7 @@ def test_handoff_refuses_a_batch_without_stops(store, zone):
     hollow(batch)
     before = state(batch)
     with pytest.raises(DomainError) as err:
-        order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+        batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     assert err.value.code == "empty_batch"
     assert state(batch) == before
 
@@ -284,11 +286,11 @@ def test_handoff_refuses_a_batch_without_stops(store, zone):
 def test_complete_refuses_a_batch_without_stops(store, zone):
     driver = DriverFactory(home_zone=zone)
     batch, _ = assigned_batch(store, driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     hollow(batch)
     before = state(batch)
     with pytest.raises(DomainError) as err:
-        order_services.batch_complete(batch=batch, driver=driver)
+        batch_complete(batch=batch, driver=driver)
     assert err.value.code == "empty_batch"
     assert state(batch) == before
 
@@ -320,7 +322,7 @@ def test_a_cancel_racing_board_claims_never_leaves_a_driver_with_an_empty_batch(
 
     def target(i: int):
         if i == 0:
-            return order_services.order_cancel(order=Order.objects.get(pk=order.pk), reason="customer cancelled")
+            return order_cancel(order=Order.objects.get(pk=order.pk), reason="customer cancelled")
         return rounds.board_claim(driver=drivers[i - 1], batch_id=batch.pk)
 
     results = run_in_threads(len(drivers) + 1, target)

@@ -15,8 +15,8 @@ from dispatch.models import Offer
 from dispatch.services import offer_set_status
 from dispatch.tests.factories import OfferFactory
 from orders.models import Batch, Order, Stop
-from orders.services import batch_set_status, order_set_status, stop_set_status
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
+from orders.transitions import batch_set_status, order_set_status, stop_set_status
 from spark.errors import InvalidTransition
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from orders import services as order_services
+from orders.delivery import batch_driver_arrived, batch_handoff
 from orders.tests.helpers import make_batch
 from outbox import senders
 from outbox import services as outbox
@@ -76,10 +76,10 @@ def test_a_failed_send_is_retried_later_with_backoff_and_counted(settings):
 @pytest.mark.django_db
 def test_a_rolled_back_change_owes_nothing(store, driver, django_capture_on_commit_callbacks):
     batch, _ = make_batch(store, driver, picked_up=False)
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    batch_driver_arrived(batch=batch, driver=driver)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError), transaction.atomic():
-            order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+            batch_handoff(batch=batch, pickup_code=batch.pickup_code)
             assert Message.objects.filter(kind="orders.on_the_way").exists()  # owed with the change...
             raise RuntimeError("the rest of the request failed")
     # ...and gone with it: nothing owed, nothing queued, nothing sent

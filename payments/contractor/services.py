@@ -499,7 +499,7 @@ def documents_renewed(*, driver: Driver, actor=None) -> bool:
     A driver suspended for expired documents whose license and insurance are now valid is
     reinstated (active). A screening case waiting for documents goes back into review once
     nothing is missing. Returns whether the driver was reinstated; otherwise nothing changes
-    (e.g. one document is still expired: driver_can_work says which).
+    (e.g. one document is still expired: driver_work_refusal says which).
     """
     with transaction.atomic():
         driver = _lock_driver(driver.pk)

@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='batchpay',
             name='batch',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='pay', to='orders.batch'),
+            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='settled_pay', to='orders.batch'),
         ),
         migrations.AddField(
             model_name='batchpay',

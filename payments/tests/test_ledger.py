@@ -33,12 +33,10 @@ def _counts() -> tuple[int, int]:
 def test_balanced_posting_is_written(expense, payable):
     # given nothing posted
     # when the platform owes a driver $12.34 for a batch
-    txn, created = ledger_post(
-        idempotency_key="batch-pay:1", kind="batch_pay", entries=[(expense, 1234), (payable, -1234)]
-    )
+    posting = ledger_post(idempotency_key="batch-pay:1", kind="batch_pay", entries=[(expense, 1234), (payable, -1234)])
     # then one transaction with two entries that sum to zero
-    assert created is True
-    assert sorted(txn.entries.values_list("amount_cents", flat=True)) == [-1234, 1234]
+    assert posting.created is True
+    assert sorted(posting.transaction.entries.values_list("amount_cents", flat=True)) == [-1234, 1234]
     assert ledger_total_cents() == 0
 
 
@@ -69,26 +67,22 @@ def test_bad_postings_are_refused_and_write_nothing(amounts, expense, payable, d
 
 
 def test_same_key_posts_once(expense, payable):
-    first, created = ledger_post(
-        idempotency_key="batch-pay:7", kind="batch_pay", entries=[(expense, 500), (payable, -500)]
-    )
-    assert created
+    first = ledger_post(idempotency_key="batch-pay:7", kind="batch_pay", entries=[(expense, 500), (payable, -500)])
+    assert first.created
     before = _counts()
     # when settlement runs again (same key, even with different amounts)
-    second, created_again = ledger_post(
-        idempotency_key="batch-pay:7", kind="batch_pay", entries=[(expense, 900), (payable, -900)]
-    )
+    second = ledger_post(idempotency_key="batch-pay:7", kind="batch_pay", entries=[(expense, 900), (payable, -900)])
     # then the first posting stands and nothing new is written
-    assert created_again is False
-    assert second.pk == first.pk
+    assert second.created is False
+    assert second.transaction.pk == first.transaction.pk
     assert _counts() == before
 
 
 def test_same_key_inside_an_outer_transaction(expense, payable):
     with transaction.atomic():
         ledger_post(idempotency_key="k", kind="t", entries=[(expense, 1), (payable, -1)])
-        _, created = ledger_post(idempotency_key="k", kind="t", entries=[(expense, 1), (payable, -1)])
-    assert created is False
+        again = ledger_post(idempotency_key="k", kind="t", entries=[(expense, 1), (payable, -1)])
+    assert again.created is False
     assert LedgerTransaction.objects.filter(idempotency_key="k").count() == 1
 
 
@@ -157,11 +151,11 @@ def test_ledger_always_balances(postings, driver, other_driver):
                     ledger_post(idempotency_key=key, kind="prop", entries=entries)
                 assert _counts() == before
                 continue
-            txn, created = ledger_post(idempotency_key=key, kind="prop", entries=entries)
-            assert created is (key not in posted)
+            posting = ledger_post(idempotency_key=key, kind="prop", entries=entries)
+            assert posting.created is (key not in posted)
             posted.setdefault(key, sorted(a for _, a in lines))
             # the first posting under a key stands, whatever later attempts carried
-            assert sorted(txn.entries.values_list("amount_cents", flat=True)) == posted[key]
+            assert sorted(posting.transaction.entries.values_list("amount_cents", flat=True)) == posted[key]
             assert ledger_total_cents() == 0
         assert ledger_total_cents() == 0
         assert LedgerTransaction.objects.count() == len(posted)

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from drivers.models import Driver
-from drivers.services import driver_go_online, driver_set_status, slot_claim
+from drivers.services import driver_go_online, driver_set_status
+from drivers.slot_services import slot_claim
 from spark.demo.bookkeeping import SEED_REASON, Counter
 from spark.demo.metros import ZONES
 from spark.demo.people import DemoPassword, seed_user

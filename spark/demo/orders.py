@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 
 from django.db import transaction
 
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Order, OrderEvent, Stop
-from orders.services import batch_create, batch_publish
 from payments.models import Tip
 from spark.demo.bookkeeping import SEED_REASON, Counter
 from spark.demo.people import Staff

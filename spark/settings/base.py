@@ -280,7 +280,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=15),
     },
     "sweep-stranded-batches": {
-        "task": "drivers.tasks.sweep_stranded_batches",
+        "task": "orders.tasks.sweep_stranded_batches",
         "schedule": timedelta(minutes=1),  # batches held by a driver who can no longer act on them
     },
     "sweep-due-publications": {

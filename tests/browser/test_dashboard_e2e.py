@@ -14,9 +14,12 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from drivers.tests.factories import DriverFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
+from orders.batching_runs import batching_run_execute
+from orders.delivery import batch_driver_arrived
 from orders.models import Batch, BatchingRun, Order, Stop
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status
 from payments.services import pay_quote
 from spark.money import format_cents
 from stores.models import StoreMembership
@@ -183,11 +186,11 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
         vehicle_plate="TN4242",
     )
     orders = _make_orders(store, 2, start=_next_hour())
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
-    order_services.batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
+    batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     batch.refresh_from_db()
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    batch_driver_arrived(batch=batch, driver=driver)
     # The driver checked in a while ago.
     Batch.objects.filter(pk=batch.pk).update(arrived_at_store_at=timezone.now() - timedelta(minutes=7, seconds=20))
     batch.refresh_from_db()
@@ -268,7 +271,7 @@ def test_auto_batch_proposes_trips_on_a_map(page, shop, force_login, shot):
     shot(page, "queued")
 
     # No Celery worker runs in this test: do what the worker would.
-    assert order_services.batching_run_execute(run_id=run.pk) is True
+    assert batching_run_execute(run_id=run.pk) is True
     run.refresh_from_db()
     assert run.status == BatchingRun.Status.DONE, run.error
     proposed = list(run.batches.exclude(status=Batch.Status.CANCELLED).order_by("pk"))

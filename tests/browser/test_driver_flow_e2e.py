@@ -36,7 +36,8 @@ from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from drivers.models import Driver, Location, Route
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, Order, Stop
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -149,8 +150,8 @@ def _orders(store, *, alcohol=(False, False), prefix="WEB") -> list[Order]:
 
 
 def _published_batch(store, orders) -> Batch:
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     batch.refresh_from_db()
     return batch
 
@@ -532,7 +533,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     api.at(store.lat, store.lng)
     api.post(f"batches/{batch.pk}/arrive/", {"lat": str(store.lat), "lng": str(store.lng)})
     batch.refresh_from_db()
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)  # the associate (test 1 drives it)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)  # the associate (test 1 drives it)
 
     _poll_now(customer)
     expect(current).to_contain_text("On the way")
@@ -615,8 +616,8 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     offer = Offer.objects.get(batch=batch, driver=driver)
     dispatch_services.offer_accept(offer=offer, driver=driver)
     batch.refresh_from_db()
-    order_services.batch_check_in(batch=batch, driver=driver)
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_check_in(batch=batch, driver=driver)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first, second = _live_stops(batch)
 
     page = phone_with_gps({"latitude": float(SPOTS[0][0]), "longitude": float(SPOTS[0][1]), "accuracy": 10})

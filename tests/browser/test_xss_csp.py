@@ -21,9 +21,11 @@ from playwright.sync_api import Page, expect
 
 from drivers.models import Location
 from drivers.tests.factories import DriverFactory
-from orders import services as order_services
+from orders.batch_editing import batch_create, batch_publish
+from orders.delivery import batch_driver_arrived, batch_handoff
 from orders.models import Order
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status
 from stores.models import StoreMembership
 from stores.tests.factories import StoreApiKeyFactory, StoreFactory, StoreMembershipFactory, UserFactory
 from tests.browser.conftest import PASSWORD
@@ -184,18 +186,18 @@ def world(transactional_db, settings):
     waiting = OrderFactory(
         store=store, external_id="CSP-WAIT", window_start=start, window_end=start + timedelta(hours=2)
     )
-    batch = order_services.batch_create(store=store, orders=orders)
-    order_services.batch_publish(batch=batch)
+    batch = batch_create(store=store, orders=orders)
+    batch_publish(batch=batch)
     driver = DriverFactory(user__first_name="Ana")
-    order_services.batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
-    order_services.batch_driver_arrived(batch=batch, driver=driver)
+    batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
+    batch_driver_arrived(batch=batch, driver=driver)
     batch.refresh_from_db()
-    order_services.batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     Location.objects.update_or_create(
         driver=driver,
         defaults={"lat": Decimal("36.152000"), "lng": Decimal("-86.786000"), "recorded_at": timezone.now()},
     )
-    draft = order_services.batch_create(store=store, orders=[waiting])
+    draft = batch_create(store=store, orders=[waiting])
     ops = UserFactory(email="ops-csp@example.test", is_staff=True, is_superuser=True)
     settings.SPARK_ADMIN_MFA_EXEMPT_EMAILS = [ops.email]
     orders[0].refresh_from_db()
@@ -361,9 +363,9 @@ def test_dashboard_polls_wait_while_the_associate_is_busy(
     start = timezone.now() + timedelta(hours=2)
     OrderFactory(store=store, external_id="POLL-1", window_start=start, window_end=start + timedelta(hours=2))
     waiting = OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2))
-    batch = order_services.batch_create(store=store, orders=[waiting])
-    order_services.batch_publish(batch=batch)
-    order_services.batch_set_status(batch=batch, to="assigned", updates={"driver": DriverFactory()})
+    batch = batch_create(store=store, orders=[waiting])
+    batch_publish(batch=batch)
+    batch_set_status(batch=batch, to="assigned", updates={"driver": DriverFactory()})
 
     page = watched(**phone_context_args)
     force_login(page, associate)

@@ -22,7 +22,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
-from orders import services
+from orders.cancellation import order_cancel
 from orders.models import Order, Stop
 from orders.tests.helpers import (
     DRIVER_LAST_NAME,
@@ -38,6 +38,7 @@ from orders.tests.helpers import (
     put_driver_at,
 )
 from orders.tracking import approximate_position
+from orders.transitions import order_set_status, stop_set_status
 from spark import geo
 from stores.tests.factories import ZoneFactory
 
@@ -283,7 +284,7 @@ def test_delivered_shows_photo_and_time_and_never_a_position(client, denver):
 
 def test_cancelled_and_undeliverable_end_the_timeline(client, denver):
     trip = make_trip(denver, stops=2, until="received")
-    services.order_cancel(order=trip.orders[0], reason="customer changed their mind")
+    order_cancel(order=trip.orders[0], reason="customer changed their mind")
     _, state, _ = both(client, trip.orders[0])
     assert [s["key"] for s in state["timeline"]] == ["received", "cancelled"]
     assert state["timeline"][-1]["state"] == "current" and state["poll"] is False
@@ -291,8 +292,8 @@ def test_cancelled_and_undeliverable_end_the_timeline(client, denver):
 
     trip = make_trip(denver, stops=1)
     stop = trip.stop(0)
-    services.stop_set_status(stop=stop, to=Stop.Status.FAILED, updates={"failure_reason": "no_one_home"})
-    services.order_set_status(order=trip.orders[0], to=Order.Status.UNDELIVERABLE)
+    stop_set_status(stop=stop, to=Stop.Status.FAILED, updates={"failure_reason": "no_one_home"})
+    order_set_status(order=trip.orders[0], to=Order.Status.UNDELIVERABLE)
     put_driver_at(trip.driver, HOMES[0][0], HOMES[0][1])
     _, state, _ = both(client, trip.orders[0])
     assert state["status_label"] == "Could not be delivered"

@@ -1,0 +1,13 @@
+"""What orders does when drivers (a lower layer) set it off or ask it: the handlers of
+spark.hooks that orders installs."""
+
+from spark import hooks
+
+from . import held_batches, selectors
+
+
+def install() -> None:
+    """Called once by OrdersConfig.ready()."""
+    hooks.held_batch_plan.install(held_batches.held_batch_plan)
+    hooks.held_batch_apply.install(held_batches.held_batch_apply)
+    hooks.driver_holds_batch.install(selectors.driver_holds_batch)
