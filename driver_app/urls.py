@@ -4,7 +4,7 @@
 
 from django.urls import path
 
-from . import batch, earnings, home, offers, push, pwa, standing
+from . import batch, earnings, home, offers, payout_setup, push, pwa, standing
 
 app_name = "driver_app"
 
@@ -26,6 +26,10 @@ urlpatterns = [
     path("earnings/statements/<str:week>/csv/", earnings.earnings_statement_csv, name="earnings-statement-csv"),
     path("earnings/payouts/", earnings.earnings_payouts, name="earnings-payouts"),
     path("standing/log/", standing.dispatch_log, name="dispatch-log"),
+    path("payouts/", payout_setup.payouts, name="payouts"),
+    path("payouts/setup/", payout_setup.payouts_setup, name="payouts-setup"),
+    path("payouts/tax/", payout_setup.tax_details, name="tax-details"),
+    path("payouts/1099-nec/<int:year>.csv", payout_setup.nec_1099, name="nec-1099"),
     path("push/subscribe/", push.push_subscribe, name="push-subscribe"),
     path("push/unsubscribe/", push.push_unsubscribe, name="push-unsubscribe"),
     path("offline/", pwa.offline, name="offline"),

@@ -26,6 +26,7 @@ from orders.held_batches import (
     held_batch_default,
     held_batch_of,
 )
+from payments.contractor.payout_setup import payout_account_summary
 
 DOCUMENTS_WARNING = timedelta(days=14)
 
@@ -82,10 +83,11 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         "license_expires_on",
         "insurance_expires_on",
         "is_online",
+        "payouts",
         "status_changed_at",
     ]
     list_display_links = ["name", "email"]  # the name may be blank
-    list_select_related = ["user", "home_zone"]
+    list_select_related = ["user", "home_zone", "payout_account"]
     list_filter = ["status", DocumentsFilter, "home_zone", "is_online", "vehicle_type", "reason_code"]
     search_fields = [
         "user__email",
@@ -138,6 +140,7 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
                     "insurance_document",
                     "background_check_consent_at",
                     "contractor_id",
+                    "payouts",
                 ]
             },
         ),
@@ -155,6 +158,7 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         "phone_verified_at",
         "background_check_consent_at",
         "contractor_id",
+        "payouts",
         "is_online",
         "online_since",
         "created_at",
@@ -176,6 +180,11 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
     @admin.display(description="Email", ordering="user__email")
     def email(self, obj):
         return obj.user.email
+
+    @admin.display(description="Payouts", ordering="payout_account__payouts_enabled")
+    def payouts(self, obj):
+        """The driver's Stripe Connect payout set-up as Stripe last told us (payments.PayoutAccount)."""
+        return payout_account_summary(obj)
 
     def _set_status(self, request, queryset, to):
         reason_code = request.POST.get("reason_code", "")

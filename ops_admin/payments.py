@@ -3,21 +3,29 @@
 from datetime import timedelta
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
+from django.http import HttpResponse
+from django.urls import path
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
 
 from ops_admin.base import (
     ReadOnlyAdminMixin,
 )
+from payments.contractor.tax import nec_1099_csv, tin_masked
 from payments.models import (
     Account,
     Entry,
     LedgerTransaction,
     OfferPaySnapshot,
     Payout,
+    PayoutAccount,
+    PayoutRun,
     PayPolicy,
+    Reconciliation,
+    TaxProfile,
     Tip,
     TipAdjustment,
     WebhookEvent,
@@ -298,3 +306,92 @@ class WebhookEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ["source", ProcessedFilter, "event_type"]
     search_fields = ["=event_id", "event_type"]
     date_hierarchy = "received_at"
+
+
+@admin.register(PayoutAccount)
+class PayoutAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Drivers' Stripe Connect accounts as Stripe last described them (account.updated events,
+    and each visit of the driver's Payouts page)."""
+
+    list_display = ["driver", "account_id", "payouts_enabled", "details_submitted", "requirements_due", "updated_at"]
+    list_select_related = ["driver__user"]
+    list_filter = ["payouts_enabled", "details_submitted"]
+    search_fields = ["=account_id", "driver__user__email"]
+
+
+@admin.register(PayoutRun)
+class PayoutRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["week_of", "zone", "started_at", "finished_at", "payouts", money("total_cents", "Total")]
+    list_select_related = ["zone"]
+    list_filter = ["zone"]
+    date_hierarchy = "week_of"
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """The daily check that the ledger, our payouts and Stripe agree (payments.reconcile)."""
+
+    list_display = ["ran_at", "ok", "difference_count"]
+    list_filter = ["ok"]
+    date_hierarchy = "ran_at"
+    readonly_fields = fields = ("ran_at", "ok", "differences", "checked")
+
+    @admin.display(description="Differences")
+    def difference_count(self, obj):
+        return len(obj.differences)
+
+
+@admin.register(TaxProfile)
+class TaxProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Drivers' W-9s: the TIN only masked. The 1099-NEC export (a link on the list, full TINs
+    for filing) needs the permission to view tax profiles."""
+
+    list_display = ["driver", "legal_name", "tin_type", "tin", "state", "certified_at"]
+    list_select_related = ["driver__user"]
+    search_fields = ["legal_name", "business_name", "driver__user__email", "=tin_last4"]
+    fields = (
+        "driver",
+        "legal_name",
+        "business_name",
+        "tin_type",
+        "tin",
+        "address_line1",
+        "address_line2",
+        "city",
+        "state",
+        "postal_code",
+        "certified_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    change_list_template = "admin/payments/taxprofile/change_list.html"
+
+    @admin.display(description="TIN")
+    def tin(self, obj):
+        return tin_masked(obj)
+
+    def get_urls(self):
+        urls = [
+            path(
+                "1099-nec/",
+                self.admin_site.admin_view(self.nec_1099_csv_view),
+                name="payments_taxprofile_1099nec",
+            )
+        ]
+        return urls + super().get_urls()
+
+    def nec_1099_csv_view(self, request):
+        """GET ?year=2026: the 1099-NEC figures of that tax year as CSV (last year by default)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        raw = request.GET.get("year", "")
+        year = int(raw) if raw.isdigit() and len(raw) == 4 else timezone.now().year - 1
+        response = HttpResponse(nec_1099_csv(year), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="spark-1099-nec-{year}.csv"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def changelist_view(self, request, extra_context=None):
+        year = timezone.now().year
+        extra_context = {**(extra_context or {}), "nec_years": [year - 1, year]}
+        return super().changelist_view(request, extra_context=extra_context)

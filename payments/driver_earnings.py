@@ -524,6 +524,12 @@ class WeeklyStatement:
 def _category(entry) -> str:
     c = StatementCategory
     key = entry.transaction.idempotency_key
+    # payments.payouts: "payout-fee:" and "payout-fee-refund:" (a fee, or one given back);
+    # "payout:" and "payout-reversed:" (paid out, or a failed payout's money back).
+    if key.startswith("payout-fee"):
+        return c.FEE
+    if key.startswith("payout"):
+        return c.PAYOUT
     if entry.has_fee:
         return c.PAYOUT if entry.has_payout else c.FEE
     if entry.has_payout:

@@ -19,6 +19,9 @@ PAY_POLICY_MONEY_FIELDS = (
     "wait_cents_per_minute",
     "incentive_step_cents",
     "incentive_cap_cents",
+    "cashout_fee_cents",
+    "cashout_daily_limit_cents",
+    "cashout_min_cents",
 )
 
 
@@ -34,6 +37,11 @@ class PayPolicy(models.Model):
     wait_cents_per_minute = models.BigIntegerField(default=20)
     incentive_step_cents = models.BigIntegerField(default=100)
     incentive_cap_cents = models.BigIntegerField(default=800)
+    # Instant cash-out (payments.payouts): what it costs, the most a driver may cash out per
+    # local day (fee aside) and the least one cash-out pays.
+    cashout_fee_cents = models.BigIntegerField(default=50)
+    cashout_daily_limit_cents = models.BigIntegerField(default=50_000)
+    cashout_min_cents = models.BigIntegerField(default=500)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
@@ -347,7 +355,10 @@ class Payout(models.Model):
     amount_cents = models.BigIntegerField()
     fee_cents = models.BigIntegerField(default=0)
     idempotency_key = models.CharField(max_length=128, unique=True)
-    external_id = models.CharField(max_length=64, blank=True)
+    external_id = models.CharField(max_length=64, blank=True, help_text="The Stripe transfer.")
+    stripe_payout_id = models.CharField(
+        max_length=64, blank=True, help_text="Instant cash-out: Stripe's payout to the driver's bank."
+    )
     failure_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
@@ -379,6 +390,90 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} {self.event_type} {self.event_id}"
+
+
+# --- Payouts: the driver's Connect account, weekly runs, reconciliation (payments/payouts.py) ---
+
+
+class PayoutAccount(models.Model):
+    """The driver's Stripe Connect Express account as Stripe last described it: written when
+    the driver opens their Payouts page (fetched) and on every account.updated event (fetched
+    again by id, so an old event cannot bring back an old state). Weekly payouts and cash-outs
+    go only to accounts with payouts enabled."""
+
+    driver = models.OneToOneField("drivers.Driver", on_delete=models.PROTECT, related_name="payout_account")
+    account_id = models.CharField(max_length=64)
+    payouts_enabled = models.BooleanField(default=False)
+    details_submitted = models.BooleanField(default=False)
+    requirements_due = models.JSONField(default=list, blank=True, help_text="Stripe's requirements.currently_due.")
+    disabled_reason = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Payout account {self.account_id} of driver {self.driver_id}"
+
+
+class PayoutRun(models.Model):
+    """One zone's weekly payout run, for the week starting `week_of` (the zone's local Monday).
+    Created when the run starts and stamped when it finished: the hourly beat entry pays a
+    zone whose run time has come and that has no finished run for the week (an unfinished one
+    is carried on; each driver's payout has its own key, so nothing is paid twice)."""
+
+    zone = models.ForeignKey("stores.Zone", on_delete=models.PROTECT, related_name="payout_runs")
+    week_of = models.DateField()
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    payouts = models.PositiveIntegerField(default=0)
+    total_cents = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["zone", "week_of"], name="payout_run_zone_week_unique")]
+
+    def __str__(self) -> str:
+        return f"Weekly payouts of {self.zone} for the week of {self.week_of}"
+
+
+class Reconciliation(models.Model):
+    """One daily check that the ledger, our payouts and Stripe agree (payments.reconcile).
+    `differences` lists what did not agree, in words ops can act on; empty when all did."""
+
+    ran_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ok = models.BooleanField()
+    differences = models.JSONField(default=list, blank=True)
+    checked = models.JSONField(default=dict, blank=True, help_text="What was compared (counts, totals).")
+
+    class Meta:
+        ordering = ["-ran_at"]
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.ran_at:%Y-%m-%d %H:%M}: {'ok' if self.ok else 'differences'}"
+
+
+class TaxProfile(models.Model):
+    """A driver's W-9 (payments.contractor.tax): who the 1099-NEC is for. The TIN is kept
+    encrypted at rest (Fernet, key SPARK_TIN_ENCRYPTION_KEY); screens show it masked from
+    `tin_last4`, and only the ops' 1099-NEC export decrypts it."""
+
+    class TinType(models.TextChoices):
+        SSN = "ssn", "SSN"
+        EIN = "ein", "EIN"
+
+    driver = models.OneToOneField("drivers.Driver", on_delete=models.PROTECT, related_name="tax_profile")
+    legal_name = models.CharField(max_length=200)
+    business_name = models.CharField(max_length=200, blank=True)
+    tin_type = models.CharField(max_length=3, choices=TinType.choices)
+    tin_encrypted = models.TextField(help_text="Encrypted; never shown.")
+    tin_last4 = models.CharField(max_length=4)
+    address_line1 = models.CharField(max_length=200)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    state = models.CharField(max_length=2)
+    postal_code = models.CharField(max_length=10)
+    certified_at = models.DateTimeField(help_text="When the driver certified the W-9 statement.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"W-9 of driver {self.driver_id}"
 
 
 # --- Contractor module: screening (payments/contractor/) ------------------------------

@@ -188,8 +188,8 @@ def payout(
         _at(fee_txn, when)
     if status == "failed":  # the money comes back to the balance
         back = _post(
-            idempotency_key=f"payout-failed:{row.pk}",
-            kind="payout_failed",
+            idempotency_key=f"payout-reversed:{row.pk}",
+            kind="payout_reversed",
             entries=[
                 (account_for_driver(driver=driver), amount),
                 (system_account(kind=Account.Kind.PAYOUT_CLEARING), -amount),

@@ -149,3 +149,28 @@ def test_a_batch_bringing_returns_back_is_pending_until_the_store_checks_them_in
     assert pending.batch_id == returning.pk and pending.status == "returning" and pending.guaranteed_cents == 1450
     done = ended_batch(driver, store=store)
     assert [b.pk for b in driver_earnings.driver_batches(driver=driver)] == [returning.pk, done.pk]
+
+
+def test_statement_lines_of_the_real_payout_flows(driver, django_capture_on_commit_callbacks):
+    """payments.payouts in the sandbox: a cash-out with its fee, paid, then failed for good (the
+    money and the fee come back): every line is a payout or a fee, and they add up to zero."""
+    from payments import payouts
+
+    store = StoreFactory(zone=driver.home_zone)
+    settle(ended_batch(driver, store=store))
+    before = driver_balance_cents(driver=driver)
+    quote = payouts.cashout_quote(driver)
+    assert quote.allowed, quote.reason
+    with django_capture_on_commit_callbacks(execute=False):  # the transfer task is not what is tested
+        cashed = payouts.cashout_request(driver, "confirm-1")
+    payouts.payout_mark_paid(payout_id=cashed.pk, transfer_id="tr_test")
+    payouts.payout_fail(payout_id=cashed.pk, reason="Bank returned it")
+    week = driver_earnings.current_week_start(driver=driver, now=timezone.now())
+    statement = driver_earnings.weekly_statement(driver=driver, week=week)
+    money_moves = [line for line in statement.lines if line.category != "batch_pay"]
+    assert {line.category for line in money_moves} == {"payout", "fee"}
+    assert sum(line.amount_cents for line in money_moves) == 0
+    # the fee came back inside the reversal (one entry per account): the fee line stays, the
+    # payout lines make up for it
+    assert statement.totals["fee"] == -cashed.fee_cents and statement.totals["payout"] == cashed.fee_cents
+    assert statement.closing_balance_cents == before == driver_balance_cents(driver=driver)

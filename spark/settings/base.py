@@ -407,3 +407,38 @@ LOGGING = {
     # logging each one costs real CPU in a claim storm. 5xx are still logged as errors.
     "loggers": {"django.request": {"level": env("DJANGO_REQUEST_LOG_LEVEL", default="ERROR")}},
 }
+
+# --- Money, issue 10: payouts, Stripe webhooks, reconciliation (payments/payouts.py) ---------
+# Weekly payouts run in each zone's own time: on this weekday (0 = Monday) from this local hour;
+# the beat entry runs hourly and pays every zone whose time has come and that was not paid yet.
+SPARK_WEEKLY_PAYOUT_WEEKDAY = env.int("SPARK_WEEKLY_PAYOUT_WEEKDAY", default=0)
+SPARK_WEEKLY_PAYOUT_HOUR = env.int("SPARK_WEEKLY_PAYOUT_HOUR", default=6)
+# Retries of a payout's transfer (backoff 30 s doubling, up to 30 min) before it fails and the
+# money goes back to the driver's balance.
+SPARK_PAYOUT_MAX_RETRIES = env.int("SPARK_PAYOUT_MAX_RETRIES", default=6)
+# The daily reconciliation compares the last this-many days of Stripe transfers with our payouts.
+SPARK_RECONCILE_DAYS = env.int("SPARK_RECONCILE_DAYS", default=35)
+CELERY_IMPORTS = [*CELERY_IMPORTS, "payments.payout_tasks"]
+CELERY_BEAT_SCHEDULE.update(
+    {
+        "weekly-payouts": {
+            "task": "payments.payout_tasks.run_weekly_payouts",
+            "schedule": timedelta(hours=1),  # each zone's local run time comes at a different UTC hour
+        },
+        "sweep-pending-payouts": {
+            "task": "payments.payout_tasks.sweep_pending_payouts",
+            "schedule": timedelta(minutes=15),  # payouts whose task was lost or outlived its retries
+        },
+        "reconcile-daily": {
+            "task": "payments.payout_tasks.reconcile_daily",
+            "schedule": timedelta(hours=24),
+        },
+    }
+)
+# W-9 TINs are encrypted at rest with these Fernet keys (comma-separated; the first encrypts,
+# all decrypt, for rotation). Unset: a key derived from SECRET_KEY; set it in production, since a
+# new SECRET_KEY would otherwise leave the stored TINs unreadable (drivers would re-enter them).
+SPARK_TIN_ENCRYPTION_KEYS = env.list("SPARK_TIN_ENCRYPTION_KEYS", default=[])
+# 1099-NEC: the least paid in a tax year that is reported, in cents, per year ("default" for the
+# others): $600 through 2025, $2,000 from 2026. JSON, e.g. {"default": 60000, "2026": 200000}.
+SPARK_1099_THRESHOLDS_CENTS = env.json("SPARK_1099_THRESHOLDS_CENTS", default={"default": 60000, "2026": 200000})

@@ -861,6 +861,17 @@ class StripeStandin:
         with self.api.lock:
             return self.api.state.balances.get(account or "platform", 0)
 
+    def account_onboard(self, account_id: str) -> dict:
+        """What the driver does on Stripe's onboarding pages: bank account and details given,
+        payouts enabled, nothing due. Returns the account.updated event."""
+        with self.api.lock:
+            account = self.api._get("account", account_id, param="account")
+            previous = {"payouts_enabled": account["payouts_enabled"], "requirements": dict(account["requirements"])}
+            account["payouts_enabled"] = account["charges_enabled"] = account["details_submitted"] = True
+            account["capabilities"] = {name: "active" for name in account["capabilities"]}
+            account["requirements"] = {**account["requirements"], "currently_due": [], "disabled_reason": None}
+            return _public(self.api.event("account.updated", account, previous=previous, account=account_id))
+
     def payout_settle(self, payout_id: str, status: str = "paid", failure_code: str | None = None) -> dict:
         """The payout is paid (or failed, its money back in the balance); returns the event."""
         if status not in ("paid", "failed"):
