@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet, Sum
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from orders.models import Batch, Stop
 from spark import geo
 from spark.errors import DomainError
 from spark.money import format_cents
+from stores.models import Store
 
 from . import pay_notices
 from .models import Account, BatchPay, Entry, LedgerTransaction, OfferPaySnapshot, PayAdjustment, PayPolicy
@@ -91,11 +92,6 @@ class FinalPay:
     def recomputed_cents(self) -> int:
         """What happened, priced: base, stops, miles, heavy orders and the incentive."""
         return self.base_cents + self.stops_cents + self.miles_cents + self.heavy_cents + self.incentive_cents
-
-
-def snapshot_pay_cents(snapshot: OfferPaySnapshot) -> int:
-    """What an offer promised for the batch, its tips aside (they are paid on their own)."""
-    return snapshot.total_cents - snapshot.tip_cents
 
 
 def wait_minutes_paid(*, policy: PayPolicy, arrived_at: datetime | None, picked_up_at: datetime | None) -> int:
@@ -183,9 +179,45 @@ def _driver_payables(driver_ids: set[int]) -> dict[int, Account]:
     return accounts
 
 
-def _settle_locked(batches: list[Batch]) -> list[BatchPay]:
+@dataclass(frozen=True)
+class _Due:
+    """A locked batch row, as much of it as settlement reads."""
+
+    pk: int
+    store_id: int
+    driver_id: int
+    arrived_at: datetime | None
+    picked_up_at: datetime | None
+    incentive_cents: int
+
+
+_DUE_COLUMNS = ("pk", "store_id", "driver_id", "arrived_at_store_at", "picked_up_at", "incentive_cents")
+
+
+def _insert(model, fields: tuple[str, ...], rows: list[tuple], *, returning: bool = False) -> list[int]:
+    """INSERT `rows` into `model`'s table in one statement (ids in row order with `returning`).
+    Plain SQL: settling 100,000 batches spends most of its time building model instances
+    otherwise (bench/bench_settlement.py). Only for tables without history or signals."""
+    from psycopg2.extras import execute_values
+
+    if not rows:
+        return []
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(model._meta.get_field(f).column) for f in fields)
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES %s"
+    with connection.cursor() as cursor:
+        found = execute_values(
+            cursor.cursor, sql + (" RETURNING id" if returning else ""), rows, page_size=len(rows), fetch=returning
+        )
+    return [row[0] for row in found] if returning else []
+
+
+_PAY_FIELDS = tuple(FinalPay.__dataclass_fields__)
+
+
+def _settle_locked(batches: list[_Due]) -> list[int]:
     """Settle `batches` (rows locked by the caller, settleable, not settled): a few queries for
-    the lot. Runs in the caller's transaction."""
+    the lot, in the caller's transaction. Returns the ids of the batches settled."""
     if not batches:
         return []
     ids = [b.pk for b in batches]
@@ -198,87 +230,83 @@ def _settle_locked(batches: list[Batch]) -> list[BatchPay]:
     for batch_id, lat, lng, heavy in rows:
         stops[batch_id].append(StopDriven(float(lat), float(lng), heavy))
     snapshots = {
-        row["offer__batch_id"]: row
-        for row in OfferPaySnapshot.objects.filter(offer__batch_id__in=ids, offer__status="accepted").values(
-            "pk", "total_cents", "tip_cents", "incentive_cents", "offer__batch_id", "offer__driver_id"
+        batch_id: (pk, driver_id, total - tip, incentive)
+        for pk, batch_id, driver_id, total, tip, incentive in OfferPaySnapshot.objects.filter(
+            offer__batch_id__in=ids, offer__status="accepted"
+        ).values_list("pk", "offer__batch_id", "offer__driver_id", "total_cents", "tip_cents", "incentive_cents")
+    }
+    stores = {
+        pk: (geo.Point.of(lat, lng), zone_id)
+        for pk, lat, lng, zone_id in Store.objects.filter(pk__in={b.store_id for b in batches}).values_list(
+            "pk", "lat", "lng", "zone_id"
         )
     }
-    stores = {b.store_id: b.store for b in batches}
-    policies = _policies({s.zone_id for s in stores.values()})
-    payables = _driver_payables({b.driver_id for b in batches if b.driver_id})
-    expense = system_account(kind=Account.Kind.PLATFORM_EXPENSE)
+    policies = _policies({zone_id for _, zone_id in stores.values()})
+    payables = _driver_payables({b.driver_id for b in batches})
+    expense = system_account(kind=Account.Kind.PLATFORM_EXPENSE).pk
 
     now = timezone.now()
-    pays: list[BatchPay] = []
+    pays: list[tuple[_Due, int | None, FinalPay]] = []
     for batch in batches:
-        store = stores[batch.store_id]
-        policy = policies[store.zone_id]
+        point, zone_id = stores[batch.store_id]
+        policy = policies[zone_id]
         snapshot = snapshots.get(batch.pk)
-        if snapshot is not None and snapshot["offer__driver_id"] == batch.driver_id:
-            snapshot_id = snapshot["pk"]
-            snapshot_cents = snapshot["total_cents"] - snapshot["tip_cents"]
-            incentive = snapshot["incentive_cents"]
+        snapshot_id: int | None
+        if snapshot is not None and snapshot[1] == batch.driver_id:
+            snapshot_id, _, snapshot_cents, incentive = snapshot
         else:  # assigned without an offer (never by dispatch): the policy as it stands
             snapshot_id, snapshot_cents = None, 0
             incentive = min(batch.incentive_cents, policy.incentive_cap_cents)
         figures = final_pay(
             policy=policy,
-            store=geo.Point.of(store.lat, store.lng),
+            store=point,
             stops=stops[batch.pk],
             snapshot_cents=snapshot_cents,
             incentive_cents=incentive,
-            arrived_at=batch.arrived_at_store_at,
+            arrived_at=batch.arrived_at,
             picked_up_at=batch.picked_up_at,
         )
-        pays.append(
-            BatchPay(
-                batch=batch,
-                driver_id=batch.driver_id or 0,  # unsettled_batches(): never None here
-                snapshot_id=snapshot_id,
-                created_at=now,
-                **{f: getattr(figures, f) for f in FinalPay.__dataclass_fields__},
-            )
-        )
+        pays.append((batch, snapshot_id, figures))
     pause_for_tests("computed")
 
-    txns = LedgerTransaction.objects.bulk_create(
-        [
-            LedgerTransaction(
-                idempotency_key=batch_pay_key(p.batch_id),
-                kind=BATCH_PAY_KIND,
-                memo=_memo(p),
-                batch_id=p.batch_id,
-                created_at=now,
-            )
-            for p in pays
-        ],
-        batch_size=SETTLE_CHUNK,
+    txn_ids = _insert(
+        LedgerTransaction,
+        ("idempotency_key", "kind", "memo", "batch", "created_at"),
+        [(batch_pay_key(b.pk), BATCH_PAY_KIND, _memo(b.pk, f), b.pk, now) for b, _, f in pays],
+        returning=True,
     )
     entries = []
-    for pay, txn in zip(pays, txns, strict=True):
-        pay.ledger_transaction = txn
-        if pay.final_cents:
-            entries.append(Entry(transaction=txn, account=payables[pay.driver_id], amount_cents=pay.final_cents))
-            entries.append(Entry(transaction=txn, account=expense, amount_cents=-pay.final_cents))
-    Entry.objects.bulk_create(entries, batch_size=2 * SETTLE_CHUNK)
-    return BatchPay.objects.bulk_create(pays, batch_size=SETTLE_CHUNK)
+    for (batch, _, figures), txn_id in zip(pays, txn_ids, strict=True):
+        if figures.final_cents:
+            entries.append((txn_id, payables[batch.driver_id].pk, figures.final_cents))
+            entries.append((txn_id, expense, -figures.final_cents))
+    _insert(Entry, ("transaction", "account", "amount_cents"), entries)
+    _insert(
+        BatchPay,
+        ("batch", "driver", "snapshot", "ledger_transaction", "created_at", *_PAY_FIELDS),
+        [
+            (b.pk, b.driver_id, snapshot_id, txn_id, now, *(getattr(f, name) for name in _PAY_FIELDS))
+            for (b, snapshot_id, f), txn_id in zip(pays, txn_ids, strict=True)
+        ],
+    )
+    return ids
 
 
-def _memo(pay: BatchPay) -> str:
-    recomputed = pay.base_cents + pay.stops_cents + pay.miles_cents + pay.heavy_cents + pay.incentive_cents
+def _memo(batch_id: int, pay: FinalPay) -> str:
     return (
-        f"Batch {pay.batch_id}: snapshot {pay.snapshot_cents}c, as driven {recomputed}c "
+        f"Batch {batch_id}: snapshot {pay.snapshot_cents}c, as driven {pay.recomputed_cents}c "
         f"({pay.stops_paid} stops, {pay.routed_meters} m), wait {pay.wait_cents}c"
     )[:255]
 
 
-def _lock_unsettled(due: QuerySet[Batch], limit: int) -> list[Batch]:
-    """Lock up to `limit` rows of `due` (SKIP LOCKED: another settler has those) and keep those
-    still unsettled: a BatchPay committed after this statement's snapshot began is seen by the
-    re-check, a fresh statement."""
-    batches = list(due.select_for_update(skip_locked=True, of=("self",)).select_related("store").order_by("pk")[:limit])
+def _lock_unsettled(due: QuerySet[Batch], limit: int) -> tuple[list[_Due], int | None]:
+    """Lock up to `limit` rows of `due` in id order (SKIP LOCKED: another settler has those) and
+    keep those still unsettled: a BatchPay committed after this statement's snapshot began is
+    seen by the re-check, a fresh statement. Returns them and the last id locked (None: none)."""
+    rows = due.select_for_update(skip_locked=True, of=("self",)).order_by("pk").values_list(*_DUE_COLUMNS)[:limit]
+    batches = [_Due(*row) for row in rows]
     done = set(BatchPay.objects.filter(batch_id__in=[b.pk for b in batches]).values_list("batch_id", flat=True))
-    return [b for b in batches if b.pk not in done]
+    return [b for b in batches if b.pk not in done], (batches[-1].pk if batches else None)
 
 
 def settle_batch(*, batch_id: int) -> BatchPay | None:
@@ -289,24 +317,26 @@ def settle_batch(*, batch_id: int) -> BatchPay | None:
     if existing is not None:
         return existing
     with transaction.atomic():
-        locked = _lock_unsettled(unsettled_batches().filter(pk=batch_id), 1)
+        locked, _ = _lock_unsettled(unsettled_batches().filter(pk=batch_id), 1)
         settled = _settle_locked(locked)
-    if settled:
-        logger.info("settled batch %s: %s", batch_id, format_cents(settled[0].final_cents))
-        return settled[0]
-    return BatchPay.objects.filter(batch_id=batch_id).first()
+    pay = BatchPay.objects.filter(batch_id=batch_id).first()
+    if settled and pay is not None:
+        logger.info("settled batch %s: %s", batch_id, format_cents(pay.final_cents))
+    return pay
 
 
 def settle_unsettled(*, limit: int = 10_000, chunk: int = SETTLE_CHUNK) -> int:
     """Settle up to `limit` completed or returned batches without a BatchPay, `chunk` per
-    transaction (the beat sweep; the benchmark). Returns how many settled."""
-    done = 0
+    transaction, in id order (the beat sweep; the benchmark). Batches another settler holds are
+    skipped, and settled by it. Returns how many this call settled."""
+    done, after = 0, 0
     while done < limit:
         with transaction.atomic():
-            settled = _settle_locked(_lock_unsettled(unsettled_batches(), min(chunk, limit - done)))
-        done += len(settled)
-        if not settled:
-            break
+            locked, last = _lock_unsettled(unsettled_batches().filter(pk__gt=after), min(chunk, limit - done))
+            if last is None:
+                break
+            after = last  # keyset: each chunk starts past the last one, not past every settled row
+            done += len(_settle_locked(locked))
     return done
 
 
