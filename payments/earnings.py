@@ -54,7 +54,7 @@ class EarningsSummary:
     balance_cents: int  # what we owe the driver now (earnings + tips - payouts - fees)
     batch_pay_cents: int  # every batch's settled pay
     adjustments_cents: int  # every adjustment ops made
-    pending_batches: int  # completed or returned, not settled yet
+    pending_batches: int  # finished (completed, returning or returned), not settled yet
 
 
 def driver_pay_history(*, driver, limit: int = 50) -> list[BatchPayLine]:
@@ -91,10 +91,11 @@ def driver_pay_history(*, driver, limit: int = 50) -> list[BatchPayLine]:
 
 
 def driver_pending_batches(*, driver) -> list[PendingBatch]:
-    """The driver's completed or returned batches whose pay has not settled yet (minutes at most:
-    the settle task runs on commit, the sweep every few minutes)."""
+    """The driver's finished batches whose pay has not settled yet: completed or returned (it
+    settles within minutes: the task runs on commit, the sweep every few minutes), or returning
+    (it settles once the store checks the returns in)."""
     rows = (
-        Batch.objects.filter(driver=driver, status__in=SETTLED_BATCH_STATUSES)
+        Batch.objects.filter(driver=driver, status__in=(*SETTLED_BATCH_STATUSES, Batch.Status.RETURNING))
         .filter(~Exists(BatchPay.objects.filter(batch=OuterRef("pk"))))
         .select_related("store")
         .order_by("closed_at", "pk")

@@ -374,6 +374,8 @@ def test_a_drivers_history_pending_batches_and_balance(store, ops):
     driver = DriverFactory(home_zone=store.zone)
     done, _, _, _ = closed_batch(store, driver=driver)
     pending, _, _, _ = closed_batch(store, driver=driver, status=Batch.Status.RETURNED)
+    closed_batch(store, driver=driver, status=Batch.Status.CANCELLED)  # never paid as a batch
+    returning, _, _, _ = closed_batch(store, driver=driver, status=Batch.Status.RETURNING)  # the active one
     pay = settlement.settle_batch(batch_id=done.pk)
     settlement.pay_adjust(batch_pay=pay, amount_cents=125, reason="route", note="detour", actor=ops)
     [line] = earnings.driver_pay_history(driver=driver)
@@ -382,13 +384,14 @@ def test_a_drivers_history_pending_batches_and_balance(store, ops):
         (125, "Route was longer than measured", "detour")
     ]
     assert line.total_cents == pay.final_cents + 125
-    assert [p.batch_id for p in earnings.driver_pending_batches(driver=driver)] == [pending.pk]
+    waiting = earnings.driver_pending_batches(driver=driver)
+    assert {(p.batch_id, p.status) for p in waiting} == {(pending.pk, "returned"), (returning.pk, "returning")}
     summary = earnings.driver_earnings_summary(driver=driver)
     assert summary == earnings.EarningsSummary(
         balance_cents=pay.final_cents + 125,
         batch_pay_cents=pay.final_cents,
         adjustments_cents=125,
-        pending_batches=1,
+        pending_batches=2,
     )
 
 
