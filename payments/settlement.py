@@ -195,13 +195,18 @@ _DUE_COLUMNS = ("pk", "store_id", "driver_id", "arrived_at_store_at", "picked_up
 
 
 def _insert(model, fields: tuple[str, ...], rows: list[tuple], *, returning: bool = False) -> list[int]:
-    """INSERT `rows` into `model`'s table in one statement (ids in row order with `returning`).
-    Plain SQL: settling 100,000 batches spends most of its time building model instances
-    otherwise (bench/bench_settlement.py). Only for tables without history or signals."""
-    from psycopg2.extras import execute_values
-
+    """INSERT `rows` into `model`'s table (ids in row order with `returning`). On PostgreSQL one
+    plain statement: settling 100,000 batches spends most of its time building model instances
+    otherwise (bench/bench_settlement.py). Elsewhere (the embedded SQLite default) bulk_create.
+    Only for tables without history or signals."""
     if not rows:
         return []
+    if connection.vendor != "postgresql":
+        names = [model._meta.get_field(f).attname for f in fields]
+        created = model.objects.bulk_create([model(**dict(zip(names, row, strict=True))) for row in rows])
+        return [obj.pk for obj in created]
+    from psycopg2.extras import execute_values
+
     quote = connection.ops.quote_name
     columns = ", ".join(quote(model._meta.get_field(f).column) for f in fields)
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES %s"
