@@ -23,5 +23,5 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # Test-only: hold settlement at a point ("computed" or "posted", then ":<seconds>") so a test can
-# SIGKILL the worker there (payments.settlement._test_pause). Empty: no pause.
+# SIGKILL the worker there (payments.settlement.pause_for_tests). Empty: no pause.
 SPARK_SETTLEMENT_TEST_PAUSE = env("SPARK_SETTLEMENT_TEST_PAUSE", default="")
