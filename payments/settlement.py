@@ -384,7 +384,7 @@ def pay_adjust(*, batch_pay: BatchPay, amount_cents: int, reason: str, note: str
         adjustment = PayAdjustment.objects.create(
             batch_pay=locked, amount_cents=amount_cents, reason=reason, note=note, created_by=actor
         )
-        txn, _ = ledger_post(
+        txn = ledger_post(
             idempotency_key=pay_adjustment_key(adjustment.pk),
             kind=PAY_ADJUSTMENT_KIND,
             entries=[
@@ -394,7 +394,7 @@ def pay_adjust(*, batch_pay: BatchPay, amount_cents: int, reason: str, note: str
             memo=f"Adjustment of batch {locked.batch_id}: {PayAdjustment.Reason(reason).label}"[:255],
             batch=locked.batch,
             actor=actor,
-        )
+        ).transaction
         PayAdjustment.objects.filter(pk=adjustment.pk).update(ledger_transaction=txn)
         adjustment.ledger_transaction = txn
         pay_notices.adjustment_notice_enqueue(adjustment=adjustment)
