@@ -488,9 +488,18 @@ class BatchPayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_adjust_permission(self, request) -> bool:
         return request.user.has_perm("payments.add_payadjustment")
 
+    def get_queryset(self, request):
+        # The adjustments' sum as a correlated subquery: one query for the page, not one per row.
+        adjustments = PayAdjustment.objects.filter(batch_pay=OuterRef("pk")).order_by().values("batch_pay")
+        total = Coalesce(Subquery(adjustments.annotate(s=Sum("amount_cents")).values("s")), 0)
+        return super().get_queryset(request).annotate(adjustments_cents=total)
+
     @admin.display(description="With adjustments")
     def adjusted_total(self, obj):
-        return format_cents(adjusted_total_cents(batch_pay=obj))
+        adjustments = getattr(obj, "adjustments_cents", None)
+        if adjustments is None:
+            return format_cents(adjusted_total_cents(batch_pay=obj))
+        return format_cents(obj.final_cents + adjustments)
 
     @admin.action(description="Adjust pay (amount, reason and note above)", permissions=["adjust"])
     def adjust_pay(self, request, queryset):

@@ -40,6 +40,7 @@ from payments.services import ledger_post, offer_pay_snapshot_create, system_acc
 from payments.tests.factories import PayPolicyFactory
 from spark import geo
 from spark.errors import DomainError
+from spark.money import format_cents
 from stores.tests.factories import StoreFactory, UserFactory, ZoneFactory
 from tests.helpers import run_in_threads
 
@@ -422,6 +423,8 @@ def test_ops_adjust_a_batch_pay_from_the_admin(client, settings, store):
     assert (adjustment.amount_cents, adjustment.reason, adjustment.created_by) == (300, "goodwill", admin_user)
     page = client.get(reverse("admin:payments_batchpay_change", args=[pay.pk]))
     assert b"thanks" in page.content
+    listed = client.get(changelist).content.decode()
+    assert format_cents(pay.final_cents + 300) in listed  # the total with the adjustment
     assert client.get(reverse("admin:payments_payadjustment_changelist")).status_code == 200
 
 
