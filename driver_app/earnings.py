@@ -1,9 +1,8 @@
 """The driver's money screens: balance and what is pending, each batch's pay beside what its
 offer showed, weekly statements (HTML and CSV) and payout history. Read through
 payments.driver_earnings; nothing here writes. Every screen says "test payments" in the sandbox.
-
-Cash-out (payments.payouts, another slice) gets its button on the earnings home, at the place
-marked in templates/driver/earnings.html."""
+The earnings home links to the cash-out screen (driver_app.cashout) and the payout set-up
+(driver_app.payout_setup)."""
 
 import csv
 import zoneinfo

@@ -4,7 +4,7 @@
 
 from django.urls import path
 
-from . import batch, earnings, home, offers, payout_setup, push, pwa, standing
+from . import batch, cashout, earnings, home, offers, payout_setup, push, pwa, standing
 
 app_name = "driver_app"
 
@@ -28,6 +28,7 @@ urlpatterns = [
     path("standing/log/", standing.dispatch_log, name="dispatch-log"),
     path("payouts/", payout_setup.payouts, name="payouts"),
     path("payouts/setup/", payout_setup.payouts_setup, name="payouts-setup"),
+    path("payouts/cash-out/", cashout.cashout, name="cashout"),
     path("payouts/tax/", payout_setup.tax_details, name="tax-details"),
     path("payouts/1099-nec/<int:year>.csv", payout_setup.nec_1099, name="nec-1099"),
     path("push/subscribe/", push.push_subscribe, name="push-subscribe"),

@@ -1,8 +1,12 @@
-"""Ops admin for money: pay policies, pay snapshots, the ledger, tips, payouts and webhook events."""
+"""Ops admin for money: pay policies, pay snapshots, batch pay and its adjustments, the ledger,
+tips, payouts and webhook events."""
 
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -17,9 +21,11 @@ from ops_admin.base import (
 from payments.contractor.tax import nec_1099_csv, tin_masked
 from payments.models import (
     Account,
+    BatchPay,
     Entry,
     LedgerTransaction,
     OfferPaySnapshot,
+    PayAdjustment,
     Payout,
     PayoutAccount,
     PayoutRun,
@@ -30,6 +36,8 @@ from payments.models import (
     TipAdjustment,
     WebhookEvent,
 )
+from payments.settlement import adjusted_total_cents, pay_adjust
+from spark.errors import DomainError
 from spark.money import format_cents
 
 PAYOUT_STUCK_AFTER = timedelta(hours=1)
@@ -395,3 +403,137 @@ class TaxProfileAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         year = timezone.now().year
         extra_context = {**(extra_context or {}), "nec_years": [year - 1, year]}
         return super().changelist_view(request, extra_context=extra_context)
+
+
+# --- Batch pay and adjustments (payments.settlement) -----------------------------------------
+
+
+class PayAdjustmentInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = PayAdjustment
+    extra = 0
+    readonly_fields = fields = (
+        "created_at",
+        money("amount_cents", "Amount"),
+        "reason",
+        "note",
+        "created_by",
+        "ledger_transaction",
+        "driver_notified_at",
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("created_by", "ledger_transaction")
+
+
+class PayAdjustmentActionForm(ActionForm):
+    """The batch pay changelist's action bar: what "Adjust pay" posts for each selected batch."""
+
+    amount = forms.CharField(required=False, max_length=12, label="Amount in $ (e.g. 2.50 or -1.00)")
+    reason = forms.ChoiceField(required=False, choices=[("", "Reason...")] + PayAdjustment.Reason.choices)
+    note = forms.CharField(required=False, max_length=255, label="Note to the driver")
+
+
+def _cents(text: str) -> int | None:
+    """ "2.50" -> 250, "-1" -> -100; None unless a number of dollars with at most two decimals."""
+    try:
+        value = Decimal(text.strip().lstrip("$")) * 100
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or value != value.to_integral_value() or abs(value) > 10**9:
+        return None
+    return int(value)
+
+
+@admin.register(BatchPay)
+class BatchPayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What each batch paid (settled once, payments.settlement); changed only by adjustments,
+    each with a reason the driver is emailed, never below the offer's snapshot."""
+
+    list_display = [
+        "batch",
+        "driver",
+        money("snapshot_cents", "Snapshot"),
+        money("final_cents", "Final"),
+        money("wait_cents", "Wait pay"),
+        "adjusted_total",
+        "created_at",
+    ]
+    list_select_related = ["batch__store", "driver__user"]
+    search_fields = ["=batch__id", "driver__user__email"]
+    date_hierarchy = "created_at"
+    readonly_fields = fields = (
+        "batch",
+        "driver",
+        "snapshot",
+        money("snapshot_cents", "Snapshot (tips aside)"),
+        money("base_cents", "Base"),
+        money("stops_cents", "Stops"),
+        money("miles_cents", "Miles"),
+        money("heavy_cents", "Heavy orders"),
+        money("incentive_cents", "Incentive"),
+        "routed_meters",
+        "stops_paid",
+        "heavy_paid",
+        "wait_minutes",
+        money("wait_cents", "Wait pay"),
+        money("final_cents", "Final"),
+        "adjusted_total",
+        "ledger_transaction",
+        "created_at",
+    )
+    inlines = [PayAdjustmentInline]
+    action_form = PayAdjustmentActionForm
+    actions = ["adjust_pay"]
+
+    def has_adjust_permission(self, request) -> bool:
+        return request.user.has_perm("payments.add_payadjustment")
+
+    def get_queryset(self, request):
+        # The adjustments' sum as a correlated subquery: one query for the page, not one per row.
+        adjustments = PayAdjustment.objects.filter(batch_pay=OuterRef("pk")).order_by().values("batch_pay")
+        total = Coalesce(Subquery(adjustments.annotate(s=Sum("amount_cents")).values("s")), 0)
+        return super().get_queryset(request).annotate(adjustments_cents=total)
+
+    @admin.display(description="With adjustments")
+    def adjusted_total(self, obj):
+        adjustments = getattr(obj, "adjustments_cents", None)
+        if adjustments is None:
+            return format_cents(adjusted_total_cents(batch_pay=obj))
+        return format_cents(obj.final_cents + adjustments)
+
+    @admin.action(description="Adjust pay (amount, reason and note above)", permissions=["adjust"])
+    def adjust_pay(self, request, queryset):
+        amount = _cents(request.POST.get("amount", ""))
+        reason, note = request.POST.get("reason", ""), request.POST.get("note", "")
+        if amount is None:
+            self.message_user(request, "Give the amount in dollars, e.g. 2.50 or -1.00.", level=messages.ERROR)
+            return
+        done = 0
+        for pay in queryset:
+            try:
+                pay_adjust(batch_pay=pay, amount_cents=amount, reason=reason, note=note, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{pay}: {exc.message}", level=messages.ERROR)
+                continue
+            done += 1
+        if done:
+            self.message_user(
+                request, f"{done} adjusted by {format_cents(amount)}; the driver is emailed.", level=messages.SUCCESS
+            )
+
+
+@admin.register(PayAdjustment)
+class PayAdjustmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "batch_pay",
+        money("amount_cents", "Amount"),
+        "reason",
+        "note",
+        "created_by",
+        "driver_notified_at",
+    ]
+    list_select_related = ["batch_pay", "created_by"]
+    list_filter = ["reason"]
+    search_fields = ["=batch_pay__batch__id", "note", "batch_pay__driver__user__email"]
+    date_hierarchy = "created_at"

@@ -94,4 +94,6 @@ def batch_set_status(
     if result.changed and to == Batch.Status.PUBLISHED:
         # Back on offer (published, or back to dispatch): dispatch starts once committed.
         hooks.batch_published(batch_id=batch.pk)
+    if result.changed and to in (Batch.Status.COMPLETED, Batch.Status.RETURNED):
+        hooks.batch_closed(batch_id=batch.pk)  # its pay settles once committed (payments)
     return result

@@ -1,8 +1,23 @@
 """Celery entry points of payments: take ids, call a service, safe to run twice."""
 
 from celery import shared_task
+from django.conf import settings
+from django.db import DatabaseError
 
+from . import settlement
 from .contractor import services as contractor
+
+# Settlement (issue 10): a database that is down or a deadlock is worth another try, with
+# exponential backoff (1 s, 2 s, 4 s ... up to 10 min, with jitter); anything else is a bug and
+# fails loudly. The beat sweep settles whatever a task gave up on.
+_SETTLE_RETRY = {
+    "acks_late": True,
+    "autoretry_for": (DatabaseError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
 @shared_task(ignore_result=True)
@@ -23,3 +38,19 @@ def check_document_expiry() -> dict:
 def sweep_screening() -> dict:
     """Beat safety net, every 5 min: unsent driver notices, drivers missing a contractor id."""
     return contractor.screening_sweep()
+
+
+@shared_task(ignore_result=True, **_SETTLE_RETRY)
+def settle_batch(batch_id: int) -> str:
+    """Queued on commit when a batch completes or returns (spark.hooks.batch_closed): post its
+    pay once. Safe to run twice, by two workers at once, or after a worker died mid-way."""
+    pay = settlement.settle_batch(batch_id=batch_id)
+    settlement.pause_for_tests("posted")
+    return "unsettled" if pay is None else f"settled {pay.final_cents}c"
+
+
+@shared_task(ignore_result=True, **_SETTLE_RETRY)
+def sweep_unsettled_batches() -> int:
+    """Beat safety net (SPARK_SETTLEMENT_SWEEP_SECONDS): settle completed and returned batches
+    whose task was lost. Returns how many settled."""
+    return settlement.settle_unsettled(limit=settings.SPARK_SETTLEMENT_SWEEP_LIMIT)

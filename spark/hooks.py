@@ -10,7 +10,9 @@ higher layer installs the one handler of each in its AppConfig.ready():
   whether a driver holds an active batch (driver_holds_batch);
 - dispatch (`DispatchConfig.ready()`, dispatch/handlers.py), for orders and drivers: a batch
   was published, withdrawn or taken from its driver, a driver can no longer act, a held
-  batch goes back to dispatch.
+  batch goes back to dispatch;
+- payments (`PaymentsConfig.ready()`, payments/handlers.py), for orders: a batch completed or
+  returned, its pay settles (batch_closed).
 
 A hook is called like a function, with keyword arguments, and returns what its handler
 returns.
@@ -108,4 +110,14 @@ held_batch_apply = Hook(
 driver_holds_batch = Hook(
     "driver_holds_batch",
     "driver_holds_batch(driver_id) -> bool: the driver holds an active batch (assigned to them, not done).",
+)
+
+
+# --- Installed by payments ----------------------------------------------------------------
+
+
+batch_closed = Hook(
+    "batch_closed",
+    "batch_closed(batch_id): a batch is completed or returned in the current transaction: settle its pay "
+    "once committed.",
 )

@@ -27,10 +27,12 @@ from orders.models import Batch, BatchEvent, BatchingRun, Order, OrderEvent, Sto
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from payments.models import (
     Account,
+    BatchPay,
     DriverNotice,
     Entry,
     LedgerTransaction,
     OfferPaySnapshot,
+    PayAdjustment,
     Payout,
     PayoutAccount,
     PayoutRun,
@@ -162,6 +164,26 @@ def world(ops_admin):
         PushSubscription.objects.create(
             driver=driver, endpoint="https://push.example.test/sub/1", p256dh="k", auth="a"
         ),
+    ]
+    pay = BatchPay.objects.create(
+        batch=batch,
+        driver=driver,
+        snapshot_cents=1350,
+        base_cents=400,
+        stops_cents=150,
+        miles_cents=300,
+        heavy_cents=0,
+        routed_meters=12000,
+        stops_paid=1,
+        heavy_paid=0,
+        incentive_cents=0,
+        wait_minutes=0,
+        wait_cents=0,
+        final_cents=1350,
+    )
+    rows += [
+        pay,
+        PayAdjustment.objects.create(batch_pay=pay, amount_cents=100, reason="goodwill", created_by=ops_admin),
     ]
     case = ScreeningCase.objects.create(driver=driver, status=ScreeningCase.Status.IN_REVIEW, submitted_at=now)
     rows += [

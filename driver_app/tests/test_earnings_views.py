@@ -79,7 +79,7 @@ def test_home_shows_the_ledger_balance_and_what_is_pending(driver, store):
     assert 'data-testid="batch-pay-pending"' in html
     assert TEST_PAYMENTS in html
     assert 'aria-current="page" data-testid="tab-earnings"' in html
-    assert "CASH-OUT" not in html  # the marked place shows nothing
+    assert 'href="/driver/cashout/"' in html  # the fee is shown there before confirming
 
 
 def test_another_drivers_money_is_invisible(driver, store, zone):
@@ -134,9 +134,9 @@ def test_guarantee_top_up_makes_the_parts_add_up(driver, store):
             "wait_minutes": 5,
         },
     )
-    assert pay.final_cents == 1450  # the offer's guarantee, above the 600 worked out
+    assert pay.final_cents == 1450 + 100  # the offer's guarantee (above the 500 worked out), plus the wait
     html = client_for(driver).get(f"/driver/earnings/batches/{batch.pk}/").content.decode()
-    assert 'data-testid="paid-top-up">$8.50<' in html and 'data-testid="paid-final">$14.50<' in html
+    assert 'data-testid="paid-top-up">$9.50<' in html and 'data-testid="paid-final">$15.50<' in html
 
 
 def test_a_batch_not_settled_says_pay_is_being_worked_out(driver, store):

@@ -85,8 +85,9 @@ def settle(batch: Batch, *, paid: dict | None = None, when: datetime | None = No
     paid = paid or PAID
     snapshot = OfferPaySnapshot.objects.filter(offer__batch=batch, offer__status="accepted").first()
     snapshot_cents = snapshot.total_cents - snapshot.tip_cents if snapshot else 0
-    parts = sum(v for k, v in paid.items() if k.endswith("_cents"))
-    final = max(parts, snapshot_cents)
+    # as payments.settlement.final_pay: the greater of the snapshot and what happened, plus wait
+    recomputed = sum(v for k, v in paid.items() if k.endswith("_cents") and k != "wait_cents")
+    final = max(snapshot_cents, recomputed) + paid["wait_cents"]
     txn = _post(
         idempotency_key=f"batch-pay:{batch.pk}",
         kind="batch_pay",

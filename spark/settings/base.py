@@ -308,6 +308,15 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),  # unsent driver notices, missing contractor ids
     },
 }
+# --- Money: batch settlement (issue 10) ---
+# The settle_batch task runs when a batch completes or returns; this sweep settles any whose task
+# was lost (completed or returned, a driver, no BatchPay), at most SPARK_SETTLEMENT_SWEEP_LIMIT a run.
+SPARK_SETTLEMENT_SWEEP_SECONDS = env.int("SPARK_SETTLEMENT_SWEEP_SECONDS", default=300)
+SPARK_SETTLEMENT_SWEEP_LIMIT = env.int("SPARK_SETTLEMENT_SWEEP_LIMIT", default=20_000)
+CELERY_BEAT_SCHEDULE["sweep-unsettled-batches"] = {
+    "task": "payments.tasks.sweep_unsettled_batches",
+    "schedule": timedelta(seconds=SPARK_SETTLEMENT_SWEEP_SECONDS),
+}
 # Longest countdown any of our tasks may use; checked against visibility_timeout in tests.
 SPARK_MAX_TASK_COUNTDOWN_SECONDS = 3600
 

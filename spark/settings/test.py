@@ -22,3 +22,6 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Test-only: hold settlement at a point ("computed" or "posted", then ":<seconds>") so a test can
+# SIGKILL the worker there (payments.settlement.pause_for_tests). Empty: no pause.
+SPARK_SETTLEMENT_TEST_PAUSE = env("SPARK_SETTLEMENT_TEST_PAUSE", default="")
