@@ -79,7 +79,7 @@ def test_home_shows_the_ledger_balance_and_what_is_pending(driver, store):
     assert 'data-testid="batch-pay-pending"' in html
     assert TEST_PAYMENTS in html
     assert 'aria-current="page" data-testid="tab-earnings"' in html
-    assert 'href="/driver/cashout/"' in html  # the fee is shown there before confirming
+    assert 'href="/driver/payouts/cash-out/"' in html  # the fee is shown there before confirming
 
 
 def test_another_drivers_money_is_invisible(driver, store, zone):
