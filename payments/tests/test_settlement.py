@@ -33,7 +33,7 @@ from drivers.tests.factories import DriverFactory
 from orders.models import Batch, Stop
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from orders.transitions import batch_set_status
-from payments import earnings, settlement, tasks
+from payments import driver_earnings, settlement, tasks
 from payments.models import Account, BatchPay, Entry, LedgerTransaction, OfferPaySnapshot, PayAdjustment
 from payments.selectors import driver_balance_cents, ledger_total_cents
 from payments.services import ledger_post, offer_pay_snapshot_create, system_account, trip_pay_for_released_batch
@@ -379,21 +379,16 @@ def test_a_drivers_history_pending_batches_and_balance(store, ops):
     returning, _, _, _ = closed_batch(store, driver=driver, status=Batch.Status.RETURNING)  # the active one
     pay = settlement.settle_batch(batch_id=done.pk)
     settlement.pay_adjust(batch_pay=pay, amount_cents=125, reason="route", note="detour", actor=ops)
-    [line] = earnings.driver_pay_history(driver=driver)
-    assert (line.batch_id, line.snapshot_cents, line.final_cents) == (done.pk, pay.snapshot_cents, pay.final_cents)
-    assert [(a.amount_cents, a.reason_label, a.note) for a in line.adjustments] == [
-        (125, "Route was longer than measured", "detour")
-    ]
-    assert line.total_cents == pay.final_cents + 125
-    waiting = earnings.driver_pending_batches(driver=driver)
-    assert {(p.batch_id, p.status) for p in waiting} == {(pending.pk, "returned"), (returning.pk, "returning")}
-    summary = earnings.driver_earnings_summary(driver=driver)
-    assert summary == earnings.EarningsSummary(
-        balance_cents=pay.final_cents + 125,
-        batch_pay_cents=pay.final_cents,
-        adjustments_cents=125,
-        pending_batches=2,
-    )
+    line = driver_earnings.batch_earnings(driver=driver, batch_id=done.pk)
+    assert (line.paid.snapshot_cents, line.paid.final_cents) == (pay.snapshot_cents, pay.final_cents)
+    assert [(a.amount_cents, a.reason, a.note) for a in line.adjustments] == [(125, "route", "detour")]
+    assert line.pay_cents == pay.final_cents + 125
+    summary = driver_earnings.earnings_summary(driver=driver)
+    assert {(p.batch_id, p.status) for p in summary.pending_batches} == {
+        (pending.pk, "returned"),
+        (returning.pk, "returning"),
+    }
+    assert (summary.balance_cents, summary.earnings_cents, summary.tips_cents) == (pay.final_cents + 125,) * 2 + (0,)
 
 
 # --- Ops admin -------------------------------------------------------------------------------
