@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from driver_app.earnings import statement_csv, statement_filename
 from payments import driver_earnings
+from payments.payouts import cashout_quote, cashout_request
 from spark.api.schema import error_responses
 from spark.roles import IsDriver
 
@@ -325,3 +326,44 @@ class PayoutListView(EarningsAPIView):
         return self.get_paginated_response(
             [PayoutSerializer(asdict(p)).data for p in driver_earnings.payout_lines(page or [])]
         )
+
+
+class CashoutQuoteSerializer(serializers.Serializer):
+    available_cents = serializers.IntegerField(help_text="The balance now.")
+    fee_cents = serializers.IntegerField(help_text="Taken from the balance on top of the payout.")
+    payout_cents = serializers.IntegerField(help_text="What reaches the bank; 0 when not allowed.")
+    min_cents = serializers.IntegerField()
+    remaining_today_cents = serializers.IntegerField(help_text="What is left of today's limit (zone time).")
+    allowed = serializers.BooleanField()
+    reason = serializers.CharField(allow_blank=True, help_text="Why not, in words; empty when allowed.")
+    reason_code = serializers.ChoiceField(choices=["", "not_enabled", "empty", "daily_limit", "below_minimum"])
+    test_payments = serializers.BooleanField()
+
+
+class CashoutRequestSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(
+        min_length=1, max_length=64, help_text="One per confirmation: sending it again returns the same payout."
+    )
+
+
+class CashoutView(EarningsAPIView):
+    """Instant cash-out: GET says what it would do now (fee, amount, limits); POST asks for
+    exactly that. Refused with 409 `payout_refused` (reason in `code` of the error: below the
+    minimum, past the daily limit, nothing to pay, payouts not set up); nothing changes."""
+
+    serializer_class = CashoutRequestSerializer
+
+    @extend_schema(responses=CashoutQuoteSerializer)
+    def get(self, request):
+        quote = cashout_quote(request.driver)
+        return Response(
+            CashoutQuoteSerializer({**asdict(quote), "test_payments": driver_earnings.test_payments()}).data
+        )
+
+    @extend_schema(request=CashoutRequestSerializer, responses={201: PayoutSerializer, **error_responses(400, 409)})
+    def post(self, request):
+        data = CashoutRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        payout = cashout_request(request.driver, data.validated_data["idempotency_key"])
+        [line] = driver_earnings.payout_lines([payout])
+        return Response(PayoutSerializer(asdict(line)).data, status=201)

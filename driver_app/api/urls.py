@@ -43,4 +43,5 @@ urlpatterns += [
     ),
     path("driver/earnings/statements/<str:week>/", earnings.StatementView.as_view(), name="driver-earnings-statement"),
     path("driver/earnings/payouts/", earnings.PayoutListView.as_view(), name="driver-earnings-payouts"),
+    path("driver/earnings/cashout/", earnings.CashoutView.as_view(), name="driver-earnings-cashout"),
 ]

@@ -82,3 +82,31 @@ def test_spanish(web, driver):
     web.cookies["django_language"] = "es"
     body = web.get(PAGE).content.decode()
     assert "Cobrar ahora" in body and "Comisión de cobro" in body and "A tu banco ahora" in body
+
+
+API = "/api/v1/driver/earnings/cashout/"
+
+
+def test_the_api_quotes_then_cashes_out_once_per_key(web, driver):
+    credit(driver, earnings=2_000)
+    quote = web.get(API).json()
+    assert (quote["available_cents"], quote["fee_cents"], quote["payout_cents"], quote["allowed"]) == (
+        2_000,
+        50,
+        1_950,
+        True,
+    )
+    first = web.post(API, {"idempotency_key": "k1"}, content_type="application/json")
+    again = web.post(API, {"idempotency_key": "k1"}, content_type="application/json")
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"] and first.json()["amount_cents"] == 1_950
+    assert Payout.objects.count() == 1
+
+
+def test_the_api_refuses_below_the_minimum_and_bad_bodies(web, driver):
+    credit(driver, earnings=300)
+    refused = web.post(API, {"idempotency_key": "k1"}, content_type="application/json")
+    assert refused.status_code == 409 and refused.json()["code"] == "below_minimum"
+    for body in ({}, {"idempotency_key": ""}, {"idempotency_key": "x" * 65}, {"idempotency_key": {"a": 1}}):
+        assert web.post(API, body, content_type="application/json").status_code == 400
+    assert Payout.objects.count() == 0 and driver_balance_cents(driver=driver) == 300
