@@ -5,7 +5,6 @@ reload of the POST or a second tab sends one cash-out, not two."""
 
 import uuid
 
-from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -13,6 +12,7 @@ from django.views.decorators.http import require_http_methods
 
 from driver_app.page import driver_page, page_context
 from drivers.models import Driver
+from payments import driver_earnings
 from payments.payouts import PayoutRefused, cashout_quote, cashout_request
 from spark.money import format_cents
 
@@ -43,11 +43,12 @@ def cashout(request, driver: Driver):
                 request, refusal_text(exc.code, quote) if exc.code != "bad_key" else _("Reload the page and try again.")
             )
             return redirect("driver_app:cashout")
-        messages.success(
-            request,
-            _("Cash-out of %(amount)s is on its way to your bank (fee %(fee)s).")
-            % {"amount": format_cents(payout.amount_cents), "fee": format_cents(payout.fee_cents)},
-        )
+        amounts = {"amount": format_cents(payout.amount_cents), "fee": format_cents(payout.fee_cents)}
+        if driver_earnings.test_payments():
+            done = _("Test cash-out of %(amount)s recorded (fee %(fee)s): no real money moves.") % amounts
+        else:
+            done = _("Cash-out of %(amount)s is on its way to your bank (fee %(fee)s).") % amounts
+        messages.success(request, done)
         return redirect("driver_app:payouts")
     quote = cashout_quote(driver)
     context = page_context(
@@ -57,6 +58,6 @@ def cashout(request, driver: Driver):
         quote=quote,
         refusal=refusal_text(quote.reason_code, quote) if not quote.allowed else "",
         key=uuid.uuid4().hex,
-        sandbox_payments=settings.SPARK_PAYMENT_BACKEND == "sandbox",
+        test_payments=driver_earnings.test_payments(),
     )
     return render(request, "driver/cashout.html", context)
