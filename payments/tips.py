@@ -38,8 +38,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from orders.batch_editing import batch_refresh_route
 from orders.models import Batch, Order, Stop
-from orders.services import batch_refresh_route
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound
 from spark.money import format_cents
@@ -47,6 +47,7 @@ from spark.money import format_cents
 from .contractor.notices import notice_create
 from .models import Account, DriverNotice, Tip, TipAdjustment, TipCharge
 from .services import ledger_post, system_account, zone_pay_policy
+from .tips_selectors import tip_can_raise
 
 logger = logging.getLogger(__name__)
 
@@ -62,15 +63,6 @@ DRIVER_HOLDS = (
 )
 # Order statuses after which nothing more happens to the delivery: the adjust window runs.
 FINAL_ORDER = (Order.Status.DELIVERED, Order.Status.UNDELIVERABLE, Order.Status.RETURNED, Order.Status.CANCELLED)
-# The customer may raise a tip until the order was delivered and its window closed; never on an
-# order that was cancelled or did not reach them.
-RAISABLE_ORDER = (
-    Order.Status.RECEIVED,
-    Order.Status.BATCHED,
-    Order.Status.READY,
-    Order.Status.PICKED_UP,
-    Order.Status.DELIVERED,
-)
 # A pending authorisation older than this lost its task; the sweeper tries it again.
 STALE_PENDING = timedelta(minutes=2)
 
@@ -166,9 +158,7 @@ class StripeTipBackend:
 
     def capture(self, charge: TipCharge, amount_cents: int) -> dict:
         client = self._client()
-        params: dict[str, Any] = {}
-        if amount_cents < charge.amount_cents:
-            params["amount_to_capture"] = amount_cents
+        params: Any = {"amount_to_capture": amount_cents} if amount_cents < charge.amount_cents else {}
         try:
             pi = client.v1.payment_intents.capture(
                 charge.stripe_payment_intent_id,
@@ -346,19 +336,6 @@ def tip_change_by_store(*, order: Order, amount_cents: int, actor=None) -> Tip:
         tip.save(update_fields=["amount_cents"])
         _show(order, amount_cents)
     return tip
-
-
-def tip_can_raise(tip: Tip | None, *, now=None) -> bool:
-    """Whether the customer can raise this tip from the tracking page: a card tip (a saved
-    payment method to charge off_session), authorised, not settled, window still open."""
-    if tip is None or not tip.is_card or tip.status != Tip.Status.AUTHORIZED or tip.settled_at is not None:
-        return False
-    order = tip.order
-    if order.status not in RAISABLE_ORDER:
-        return False
-    now = now or timezone.now()
-    closes = tip.adjust_window_closes_at
-    return closes is None or closes > now
 
 
 def tip_raise_by_customer(*, order: Order, new_amount_cents, request_key: str) -> TipCharge:
