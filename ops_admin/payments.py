@@ -325,6 +325,26 @@ class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
         return TemplateResponse(request, "admin/payments/tip/lower.html", context, status=status)
 
 
+@admin.register(TipCharge)
+class TipChargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each PaymentIntent of a card tip: the intake authorisation and each raise."""
+
+    list_display = [
+        "created_at",
+        "tip",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("captured_cents", "Captured"),
+        "stripe_payment_intent_id",
+        "capture_before",
+    ]
+    list_select_related = ["tip"]
+    list_filter = ["status", "kind"]
+    search_fields = ["stripe_payment_intent_id", "tip__order__external_id"]
+    date_hierarchy = "created_at"
+
+
 @admin.register(TipAdjustment)
 class TipAdjustmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [

@@ -16,15 +16,15 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff
-from orders.models import Batch, DeliveryRating, Order
+from orders.models import DeliveryRating, Order
 from orders.tests.factories import OrderFactory
-from orders.tests.helpers import HOMES, NOW, deliver, make_driver, make_trip
+from orders.tests.helpers import HOMES, NOW, make_driver
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
 from payments import tasks, tips
-from payments.models import Account, DriverNotice, Entry, LedgerTransaction, Tip, TipAdjustment, TipCharge
+from payments.models import Account, DriverNotice, Entry, LedgerTransaction, Tip, TipAdjustment
 from payments.selectors import driver_balance_cents, ledger_total_cents
 from payments.tests.factories import PayPolicyFactory
+from payments.tests.tip_helpers import Run
 from stores.tests.factories import StoreApiKeyFactory, UserFactory, ZoneFactory
 
 pytestmark = pytest.mark.django_db
@@ -50,50 +50,6 @@ def zone(db):
     )
     PayPolicyFactory(zone=z, tip_cover_cap_cents=500)
     return z
-
-
-class Run:
-    """A one-stop delivery with a tip, taken through the services stage by stage."""
-
-    def __init__(self, zone, *, amount=650, card=None):
-        self.trip = make_trip(zone, stops=1, until="received")
-        self.order: Order = self.trip.orders[0]
-        customer, method = card or ("", "")
-        self.tip = tips.tip_intake(
-            order=self.order, amount_cents=amount, stripe_customer=customer, stripe_payment_method=method
-        )
-        self.zone = zone
-        self.batch: Batch | None = None
-        self.driver = None
-
-    def authorise(self):
-        for charge in TipCharge.objects.filter(tip=self.tip, status=TipCharge.Status.PENDING):
-            tasks.authorize_tip_charge(charge.pk)  # what the task queued on commit runs
-        return self.refresh()
-
-    def claim(self):
-        self.batch = batch_create(store=self.trip.store, orders=[self.order])
-        batch_publish(batch=self.batch)
-        self.driver = make_driver(home_zone=self.zone)
-        batch_set_status(batch=self.batch, to="assigned", updates={"driver": self.driver})
-        return self.refresh()
-
-    def pick_up(self):
-        batch_driver_arrived(batch=self.batch, driver=self.driver)
-        self.batch.refresh_from_db()
-        batch_handoff(batch=self.batch, pickup_code=self.batch.pickup_code)
-        return self.refresh()
-
-    def deliver(self):
-        deliver(self.trip.stop(0))
-        return self.refresh()
-
-    def refresh(self):
-        self.order.refresh_from_db()
-        self.tip.refresh_from_db()
-        if self.batch:
-            self.batch.refresh_from_db()
-        return self
 
 
 def after_window(clock, hours=25):
