@@ -70,7 +70,10 @@ def rate_limit_wait(request) -> int | None:
 
 
 def _private(response: _R, *, cache_control: str = "no-store") -> _R:
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the URL: never pass it on
+    # The token is in the URL: never pass it on to another site. "same-origin" rather than
+    # "no-referrer": under no-referrer a browser posts the page's forms (tip, rating) with
+    # `Origin: null`, which Django's CSRF check rightly refuses; our own origin has the token.
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"

@@ -100,7 +100,7 @@
     try { dest = JSON.parse(root.dataset.destination || "null"); } catch (e) { dest = null; }
     if (!map) {
       map = L.map("trk-map", { scrollWheelZoom: false, zoomControl: true });
-      // The page itself sends no Referer (the token is in its URL); tile servers get the origin only.
+      // The page sends no Referer to other sites (the token is in its URL); tile servers get the origin only.
       L.tileLayer(root.dataset.tiles, {
         maxZoom: 18, attribution: "© OpenStreetMap", referrerPolicy: "strict-origin"
       }).addTo(map);
