@@ -73,6 +73,7 @@ class PayPolicyAdmin(SimpleHistoryAdmin):
         money("wait_cents_per_minute", "Wait / min"),
         money("incentive_step_cents", "Incentive step"),
         money("incentive_cap_cents", "Incentive cap"),
+        money("tip_cover_cap_cents", "Tip cover cap"),
         "updated_at",
     ]
     list_select_related = ["zone"]

@@ -166,8 +166,11 @@ class StripeTipBackend:
                 options={"idempotency_key": f"{charge.idempotency_key}-capture"},
             ).to_dict()
         except stripe.InvalidRequestError as exc:
-            # Cancelled or expired at Stripe (the customer's bank let the hold go): nothing to take.
-            return {"status": "failed", "reason": (exc.code or "capture_refused")[:255]}
+            # Captured already (a retry after a lost answer), or cancelled or expired at Stripe
+            # (the customer's bank let the hold go): the PaymentIntent says which.
+            pi = client.v1.payment_intents.retrieve(charge.stripe_payment_intent_id).to_dict()
+            if pi.get("status") != "succeeded":
+                return {"status": "failed", "reason": (exc.code or str(pi.get("status")) or "capture_refused")[:255]}
         if pi.get("status") != "succeeded":
             return {"status": "failed", "reason": str(pi.get("status"))[:255]}
         return {"status": "captured", "amount": int(pi.get("amount_received") or amount_cents)}
@@ -386,11 +389,12 @@ def tip_lower_by_ops(*, tip: Tip, new_amount_cents, reason: str, actor) -> TipAd
         raise DomainError("Say why the tip is lowered; the driver is told.", code="reason_required")
     with transaction.atomic():
         tip = _lock(tip.pk)
-        if tip.settled_at is not None:
-            raise InvalidTransition("This tip was settled already.", code="tip_closed")
+        now = timezone.now()
+        closed = tip.adjust_window_closes_at is not None and tip.adjust_window_closes_at <= now
+        if tip.settled_at is not None or closed or tip.status in (Tip.Status.CAPTURED, Tip.Status.CANCELED):
+            raise InvalidTransition("This tip's window closed; it is being settled as it stands.", code="tip_closed")
         if new_amount_cents >= tip.amount_cents:
             raise DomainError("Ops can only lower a tip; the customer raises it.", code="not_lower")
-        now = timezone.now()
         driver = holding_driver(tip.order)
         adjustment = TipAdjustment.objects.create(
             tip=tip,

@@ -326,6 +326,21 @@ def test_ops_lower_a_tip_with_a_reason_and_the_driver_is_told(zone, client, ops,
     run.deliver()
     after_window(_frozen_clock)
     assert tips_payable(run.driver) == 400
+    # Once the window closed the tip is settled as it stands: ops can no longer lower it.
+    assert client.post(url, {"new_amount_cents": 100, "reason": "late complaint"}).status_code == 400
+    run.refresh()
+    assert run.tip.amount_cents == 400 and run.tip.adjustments.count() == 1
+
+
+def test_a_capture_whose_answer_was_lost_is_recorded_once(zone, localstripe, _frozen_clock):
+    run = Run(zone, card=localstripe.saved_card()).authorise().claim().pick_up().deliver()
+    charge = run.tip.charges.get()
+    # Stripe captured, but the worker died before recording it.
+    assert tips.StripeTipBackend().capture(charge, 650)["status"] == "captured"
+    after_window(_frozen_clock)
+    run.refresh()
+    assert run.tip.status == "captured" and tips_payable(run.driver) == 650
+    assert posted(f"tip-captured:{charge.pk}") == {"tips_held": 650, "stripe_clearing": -650}
 
 
 # --- The tracking page: raise ---------------------------------------------------------------
