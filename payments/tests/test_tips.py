@@ -506,3 +506,12 @@ def test_payment_intent_events_in_any_order_and_twice_count_once(zone, localstri
 def test_an_order_without_a_tip_row_shows_its_amount(zone, client):
     order = OrderFactory(tip_cents=300)
     assert "$3.00" in page(client, order).content.decode()
+
+
+def test_the_tip_and_rating_are_in_spanish(zone, localstripe):
+    es = Client(HTTP_ACCEPT_LANGUAGE="es")
+    run = Run(zone, card=localstripe.saved_card()).authorise().claim().pick_up().deliver()
+    html = page(es, run.order).content.decode()
+    assert "Aumenta tu propina a ($)" in html and "Califica tu entrega" in html
+    assert "Retenida en tu tarjeta y cobrada 24 horas después de la entrega" in html
+    assert "Raise your tip" not in html
