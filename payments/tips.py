@@ -46,6 +46,7 @@ from spark.money import format_cents
 
 from .contractor.notices import notice_create
 from .models import Account, DriverNotice, Tip, TipAdjustment, TipCharge
+from .payouts import driver_account
 from .services import ledger_post, system_account, zone_pay_policy
 from .tips_selectors import tip_can_raise
 
@@ -214,15 +215,6 @@ def tip_backend() -> TipBackend:
 
 
 # --- Helpers ------------------------------------------------------------------------
-
-
-def driver_account(*, driver, kind: str) -> Account:
-    """One of the driver's own accounts (DRIVER_PAYABLE or TIPS_PAYABLE), created on first use."""
-    label = Account.Kind(kind).label
-    account, _ = Account.objects.get_or_create(
-        kind=kind, driver=driver, defaults={"name": f"{label} {driver.pk}"[:120]}
-    )
-    return account
 
 
 def _live_stop(order: Order) -> Stop | None:
@@ -713,6 +705,23 @@ def tips_settle_due(*, now: datetime | None = None, limit: int = 200) -> dict:
 
 
 # --- Stripe webhook -----------------------------------------------------------------
+
+
+def payment_intent_fetch(pi_id: str) -> dict | None:
+    """A PaymentIntent as Stripe holds it now, with its latest charge (for capture_before), or
+    None without Stripe (sandbox) or when it is not one of our tips'. Network: call outside any
+    transaction; network errors and 5xx are raised (the webhook asks Stripe to send again)."""
+    if not pi_id.startswith("pi_"):
+        return None
+    backend = tip_backend()
+    if not isinstance(backend, StripeTipBackend):
+        return None
+    client = backend._client()
+    try:
+        pi = client.v1.payment_intents.retrieve(pi_id).to_dict()
+    except stripe.InvalidRequestError:
+        return None
+    return backend._with_charge(client, pi)
 
 
 def tip_payment_intent_event(pi: dict) -> bool:

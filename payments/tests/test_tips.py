@@ -24,6 +24,7 @@ from payments import tasks, tips
 from payments.models import Account, DriverNotice, Entry, LedgerTransaction, Tip, TipAdjustment
 from payments.selectors import driver_balance_cents, ledger_total_cents
 from payments.tests.factories import PayPolicyFactory
+from payments.tests.helpers import post_stripe_event
 from payments.tests.tip_helpers import Run
 from stores.tests.factories import StoreApiKeyFactory, UserFactory, ZoneFactory
 
@@ -501,6 +502,38 @@ def test_payment_intent_events_in_any_order_and_twice_count_once(zone, localstri
     tips.tip_payment_intent_event({**pi, "status": "requires_payment_method"})
     run.refresh()
     assert run.tip.status == "authorized"
+
+
+def test_the_stripe_webhook_records_an_authorisation_our_task_lost(zone, localstripe, client, settings):
+    run = Run(zone, card=localstripe.saved_card())
+    charge = run.tip.charges.get()
+    pi = localstripe.client.v1.payment_intents.create(
+        params={
+            "amount": 650,
+            "currency": "usd",
+            "customer": run.tip.stripe_customer_id,
+            "payment_method": run.tip.stripe_payment_method_id,
+            "capture_method": "manual",
+            "confirm": True,
+            "off_session": True,
+            "metadata": {"charge_id": str(charge.pk)},
+        }
+    )
+    # The event's copy says nothing useful: the webhook fetches the PaymentIntent from Stripe.
+    event = {
+        "id": "evt_tip_1",
+        "object": "event",
+        "type": "payment_intent.amount_capturable_updated",
+        "data": {"object": {"id": pi.id, "object": "payment_intent"}},
+    }
+    res = post_stripe_event(client, settings, event)
+    assert res.status_code == 200 and res.json()["status"] == "processed"
+    run.refresh()
+    assert run.tip.status == "authorized" and run.tip.stripe_payment_intent_id == pi.id
+    again = post_stripe_event(client, settings, event)
+    assert again.json()["status"] == "duplicate"
+    run.refresh()
+    assert run.tip.authorized_cents == 650
 
 
 def test_an_order_without_a_tip_row_shows_its_amount(zone, client):
