@@ -73,3 +73,31 @@ def customer_tip(order: Order, *, now=None) -> dict:
         "can_raise": can_raise,
         "max_text": format_cents(settings.SPARK_TIP_MAX_CENTS) if can_raise else "",
     }
+
+
+def driver_pending_tips(driver) -> list[dict]:
+    """Tips on the driver's deliveries not credited yet, for the earnings screens: the order, the
+    tip as shown to the driver and when it settles (None until the order is delivered or
+    returned; then SPARK_TIP_ADJUST_WINDOW_HOURS later). Credited tips are in the ledger
+    (TIPS_PAYABLE), not here."""
+    tips = (
+        Tip.objects.filter(
+            settled_at__isnull=True,
+            order__stops__batch__driver=driver,
+            order__tip_cents__gt=0,
+        )
+        .exclude(order__stops__status="removed")
+        .exclude(order__status=Order.Status.CANCELLED)
+        .select_related("order")
+        .distinct()
+        .order_by("order__window_start", "pk")
+    )
+    return [
+        {
+            "order_id": tip.order_id,
+            "external_id": tip.order.external_id,
+            "cents": int(tip.order.tip_cents),
+            "settles_at": tip.adjust_window_closes_at,
+        }
+        for tip in tips
+    ]

@@ -81,7 +81,12 @@ def _localstripe_server():
     if not binary.exists():
         pytest.skip("localstripe is not installed in the virtualenv")
     port = _free_port()
-    proc = subprocess.Popen([str(binary), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # --from-scratch: localstripe keeps its objects in one fixed file, /tmp/localstripe.pickle,
+    # shared by every localstripe on the machine; loading another run's half-written copy
+    # crashes it. Started from scratch, each server keeps its own objects in memory.
+    proc = subprocess.Popen(
+        [str(binary), "--port", str(port), "--from-scratch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:

@@ -26,6 +26,7 @@ from payments.selectors import driver_balance_cents, ledger_total_cents
 from payments.tests.factories import PayPolicyFactory
 from payments.tests.helpers import post_stripe_event
 from payments.tests.tip_helpers import Run
+from payments.tips_selectors import driver_pending_tips
 from stores.tests.factories import StoreApiKeyFactory, UserFactory, ZoneFactory
 
 pytestmark = pytest.mark.django_db
@@ -179,11 +180,15 @@ def test_store_collected_tip_is_booked_then_credited_in_full_when_the_window_clo
     assert run.tip.status == "booked" and run.order.tip_cents == 650
     run.claim().pick_up().deliver()
     assert run.batch.stops_tip_cents == 650
+    tips.tips_settle_due()  # stamps the window
+    [pending] = driver_pending_tips(run.driver)
+    assert pending["cents"] == 650 and pending["settles_at"] == NOW + timedelta(hours=24)
     assert after_window(_frozen_clock, hours=23)["settled"] == 0  # the window is still open
     assert after_window(_frozen_clock, hours=2)["settled"] == 1
     assert posted(f"tip-booked:{run.tip.pk}") == {"tips_held": 650, "tips_receivable": -650}
     assert posted(f"tip-credited:{run.tip.pk}") == {"tips_payable": 650, "tips_held": -650}
     assert driver_balance_cents(driver=run.driver) == 650 and ledger_total_cents() == 0
+    assert driver_pending_tips(run.driver) == []  # credited: in the balance, no longer pending
     # A second run posts nothing.
     assert after_window(_frozen_clock, hours=1)["settled"] == 0
     assert LedgerTransaction.objects.count() == 2
