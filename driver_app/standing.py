@@ -12,6 +12,7 @@ from driver_app.page import driver_page, offer_pay, page_context
 from drivers import appeals
 from drivers.models import Driver
 from orders.models import Batch, Stop
+from orders.ratings import driver_rating
 from spark.errors import DomainError
 
 
@@ -33,8 +34,8 @@ def _standing(driver: Driver) -> dict:
         "offers_accepted": offers["accepted"],
         "declines": offers["declined"],
         "timeouts": offers["expired"],
-        # Customers cannot rate drivers yet; the page says so rather than showing a made-up score.
-        "rating": None,
+        # Customers rate deliveries on the tracking page (orders.ratings); None until one did.
+        "rating": driver_rating(driver),
     }
 
 

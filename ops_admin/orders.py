@@ -23,6 +23,7 @@ from orders.models import (
     Batch,
     BatchEvent,
     BatchingRun,
+    DeliveryRating,
     Order,
     OrderEvent,
     Stop,
@@ -397,3 +398,15 @@ class StopEventAdmin(StatusEventAdmin):
     list_display = ["created_at", "stop", "from_status", "to_status", "actor", "reason"]
     list_select_related = ["stop", "actor"]
     search_fields = [*StatusEventAdmin.search_fields, "stop__order__external_id"]
+
+
+@admin.register(DeliveryRating)
+class DeliveryRatingAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Customers' ratings from the tracking page (orders.ratings); they feed the driver's standing."""
+
+    list_display = ["created_at", "order", "driver", "stars", "note"]
+    list_select_related = ["order__store", "driver__user"]
+    list_filter = ["stars"]
+    search_fields = ["order__external_id", "driver__user__email", "note"]
+    date_hierarchy = "created_at"
+    readonly_fields = fields = ("order", "driver", "stars", "note", "created_at")

@@ -11,8 +11,11 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
-from django.urls import path
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from ops_admin.base import (
@@ -34,9 +37,11 @@ from payments.models import (
     TaxProfile,
     Tip,
     TipAdjustment,
+    TipCharge,
     WebhookEvent,
 )
 from payments.settlement import adjusted_total_cents, pay_adjust
+from payments.tips import tip_lower_by_ops
 from spark.errors import DomainError
 from spark.money import format_cents
 
@@ -68,6 +73,7 @@ class PayPolicyAdmin(SimpleHistoryAdmin):
         money("wait_cents_per_minute", "Wait / min"),
         money("incentive_step_cents", "Incentive step"),
         money("incentive_cap_cents", "Incentive cap"),
+        money("tip_cover_cap_cents", "Tip cover cap"),
         "updated_at",
     ]
     list_select_related = ["zone"]
@@ -208,32 +214,136 @@ class TipAdjustmentInline(ReadOnlyAdminMixin, admin.TabularInline):
         return super().get_queryset(request).select_related("decided_by")
 
 
+class TipChargeInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = TipCharge
+    extra = 0
+    readonly_fields = fields = (
+        "created_at",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("captured_cents", "Captured"),
+        "stripe_payment_intent_id",
+        "capture_before",
+        "failure_reason",
+    )
+
+
+class TipLowerForm(forms.Form):
+    new_amount_cents = forms.IntegerField(min_value=0, label="New tip (cents)")
+    reason = forms.CharField(
+        max_length=255, label="Reason (the driver is told)", widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
 @admin.register(Tip)
 class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+    """Tips are written by payments.tips only. Ops lower one with a reason through "Lower this
+    tip" (the driver who has the batch is told); customers raise them on the tracking page."""
+
     list_display = [
         "order",
         "status",
         money("amount_cents", "Amount"),
         money("authorized_cents", "Authorised"),
+        money("covered_cents", "Covered by Spark"),
         "adjust_window_closes_at",
         "captured_at",
+        "settled_at",
         "created_at",
     ]
     list_select_related = ["order__store"]
     list_filter = ["status", CaptureDueFilter]
-    search_fields = ["order__external_id", "stripe_payment_intent_id"]
+    search_fields = ["order__external_id", "stripe_payment_intent_id", "charges__stripe_payment_intent_id"]
     date_hierarchy = "created_at"
     readonly_fields = fields = (
         "order",
         "status",
         money("amount_cents", "Amount"),
         money("authorized_cents", "Authorised"),
+        money("covered_cents", "Covered by Spark"),
+        "stripe_customer_id",
+        "stripe_payment_method_id",
         "stripe_payment_intent_id",
+        "capture_before",
         "adjust_window_closes_at",
         "captured_at",
+        "settled_at",
+        "failure_reason",
         "created_at",
+        "lower_link",
     )
-    inlines = [TipAdjustmentInline]
+    inlines = [TipChargeInline, TipAdjustmentInline]
+
+    @admin.display(description="Lower")
+    def lower_link(self, obj):
+        if obj.pk is None or obj.settled_at is not None:
+            return "–"
+        return format_html(
+            '<a class="button" href="{}">Lower this tip</a>', reverse("admin:payments_tip_lower", args=[obj.pk])
+        )
+
+    def get_urls(self):
+        custom = [path("<int:pk>/lower/", self.admin_site.admin_view(self.lower_view), name="payments_tip_lower")]
+        return custom + super().get_urls()
+
+    def lower_view(self, request, pk: int):
+        """Ops lower a tip with a reason (payments.tips.tip_lower_by_ops)."""
+        if not request.user.has_perm("payments.change_tip"):
+            raise PermissionDenied
+        tip = get_object_or_404(Tip.objects.select_related("order"), pk=pk)
+        form = TipLowerForm(request.POST or None, initial={"new_amount_cents": tip.amount_cents})
+        status = 200
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    adjustment = tip_lower_by_ops(
+                        tip=tip,
+                        new_amount_cents=form.cleaned_data["new_amount_cents"],
+                        reason=form.cleaned_data["reason"],
+                        actor=request.user,
+                    )
+                except DomainError as exc:
+                    form.add_error(None, exc.message)
+                else:
+                    told = " The driver is told by email." if adjustment.driver_notified_at else ""
+                    self.message_user(
+                        request,
+                        f"Tip lowered from {format_cents(adjustment.old_cents)} to "
+                        f"{format_cents(adjustment.new_cents)}.{told}",
+                        messages.SUCCESS,
+                    )
+                    return redirect("admin:payments_tip_change", tip.pk)
+            status = 400
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Lower the tip on order {tip.order.external_id}",
+            "opts": self.model._meta,
+            "tip": tip,
+            "current": format_cents(tip.amount_cents),
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/payments/tip/lower.html", context, status=status)
+
+
+@admin.register(TipCharge)
+class TipChargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Each PaymentIntent of a card tip: the intake authorisation and each raise."""
+
+    list_display = [
+        "created_at",
+        "tip",
+        "kind",
+        "status",
+        money("amount_cents", "Amount"),
+        money("captured_cents", "Captured"),
+        "stripe_payment_intent_id",
+        "capture_before",
+    ]
+    list_select_related = ["tip"]
+    list_filter = ["status", "kind"]
+    search_fields = ["stripe_payment_intent_id", "tip__order__external_id"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(TipAdjustment)

@@ -69,7 +69,11 @@ class Order(models.Model):
     items_count = models.PositiveIntegerField(default=0)
     is_heavy = models.BooleanField(default=False, help_text="Any single item or tote over the heavy limit.")
     contains_alcohol = models.BooleanField(default=False)
-    tip_cents = models.BigIntegerField(default=0)
+    # The tip as SHOWN to drivers (offers and the feed rank on it through Batch.stops_tip_cents).
+    # The tip itself is payments.Tip; only payments.tips writes this field, from that row.
+    tip_cents = models.BigIntegerField(
+        default=0, help_text="The tip shown to drivers; written only by payments.tips (the Tip row is the truth)."
+    )
     notes = models.TextField(blank=True)
 
     tracking_token = models.CharField(max_length=64, unique=True, default=new_tracking_token, editable=False)
@@ -102,6 +106,23 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"Order {self.external_id} ({self.store.number})"
+
+
+class DeliveryRating(models.Model):
+    """The customer's rating of a delivered order (from the tracking page, once). It feeds the
+    driver's standing."""
+
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="rating")
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="ratings")
+    stars = models.PositiveSmallIntegerField()
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(stars__gte=1, stars__lte=5), name="rating_stars_1_to_5")]
+
+    def __str__(self) -> str:
+        return f"{self.stars}/5 for order {self.order_id}"
 
 
 class OrderEvent(StatusEvent):

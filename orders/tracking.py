@@ -204,15 +204,22 @@ def tracking_state(order: Order, *, now: datetime | None = None) -> dict:
         "stops_before": len(ahead),
         "position": position,
         "delivered": delivered,
-        "tip": {
-            "cents": int(order.tip_cents),
-            "text": format_cents(int(order.tip_cents)),
-            "note": _("you can add to your tip after delivery"),
-        },
+        # The shown tip; the tracking page replaces it with the customer's view of payments.Tip.
+        "tip": {"cents": int(order.tip_cents), "text": format_cents(int(order.tip_cents)), "note": ""},
+        "next_step": _next_step(order),
         "poll": status not in TERMINAL_STATUSES,
         "poll_seconds": POLL_SECONDS,
         "updated_at": now.isoformat(),
     }
+
+
+def _next_step(order: Order) -> str:
+    """What happens next to an order that did not reach the customer."""
+    if order.status in (Order.Status.UNDELIVERABLE, Order.Status.RETURNED):
+        return _(
+            "%(store)s will refund you for this order. Contact the store if you have questions or want it again."
+        ) % {"store": order.store.name}
+    return ""
 
 
 def _status_label(status: str) -> str:

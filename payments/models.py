@@ -22,6 +22,7 @@ PAY_POLICY_MONEY_FIELDS = (
     "cashout_fee_cents",
     "cashout_daily_limit_cents",
     "cashout_min_cents",
+    "tip_cover_cap_cents",
 )
 
 
@@ -42,6 +43,11 @@ class PayPolicy(models.Model):
     cashout_fee_cents = models.BigIntegerField(default=50)
     cashout_daily_limit_cents = models.BigIntegerField(default=50_000)
     cashout_min_cents = models.BigIntegerField(default=500)
+    tip_cover_cap_cents = models.BigIntegerField(
+        default=500,
+        help_text="Spark pays a driver up to this much of a tip they were shown that ended at zero "
+        "(card declined, authorisation cancelled, order returned).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
@@ -291,32 +297,112 @@ class Entry(models.Model):
 # --- Tips and payouts ---------------------------------------------------------------
 
 
+TIP_STATUSES = ["pending", "authorized", "booked", "captured", "canceled"]
+
+
 class Tip(models.Model):
+    """The customer's tip on an order: the one source of truth (payments.tips writes it).
+
+    orders.Order.tip_cents is the tip as SHOWN to drivers (offers, the feed's ranking through
+    Batch.stops_tip_cents); only payments.tips writes it, from this row.
+
+    A card tip (the store sent a Stripe customer and saved payment method) is authorised with
+    manual-capture PaymentIntents, one per TipCharge (the intake amount, then each raise), and
+    captured when its adjust window closes (never after Stripe's capture_before). A tip the
+    store collected itself is only booked. Either way it is credited in full to the driver
+    when the window closes (settled_at)."""
+
     class Status(models.TextChoices):
+        PENDING = "pending", "Authorisation pending"
         AUTHORIZED = "authorized", "Authorised"
+        BOOKED = "booked", "Collected by the store"
         CAPTURED = "captured", "Captured"
         CANCELED = "canceled", "Canceled"
 
     order = models.OneToOneField("orders.Order", on_delete=models.PROTECT, related_name="tip")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUTHORIZED)
-    amount_cents = models.BigIntegerField()
-    authorized_cents = models.BigIntegerField()
-    stripe_payment_intent_id = models.CharField(max_length=64, blank=True)
+    amount_cents = models.BigIntegerField(help_text="The tip as it stands.")
+    authorized_cents = models.BigIntegerField(help_text="Authorised on the customer's card (card tips).")
+    stripe_customer_id = models.CharField(max_length=64, blank=True)
+    stripe_payment_method_id = models.CharField(max_length=64, blank=True)
+    stripe_payment_intent_id = models.CharField(max_length=64, blank=True, help_text="The intake authorisation's.")
+    capture_before = models.DateTimeField(
+        null=True, blank=True, help_text="Stripe's deadline for the earliest authorisation."
+    )
     adjust_window_closes_at = models.DateTimeField(null=True, blank=True)
     captured_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(
+        null=True, blank=True, help_text="Window closed: credited to the driver, covered or released."
+    )
+    covered_cents = models.BigIntegerField(default=0, help_text="What Spark paid the driver for a tip that ended at 0.")
+    failure_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
     class Meta:
         constraints = [
-            *_non_negative("amount_cents", "authorized_cents", prefix="tip"),
-            models.CheckConstraint(
-                condition=Q(status__in=["authorized", "captured", "canceled"]), name="tip_status_valid"
-            ),
+            *_non_negative("amount_cents", "authorized_cents", "covered_cents", prefix="tip"),
+            models.CheckConstraint(condition=Q(status__in=TIP_STATUSES), name="tip_status_valid_v2"),
         ]
 
     def __str__(self) -> str:
         return f"Tip {self.amount_cents}c on order {self.order_id}"
+
+    @property
+    def is_card(self) -> bool:
+        return bool(self.stripe_customer_id and self.stripe_payment_method_id)
+
+
+class TipCharge(models.Model):
+    """One manual-capture PaymentIntent of a card tip: the intake amount, or one raise (the
+    difference). Its idempotency key comes from this row."""
+
+    class Kind(models.TextChoices):
+        INTAKE = "intake", "Tip at intake"
+        RAISE = "raise", "Raised by the customer"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Authorisation pending"
+        AUTHORIZED = "authorized", "Authorised"
+        FAILED = "failed", "Declined"
+        CAPTURED = "captured", "Captured"
+        CANCELED = "canceled", "Released"
+
+    tip = models.ForeignKey(Tip, on_delete=models.PROTECT, related_name="charges")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    amount_cents = models.BigIntegerField()
+    captured_cents = models.BigIntegerField(default=0)
+    request_key = models.CharField(
+        max_length=128, blank=True, help_text="The customer's idempotency key for a raise (one raise per key)."
+    )
+    stripe_payment_intent_id = models.CharField(max_length=64, blank=True)
+    capture_before = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    authorized_at = models.DateTimeField(null=True, blank=True)
+    captured_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="tipcharge_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(captured_cents__gte=0, captured_cents__lte=F("amount_cents")),
+                name="tipcharge_captured_within_amount",
+            ),
+            models.UniqueConstraint(
+                fields=["tip", "request_key"], condition=~Q(request_key=""), name="tipcharge_request_key_per_tip"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} charge {self.amount_cents}c on tip {self.tip_id} ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stripe's Idempotency-Key for this charge's PaymentIntent."""
+        return f"tip-charge-{self.pk}"
 
 
 class TipAdjustment(models.Model):
@@ -606,6 +692,7 @@ class DriverNotice(models.Model):
         SCREENING_FINAL_ADVERSE = "screening_final_adverse", "Final adverse action notice"
         DOCUMENTS_EXPIRING = "documents_expiring", "Documents expiring"
         DOCUMENTS_EXPIRED = "documents_expired", "Documents expired"
+        TIP_LOWERED = "tip_lowered", "Tip lowered by ops"
 
     driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="notices")
     case = models.ForeignKey(ScreeningCase, null=True, blank=True, on_delete=models.PROTECT, related_name="notices")

@@ -12,9 +12,10 @@ statuses never go back from a final state (payments.payouts).
 - payout.paid / payout.failed (a cash-out's instant payout from the driver's account): failed ->
   the transfer is taken back and the payout fails (task payout_tasks.return_payout);
 - account.updated: the driver's payout set-up (payouts enabled, requirements due) is kept;
-- payment_intent.* / charge.* (charge.refunded included): tips, owned by the tips slice of
-  issue 10; until its handler exists they are recorded only (processed_at left empty, so its
-  code can pick them up from the WebhookEvent rows);
+- payment_intent.*: a tip's authorisation, decline, release or capture
+  (payments.tips.tip_payment_intent_event, on the PaymentIntent fetched from Stripe);
+- charge.* (charge.refunded included): recorded only (processed_at left empty) until a handler
+  needs them;
 - anything else: recorded and ignored.
 """
 
@@ -26,7 +27,7 @@ import stripe
 from drivers.models import Driver
 from spark.celery import queue_on_commit
 
-from . import payout_tasks, payouts
+from . import payout_tasks, payouts, tips
 from .contractor.backends import TransferInfo, get_backend
 from .contractor.payout_setup import payout_account_store
 from .models import Payout
@@ -38,6 +39,7 @@ PAYOUT_EVENTS = ("payout.paid", "payout.failed")
 ACCOUNT_EVENTS = ("account.updated",)
 # Tips (PaymentIntents, charges, refunds): handled by the tips slice.
 TIPS_EVENT_PREFIXES = ("payment_intent.", "charge.")
+PAYMENT_INTENT_PREFIX = "payment_intent."
 
 RECORDED = "recorded"  # stored, left for another handler (processed_at stays empty)
 
@@ -61,6 +63,8 @@ def event_fetch(event: dict) -> Any:
         return None
     backend = get_backend()
     try:
+        if kind.startswith(PAYMENT_INTENT_PREFIX):
+            return tips.payment_intent_fetch(object_id)
         if kind in TRANSFER_EVENTS:
             return backend.retrieve_transfer(object_id)
         if kind in PAYOUT_EVENTS:
@@ -125,8 +129,14 @@ def event_apply(event: dict, fetched: Any) -> tuple[str, str]:
     """Act on an event (in the caller's transaction, which records it). Returns (status,
     detail): "processed", "ignored", or RECORDED for events left to another handler."""
     kind = event.get("type", "")
+    if kind.startswith(PAYMENT_INTENT_PREFIX):
+        if fetched is None:
+            return "ignored", "Stripe does not know the PaymentIntent, or it is not a tip's"
+        if tips.tip_payment_intent_event(fetched):
+            return "processed", f"tip PaymentIntent {fetched.get('id')}: {fetched.get('status')}"
+        return "ignored", "not one of our tips"
     if kind.startswith(TIPS_EVENT_PREFIXES):
-        return RECORDED, "tips events are handled by the tips module (not built yet)"
+        return RECORDED, "charge events are recorded; tips act on their PaymentIntents"
     if fetched is None:
         if kind in (*TRANSFER_EVENTS, *PAYOUT_EVENTS, *ACCOUNT_EVENTS):
             return "ignored", "Stripe does not know the object, or it is not ours"

@@ -1,10 +1,11 @@
 """Celery entry points of payments: take ids, call a service, safe to run twice."""
 
+import stripe
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 
-from . import settlement
+from . import settlement, tips
 from .contractor import services as contractor
 
 # Settlement (issue 10): a database that is down or a deadlock is worth another try, with
@@ -54,3 +55,30 @@ def sweep_unsettled_batches() -> int:
     """Beat safety net (SPARK_SETTLEMENT_SWEEP_SECONDS): settle completed and returned batches
     whose task was lost. Returns how many settled."""
     return settlement.settle_unsettled(limit=settings.SPARK_SETTLEMENT_SWEEP_LIMIT)
+
+
+# --- Tips (payments.tips) --------------------------------------------------------------
+# Stripe is called outside any transaction; a network failure or a 5xx is retried with
+# backoff (the idempotency key of the charge row makes the retry the same request).
+_STRIPE_RETRY = {
+    "acks_late": True,
+    "autoretry_for": (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "max_retries": 8,
+    "ignore_result": True,
+}
+
+
+@shared_task(**_STRIPE_RETRY)
+def authorize_tip_charge(charge_id: int) -> str:
+    """Queued on commit by payments.tips (intake, a store's raise): authorise one TipCharge.
+    The settle_tips sweep retries a charge whose task was lost."""
+    return tips.tip_charge_authorize(charge_id=charge_id)
+
+
+@shared_task(**_STRIPE_RETRY)
+def settle_tips() -> dict:
+    """Beat, every 5 min: lost authorisations, adjust windows, captures due (window closed or
+    Stripe's capture_before near), then credits to drivers and covers of tips that ended at 0."""
+    return tips.tips_settle_due()

@@ -20,6 +20,8 @@ MIN_WINDOW = timedelta(minutes=15)
 MAX_WINDOW = timedelta(hours=6)
 MAX_AHEAD = timedelta(days=14)
 HEAVY_LB = Decimal("50")
+STRIPE_CUSTOMER_RE = r"^cus_[A-Za-z0-9]{1,64}$"
+STRIPE_PAYMENT_METHOD_RE = r"^pm_[A-Za-z0-9_]{1,64}$"
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -93,9 +95,27 @@ class OrderIntakeSerializer(serializers.Serializer):
     contains_alcohol = serializers.BooleanField(default=False)
     is_heavy = serializers.BooleanField(required=False, help_text="Defaults to weight over 50 lb.")
     tip_cents = StrictIntegerField(min_value=0, max_value=100_000, default=0)
+    stripe_customer = serializers.RegexField(
+        STRIPE_CUSTOMER_RE,
+        required=False,
+        default="",
+        error_messages={"invalid": "A Stripe customer id (cus_...)."},
+        help_text="With stripe_payment_method: the tip is authorised on this saved card (off session) and "
+        "captured after delivery. Without: the store collected the tip itself.",
+    )
+    stripe_payment_method = serializers.RegexField(
+        STRIPE_PAYMENT_METHOD_RE,
+        required=False,
+        default="",
+        error_messages={"invalid": "A Stripe payment method id (pm_...) saved to stripe_customer."},
+    )
     notes = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
     def validate(self, attrs):
+        if bool(attrs.get("stripe_customer")) != bool(attrs.get("stripe_payment_method")):
+            raise serializers.ValidationError(
+                {"stripe_payment_method": ["Send stripe_customer and stripe_payment_method together, or neither."]}
+            )
         store = self.context["store"]
         zone = store.zone
         point = geo.Point.of(attrs["address"]["lat"], attrs["address"]["lng"])
@@ -128,8 +148,16 @@ class OrderIntakeSerializer(serializers.Serializer):
             "items_count": d["items_count"],
             "contains_alcohol": d["contains_alcohol"],
             "is_heavy": d.get("is_heavy", d["weight_lb"] > HEAVY_LB),
-            "tip_cents": d["tip_cents"],
             "notes": d["notes"],
+        }
+
+    def tip_fields(self) -> dict:
+        """The tip, for payments.tips.tip_intake (the order's tip_cents is written from it)."""
+        d = self.validated_data
+        return {
+            "amount_cents": d["tip_cents"],
+            "stripe_customer": d["stripe_customer"],
+            "stripe_payment_method": d["stripe_payment_method"],
         }
 
 

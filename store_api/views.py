@@ -1,5 +1,6 @@
 from typing import cast
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,6 +13,7 @@ from orders import selectors
 from orders.cancellation import order_cancel
 from orders.intake import order_intake
 from orders.models import Order
+from payments.tips import tip_intake
 from spark.api.schema import error_responses
 from spark.roles import IsStoreIntegration
 from stores.models import StoreApiKey
@@ -79,7 +81,12 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         if incoming.validated_data["store"] != store.number:
             raise NotFound("No such store for this API key.")
         key = request.headers.get("Idempotency-Key", "").strip()[:128] or None
-        result = order_intake(store=store, data=incoming.to_model_fields(), idempotency_key=key)
+        # The order and its tip (payments.Tip, the tip's one source of truth) commit together; a
+        # card tip's authorisation is queued for after the commit (payments.tips).
+        with transaction.atomic():
+            result = order_intake(store=store, data=incoming.to_model_fields(), idempotency_key=key)
+            tip_intake(order=result.order, **incoming.tip_fields())
+        result.order.refresh_from_db()
         body = OrderSerializer(result.order, context={"request": request}).data
         return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 

@@ -23,7 +23,7 @@ from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, DriverEvent, Location, PushSubscription
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
-from orders.models import Batch, BatchEvent, BatchingRun, Order, OrderEvent, StopEvent
+from orders.models import Batch, BatchEvent, BatchingRun, DeliveryRating, Order, OrderEvent, StopEvent
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from payments.models import (
     Account,
@@ -42,6 +42,7 @@ from payments.models import (
     TaxProfile,
     Tip,
     TipAdjustment,
+    TipCharge,
     WebhookEvent,
 )
 from payments.services import account_for_driver, ledger_post, system_account
@@ -143,6 +144,8 @@ def world(ops_admin):
         txn.entries.first(),
         txn.entries.first().account,
         TipAdjustment.objects.create(tip=tip, old_cents=500, new_cents=700, reason="customer raised it"),
+        TipCharge.objects.create(tip=tip, kind=TipCharge.Kind.RAISE, amount_cents=200, request_key="k" * 20),
+        DeliveryRating.objects.create(order=order, driver=driver, stars=5, note="<b>kind</b>"),
         Payout.objects.create(driver=driver, kind=Payout.Kind.WEEKLY, amount_cents=1350, idempotency_key="payout:1"),
         WebhookEvent.objects.create(source="stripe", event_id="evt_1", event_type="payout.paid", payload={}),
         PayoutAccount.objects.create(driver=driver, account_id="acct_1", requirements_due=["external_account"]),

@@ -13,7 +13,7 @@ from rest_framework.test import APIRequestFactory
 
 from drivers.models import Driver, DriverEvent
 from orders.models import Batch, BatchEvent, Order, OrderEvent
-from payments.models import PayPolicy, Tip
+from payments.models import PayPolicy, Tip, TipCharge
 from store_api.authentication import StoreApiKeyAuthentication
 from stores.models import DeliverySlot, Store, StoreApiKey, StoreMembership, Zone
 
@@ -181,6 +181,7 @@ def test_the_same_seed_draws_the_same_world():
     seed("--date", "2026-11-21")
     first = list(Order.objects.order_by("external_id").values_list("external_id", "address_line1", "lat", "tip_cents"))
     Batch.objects.all().delete()  # stops cascade
+    TipCharge.objects.all().delete()
     Tip.objects.all().delete()
     Order.objects.all().delete()
     seed("--date", "2026-11-21")

@@ -2,22 +2,33 @@
 rate limit per client IP and one set of privacy headers."""
 
 import hashlib
+import logging
 import math
 import mimetypes
 import re
+import secrets
 import time
 from typing import TypeVar
 
+import stripe
 from django.core.cache import cache
-from django.http import FileResponse, HttpResponse, HttpResponseBase, JsonResponse
+from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_safe
+from django.views.decorators.http import require_POST, require_safe
 
 from orders.models import Order, Stop
+from orders.ratings import delivery_rate, delivery_rating_of
 from orders.tracking import tracking_setting, tracking_state
+from payments.tips import tip_charge_authorize, tip_raise_by_customer
+from payments.tips_selectors import customer_tip
+from spark.errors import DomainError
 from spark.httpkit import client_ip
+
+from .forms import RatingForm, TipRaiseForm
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_RATE_LIMIT = 60  # requests per client IP per window, page + JSON + photo together
 
@@ -59,7 +70,10 @@ def rate_limit_wait(request) -> int | None:
 
 
 def _private(response: _R, *, cache_control: str = "no-store") -> _R:
-    response["Referrer-Policy"] = "no-referrer"  # the token is in the URL: never pass it on
+    # The token is in the URL: never pass it on to another site. "same-origin" rather than
+    # "no-referrer": under no-referrer a browser posts the page's forms (tip, rating) with
+    # `Origin: null`, which Django's CSRF check rightly refuses; our own origin has the token.
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Cache-Control"] = cache_control
     response["X-Content-Type-Options"] = "nosniff"
@@ -94,6 +108,46 @@ def _map_context() -> dict:
     return {"tile_url": tracking_setting("SPARK_MAP_TILE_URL", DEFAULT_MAP_TILE_URL)}
 
 
+def _state(order: Order) -> dict:
+    """tracking_state, with the tip as the customer sees it (payments.Tip, not the shown copy)."""
+    state = tracking_state(order)
+    state["tip"] = customer_tip(order)
+    return state
+
+
+# What the page says after a POST (?done=...): the raise went through, was declined, or is being
+# confirmed (Stripe did not answer in time; the sweeper finishes it), or the rating was saved.
+DONE_MESSAGES = {
+    "raised": lambda: _("Thank you! Your tip was raised; all of it goes to your driver."),
+    "declined": lambda: _("Your card declined the raise; your tip stays as it was."),
+    "confirming": lambda: _("We are confirming the raise with your card; this page will show it."),
+    "rated": lambda: _("Thank you for rating your delivery."),
+}
+
+
+def _page(request, order: Order, *, tip_form=None, rating_form=None, status: int = 200) -> HttpResponse:
+    state = _state(order)
+    rating = delivery_rating_of(order) if order.status == Order.Status.DELIVERED else None
+    done = DONE_MESSAGES.get(request.GET.get("done", ""))
+    context = {
+        "order": order,
+        "store_name": order.store.name,
+        "state": state,
+        "status_url": reverse("tracking-status", args=[order.tracking_token]),
+        # The customer's own address is the map's reference point; never another stop.
+        "destination": {"lat": float(order.lat), "lng": float(order.lng)},
+        "tip_form": tip_form or TipRaiseForm(initial={"request_key": secrets.token_urlsafe(24)}),
+        "tip_url": reverse("tracking-tip", args=[order.tracking_token]),
+        "rating": rating,
+        "can_rate": order.status == Order.Status.DELIVERED and rating is None and state["driver"] is not None,
+        "rating_form": rating_form or RatingForm(),
+        "rate_url": reverse("tracking-rate", args=[order.tracking_token]),
+        "done": done() if done else "",
+        **_map_context(),
+    }
+    return _private(render(request, "tracking/order.html", context, status=status))
+
+
 @require_safe
 def tracking(request, token: str):
     """The customer's tracking page (no login; the unguessable token is the credential)."""
@@ -103,17 +157,73 @@ def tracking(request, token: str):
     order = _find_order(token)
     if order is None:
         return _not_found(request, as_json=False)
-    state = tracking_state(order)
-    context = {
-        "order": order,
-        "store_name": order.store.name,
-        "state": state,
-        "status_url": reverse("tracking-status", args=[order.tracking_token]),
-        # The customer's own address is the map's reference point; never another stop.
-        "destination": {"lat": float(order.lat), "lng": float(order.lng)},
-        **_map_context(),
+    return _page(request, order)
+
+
+def _back(order: Order, done: str) -> HttpResponseRedirect:
+    url = reverse("tracking", args=[order.tracking_token]) + f"?done={done}"
+    return _private(HttpResponseRedirect(url, status=303))
+
+
+def _form_error(exc: DomainError) -> str:
+    words = {
+        "tip_closed": _("This tip can no longer be raised here."),
+        "not_a_raise": _("Enter an amount higher than your current tip."),
+        "invalid_amount": _("Enter an amount in dollars, like 7.50."),
+        "already_rated": _("You rated this delivery already."),
+        "not_delivered": _("You can rate your delivery once it was delivered."),
     }
-    return _private(render(request, "tracking/order.html", context))
+    return words.get(exc.code, _("That did not work; nothing was changed."))
+
+
+@require_POST
+def tracking_tip(request, token: str):
+    """The customer raises their tip (CSRF-checked form; `request_key` makes a double submit
+    one raise). The difference is authorised on their saved card right away, outside any
+    transaction; when Stripe does not answer, the beat sweeper finishes it."""
+    wait = rate_limit_wait(request)
+    if wait is not None:
+        return _too_many(request, wait, as_json=False)
+    order = _find_order(token)
+    if order is None:
+        return _not_found(request, as_json=False)
+    form = TipRaiseForm(request.POST)
+    if not form.is_valid():
+        return _page(request, order, tip_form=form, status=400)
+    try:
+        charge = tip_raise_by_customer(
+            order=order, new_amount_cents=form.cleaned_data["amount"], request_key=form.cleaned_data["request_key"]
+        )
+    except DomainError as exc:
+        form.add_error("amount", _form_error(exc))
+        return _page(request, order, tip_form=form, status=exc.status_code if exc.status_code < 500 else 400)
+    try:
+        outcome = tip_charge_authorize(charge_id=charge.pk)
+    except stripe.StripeError:
+        logger.warning("tip charge %s: Stripe did not answer; the sweeper retries", charge.pk, exc_info=True)
+        outcome = "pending"
+    done = {"authorized": "raised", "captured": "raised", "failed": "declined"}.get(outcome, "confirming")
+    return _back(order, done)
+
+
+@require_POST
+def tracking_rate(request, token: str):
+    """The customer rates the delivery, once (CSRF-checked form)."""
+    wait = rate_limit_wait(request)
+    if wait is not None:
+        return _too_many(request, wait, as_json=False)
+    order = _find_order(token)
+    if order is None:
+        return _not_found(request, as_json=False)
+    form = RatingForm(request.POST)
+    if not form.is_valid():
+        return _page(request, order, rating_form=form, status=400)
+    try:
+        delivery_rate(order=order, stars=form.cleaned_data["stars"], note=form.cleaned_data["note"])
+    except DomainError as exc:
+        form.add_error(None, _form_error(exc))
+        return _page(request, order, rating_form=form, status=exc.status_code if exc.status_code < 500 else 400)
+    return _back(order, "rated")
 
 
 @require_safe
@@ -125,7 +235,7 @@ def tracking_status(request, token: str):
     order = _find_order(token)
     if order is None:
         return _not_found(request, as_json=True)
-    return _private(JsonResponse(tracking_state(order)))
+    return _private(JsonResponse(_state(order)))
 
 
 @require_safe

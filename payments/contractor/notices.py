@@ -44,6 +44,7 @@ SUBJECTS = {
     Kind.SCREENING_FINAL_ADVERSE: "Spark: final adverse action notice",
     Kind.DOCUMENTS_EXPIRING: "Spark: your {documents} expires soon",
     Kind.DOCUMENTS_EXPIRED: "Spark: your {documents} expired; you are off duty until renewed",
+    Kind.TIP_LOWERED: "Spark: a tip on one of your deliveries was lowered",
 }
 
 

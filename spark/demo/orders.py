@@ -18,7 +18,7 @@ from django.db import transaction
 
 from orders.batch_editing import batch_create, batch_publish
 from orders.models import Order, OrderEvent, Stop
-from payments.models import Tip
+from payments.models import Tip, TipCharge
 from spark.demo.bookkeeping import SEED_REASON, Counter
 from spark.demo.people import Staff
 from spark.demo.stores import SLOT_HOURS, window
@@ -258,8 +258,9 @@ def seed_orders(counter: Counter, stores: dict[str, Store], orders: list[OrderPl
     counter.add("orders", len(new))
     if not new:
         return
-    # What intake writes besides the order: its first event, and the tip authorised with it
-    # (the sandbox payment backend has no real payment intent).
+    # What intake writes besides the order: its first event, and the tip authorised with it on
+    # a card saved with the order (sandbox ids: the sandbox payment backend moves no money), so
+    # a demo customer can raise it from the tracking page (payments.tips).
     created = Order.objects.filter(store__in=stores.values(), external_id__in=[o.external_id for o in new]).values_list(
         "pk", "tip_cents"
     )
@@ -269,8 +270,32 @@ def seed_orders(counter: Counter, stores: dict[str, Store], orders: list[OrderPl
             for pk, _ in created
         ]
     )
-    tips = [Tip(order_id=pk, amount_cents=cents, authorized_cents=cents) for pk, cents in created if cents > 0]
+    tips = [
+        Tip(
+            order_id=pk,
+            amount_cents=cents,
+            authorized_cents=cents,
+            stripe_customer_id=f"sandbox_cus_{pk}",
+            stripe_payment_method_id=f"sandbox_pm_{pk}",
+            stripe_payment_intent_id=f"sandbox_pi_demo_{pk}",
+        )
+        for pk, cents in created
+        if cents > 0
+    ]
     Tip.objects.bulk_create(tips)
+    TipCharge.objects.bulk_create(
+        [
+            TipCharge(
+                tip=tip,
+                kind=TipCharge.Kind.INTAKE,
+                status=TipCharge.Status.AUTHORIZED,
+                amount_cents=tip.amount_cents,
+                stripe_payment_intent_id=tip.stripe_payment_intent_id,
+                authorized_at=tip.created_at,
+            )
+            for tip in tips
+        ]
+    )
     counter.add("tips", len(tips))
 
 

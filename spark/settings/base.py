@@ -307,6 +307,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "payments.tasks.sweep_screening",
         "schedule": timedelta(minutes=5),  # unsent driver notices, missing contractor ids
     },
+    # Issue 10, tips slice (payments/tips.py): authorisations whose task was lost, captures and
+    # credits of tips whose adjust window closed (or whose capture deadline is near).
+    "settle-tips": {
+        "task": "payments.tasks.settle_tips",
+        "schedule": timedelta(minutes=5),
+    },
 }
 # --- Money: batch settlement (issue 10) ---
 # The settle_batch task runs when a batch completes or returns; this sweep settles any whose task
@@ -338,6 +344,13 @@ SPARK_ADVERSE_WAIT_DAYS = env.int("SPARK_ADVERSE_WAIT_DAYS", default=7)
 SPARK_SCREENING_PROVIDER_CONTACT = env(
     "SPARK_SCREENING_PROVIDER_CONTACT", default="Spark Screening Team, screening@spark.test"
 )
+# Issue 10, tips slice (payments/tips.py): a tip can be raised by the customer (lowered only by
+# ops) until this many hours after delivery; then it is captured and credited to the driver.
+# It is always captured this many minutes before Stripe's capture_before, whatever the window.
+SPARK_TIP_ADJUST_WINDOW_HOURS = env.int("SPARK_TIP_ADJUST_WINDOW_HOURS", default=24)
+SPARK_TIP_CAPTURE_MARGIN_MINUTES = env.int("SPARK_TIP_CAPTURE_MARGIN_MINUTES", default=60)
+# The most a customer may raise a tip to from the tracking page (cents).
+SPARK_TIP_MAX_CENTS = env.int("SPARK_TIP_MAX_CENTS", default=100_000)
 SPARK_DEMO_API_KEY = env("SPARK_DEMO_API_KEY", default="demo-store-key")
 SPARK_OFFER_TTL_SECONDS = env.int("SPARK_OFFER_TTL_SECONDS", default=60)
 # Text messages (phone verification codes, drivers/sms.py): "console" logs them, "locmem" keeps

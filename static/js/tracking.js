@@ -31,7 +31,13 @@
     }
 
     renderTimeline(s.timeline || []);
-    if (s.tip) { setText("trk-tip-amount", s.tip.text); setText("trk-tip-note", s.tip.note); }
+    if (s.tip) {
+      setText("trk-tip-amount", s.tip.text);
+      setText("trk-tip-note", s.tip.note);
+      show("trk-tip-note-wrap", !!s.tip.note);
+    }
+    show("trk-next", !!s.next_step);
+    setText("trk-next-text", s.next_step);
     renderPosition(s.position);
     show("trk-foot", !!s.poll);
   }
@@ -94,7 +100,7 @@
     try { dest = JSON.parse(root.dataset.destination || "null"); } catch (e) { dest = null; }
     if (!map) {
       map = L.map("trk-map", { scrollWheelZoom: false, zoomControl: true });
-      // The page itself sends no Referer (the token is in its URL); tile servers get the origin only.
+      // The page sends no Referer to other sites (the token is in its URL); tile servers get the origin only.
       L.tileLayer(root.dataset.tiles, {
         maxZoom: 18, attribution: "© OpenStreetMap", referrerPolicy: "strict-origin"
       }).addTo(map);
@@ -148,6 +154,8 @@
         if (!next) return;
         failures = 0;
         show("trk-refresh-error", false);
+        // Delivered just now: reload once, so the page offers what a delivered order has (rating).
+        if (next.status !== state.status && next.status === "delivered") { window.location.reload(); return; }
         state = next;
         render(state);
         schedule(state.poll_seconds || 15);

@@ -590,7 +590,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     # The photo the customer is shown is the stored one, without the phone's EXIF/GPS.
     served = customer.context.request.get(photo.get_attribute("src"))
     assert served.ok and served.headers["content-type"] == "image/jpeg"
-    assert served.headers["referrer-policy"] == "no-referrer"
+    assert served.headers["referrer-policy"] == "same-origin"
     image = Image.open(BytesIO(served.body()))
     assert not image.getexif() and b"Exif\x00\x00" not in served.body()
     second.refresh_from_db()

@@ -110,7 +110,7 @@ def assert_private(html: str, raw_json: str, trip: Trip, me: int) -> None:
 
 
 def assert_private_headers(res) -> None:
-    assert res["Referrer-Policy"] == "no-referrer"
+    assert res["Referrer-Policy"] == "same-origin"  # never to another site; our forms need their Origin
     assert "noindex" in res["X-Robots-Tag"]
 
 
@@ -300,11 +300,13 @@ def test_cancelled_and_undeliverable_end_the_timeline(client, denver):
     assert state["timeline"][-1]["key"] == "undeliverable" and state["position"] is None
 
 
-def test_tip_placeholder_shows_the_current_tip(client, denver):
+def test_tip_shows_the_current_tip_and_promises_no_raise_it_cannot_do(client, denver):
+    # An order without a saved card (no Tip row here: made by the factory) cannot be raised from
+    # the page, and the page no longer says it can.
     trip = make_trip(denver, stops=1, until="received")
     html, state, _ = both(client, trip.orders[0])
-    assert state["tip"] == {"cents": 650, "text": "$6.50", "note": "you can add to your tip after delivery"}
-    assert "$6.50" in html and "you can add to your tip after delivery" in html
+    assert state["tip"] == {"cents": 650, "text": "$6.50", "note": "", "can_raise": False}
+    assert "$6.50" in html and "add to your tip" not in html
     assert "<form" not in html
 
 
