@@ -1,6 +1,22 @@
-from django.urls import path
+from django.urls import path, register_converter
 
 from . import delivery, earnings, views
+
+
+class IsoDate:
+    """A path segment shaped like YYYY-MM-DD, kept as text: the view says what is wrong with a
+    date that is not one (400); anything else is not a URL of ours (the API's JSON 404)."""
+
+    regex = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+register_converter(IsoDate, "isodate")
 
 urlpatterns = [
     path("driver/offers/", views.OfferListView.as_view(), name="driver-offers"),
@@ -41,7 +57,9 @@ urlpatterns += [
         earnings.EarningsBatchDetailView.as_view(),
         name="driver-earnings-batch",
     ),
-    path("driver/earnings/statements/<str:week>/", earnings.StatementView.as_view(), name="driver-earnings-statement"),
+    path(
+        "driver/earnings/statements/<isodate:week>/", earnings.StatementView.as_view(), name="driver-earnings-statement"
+    ),
     path("driver/earnings/payouts/", earnings.PayoutListView.as_view(), name="driver-earnings-payouts"),
     path("driver/earnings/cashout/", earnings.CashoutView.as_view(), name="driver-earnings-cashout"),
 ]
