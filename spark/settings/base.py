@@ -219,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "spark.api.schema.forms_have_no_null"],
+    # Choice sets that share a field name ("status") get a name of their own instead of a hash.
+    "ENUM_NAME_OVERRIDES": {"EarningBatchStatusEnum": "payments.driver_earnings.EARNING_BATCH_STATUSES"},
 }
 
 # --- Celery -------------------------------------------------------------------------
