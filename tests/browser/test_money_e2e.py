@@ -15,8 +15,10 @@
    opening balance): the batch pay, the cash-out and its fee.
 
 The customer's half (raising the tip on the tracking page after delivery, with a real
-manual-capture PaymentIntent at localstripe, and rating) is tests/browser/test_tip_e2e.py; the
-orders here carry tips the store already collected (no card on file), which cannot be raised.
+manual-capture PaymentIntent at localstripe, and rating) is tests/browser/test_tip_e2e.py. The
+orders here carry $5 tips the store already collected (booked at intake, no card on file, so not
+raisable; localstripe would also switch the payouts off the sandbox): the driver sees them as
+tips to come, outside the balance until their window closes.
 """
 
 import csv
@@ -27,13 +29,13 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from dispatch import rounds
 from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory
 from orders.models import Batch
-from payments import driver_earnings
+from payments import driver_earnings, tips
 from payments.models import BatchPay, Payout
 from payments.selectors import driver_balance_cents
 from payments.tasks import sweep_unsettled_batches
@@ -65,11 +67,6 @@ def _media_and_cache(settings, tmp_path):
     cache.clear()
 
 
-def _to_earnings(page: Page) -> None:
-    page.get_by_test_id("tab-earnings").click()
-    expect(page).to_have_url(re.compile(r"/driver/earnings/$"))
-
-
 def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_statement(
     transactional_db, new_page, phone_context_args, force_login, shot, htmx_settled, fits_width
 ):
@@ -90,6 +87,8 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
 
     # --- The store publishes a batch; dispatch offers it to the driver (who holds a slot) -----------
     orders = _orders(store, prefix="PAY")
+    for order in orders:
+        tips.tip_intake(order=order, amount_cents=500)  # the store's intake: a tip it collected itself
     batch = _published_batch(store, orders)
     rounds.dispatch_advance(batch_id=batch.pk)
     offer = Offer.objects.select_related("pay").get(batch=batch, driver=driver)
@@ -146,13 +145,17 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     phone.reload()
     batch_pay = phone.get_by_test_id("last-batch-pay")
     expect(batch_pay).to_contain_text(f"This batch paid {format_cents(pay.final_cents)}.")
+    expect(batch_pay.get_by_test_id("last-batch-tips-pending")).to_have_text("+ $10.00 in tips to come")
+    expect(phone.get_by_test_id("batch-status")).to_have_text("")  # no second "no active batch"
     expect(phone.get_by_test_id("test-payments")).to_have_text("Test payments: no real money moves")
     fits_width(phone)
     shot(_top(phone), "batch-complete")
 
     # --- Earnings: the balance ----------------------------------------------------------------------
-    _to_earnings(phone)
+    phone.get_by_test_id("last-batch-earnings-link").click()
+    expect(phone).to_have_url(re.compile(r"/driver/earnings/$"))
     expect(phone.get_by_test_id("balance")).to_have_text(format_cents(balance))
+    expect(phone.get_by_test_id("pending-tip")).to_have_count(2)
     row = phone.locator(f"[data-testid=batch-row][data-batch-id='{batch.pk}']")
     expect(row.get_by_test_id("batch-pay")).to_have_text(format_cents(pay.final_cents))
     fits_width(phone)
@@ -171,7 +174,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     fits_width(phone)
     shot(_top(phone), "cash-out-confirm")
     confirm.click()
-    expect(phone).to_have_url(re.compile(r"/driver/payouts/$"))
+    expect(phone).to_have_url(re.compile(r"/driver/earnings/payouts/$"))  # payout history
     expect(phone.locator("#messages")).to_contain_text(
         f"Test cash-out of {format_cents(payout_cents)} recorded (fee {format_cents(fee)}): no real money moves."
     )
@@ -179,8 +182,14 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     assert (payout.kind, payout.amount_cents, payout.fee_cents) == (Payout.Kind.INSTANT, payout_cents, fee)
     after = driver_balance_cents(driver=driver)
     assert balance - after == payout_cents + fee
+    cashed = phone.get_by_test_id("payout")
+    expect(cashed).to_have_count(1)
+    expect(cashed.get_by_test_id("payout-amount")).to_have_text(format_cents(payout_cents))
+    expect(cashed).to_contain_text(f"fee {format_cents(fee)}")
+    fits_width(phone)
     shot(_top(phone), "cashed-out")
-    _to_earnings(phone)
+    phone.locator(".banner-link a").click()
+    expect(phone).to_have_url(re.compile(r"/driver/earnings/$"))
     expect(phone.get_by_test_id("balance")).to_have_text(format_cents(after))
 
     # --- This week's statement: page, then CSV summing to the week's net ----------------------------
