@@ -10,7 +10,8 @@
    payments.tasks.sweep_unsettled_batches, called in this process.
 3. The batch-complete screen says "This batch paid $X"; the Earnings tab shows it as the balance.
 4. Cash-out (/driver/payouts/cash-out/, reached from Earnings): the fee and what reaches the bank
-   are shown before confirming; after confirming the balance dropped by the payout plus the fee.
+   are shown before confirming; after confirming the balance dropped by the payout plus the fee,
+   and payout history shows the cash-out (paid once its pay_payout task ran, also called here).
 5. This week's statement: its page, and its CSV whose lines sum to the week's net (closing minus
    opening balance): the batch pay, the cash-out and its fee.
 
@@ -35,7 +36,7 @@ from dispatch import rounds
 from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory
 from orders.models import Batch
-from payments import driver_earnings, tips
+from payments import driver_earnings, payout_tasks, tips
 from payments.models import BatchPay, Payout
 from payments.selectors import driver_balance_cents
 from payments.tasks import sweep_unsettled_batches
@@ -186,6 +187,14 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     expect(cashed).to_have_count(1)
     expect(cashed.get_by_test_id("payout-amount")).to_have_text(format_cents(payout_cents))
     expect(cashed).to_contain_text(f"fee {format_cents(fee)}")
+    expect(cashed).to_contain_text("On its way")
+    # The transfer is the pay_payout task queued on commit; no worker here either, so the test
+    # runs what that task runs (payments.payout_tasks.pay_payout), then the page says "Paid".
+    payout_tasks.pay_payout(payout.pk)
+    phone.reload()
+    expect(cashed).to_have_attribute("data-status", "paid")
+    expect(cashed).to_contain_text("Paid")
+    assert driver_balance_cents(driver=driver) == after  # paying out moves nothing more
     fits_width(phone)
     shot(_top(phone), "cashed-out")
     phone.locator(".banner-link a").click()
