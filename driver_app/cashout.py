@@ -49,7 +49,7 @@ def cashout(request, driver: Driver):
         else:
             done = _("Cash-out of %(amount)s is on its way to your bank (fee %(fee)s).") % amounts
         messages.success(request, done)
-        return redirect("driver_app:payouts")
+        return redirect("driver_app:earnings-payouts")  # the new payout's row, its fee and status
     quote = cashout_quote(driver)
     context = page_context(
         request,
