@@ -27,7 +27,6 @@ import pytest
 from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.utils import timezone
 from PIL import Image
 from playwright.sync_api import Page, expect
 
@@ -35,41 +34,31 @@ from dispatch import rounds
 from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from drivers.models import Driver, Location, Route
-from drivers.tests.factories import DriverFactory, SlotClaimFactory
-from orders.batch_editing import batch_create, batch_publish
+from drivers.tests.factories import DriverFactory
 from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, Order, Stop
-from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
 from spark.money import format_cents
 from stores.models import StoreMembership
-from stores.tests.factories import DeliverySlotFactory, StoreFactory, StoreMembershipFactory, ZoneFactory
+from stores.tests.factories import StoreFactory, StoreMembershipFactory, ZoneFactory
 from tests.browser.conftest import PASSWORD, verify_email
+from tests.browser.flow_helpers import (
+    AT_STORE,
+    AUTO_ADVANCE_MS,
+    SPOTS,
+    jpeg,
+    live_stops,
+    make_orders,
+    published_batch,
+    slot_holder,
+    top_offer,
+    upload,
+)
 
 pytestmark = pytest.mark.slow
 
-# The store is at 36.15, -86.79 (StoreFactory); the phone starts in its parking lot.
-AT_STORE = {"latitude": 36.1501, "longitude": -86.7901, "accuracy": 12}
-# Two customers north-east of the store, the way the driver is heading.
-SPOTS = [(Decimal("36.158000"), Decimal("-86.781000")), (Decimal("36.166000"), Decimal("-86.772000"))]
-GPS_IFD = 0x8825
+
 POLL_MS = 15_000  # static/js/tracking.js polls status.json this often
-AUTO_ADVANCE_MS = 20_000  # the Batch page polls its status every 5 s, then reloads itself
-
-
-def _jpeg(color=(200, 80, 40), size=(1200, 900)) -> bytes:
-    """A camera-like JPEG with the phone's GPS position in its EXIF."""
-    exif = Image.Exif()
-    exif.get_ifd(GPS_IFD).update({1: "N", 2: (36.0, 9.0, 45.0), 3: "W", 4: (86.0, 46.0, 53.0)})
-    out = BytesIO()
-    Image.new("RGB", size, color).save(out, format="JPEG", exif=exif)
-    data = out.getvalue()
-    assert Image.open(BytesIO(data)).getexif().get_ifd(GPS_IFD), "the test photo must carry GPS tags"
-    return data
-
-
-def _upload(name: str, data: bytes) -> dict:
-    return {"name": name, "mimeType": "image/jpeg", "buffer": data}
 
 
 def _assert_no_exif(field_file) -> Image.Image:
@@ -130,32 +119,6 @@ def world(transactional_db):
     return {"zone": zone, "store": store, "associate": associate, "driver": driver}
 
 
-def _orders(store, *, alcohol=(False, False), prefix="WEB") -> list[Order]:
-    start = timezone.now() + timedelta(minutes=50)
-    return [
-        OrderFactory(
-            store=store,
-            external_id=f"{prefix}-{i + 1}",
-            lat=lat,
-            lng=lng,
-            window_start=start,
-            window_end=start + timedelta(hours=2),
-            address_line1=f"{710 + i} Hidden Hollow Ln",
-            customer_name=f"Customer {prefix} {i + 1}",
-            contains_alcohol=alcohol[i],
-            totes=2 + i,
-        )
-        for i, (lat, lng) in enumerate(SPOTS)
-    ]
-
-
-def _published_batch(store, orders) -> Batch:
-    batch = batch_create(store=store, orders=orders)
-    batch_publish(batch=batch)
-    batch.refresh_from_db()
-    return batch
-
-
 def _login_driver(page: Page, user) -> None:
     """The real allauth login page, then on to the driver app."""
     verify_email(user)
@@ -164,24 +127,6 @@ def _login_driver(page: Page, user) -> None:
     page.locator("input[name=password]").fill(PASSWORD)
     page.locator("form button[type=submit]").first.click()
     expect(page).to_have_url(re.compile(r"/driver/$"))
-
-
-def _live_stops(batch) -> list[Stop]:
-    return list(
-        Stop.objects.filter(batch=batch)
-        .exclude(status=Stop.Status.REMOVED)
-        .select_related("order")
-        .order_by("sequence")
-    )
-
-
-def _top(page: Page) -> Page:
-    """Back to the top before a full-page shot: the sticky app bar is drawn where the phone had
-    scrolled to. After a reload (the app reloads itself) the browser restores the old scroll
-    position once the page has loaded, so wait for that first."""
-    page.wait_for_load_state("load")
-    page.wait_for_function("() => { window.scrollTo(0, 0); return window.scrollY === 0; }")
-    return page
 
 
 def _customer_phone(customer: Page, order: Order) -> Page:
@@ -244,7 +189,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     assert Decimal("36.155") < dest_lat < Decimal("36.175") and Decimal("-86.78") < dest_lng < Decimal("-86.76")
     driver_page.locator("#max_detour_km").select_option("12")
     fits_width(driver_page)
-    shot(_top(driver_page), "home-online-route")
+    shot(top_offer(driver_page), "home-online-route")
     driver_page.get_by_test_id("route-save").click()
     expect(driver_page.locator("#toast")).to_contain_text("Route saved")
     expect(editor).not_to_have_attribute("open", "")
@@ -256,8 +201,8 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     assert route.max_detour_meters == 12_000
 
     # --- The store publishes a batch of two; dispatch offers it to the driver on the route ----
-    orders = _orders(store)
-    batch = _published_batch(store, orders)
+    orders = make_orders(store)
+    batch = published_batch(store, orders)
     assert rounds.dispatch_advance(batch_id=batch.pk) == Batch.Stage.ROUTE
     offer = Offer.objects.select_related("pay").get(batch=batch, driver=driver)
     assert offer.kind == Offer.Kind.ROUTE and offer.status == Offer.Status.PENDING
@@ -269,7 +214,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     expect(customer.locator("#trk-driver")).to_be_hidden()
     expect(customer.locator("#trk-eta-label")).to_have_text("Delivery window")
     fits_width(customer)
-    shot(_top(customer), "customer-preparing")
+    shot(top_offer(customer), "customer-preparing")
 
     # --- Offers: countdown, pay breakdown, areas only ----------------------------------------
     driver_page.get_by_test_id("tab-offers").click()
@@ -300,7 +245,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     card.get_by_test_id("offer-decline").click()
     expect(card.get_by_test_id("decline-form")).to_be_hidden()
     fits_width(driver_page)
-    shot(_top(driver_page), "offer")
+    shot(top_offer(driver_page), "offer")
 
     card.get_by_test_id("offer-accept").click()
     expect(driver_page).to_have_url(re.compile(r"/driver/batch/$"))
@@ -326,7 +271,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     batch.refresh_from_db()
     assert batch.status == Batch.Status.AT_STORE and batch.arrived_at_store_at is not None
     fits_width(driver_page)
-    shot(_top(driver_page), "batch-pickup-code")
+    shot(top_offer(driver_page), "batch-pickup-code")
 
     # --- The associate hands over on the dashboard, on their own phone ------------------------
     associate_page = page
@@ -338,7 +283,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     shown_code = driver_page.get_by_test_id("pickup-code").inner_text()  # read off the driver's screen
     handoff.get_by_label("Driver's pickup code").fill(shown_code)
     handoff.get_by_label("The driver's face matches the photo").check()
-    shot(_top(associate_page), "associate-handoff")
+    shot(top_offer(associate_page), "associate-handoff")
     handoff.get_by_role("button", name="Hand over").click()
     expect(associate_page.locator("#messages .success")).to_have_text(f"Batch {batch.pk} handed over.")
     batch.refresh_from_db()
@@ -347,7 +292,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     # --- The driver's page moves on by itself to the stops, in order ------------------------------
     expect(driver_page.locator("h1")).to_have_text("Deliveries", timeout=AUTO_ADVANCE_MS)
     expect(driver_page.get_by_test_id("batch-status")).to_have_attribute("data-phase", "stops")
-    stops = _live_stops(batch)
+    stops = live_stops(batch)
     assert [s.order_id for s in stops] == [o.pk for o in orders]
     expect(driver_page.get_by_test_id("stop")).to_have_count(2)
     expect(driver_page.get_by_test_id("stop-arrive")).to_have_count(1)  # only the next stop
@@ -360,9 +305,9 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     expect(customer.locator("#trk-driver-text")).to_have_text("Ana is delivering your order.")
     expect(customer.locator("#trk-vehicle")).to_have_text("Blue Toyota Corolla")
     expect(customer.locator("#trk-map-card")).to_be_visible()  # the first stop: the driver heads there
-    shot(_top(customer), "customer-on-the-way")
+    shot(top_offer(customer), "customer-on-the-way")
 
-    photo_bytes = _jpeg()
+    photo_bytes = jpeg()
     attempts: list[str] = []
 
     def drop_first(route):
@@ -387,16 +332,16 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
         expect(card).to_have_attribute("data-stop-status", "arrived")
         photo_input = card.get_by_test_id("photo-input")
         expect(photo_input).to_have_attribute("capture", "environment")
-        photo_input.set_input_files(_upload(f"door-{i + 1}.jpg", photo_bytes))
+        photo_input.set_input_files(upload(f"door-{i + 1}.jpg", photo_bytes))
         expect(card.locator("img.photo-preview")).to_be_visible()
         fits_width(driver_page)
         if i == 0:
-            shot(_top(driver_page), "stop-arrived-with-photo")
+            shot(top_offer(driver_page), "stop-arrived-with-photo")
             # The first upload dies on a weak signal; the app keeps the photo and sends it again.
             driver_page.route("**/api/v1/driver/stops/*/deliver/", drop_first)
             card.get_by_test_id("stop-deliver").click()
             expect(card.get_by_test_id("upload-state")).to_contain_text("Upload failed (attempt 1)")
-            shot(_top(driver_page), "upload-retrying")
+            shot(top_offer(driver_page), "upload-retrying")
             expect(card).to_have_attribute("data-stop-status", "delivered")
             assert len(attempts) == 2
             driver_page.unroute("**/api/v1/driver/stops/*/deliver/")
@@ -421,25 +366,25 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
             )
             expect(customer.locator("#trk-map-card")).to_be_hidden()
             expect(customer.locator("#trk-foot")).to_be_hidden()  # nothing more to wait for
-            shot(_top(customer), "customer-delivered")
+            shot(top_offer(customer), "customer-delivered")
 
     # --- Complete ---------------------------------------------------------------------------------
     expect(driver_page.get_by_test_id("stops").locator("h2")).to_have_text("Stops · 2 of 2 delivered")
     complete = driver_page.get_by_test_id("complete-batch")
     expect(complete).to_be_enabled()
-    shot(_top(driver_page), "stops-delivered")
+    shot(top_offer(driver_page), "stops-delivered")
     complete.click()
     expect(driver_page.get_by_test_id("last-batch")).to_contain_text("Your batch from Green Hills Market was completed")
     expect(driver_page.get_by_test_id("batch-status")).to_have_attribute("data-phase", "none")
     fits_width(driver_page)
-    shot(_top(driver_page), "completed")
+    shot(top_offer(driver_page), "completed")
 
     batch.refresh_from_db()
     assert batch.status == Batch.Status.COMPLETED and batch.closed_at is not None
     assert set(Order.objects.filter(pk__in=[o.pk for o in orders]).values_list("status", flat=True)) == {
         Order.Status.DELIVERED
     }
-    for stop in _live_stops(batch):
+    for stop in live_stops(batch):
         assert stop.status == Stop.Status.DELIVERED and stop.delivered_at is not None
         _assert_no_exif(stop.proof_photo)
     assert Driver.objects.get(pk=driver.pk).is_online  # still online for the next batch
@@ -447,16 +392,6 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     # Customer privacy held all along: the driver's last name and plate never appeared.
     for text in (customer.locator("body").inner_text(), customer.content()):
         assert "Quintero" not in text and "TN7Q4X2" not in text
-
-
-# --- 2. The customer's tracking page ----------------------------------------------------------------
-
-
-def _slot_holder(store, driver) -> None:
-    """Make `driver` hold a seat in a slot of `store` running now: dispatch offers to them first."""
-    now = timezone.now()
-    slot = DeliverySlotFactory(store=store, starts_at=now - timedelta(minutes=10), ends_at=now + timedelta(hours=2))
-    SlotClaimFactory(driver=driver, slot=slot)
 
 
 class DriverAPI:
@@ -479,7 +414,7 @@ class DriverAPI:
         self.post("location/", {"lat": str(lat), "lng": str(lng), "accuracy_m": 8})
 
     def deliver(self, stop: Stop, **extra) -> None:
-        photo = SimpleUploadedFile("IMG_0001.jpg", _jpeg(color=(40, 140, 90)), content_type="image/jpeg")
+        photo = SimpleUploadedFile("IMG_0001.jpg", jpeg(color=(40, 140, 90)), content_type="image/jpeg")
         order = stop.order
         self.post(
             f"stops/{stop.pk}/deliver/",
@@ -493,9 +428,9 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     status.json (Playwright's clock makes each 15 s poll happen at once). The driver's side goes
     through the driver API, with the photo sent as the phone took it (GPS in its EXIF)."""
     store, driver = world["store"], world["driver"]
-    _slot_holder(store, driver)
-    orders = _orders(store, prefix="TRK")
-    batch = _published_batch(store, orders)
+    slot_holder(store, driver)
+    orders = make_orders(store, prefix="TRK")
+    batch = published_batch(store, orders)
     assert rounds.dispatch_advance(batch_id=batch.pk) == Batch.Stage.SLOT
     offer = Offer.objects.get(batch=batch, driver=driver, kind=Offer.Kind.SLOT)
     mine, other = orders[1], orders[0]  # the customer of the second stop
@@ -519,7 +454,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     expect(customer.locator("#trk-foot")).to_contain_text("This page updates by itself.")
     fits_width(customer)
     private()
-    shot(_top(customer), "preparing")
+    shot(top_offer(customer), "preparing")
 
     api = DriverAPI(driver)
     api.post(f"offers/{offer.pk}/accept/")
@@ -528,7 +463,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     expect(customer.locator("#trk-vehicle")).to_have_text("Blue Toyota Corolla")
     expect(current).to_contain_text("Preparing")
     private()
-    shot(_top(customer), "driver-assigned")
+    shot(top_offer(customer), "driver-assigned")
 
     api.at(store.lat, store.lng)
     api.post(f"batches/{batch.pk}/arrive/", {"lat": str(store.lat), "lng": str(store.lng)})
@@ -542,9 +477,9 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     expect(customer.locator("#trk-eta-label")).to_have_text("Estimated arrival")
     expect(map_card).to_be_hidden()  # the driver is going to someone else first
     private()
-    shot(_top(customer), "on-the-way-one-stop-before")
+    shot(top_offer(customer), "on-the-way-one-stop-before")
 
-    first, second = _live_stops(batch)
+    first, second = live_stops(batch)
     assert (first.order_id, second.order_id) == (other.pk, mine.pk)
     api.post(f"stops/{first.pk}/arrive/")
     api.deliver(first)
@@ -563,7 +498,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     expect(customer.locator("#trk-map.leaflet-container")).to_be_visible()
     expect(customer.locator("#trk-map .leaflet-overlay-pane path")).to_have_count(2)  # the driver's circle + home
     private()
-    shot(_top(customer), "heading-here-with-map")
+    shot(top_offer(customer), "heading-here-with-map")
 
     api.post(f"stops/{second.pk}/arrive/")
     _poll_now(customer)
@@ -585,7 +520,7 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     )
     fits_width(customer)
     private()
-    shot(_top(customer), "delivered-with-photo")
+    shot(top_offer(customer), "delivered-with-photo")
 
     # The photo the customer is shown is the stored one, without the phone's EXIF/GPS.
     served = customer.context.request.get(photo.get_attribute("src"))
@@ -604,21 +539,18 @@ def test_customer_tracking_page_follows_the_same_batch(world, new_page, phone_co
     assert polls == []
 
 
-# --- 3. Alcohol: the ID check ------------------------------------------------------------------------
-
-
 def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_login, shot, htmx_settled):
     store, driver = world["store"], world["driver"]
-    _slot_holder(store, driver)
-    orders = _orders(store, alcohol=(True, True), prefix="ALC")
-    batch = _published_batch(store, orders)
+    slot_holder(store, driver)
+    orders = make_orders(store, alcohol=(True, True), prefix="ALC")
+    batch = published_batch(store, orders)
     rounds.dispatch_advance(batch_id=batch.pk)
     offer = Offer.objects.get(batch=batch, driver=driver)
     dispatch_services.offer_accept(offer=offer, driver=driver)
     batch.refresh_from_db()
     batch_check_in(batch=batch, driver=driver)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
-    first, second = _live_stops(batch)
+    first, second = live_stops(batch)
 
     page = phone_with_gps({"latitude": float(SPOTS[0][0]), "longitude": float(SPOTS[0][1]), "accuracy": 10})
     force_login(page, driver.user)
@@ -632,18 +564,18 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     expect(card.locator(".flag.alcohol")).to_have_text("Alcohol · ID check")
     card.get_by_test_id("stop-arrive").click()
     expect(card.get_by_test_id("id-check")).to_be_visible()
-    card.get_by_test_id("photo-input").set_input_files(_upload("door.jpg", _jpeg()))
+    card.get_by_test_id("photo-input").set_input_files(upload("door.jpg", jpeg()))
     card.get_by_test_id("stop-deliver").click()
     expect(toast).to_have_text("Alcohol: enter the date of birth and take a photo of the ID.")
     minor = date.today() - timedelta(days=365 * 20)
     card.get_by_test_id("id-birth-date").fill(minor.isoformat())
     card.get_by_test_id("id-photo-input").set_input_files(
-        _upload("id.jpg", _jpeg(color=(230, 230, 210), size=(800, 500)))
+        upload("id.jpg", jpeg(color=(230, 230, 210), size=(800, 500)))
     )
     card.get_by_test_id("stop-deliver").click()
     expect(toast).to_contain_text("The customer is under 21: alcohol cannot be delivered.")
     expect(toast).to_have_attribute("data-kind", "error")
-    shot(_top(page), "under-21-refused")
+    shot(top_offer(page), "under-21-refused")
     assert deliver_posts == []
     first.refresh_from_db()
     assert first.status == Stop.Status.ARRIVED and not first.proof_photo
@@ -661,21 +593,21 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     expect(card).to_have_class(re.compile(r"\bcurrent\b"))
     card.get_by_test_id("stop-arrive").click()
     expect(card.get_by_test_id("id-check")).to_be_visible()
-    card.get_by_test_id("photo-input").set_input_files(_upload("door.jpg", _jpeg()))
+    card.get_by_test_id("photo-input").set_input_files(upload("door.jpg", jpeg()))
     card.get_by_test_id("id-birth-date").fill("1990-01-02")
     card.get_by_test_id("id-photo-input").set_input_files(
-        _upload("id.jpg", _jpeg(color=(230, 230, 210), size=(800, 500)))
+        upload("id.jpg", jpeg(color=(230, 230, 210), size=(800, 500)))
     )
     card.get_by_test_id("stop-deliver").click()
     expect(card).to_have_attribute("data-stop-status", "delivered")
     assert len(deliver_posts) == 1
     complete = page.get_by_test_id("complete-batch")
     expect(complete).to_be_enabled()
-    shot(_top(page), "return-leg")
+    shot(top_offer(page), "return-leg")
     complete.click()
     expect(page.get_by_test_id("batch-status")).to_have_attribute("data-phase", "returning")
     expect(page.get_by_test_id("batch-status")).to_contain_text("Bring 1 order back to the store.")
-    shot(_top(page), "returning")
+    shot(top_offer(page), "returning")
 
     first.refresh_from_db()
     second.refresh_from_db()

@@ -44,16 +44,16 @@ from payments.tests.factories import PayPolicyFactory
 from spark.money import format_cents
 from stores.models import StoreMembership
 from stores.tests.factories import StoreFactory, StoreMembershipFactory, ZoneFactory
-from tests.browser.test_driver_flow_e2e import (
+from tests.browser.flow_helpers import (
     AT_STORE,
     AUTO_ADVANCE_MS,
-    _jpeg,
-    _live_stops,
-    _orders,
-    _published_batch,
-    _slot_holder,
-    _top,
-    _upload,
+    jpeg,
+    live_stops,
+    make_orders,
+    published_batch,
+    slot_holder,
+    top_offer,
+    upload,
 )
 
 pytestmark = pytest.mark.slow
@@ -78,7 +78,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     store = StoreFactory(zone=zone, name="Green Hills Market")
     associate = StoreMembershipFactory(store=store, role=StoreMembership.Role.ASSOCIATE).user
     driver = DriverFactory(home_zone=zone, user__first_name="Ana", user__last_name="Quintero")
-    _slot_holder(store, driver)
+    slot_holder(store, driver)
 
     phone = new_page(**phone_context_args, geolocation=AT_STORE, permissions=["geolocation"])
     force_login(phone, driver.user)
@@ -87,10 +87,10 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     expect(phone.get_by_test_id("duty-pill")).to_have_text("Online")
 
     # --- The store publishes a batch; dispatch offers it to the driver (who holds a slot) -----------
-    orders = _orders(store, prefix="PAY")
+    orders = make_orders(store, prefix="PAY")
     for order in orders:
         tips.tip_intake(order=order, amount_cents=500)  # the store's intake: a tip it collected itself
-    batch = _published_batch(store, orders)
+    batch = published_batch(store, orders)
     rounds.dispatch_advance(batch_id=batch.pk)
     offer = Offer.objects.select_related("pay").get(batch=batch, driver=driver)
     offered_total = offer.pay.total_cents
@@ -115,13 +115,13 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
 
     # --- Stops: the page moves on by itself; each stop delivered with a photo -----------------------
     expect(phone.locator("h1")).to_have_text("Deliveries", timeout=AUTO_ADVANCE_MS)
-    for i, stop in enumerate(_live_stops(batch)):
+    for i, stop in enumerate(live_stops(batch)):
         card = phone.locator(f"#stop-{stop.pk}")
         expect(card).to_have_class(re.compile(r"\bcurrent\b"))
         phone.context.set_geolocation({"latitude": float(stop.order.lat), "longitude": float(stop.order.lng)})
         card.get_by_test_id("stop-arrive").click()
         expect(card).to_have_attribute("data-stop-status", "arrived")
-        card.get_by_test_id("photo-input").set_input_files(_upload(f"door-{i + 1}.jpg", _jpeg()))
+        card.get_by_test_id("photo-input").set_input_files(upload(f"door-{i + 1}.jpg", jpeg()))
         card.get_by_test_id("stop-deliver").click()
         expect(card).to_have_attribute("data-stop-status", "delivered")
         htmx_settled(phone)
@@ -150,7 +150,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     expect(phone.get_by_test_id("batch-status")).to_have_text("")  # no second "no active batch"
     expect(phone.get_by_test_id("test-payments")).to_have_text("Test payments: no real money moves")
     fits_width(phone)
-    shot(_top(phone), "batch-complete")
+    shot(top_offer(phone), "batch-complete")
 
     # --- Earnings: the balance ----------------------------------------------------------------------
     phone.get_by_test_id("last-batch-earnings-link").click()
@@ -160,7 +160,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     row = phone.locator(f"[data-testid=batch-row][data-batch-id='{batch.pk}']")
     expect(row.get_by_test_id("batch-pay")).to_have_text(format_cents(pay.final_cents))
     fits_width(phone)
-    shot(_top(phone), "earnings")
+    shot(top_offer(phone), "earnings")
 
     # --- Cash out: the fee before confirming, then the balance drops by payout + fee ---------------
     phone.get_by_test_id("earnings-cashout").click()
@@ -173,7 +173,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     confirm = phone.get_by_test_id("cashout-confirm")
     expect(confirm).to_have_text(f"Cash out {format_cents(payout_cents)} (fee {format_cents(fee)})")
     fits_width(phone)
-    shot(_top(phone), "cash-out-confirm")
+    shot(top_offer(phone), "cash-out-confirm")
     confirm.click()
     expect(phone).to_have_url(re.compile(r"/driver/earnings/payouts/$"))  # payout history
     expect(phone.locator("#messages")).to_contain_text(
@@ -196,7 +196,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     expect(cashed).to_contain_text("Paid")
     assert driver_balance_cents(driver=driver) == after  # paying out moves nothing more
     fits_width(phone)
-    shot(_top(phone), "cashed-out")
+    shot(top_offer(phone), "cashed-out")
     phone.locator(".banner-link a").click()
     expect(phone).to_have_url(re.compile(r"/driver/earnings/$"))
     expect(phone.get_by_test_id("balance")).to_have_text(format_cents(after))
@@ -210,7 +210,7 @@ def test_driver_completes_a_batch_sees_its_pay_cashes_out_and_downloads_the_stat
     expect(phone.get_by_test_id("closing-balance")).to_have_text(format_cents(after))
     expect(phone.get_by_test_id("statement-line")).to_have_count(3)
     fits_width(phone)
-    shot(_top(phone), "statement")
+    shot(top_offer(phone), "statement")
     with phone.expect_download() as download_info:
         phone.get_by_test_id("statement-download").click()
     download = download_info.value
