@@ -103,7 +103,7 @@ def _plans(stores: list[dict], now: datetime) -> list[tuple[Step, list[OrderPlan
     tz = ZoneInfo(zone["timezone"])
     rng = random.Random(HISTORY_SEED)
     start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    out = []
+    out: list[tuple[Step, list[OrderPlan]]] = []
     n = 0
     for step in STEPS:
         if step.kind != "batch":
