@@ -300,3 +300,10 @@ def test_a_second_run_makes_no_second_history(seeded):
     output = seed()
     assert (Batch.objects.count(), BatchPay.objects.count(), Payout.objects.count(), Entry.objects.count()) == before
     assert "Created: nothing new." in output
+
+
+def test_no_history_leaves_the_money_history_out():
+    output = seed("--no-history")
+    assert not Batch.objects.filter(status=Batch.Status.COMPLETED).exists()
+    assert not BatchPay.objects.exists() and not Payout.objects.exists()
+    assert "delivered batches" not in output
