@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 HISTORY_SEED = 20261206
 PREFIX = "DEMO-HISTORY"
 CASHOUT_KEY = "demo-history"
+MAX_POOL_WAIT_SECONDS = 10  # the zones' claim_pool_seconds is 3 unless ops raised it
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ def _to_board(batches: list[Batch]) -> None:
             raise DomainError(f"Batch {batch.pk} went to {batch.dispatch_stage} offers, not the board.")
         pool_ends = max(pool_ends, batch.board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds))
     wait = (pool_ends - timezone.now()).total_seconds()
+    if wait > MAX_POOL_WAIT_SECONDS:
+        raise DomainError(f"The board pools claims for {wait:.0f} s here; the demo does not wait that long.")
     if wait > 0:
         clock.sleep(wait + 0.05)
 
@@ -227,7 +230,3 @@ def seed_history(counter: Counter, stores: dict[str, Store], staff: Staff, warn:
     except DomainError as exc:
         warn(f"  The demo money history stopped early: {exc.message}")
         logger.warning("demo history stopped: %s", exc.message)
-
-
-def history_driver_emails() -> list[str]:
-    return sorted({f"driver{s.driver}@spark.test" for s in STEPS if s.driver})
