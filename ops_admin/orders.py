@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.contrib import admin
 from django.db.models import Count, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
 from django.utils import timezone
 
 from dispatch.models import Offer
@@ -29,6 +30,7 @@ from orders.models import (
     Stop,
     StopEvent,
 )
+from payments.money_trace import batch_money_trace
 from spark.money import format_cents
 
 STUCK_UNASSIGNED_AFTER = timedelta(minutes=10)
@@ -249,6 +251,7 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
         ),
         ("Route and pay", {"fields": ["route_meters", "route_seconds", "offer_round", "incentive", "batching_run"]}),
         (None, {"fields": ["created_by", "created_at"]}),
+        ("Money", {"fields": ["money"], "classes": ["wide"]}),
     ]
     # All of it belongs to the services (stops and scheduling are edited on the store
     # dashboard); ops change a batch through the actions below.
@@ -274,6 +277,7 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
         "batching_run",
         "created_by",
         "created_at",
+        "money",
     ]
     inlines = [StopInline, BatchEventInline, OfferInline]
     action_form = ReasonActionForm
@@ -281,6 +285,14 @@ class BatchAdmin(ServiceOwnedHistoryAdmin):
 
     def has_add_permission(self, request):
         return False  # batches are built by auto-batching or on the store dashboard
+
+    @admin.display(description="Every cent of this batch")
+    def money(self, obj):
+        """Read-only: its offer's pay snapshot, its pay with parts and adjustments, its orders'
+        tips and every ledger transaction behind them (payments.money_trace)."""
+        if obj is None or obj.pk is None:
+            return "-"
+        return render_to_string("admin/orders/batch_money.html", {"trace": batch_money_trace(obj)})
 
     def has_delete_permission(self, request, obj=None):
         return False

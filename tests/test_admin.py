@@ -572,3 +572,51 @@ def test_batch_changelist_queries_do_not_grow_with_rows(client, ops_admin, djang
     with django_assert_max_num_queries(len(one)):
         response = client.get(url(Batch, "changelist"))
     assert len(response.context["cl"].result_list) == 20
+
+
+# --- The batch's money (payments.money_trace) --------------------------------------------------
+
+
+def test_batch_page_traces_every_cent_with_links_and_escapes_hostile_text(client, ops_admin):
+    from payments.tests.money_trace_builders import settled_batch
+    from spark.money import format_cents
+
+    run, offer, pay = settled_batch(note='<script>alert("pay")</script> waited')
+    Order.objects.filter(pk=run.order.pk).update(external_id="<img src=x onerror=alert(2)>")
+    page = client.get(reverse("admin:orders_batch_change", args=[run.batch.pk]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-testid="money-trace"' in html
+    snapshot = OfferPaySnapshot.objects.get(offer=offer)
+    assert f'<b data-testid="trace-guaranteed">{format_cents(pay.snapshot_cents)}</b>' in html
+    assert f'<b data-testid="trace-final">{format_cents(pay.final_cents)}</b>' in html
+    assert f'<b data-testid="trace-pay-total">{format_cents(pay.final_cents + 250)}</b>' in html
+    assert f'<b data-testid="trace-to-driver">{format_cents(pay.final_cents + 250)}</b>' in html
+    assert '<td data-testid="trace-net">$0.00</td>' in html
+    # each row links to its own admin page
+    adjustment = PayAdjustment.objects.get(batch_pay=pay)
+    for url in (
+        reverse("admin:payments_offerpaysnapshot_change", args=[snapshot.pk]),
+        reverse("admin:dispatch_offer_change", args=[offer.pk]),
+        reverse("admin:payments_batchpay_change", args=[pay.pk]),
+        reverse("admin:payments_payadjustment_change", args=[adjustment.pk]),
+        reverse("admin:payments_ledgertransaction_change", args=[pay.ledger_transaction_id]),
+        reverse("admin:payments_tip_change", args=[run.tip.pk]),
+        reverse("admin:payments_tipcharge_change", args=[run.tip.charges.get().pk]),
+    ):
+        assert f'href="{url}"' in html
+    for entry in Entry.objects.filter(transaction__batch=run.batch):
+        assert f'href="{reverse("admin:payments_entry_change", args=[entry.pk])}"' in html
+        assert f'href="{reverse("admin:payments_account_change", args=[entry.account_id])}"' in html
+    assert html.count('data-testid="trace-transaction"') == 2
+    # hostile text from an ops note and an order's external id is shown as text
+    assert "<script>alert(" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&quot;pay&quot;)&lt;/script&gt; waited" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+
+
+def test_an_unsettled_batch_page_says_so(client, ops_admin):
+    batch = BatchFactory()
+    html = client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
+    assert "Not settled." in html and "Nothing posted to the ledger for this batch yet." in html
+    assert "No accepted offer" in html

@@ -12,8 +12,12 @@ from django.utils import timezone
 from rest_framework.test import APIRequestFactory
 
 from drivers.models import Driver, DriverEvent
-from orders.models import Batch, BatchEvent, Order, OrderEvent
-from payments.models import PayPolicy, Tip, TipCharge
+from orders.models import Batch, BatchEvent, Order, OrderEvent, Stop
+from payments.driver_earnings import current_week_start
+from payments.models import BatchPay, Entry, Payout, PayPolicy, Tip, TipCharge
+from payments.selectors import driver_balance_cents, ledger_total_cents
+from spark.demo.history import PREFIX as HISTORY_PREFIX
+from spark.money import format_cents
 from store_api.authentication import StoreApiKeyAuthentication
 from stores.models import DeliverySlot, Store, StoreApiKey, StoreMembership, Zone
 
@@ -40,9 +44,19 @@ def row_counts() -> dict[str, int]:
     }
 
 
+@pytest.fixture(autouse=True)
+def _media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"  # the history's proof photos
+
+
 @pytest.fixture
 def seeded():
     return seed()
+
+
+def day_orders():
+    """The day's orders (spark.demo.orders), without the money history's (spark.demo.history)."""
+    return Order.objects.exclude(external_id__startswith=HISTORY_PREFIX)
 
 
 def test_two_pilot_zones_with_pay_policies_and_three_stores_each(seeded):
@@ -74,7 +88,7 @@ def test_slots_for_today_and_tomorrow_at_every_store(seeded):
 
 
 def test_about_two_hundred_orders_spread_over_stores_and_the_day(seeded):
-    orders = Order.objects.all()
+    orders = day_orders()
     assert 180 <= orders.count() <= 220
     per_store = dict(orders.values_list("store__number").annotate(n=Count("pk")))
     assert len(per_store) == 6 and min(per_store.values()) >= 20
@@ -180,10 +194,10 @@ def test_a_second_run_changes_nothing():
 def test_the_same_seed_draws_the_same_world():
     seed("--date", "2026-11-21")
     first = list(Order.objects.order_by("external_id").values_list("external_id", "address_line1", "lat", "tip_cents"))
-    Batch.objects.all().delete()  # stops cascade
-    TipCharge.objects.all().delete()
-    Tip.objects.all().delete()
-    Order.objects.all().delete()
+    Batch.objects.filter(status=Batch.Status.PUBLISHED).delete()  # stops cascade
+    TipCharge.objects.filter(tip__order__in=day_orders()).delete()
+    Tip.objects.filter(order__in=day_orders()).delete()
+    day_orders().delete()
     seed("--date", "2026-11-21")
     again = list(Order.objects.order_by("external_id").values_list("external_id", "address_line1", "lat", "tip_cents"))
     assert again == first
@@ -213,3 +227,83 @@ def _tz(store):
     from zoneinfo import ZoneInfo
 
     return ZoneInfo(store.zone.timezone)
+
+
+# --- The money history (spark.demo.history) ---------------------------------------------------
+
+
+def test_demo_drivers_delivered_batches_that_settled_into_their_balance(seeded):
+    driver1 = Driver.objects.get(user__email="driver1@spark.test")
+    driver2 = Driver.objects.get(user__email="driver2@spark.test")
+    done = Batch.objects.filter(status=Batch.Status.COMPLETED)
+    assert dict(done.values_list("driver__user__email").annotate(n=Count("pk"))) == {
+        "driver1@spark.test": 4,
+        "driver2@spark.test": 2,
+    }
+    for batch in done:
+        pay = BatchPay.objects.get(batch=batch)
+        # each one claimed through dispatch: an accepted offer's pay snapshot, never paid less
+        assert pay.snapshot is not None and pay.snapshot.offer.status == "accepted"
+        assert pay.snapshot.offer.driver_id == batch.driver_id
+        assert pay.final_cents >= pay.snapshot_cents > 0
+        for stop in batch.stops.select_related("order"):
+            assert stop.status == Stop.Status.DELIVERED and stop.proof_photo and stop.delivered_at
+            assert stop.order.status == Order.Status.DELIVERED
+        assert sum(e.amount_cents for e in Entry.objects.filter(transaction__batch=batch)) == 0
+    # Every cent accounted for: the ledger balances, and each driver's balance is what their
+    # batches paid less what was paid out (fee included); tips wait for their window.
+    assert ledger_total_cents() == 0
+    for driver in (driver1, driver2):
+        paid = sum(BatchPay.objects.filter(driver=driver).values_list("final_cents", flat=True))
+        out = sum(p.amount_cents + p.fee_cents for p in Payout.objects.filter(driver=driver, status="paid"))
+        assert driver_balance_cents(driver=driver) == paid - out > 0
+    # the tips on their deliveries are authorised and wait for their adjust window to close
+    tips = Tip.objects.filter(order__stops__batch__in=done)
+    assert tips.count() == 13
+    assert {(t.status, t.settled_at) for t in tips} == {(Tip.Status.AUTHORIZED, None)}
+    assert all(t.adjust_window_closes_at and t.adjust_window_closes_at > timezone.now() for t in tips)
+
+
+def test_demo_driver1_had_a_weekly_payout_and_a_cash_out(seeded):
+    payouts = list(Payout.objects.filter(driver__user__email="driver1@spark.test").order_by("pk"))
+    assert [(p.kind, p.status) for p in payouts] == [("weekly", "paid"), ("instant", "paid")]
+    weekly, cashout = payouts
+    assert (
+        weekly.fee_cents == 0 and cashout.fee_cents == PayPolicy.objects.get(zone__slug="nashville").cashout_fee_cents
+    )
+    assert weekly.external_id.startswith("sandbox_tr_") and cashout.external_id.startswith("sandbox_tr_")
+    # driver2 was paid by the same weekly run
+    assert Payout.objects.filter(driver__user__email="driver2@spark.test", kind="weekly", status="paid").count() == 1
+
+
+def test_demo_driver1_sees_pay_payouts_and_a_statement(seeded, client):
+    assert client.login(email="driver1@spark.test", password=PASSWORD)
+    driver = Driver.objects.get(user__email="driver1@spark.test")
+    home = client.get("/driver/earnings/")
+    assert home.status_code == 200
+    html = home.content.decode()
+    assert format_cents(driver_balance_cents(driver=driver)) in html
+    assert html.count('data-testid="batch-row"') == 4 and 'data-testid="batch-pay-pending"' not in html
+    assert html.count('data-testid="pending-tip"') == 9
+    payouts = client.get("/driver/earnings/payouts/").content.decode()
+    assert "Weekly payout" in payouts and "Instant cash-out" in payouts
+    week = current_week_start(driver=driver, now=timezone.now())
+    csv = client.get(f"/driver/earnings/statements/{week.isoformat()}/csv/")
+    assert csv.status_code == 200
+    rows = csv.content.decode().splitlines()
+    categories = {row.split(",")[2] for row in rows[1:]}
+    assert {"batch_pay", "payout", "fee"} <= categories
+
+
+def test_a_second_run_makes_no_second_history(seeded):
+    before = (Batch.objects.count(), BatchPay.objects.count(), Payout.objects.count(), Entry.objects.count())
+    output = seed()
+    assert (Batch.objects.count(), BatchPay.objects.count(), Payout.objects.count(), Entry.objects.count()) == before
+    assert "Created: nothing new." in output
+
+
+def test_no_history_leaves_the_money_history_out():
+    output = seed("--no-history")
+    assert not Batch.objects.filter(status=Batch.Status.COMPLETED).exists()
+    assert not BatchPay.objects.exists() and not Payout.objects.exists()
+    assert "delivered batches" not in output

@@ -56,8 +56,9 @@ def _content_type_ids(app_label: str) -> dict[str, int]:
 def test_offers_keep_their_rows_and_content_types_when_they_move_to_dispatch():
     try:
         # The demo world, and dispatch run on it: offers to the slot holders (with pay snapshots
-        # and events), then one batch on the board with a pooled claim.
-        call_command("seed_demo", stdout=StringIO())
+        # and events), then one batch on the board with a pooled claim. Without its money
+        # history: ledger accounts of kinds added after the move cannot go back to that schema.
+        call_command("seed_demo", "--no-history", stdout=StringIO())
         rounds.dispatch_sweep()
         published = (
             Batch.objects.filter(status=Batch.Status.PUBLISHED)

@@ -17,6 +17,7 @@ from drivers.models import Driver
 from orders.models import Batch, Order
 from spark.demo.bookkeeping import Counter
 from spark.demo.drivers import put_on_duty, seed_drivers
+from spark.demo.history import seed_history
 from spark.demo.metros import ZONES
 from spark.demo.orders import seed_batches, seed_orders
 from spark.demo.people import DEMO_PASSWORD, DemoPassword, seed_staff
@@ -32,6 +33,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--date",
             help="Treat this day (YYYY-MM-DD) as today in every zone instead of the real local date.",
+        )
+        parser.add_argument(
+            "--no-history",
+            action="store_true",
+            help="Leave out the money history (spark.demo.history: delivered batches, pay, payouts).",
         )
 
     def handle(self, *args, **options):
@@ -58,6 +64,10 @@ class Command(BaseCommand):
             seed_batches(counter, stores, plan.batches, staff, warn=self.stderr.write)
             seed_drivers(counter, password, zones, plan.drivers, ops=staff.ops)
             put_on_duty(first_store, warn=self.stderr.write)
+        # Outside the transaction above: payouts and the tips' sweep call the payment backend
+        # outside transactions, as their tasks do.
+        if not options.get("no_history"):
+            seed_history(counter, stores, staff, warn=self.stderr.write)
         self._summary(plan, counter, zones, stores, (timezone.now() - started).total_seconds())
 
     def _summary(
