@@ -214,5 +214,14 @@ class OrderSerializer(serializers.ModelSerializer):
         return {"start": order.window_start.isoformat(), "end": order.window_end.isoformat()}
 
 
+class OrderTipSerializer(serializers.Serializer):
+    tip_cents = StrictIntegerField(
+        min_value=0,
+        max_value=100_000,
+        help_text="The tip's new amount, up or down, until a driver has the order's batch. A raise of a card "
+        "tip is authorised on the saved card for the difference and shows once authorised.",
+    )
+
+
 class OrderCancelSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="cancelled by store")

@@ -13,12 +13,12 @@ from orders import selectors
 from orders.cancellation import order_cancel
 from orders.intake import order_intake
 from orders.models import Order
-from payments.tips import tip_intake
+from payments.tips import tip_change_by_store, tip_intake
 from spark.api.schema import error_responses
 from spark.roles import IsStoreIntegration
 from stores.models import StoreApiKey
 
-from .serializers import OrderCancelSerializer, OrderIntakeSerializer, OrderSerializer
+from .serializers import OrderCancelSerializer, OrderIntakeSerializer, OrderSerializer, OrderTipSerializer
 
 
 class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -97,5 +97,20 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = OrderCancelSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         order_cancel(order=order, reason=data.validated_data["reason"])
+        order.refresh_from_db()
+        return Response(OrderSerializer(order, context={"request": request}).data)
+
+    @extend_schema(
+        request=OrderTipSerializer,
+        responses={200: OrderSerializer, **error_responses(409)},
+        description="Change the tip before a driver has the order's batch (409 `tip_claimed` after: from then on "
+        "only the customer can raise it, from the tracking page; 409 `tip_closed` once it is settled or released).",
+    )
+    @action(detail=True, methods=["post"])
+    def tip(self, request, pk=None):
+        order = get_object_or_404(self.get_queryset(), pk=pk)
+        data = OrderTipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        tip_change_by_store(order=order, amount_cents=data.validated_data["tip_cents"])
         order.refresh_from_db()
         return Response(OrderSerializer(order, context={"request": request}).data)

@@ -8,8 +8,12 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from drivers.tests.factories import DriverFactory
+from orders.batch_editing import batch_create, batch_publish
 from orders.models import Order, OrderEvent
 from orders.tests.factories import OrderFactory
+from orders.transitions import batch_set_status
+from payments.models import Tip
 from stores.tests.factories import StoreApiKeyFactory, StoreFactory
 
 URL = "/api/v1/orders/"
@@ -295,3 +299,36 @@ def test_the_schema_states_the_phone_rule_the_server_applies(api, body, phone):
     body["customer"]["phone"] = phone
     res = api.post(URL, body, format="json")
     assert (res.status_code == 201) is schema_says is (phone in PHONES_ACCEPTED), res.json()
+
+
+def test_the_store_changes_the_tip_until_a_driver_has_the_batch(api, body, store):
+    """POST /orders/{id}/tip/: either way before the claim (the order and its batch show the new
+    tip to drivers); after a driver has the batch, 409 and nothing changes."""
+    order_id = api.post(URL, body, format="json").json()["id"]
+    url = f"{URL}{order_id}/tip/"
+    down = api.post(url, {"tip_cents": 250}, format="json")
+    assert down.status_code == 200 and down.json()["tip_cents"] == 250
+    order = Order.objects.get(pk=order_id)
+    batch = batch_create(store=store, orders=[order])
+    batch_publish(batch=batch)
+    assert api.post(url, {"tip_cents": 900}, format="json").json()["tip_cents"] == 900
+    batch.refresh_from_db()
+    assert batch.stops_tip_cents == 900 and Tip.objects.get(order=order).amount_cents == 900
+    batch_set_status(batch=batch, to="assigned", updates={"driver": DriverFactory(home_zone=store.zone)})
+    late = api.post(url, {"tip_cents": 100}, format="json")
+    assert late.status_code == 409 and late.json()["code"] == "tip_claimed"
+    assert Tip.objects.get(order=order).amount_cents == 900
+
+
+@pytest.mark.parametrize("value", [-1, 100_001, "5", 2.5, None, True, {"a": 1}])
+def test_a_bad_tip_is_a_400_and_changes_nothing(api, body, value):
+    order_id = api.post(URL, body, format="json").json()["id"]
+    response = api.post(f"{URL}{order_id}/tip/", {"tip_cents": value}, format="json")
+    assert response.status_code == 400 and "tip_cents" in response.json()["fields"]
+    assert api.get(f"{URL}{order_id}/").json()["tip_cents"] == 600
+
+
+def test_another_stores_order_tip_is_a_404(api, body, other_key):
+    order_id = api.post(URL, body, format="json").json()["id"]
+    response = client_for("store-b-key-0123456789").post(f"{URL}{order_id}/tip/", {"tip_cents": 0}, format="json")
+    assert response.status_code == 404
