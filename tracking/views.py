@@ -8,6 +8,7 @@ import mimetypes
 import re
 import secrets
 import time
+from functools import wraps
 from typing import TypeVar
 
 import stripe
@@ -104,6 +105,26 @@ def _not_found(request, *, as_json: bool) -> HttpResponse:
     return _private(render(request, "tracking/not_found.html", status=404))
 
 
+def tracked_order(*, as_json: bool = False):
+    """Every tracking view starts the same way: the per-IP rate limit, then the order of the
+    token (a 404 without it). The view gets the order instead of the token."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(request, token: str):
+            wait = rate_limit_wait(request)
+            if wait is not None:
+                return _too_many(request, wait, as_json=as_json)
+            order = _find_order(token)
+            if order is None:
+                return _not_found(request, as_json=as_json)
+            return view(request, order)
+
+        return wrapper
+
+    return decorate
+
+
 def _map_context() -> dict:
     return {"tile_url": tracking_setting("SPARK_MAP_TILE_URL", DEFAULT_MAP_TILE_URL)}
 
@@ -149,14 +170,9 @@ def _page(request, order: Order, *, tip_form=None, rating_form=None, status: int
 
 
 @require_safe
-def tracking(request, token: str):
+@tracked_order(as_json=False)
+def tracking(request, order: Order):
     """The customer's tracking page (no login; the unguessable token is the credential)."""
-    wait = rate_limit_wait(request)
-    if wait is not None:
-        return _too_many(request, wait, as_json=False)
-    order = _find_order(token)
-    if order is None:
-        return _not_found(request, as_json=False)
     return _page(request, order)
 
 
@@ -177,16 +193,11 @@ def _form_error(exc: DomainError) -> str:
 
 
 @require_POST
-def tracking_tip(request, token: str):
+@tracked_order(as_json=False)
+def tracking_tip(request, order: Order):
     """The customer raises their tip (CSRF-checked form; `request_key` makes a double submit
     one raise). The difference is authorised on their saved card right away, outside any
     transaction; when Stripe does not answer, the beat sweeper finishes it."""
-    wait = rate_limit_wait(request)
-    if wait is not None:
-        return _too_many(request, wait, as_json=False)
-    order = _find_order(token)
-    if order is None:
-        return _not_found(request, as_json=False)
     form = TipRaiseForm(request.POST)
     if not form.is_valid():
         return _page(request, order, tip_form=form, status=400)
@@ -207,14 +218,9 @@ def tracking_tip(request, token: str):
 
 
 @require_POST
-def tracking_rate(request, token: str):
+@tracked_order(as_json=False)
+def tracking_rate(request, order: Order):
     """The customer rates the delivery, once (CSRF-checked form)."""
-    wait = rate_limit_wait(request)
-    if wait is not None:
-        return _too_many(request, wait, as_json=False)
-    order = _find_order(token)
-    if order is None:
-        return _not_found(request, as_json=False)
     form = RatingForm(request.POST)
     if not form.is_valid():
         return _page(request, order, rating_form=form, status=400)
@@ -227,25 +233,17 @@ def tracking_rate(request, token: str):
 
 
 @require_safe
-def tracking_status(request, token: str):
+@tracked_order(as_json=True)
+def tracking_status(request, order: Order):
     """The page's facts as JSON (polled every 15 s); same privacy rules as the page."""
-    wait = rate_limit_wait(request)
-    if wait is not None:
-        return _too_many(request, wait, as_json=True)
-    order = _find_order(token)
-    if order is None:
-        return _not_found(request, as_json=True)
     return _private(JsonResponse(_state(order)))
 
 
 @require_safe
-def tracking_photo(request, token: str):
+@tracked_order()
+def tracking_photo(request, order: Order):
     """The proof-of-delivery photo: only for this order's token and only once it is delivered."""
-    wait = rate_limit_wait(request)
-    if wait is not None:
-        return _too_many(request, wait, as_json=False)
-    order = _find_order(token)
-    if order is None or order.status != Order.Status.DELIVERED:
+    if order.status != Order.Status.DELIVERED:
         return _not_found(request, as_json=False)
     stop = (
         Stop.objects.filter(order=order, status=Stop.Status.DELIVERED)
