@@ -1,9 +1,10 @@
 """Staff dashboard flows through the Django test client: build, edit, auto-batch, publish,
 handoff, return; scoping by StoreMembership; bad input refused with nothing changed."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from orders.batch_editing import batch_create, batch_publish, batches_publish_due
@@ -313,6 +314,9 @@ def test_associate_of_several_stores_can_switch(client, associate, store):
     assert client.get(url(second)).status_code == 200
 
 
+# Local noon in the store's zone (America/Chicago): the orders' windows (two hours on) fall on the
+# zone's day, whatever time of day the suite runs (run after 22:00 there, they fell on the next).
+@time_machine.travel(datetime(2026, 12, 2, 18, 0, tzinfo=UTC), tick=True)
 def test_metrics_and_at_risk(staff, store, driver):
     batch = _assigned_batch(store, driver)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
