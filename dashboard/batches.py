@@ -1,6 +1,8 @@
 """Building batches by hand: the batch list, a batch's page and every edit to it (add, move,
 reorder, remove a stop; publish, ready-at, unpublish, discard)."""
 
+from dataclasses import dataclass, field
+
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +15,7 @@ from dashboard.page import back_to, show_domain_error, store_view
 from orders import batch_editing
 from orders import selectors as order_selectors
 from orders.models import Batch, Order, Stop
+from orders.time_rules import LateOrder, NeedsConfirmation
 from payments.services import pay_quote
 from spark import geo
 from spark.errors import DomainError, NotFound
@@ -77,27 +80,82 @@ def _batch_context(store, batch):
     }
 
 
+@dataclass(frozen=True)
+class ConfirmStep:
+    """A question put to the associate before a change that would hurt delivery times: what
+    would happen (`title`, the `late` orders), and the form that goes ahead (`yes` posts
+    `fields` to `action`); answering no leaves the batch as it is."""
+
+    title: str
+    yes: str
+    action: str
+    fields: list[tuple[str, object]] = field(default_factory=list)
+    late: list[LateOrder] = field(default_factory=list)
+
+
+def _render_editor(request, store, batch, *, confirm: ConfirmStep | None = None, status: int = 200):
+    context = {**_batch_context(store, batch), "confirm": confirm}
+    template = "dashboard/_batch_editor.html" if request.htmx else "dashboard/batch.html"
+    return render(request, template, context, status=status)
+
+
 @store_view()
 def batch_detail(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
-    context = _batch_context(store, batch)
-    template = "dashboard/_batch_editor.html" if request.htmx else "dashboard/batch.html"
-    return render(request, template, context)
+    return _render_editor(request, store, batch)
 
 
-def _batch_action(request, store, batch_id: int, action):
+def _batch_action(request, store, batch_id: int, action, ask=None):
+    """Run `action` on the batch and show the editor again. `ask(batch, exc)` turns the service's
+    NeedsConfirmation into the ConfirmStep shown instead (a question, not an error: 200)."""
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
     try:
         action(batch)
+    except NeedsConfirmation as exc:
+        if ask is None:
+            raise
+        return _render_editor(request, store, batch, confirm=ask(batch, exc))
     except DomainError as exc:
         show_domain_error(request, exc)
         if request.htmx:
-            context = _batch_context(store, batch)
-            return render(request, "dashboard/_batch_editor.html", context, status=exc.status_code)
+            return _render_editor(request, store, batch, status=exc.status_code)
     batch.refresh_from_db()
     if request.htmx:
-        return render(request, "dashboard/_batch_editor.html", _batch_context(store, batch))
+        return _render_editor(request, store, batch)
     return redirect("dashboard:batch", store_id=store.pk, batch_id=batch.pk)
+
+
+def _confirmed(request) -> bool:
+    return request.POST.get("confirm") == "1"
+
+
+def _ask_reorder(batch, exc: NeedsConfirmation) -> ConfirmStep:
+    return ConfirmStep(
+        title=exc.message,
+        yes=_("Use this order anyway"),
+        action=reverse("dashboard:batch_reorder", kwargs={"store_id": batch.store_id, "batch_id": batch.pk}),
+        fields=[("stop", i) for i in exc.proposal] + [("confirm", "1")],
+        late=exc.late,
+    )
+
+
+def _ask_publish(batch, exc: NeedsConfirmation) -> ConfirmStep:
+    return ConfirmStep(
+        title=exc.message,
+        yes=_("Publish anyway"),
+        action=reverse("dashboard:batch_publish", kwargs={"store_id": batch.store_id, "batch_id": batch.pk}),
+        fields=[("confirm", "1")],
+        late=exc.late,
+    )
+
+
+def _ask_publish_instead(batch, exc: NeedsConfirmation) -> ConfirmStep:
+    # No confirm field: publishing now may still have its own question (a pickup time passed).
+    return ConfirmStep(
+        title=exc.message,
+        yes=_("Publish now"),
+        action=reverse("dashboard:batch_publish", kwargs={"store_id": batch.store_id, "batch_id": batch.pk}),
+    )
 
 
 def _stop_of(batch, stop_id) -> Stop:
@@ -117,7 +175,10 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
         request,
         store,
         batch_id,
-        lambda b: batch_editing.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
+        lambda b: batch_editing.batch_move_stop(
+            stop=_stop_of(b, stop_id), offset=offset, actor=request.user, confirmed=_confirmed(request)
+        ),
+        ask=_ask_reorder,
     )
 
 
@@ -127,7 +188,13 @@ def batch_reorder(request, store, batch_id: int):
     # A value that is not an id leaves the list short of a stop: the service refuses it.
     ids = parse_ids(request.POST.getlist("stop")) or []
     return _batch_action(
-        request, store, batch_id, lambda b: batch_editing.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
+        request,
+        store,
+        batch_id,
+        lambda b: batch_editing.batch_set_order(
+            batch=b, stop_ids=ids, actor=request.user, confirmed=_confirmed(request)
+        ),
+        ask=_ask_reorder,
     )
 
 
@@ -162,11 +229,11 @@ def batch_add(request, store, batch_id: int):
 @store_view()
 def batch_publish(request, store, batch_id: int):
     def publish(b):
-        batch_editing.batch_publish(batch=b, actor=request.user)
+        batch_editing.batch_publish_now(batch=b, actor=request.user, confirmed=_confirmed(request))
         # Dispatch runs after the commit (a task, or the beat sweeper if the broker is down).
         messages.success(request, _("Batch %(id)s is published; offers to drivers will follow.") % {"id": b.pk})
 
-    return _batch_action(request, store, batch_id, publish)
+    return _batch_action(request, store, batch_id, publish, ask=_ask_publish)
 
 
 @require_POST
@@ -180,7 +247,7 @@ def batch_ready_at(request, store, batch_id: int):
         batch_editing.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
         messages.success(request, _("Batch %(id)s will publish itself at the time you set.") % {"id": b.pk})
 
-    return _batch_action(request, store, batch_id, schedule)
+    return _batch_action(request, store, batch_id, schedule, ask=_ask_publish_instead)
 
 
 @require_POST

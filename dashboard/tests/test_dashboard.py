@@ -327,7 +327,7 @@ def test_metrics_and_at_risk(staff, store, driver):
     ctx = res.context
     assert ctx["metrics"]["orders"] == 3
     assert ctx["metrics"]["avg_dispense"] is not None
-    assert [b.pk for b in ctx["at_risk"]] == [risky.pk]
+    assert [x.batch.pk for x in ctx["at_risk"]] == [risky.pk]
     assert 'id="at-risk"' in res.content.decode()
 
 
