@@ -5,7 +5,7 @@ that makes orders late; the queue's flags and the at-risk box's real lateness.
 The clock is pinned at 22:10 in the store's zone (America/Chicago), 04:10 UTC the next day."""
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -13,16 +13,15 @@ from django.test import Client
 from django.utils import timezone, translation
 
 from orders.batch_editing import batch_create, batch_publish, batch_schedule_publish
-from orders.models import Batch, BatchingRun, Order
-from orders.tests.factories import OrderFactory
+from orders.models import Batch, BatchingRun
+from orders.tests.helpers import CENTRAL_NIGHT, order_in_window, stop_sequence
 
-NIGHT = datetime(2026, 12, 3, 4, 10, tzinfo=UTC)  # 22:10 on Dec 2 in Chicago
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(autouse=True)
 def night():
-    with time_machine.travel(NIGHT, tick=False):
+    with time_machine.travel(CENTRAL_NIGHT, tick=False):
         yield
     translation.activate("en")
 
@@ -37,19 +36,8 @@ def url(store, path=""):
     return f"/dashboard/s/{store.pk}/{path}"
 
 
-def order(store, *, starts_in: int, hours: float = 1, **kw) -> Order:
-    start = timezone.now() + timedelta(minutes=starts_in)
-    return OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=hours), **kw)
-
-
 def status(batch) -> str:
     return Batch.objects.get(pk=batch.pk).status
-
-
-def sequence(batch) -> list[str]:
-    return list(
-        batch.stops.exclude(status="removed").order_by("sequence").values_list("order__external_id", flat=True)
-    )
 
 
 def messages_of(response) -> list[str]:
@@ -63,8 +51,8 @@ def _run_with_drafts(store):
     run = BatchingRun.objects.create(
         store=store, status=BatchingRun.Status.DONE, window_from=timezone.now(), window_to=timezone.now()
     )
-    free = batch_create(store=store, orders=[order(store, starts_in=60)], batching_run=run)
-    scheduled = batch_create(store=store, orders=[order(store, starts_in=60)], batching_run=run)
+    free = batch_create(store=store, orders=[order_in_window(store, starts_in=60)], batching_run=run)
+    scheduled = batch_create(store=store, orders=[order_in_window(store, starts_in=60)], batching_run=run)
     batch_schedule_publish(batch=scheduled, ready_at=timezone.now() + timedelta(minutes=30))
     return run, free, scheduled
 
@@ -119,7 +107,7 @@ def test_publish_all_without_htmx_shows_the_question_as_a_page(staff, store):
 
 
 def test_a_past_ready_at_asks_to_publish_now_and_is_never_scheduled(staff, store):
-    batch = batch_create(store=store, orders=[order(store, starts_in=60)])
+    batch = batch_create(store=store, orders=[order_in_window(store, starts_in=60)])
     typed = "2026-12-02T22:05"  # five minutes ago, in the store's zone
 
     res = staff.post(url(store, f"batches/{batch.pk}/ready-at/"), {"ready_at": typed}, **HTMX)
@@ -137,7 +125,7 @@ def test_a_past_ready_at_asks_to_publish_now_and_is_never_scheduled(staff, store
 
 
 def test_a_ready_at_ahead_is_scheduled_in_the_stores_time(staff, store):
-    batch = batch_create(store=store, orders=[order(store, starts_in=60)])
+    batch = batch_create(store=store, orders=[order_in_window(store, starts_in=60)])
     res = staff.post(url(store, f"batches/{batch.pk}/ready-at/"), {"ready_at": "2026-12-02T22:45"}, **HTMX)
     assert "will publish itself at the time you set" in res.content.decode()
     batch.refresh_from_db()
@@ -148,8 +136,8 @@ def test_a_ready_at_ahead_is_scheduled_in_the_stores_time(staff, store):
 
 
 def test_moving_a_stop_out_of_window_order_warns_and_waits_for_confirmation(staff, store):
-    early = order(store, starts_in=10, external_id="EARLY", customer_name="Ana Pérez")
-    later = order(store, starts_in=120, external_id="LATER")
+    early = order_in_window(store, starts_in=10, external_id="EARLY", customer_name="Ana Pérez")
+    later = order_in_window(store, starts_in=120, external_id="LATER")
     batch = batch_create(store=store, orders=[early, later])
     stop = batch.stops.get(order=later)
 
@@ -160,19 +148,19 @@ def test_moving_a_stop_out_of_window_order_warns_and_waits_for_confirmation(staf
     warned = re.search(r'<li data-order="EARLY">(.*?)</li>', body, re.S).group(1)
     assert "Ana Pérez" in warned and "10:20 PM–11:20 PM" in warned and "arrives about 12:" in warned
     assert 'data-order="LATER"' not in body.split('id="confirm-step"')[1].split("</section>")[0]
-    assert sequence(batch) == ["EARLY", "LATER"]
+    assert stop_sequence(batch) == ["EARLY", "LATER"]
 
     # "Use this order anyway" sends the proposed sequence again, confirmed.
     proposal = re.findall(r'<input type="hidden" name="stop" value="(\d+)">', body.split('id="confirm-step"')[1])
     assert proposal[:2] == [str(stop.pk), str(batch.stops.get(order=early).pk)]
     res = staff.post(url(store, f"batches/{batch.pk}/reorder/"), {"stop": proposal[:2], "confirm": "1"}, **HTMX)
     assert res.status_code == 200 and 'id="confirm-step"' not in res.content.decode()
-    assert sequence(batch) == ["LATER", "EARLY"]
+    assert stop_sequence(batch) == ["LATER", "EARLY"]
 
 
 def test_publishing_a_batch_whose_pickup_passed_warns_with_the_orders(staff, store):
-    closing = order(store, starts_in=-58, external_id="CLOSING")
-    batch = batch_create(store=store, orders=[closing, order(store, starts_in=30, external_id="FINE")])
+    closing = order_in_window(store, starts_in=-58, external_id="CLOSING")
+    batch = batch_create(store=store, orders=[closing, order_in_window(store, starts_in=30, external_id="FINE")])
 
     res = staff.post(url(store, f"batches/{batch.pk}/publish/"), **HTMX)
 
@@ -191,9 +179,9 @@ def test_publishing_a_batch_whose_pickup_passed_warns_with_the_orders(staff, sto
 
 
 def test_queue_flags_orders_in_their_window_without_a_batch_at_the_top(staff, store):
-    order(store, starts_in=-25, external_id="WAITING")
-    order(store, starts_in=30, external_id="LATER-ONE")
-    batch_create(store=store, orders=[order(store, starts_in=-10, external_id="BATCHED")])
+    order_in_window(store, starts_in=-25, external_id="WAITING")
+    order_in_window(store, starts_in=30, external_id="LATER-ONE")
+    batch_create(store=store, orders=[order_in_window(store, starts_in=-10, external_id="BATCHED")])
 
     body = staff.get(url(store)).content.decode()
 
@@ -207,7 +195,7 @@ def test_queue_flags_orders_in_their_window_without_a_batch_at_the_top(staff, st
 
 
 def test_at_risk_box_says_how_late_not_pickup_soon(staff, store):
-    batch = batch_create(store=store, orders=[order(store, starts_in=60, hours=3)])
+    batch = batch_create(store=store, orders=[order_in_window(store, starts_in=60, hours=3)])
     batch_publish(batch=batch)
     Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=12))
 
@@ -221,7 +209,7 @@ def test_at_risk_box_says_how_late_not_pickup_soon(staff, store):
 def test_the_new_questions_are_in_spanish(store, associate):
     client = Client(HTTP_ACCEPT_LANGUAGE="es")
     client.force_login(associate)
-    batch = batch_create(store=store, orders=[order(store, starts_in=60)])
+    batch = batch_create(store=store, orders=[order_in_window(store, starts_in=60)])
     body = client.post(
         url(store, f"batches/{batch.pk}/ready-at/"), {"ready_at": "2026-12-02T22:05"}, **HTMX
     ).content.decode()

@@ -4,7 +4,7 @@ The clock is pinned at 22:10 in the store's zone (America/Chicago), 04:10 UTC th
 late in the Central day, when the local date and the UTC date differ (tests that read the clock
 unpinned have broken at that hour before)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -21,7 +21,7 @@ from orders.batch_editing import (
 )
 from orders.cancellation import order_cancel
 from orders.models import Batch, Order
-from orders.tests.factories import OrderFactory
+from orders.tests.helpers import CENTRAL_NIGHT, order_in_window, stop_sequence
 from orders.time_rules import (
     NeedsConfirmation,
     ReadyAtPassed,
@@ -32,29 +32,15 @@ from orders.time_rules import (
 )
 from stores.tests.factories import StoreFactory
 
-NIGHT = datetime(2026, 12, 3, 4, 10, tzinfo=UTC)  # 22:10 on Dec 2 in Chicago
-
 
 @pytest.fixture(autouse=True)
 def night():
-    with time_machine.travel(NIGHT, tick=False):
+    with time_machine.travel(CENTRAL_NIGHT, tick=False):
         yield
 
 
-def order(store, *, starts_in: int, hours: float = 1, **kw) -> Order:
-    """An order whose window opens `starts_in` minutes from now (negative: it has opened)."""
-    start = timezone.now() + timedelta(minutes=starts_in)
-    return OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=hours), **kw)
-
-
 def draft(store, *orders) -> Batch:
-    return batch_create(store=store, orders=list(orders) or [order(store, starts_in=60)])
-
-
-def sequence(batch) -> list[str]:
-    return list(
-        batch.stops.exclude(status="removed").order_by("sequence").values_list("order__external_id", flat=True)
-    )
+    return batch_create(store=store, orders=list(orders) or [order_in_window(store, starts_in=60)])
 
 
 # --- "Publish all drafts now" -------------------------------------------------------------
@@ -93,8 +79,8 @@ def test_publish_all_plan_sorts_drafts_into_now_scheduled_and_late(store):
     free = draft(store)
     scheduled = draft(store)
     batch_schedule_publish(batch=scheduled, ready_at=timezone.now() + timedelta(minutes=20))
-    late_order = order(store, starts_in=-58)  # its window closes in 2 min: the drive is longer
-    late = draft(store, late_order, order(store, starts_in=30))
+    late_order = order_in_window(store, starts_in=-58)  # its window closes in 2 min: the drive is longer
+    late = draft(store, late_order, order_in_window(store, starts_in=30))
     published = draft(store)
     batch_publish(batch=published)
     batches = list(Batch.objects.filter(pk__in=[free.pk, scheduled.pk, late.pk, published.pk]).order_by("pk"))
@@ -134,8 +120,8 @@ def test_a_ready_at_ahead_is_scheduled(store):
 
 
 def _early_and_late(store):
-    early = order(store, starts_in=10, external_id="EARLY")  # 22:20 - 23:20
-    later = order(store, starts_in=120, external_id="LATER")  # 00:10 - 01:10, the next local day
+    early = order_in_window(store, starts_in=10, external_id="EARLY")  # 22:20 - 23:20
+    later = order_in_window(store, starts_in=120, external_id="LATER")  # 00:10 - 01:10, the next local day
     return early, later, draft(store, early, later)
 
 
@@ -146,7 +132,7 @@ def test_moving_a_stop_out_of_window_order_needs_confirmation(store):
     with pytest.raises(NeedsConfirmation) as asked:
         batch_move_stop(stop=stop, offset=-1)
 
-    assert sequence(batch) == ["EARLY", "LATER"]  # nothing moved
+    assert stop_sequence(batch) == ["EARLY", "LATER"]  # nothing moved
     (late,) = asked.value.late
     assert late.order.pk == early.pk
     # The driver waits for LATER's window to open, then drives on: EARLY's window has closed.
@@ -154,7 +140,7 @@ def test_moving_a_stop_out_of_window_order_needs_confirmation(store):
     assert list(asked.value.proposal) == [stop.pk, batch.stops.get(order=early).pk]
 
     batch_move_stop(stop=stop, offset=-1, confirmed=True)
-    assert sequence(batch) == ["LATER", "EARLY"]
+    assert stop_sequence(batch) == ["LATER", "EARLY"]
 
 
 def test_a_dragged_sequence_that_makes_orders_late_needs_confirmation(store):
@@ -162,29 +148,29 @@ def test_a_dragged_sequence_that_makes_orders_late_needs_confirmation(store):
     reversed_ids = list(batch.stops.order_by("-sequence").values_list("pk", flat=True))
     with pytest.raises(NeedsConfirmation):
         batch_set_order(batch=batch, stop_ids=reversed_ids)
-    assert sequence(batch) == ["EARLY", "LATER"]
+    assert stop_sequence(batch) == ["EARLY", "LATER"]
     batch_set_order(batch=batch, stop_ids=reversed_ids, confirmed=True)
-    assert sequence(batch) == ["LATER", "EARLY"]
+    assert stop_sequence(batch) == ["LATER", "EARLY"]
 
 
 def test_moves_that_keep_every_window_are_not_questioned(store):
     # The same window for all: any order keeps it. Back into window order: nothing newly late.
-    a, b = order(store, starts_in=30, external_id="A"), order(store, starts_in=30, external_id="B")
+    a, b = order_in_window(store, starts_in=30, external_id="A"), order_in_window(store, starts_in=30, external_id="B")
     batch = draft(store, a, b)
     batch_move_stop(stop=batch.stops.get(order=b), offset=-1)
-    assert sequence(batch) == ["B", "A"]
+    assert stop_sequence(batch) == ["B", "A"]
     early, later, batch = _early_and_late(store)
     batch_move_stop(stop=batch.stops.get(order=later), offset=-1, confirmed=True)
     batch_move_stop(stop=batch.stops.get(order=later), offset=1)
-    assert sequence(batch) == ["EARLY", "LATER"]
+    assert stop_sequence(batch) == ["EARLY", "LATER"]
 
 
 # --- Publishing a batch whose pickup time has passed ---------------------------------------------
 
 
 def test_publishing_a_batch_whose_pickup_passed_needs_confirmation(store):
-    closing = order(store, starts_in=-58, external_id="CLOSING")  # its window closes in 2 min
-    fine = order(store, starts_in=30, external_id="FINE")
+    closing = order_in_window(store, starts_in=-58, external_id="CLOSING")  # its window closes in 2 min
+    fine = order_in_window(store, starts_in=30, external_id="FINE")
     batch = draft(store, closing, fine)
     assert batch.pickup_by < timezone.now()  # the drive to CLOSING takes longer than 2 min
 
@@ -203,7 +189,7 @@ def test_publishing_a_batch_whose_pickup_passed_needs_confirmation(store):
 
 
 def test_publishing_a_batch_in_time_is_not_questioned(store):
-    batch = draft(store, order(store, starts_in=30))
+    batch = draft(store, order_in_window(store, starts_in=30))
     batch_publish_now(batch=batch)
     assert Batch.objects.get(pk=batch.pk).status == Batch.Status.PUBLISHED
 
@@ -212,12 +198,12 @@ def test_publishing_a_batch_in_time_is_not_questioned(store):
 
 
 def test_orders_whose_window_started_without_a_batch_are_flagged(store):
-    waiting = order(store, starts_in=-25, external_id="WAITING")
-    closed = order(store, starts_in=-90, external_id="CLOSED")  # window closed 30 min ago, still no batch
-    order(store, starts_in=15, external_id="NOT-YET")
-    draft(store, order(store, starts_in=-10, external_id="BATCHED"))
-    order_cancel(order=order(store, starts_in=-10, external_id="CANCELLED"), reason="customer")
-    order(StoreFactory(zone=store.zone), starts_in=-10, external_id="OTHER-STORE")
+    waiting = order_in_window(store, starts_in=-25, external_id="WAITING")
+    closed = order_in_window(store, starts_in=-90, external_id="CLOSED")  # window closed 30 min ago, still no batch
+    order_in_window(store, starts_in=15, external_id="NOT-YET")
+    draft(store, order_in_window(store, starts_in=-10, external_id="BATCHED"))
+    order_cancel(order=order_in_window(store, starts_in=-10, external_id="CANCELLED"), reason="customer")
+    order_in_window(StoreFactory(zone=store.zone), starts_in=-10, external_id="OTHER-STORE")
 
     flagged = orders_window_started_unbatched(store_id=store.pk, now=timezone.now())
 
@@ -228,7 +214,7 @@ def test_orders_whose_window_started_without_a_batch_are_flagged(store):
 
 
 def _published(store, *, pickup_in: int) -> Batch:
-    batch = draft(store, order(store, starts_in=60, hours=3))
+    batch = draft(store, order_in_window(store, starts_in=60, hours=3))
     batch_publish(batch=batch)
     Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() + timedelta(minutes=pickup_in))
     return batch
