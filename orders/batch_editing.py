@@ -276,13 +276,21 @@ def batch_publish_now(*, batch: Batch, actor=None, confirmed: bool = False) -> B
     """The associate's "ready now": publish a draft, unless a driver leaving now would reach
     some of its orders after their window (its pickup time has passed): then only once
     `confirmed`, and NeedsConfirmation lists those orders otherwise (nothing changes)."""
+    now = timezone.now()
     if batch.status == Batch.Status.DRAFT and not confirmed:
-        if late := batch_late_if_published_now(batch=batch, now=timezone.now()):
-            raise NeedsConfirmation(
-                _("Its pickup time has passed: leaving now, these deliveries arrive after their window closes:"),
-                late=late,
-            )
+        if late := batch_late_if_published_now(batch=batch, now=now):
+            raise NeedsConfirmation(_late_publish_question(batch, now), late=late)
     return batch_publish(batch=batch, actor=actor)
+
+
+def _late_publish_question(batch: Batch, now) -> str:
+    # Late with its pickup time still ahead: its stop order waits for a later window first.
+    if batch.pickup_by is None or batch.pickup_by >= now:
+        return _("Leaving now, in this stop order, these deliveries arrive after their window closes:")
+    shown = time_format(store_local_time(batch.store, batch.pickup_by), "g:i A")
+    return _(
+        "Its pickup time (%(time)s) has passed: leaving now, these deliveries arrive after their window closes:"
+    ) % {"time": shown}
 
 
 @dataclass(frozen=True)

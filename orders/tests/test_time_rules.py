@@ -141,6 +141,12 @@ def test_moving_a_stop_out_of_window_order_needs_confirmation(store):
 
     batch_move_stop(stop=stop, offset=-1, confirmed=True)
     assert stop_sequence(batch) == ["LATER", "EARLY"]
+    # Publishing it asks too, and says why: its pickup time is ahead, its stop order is the trouble.
+    assert batch.pickup_by > timezone.now()
+    with pytest.raises(NeedsConfirmation) as asked:
+        batch_publish_now(batch=batch)
+    assert asked.value.message.startswith("Leaving now, in this stop order")
+    assert [x.order.pk for x in asked.value.late] == [early.pk]
 
 
 def test_a_dragged_sequence_that_makes_orders_late_needs_confirmation(store):
@@ -178,6 +184,8 @@ def test_publishing_a_batch_whose_pickup_passed_needs_confirmation(store):
         batch_publish_now(batch=batch)
 
     assert [x.order.external_id for x in asked.value.late] == ["CLOSING"]
+    shown = store_local_time(store, batch.pickup_by).strftime("%-I:%M %p")
+    assert asked.value.message.startswith(f"Its pickup time ({shown}) has passed")
     batch.refresh_from_db()
     assert batch.status == Batch.Status.DRAFT
     assert set(Order.objects.filter(pk__in=[closing.pk, fine.pk]).values_list("status", flat=True)) == {"batched"}
