@@ -246,20 +246,16 @@ def batch_lateness(*, batch: Batch, now: datetime) -> Lateness | None:
 
 def batches_at_risk(*, store_ids: Collection[int], now: datetime, within_minutes: int | None = None) -> list[Lateness]:
     """Published batches nobody has taken whose pickup time is near (the zone's at_risk_minutes,
-    or `within_minutes`) or past, each with its real lateness; the latest first."""
-    from django.db.models import F
-
+    or `within_minutes`) or past, each with its real lateness; the most overdue first."""
     candidates = (
         Batch.objects.filter(store_id__in=store_ids, status=Batch.Status.PUBLISHED, pickup_by__isnull=False)
         .select_related("store__zone")
-        .annotate(risk_minutes=F("store__zone__at_risk_minutes"))
         .order_by("pickup_by", "pk")
     )
     rows = []
     for batch in candidates:
-        window = within_minutes if within_minutes is not None else batch.risk_minutes
-        if batch.pickup_by <= now + timedelta(minutes=window):
-            lateness = batch_lateness(batch=batch, now=now)
-            if lateness is not None:
-                rows.append(lateness)
+        window = within_minutes if within_minutes is not None else batch.store.zone.at_risk_minutes
+        lateness = batch_lateness(batch=batch, now=now)
+        if lateness is not None and lateness.pickup_by <= now + timedelta(minutes=window):
+            rows.append(lateness)
     return rows

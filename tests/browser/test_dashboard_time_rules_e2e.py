@@ -15,7 +15,7 @@ import time_machine
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from orders.batch_editing import batch_create, batch_schedule_publish
+from orders.batch_editing import batch_create, batch_publish, batch_schedule_publish
 from orders.models import Batch, BatchingRun
 from orders.tests.helpers import CENTRAL_NIGHT, order_in_window, stop_sequence
 from stores.models import StoreMembership
@@ -136,3 +136,33 @@ def test_publish_all_keeps_a_drafts_own_ready_at_unless_ticked(desktop_page, sho
     statuses = dict(Batch.objects.filter(batching_run=run).values_list("pk", "status"))
     assert statuses == {free.pk: "published", scheduled.pk: "published", also_scheduled.pk: "draft"}
     assert Batch.objects.get(pk=also_scheduled.pk).ready_at == now + timedelta(minutes=50)
+
+
+def test_queue_flags_waiting_orders_first_and_at_risk_says_how_late(desktop_page, shop, force_login, shot):
+    page = desktop_page
+    store, associate = shop
+    order_in_window(store, starts_in=-25, external_id="WAITING", customer_name="Luis Gómez")
+    order_in_window(store, starts_in=40, external_id="NOT-YET")
+    late = batch_create(store=store, orders=[order_in_window(store, starts_in=60, hours=3)])
+    batch_publish(batch=late)
+    Batch.objects.filter(pk=late.pk).update(pickup_by=timezone.now() - timedelta(minutes=12))
+
+    force_login(page, associate)
+    page.goto(f"/dashboard/s/{store.pk}/")
+
+    flagged = page.locator("#window-started")
+    expect(flagged.locator("h2")).to_have_text("Delivery window started, no batch yet")
+    expect(flagged.locator("li[data-order]")).to_have_count(1)
+    expect(flagged.locator("li[data-order='WAITING']")).to_contain_text("Luis Gómez")
+    expect(flagged.locator("li[data-order='WAITING']")).to_contain_text("window 9:45 PM–10:45 PM")
+    expect(flagged.locator("li[data-order='WAITING']")).to_contain_text("started 25\xa0minutes ago")
+    # Above the queue's own list, where the associate looks first.
+    flagged_top = flagged.bounding_box()["y"]
+    assert flagged_top < page.locator("#build-form").bounding_box()["y"]
+    expect(page.locator("tr[data-order='WAITING']")).to_contain_text("no batch yet")
+    expect(page.locator("tr[data-order='NOT-YET']")).not_to_contain_text("no batch yet")
+
+    risk = page.locator(f"#at-risk li[data-batch='{late.pk}']")
+    expect(risk.locator(".lateness")).to_have_text("12 min late")
+    expect(risk).to_contain_text("pick up by 9:58 PM")
+    shot(page, "queue-flags")
