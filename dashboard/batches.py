@@ -8,6 +8,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import ReadyAtForm
@@ -111,11 +112,9 @@ def _batch_action(request, store, batch_id: int, action, ask=None):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
     try:
         action(batch)
-    except NeedsConfirmation as exc:
-        if ask is None:
-            raise
-        return _render_editor(request, store, batch, confirm=ask(batch, exc))
     except DomainError as exc:
+        if ask is not None and isinstance(exc, NeedsConfirmation):
+            return _render_editor(request, store, batch, confirm=ask(batch, exc))
         show_domain_error(request, exc)
         if request.htmx:
             return _render_editor(request, store, batch, status=exc.status_code)
@@ -129,33 +128,24 @@ def _confirmed(request) -> bool:
     return request.POST.get("confirm") == "1"
 
 
-def _ask_reorder(batch, exc: NeedsConfirmation) -> ConfirmStep:
-    return ConfirmStep(
-        title=exc.message,
-        yes=_("Use this order anyway"),
-        action=reverse("dashboard:batch_reorder", kwargs={"store_id": batch.store_id, "batch_id": batch.pk}),
-        fields=[("stop", i) for i in exc.proposal] + [("confirm", "1")],
-        late=exc.late,
-    )
+def _ask(url_name: str, yes, *, confirm: bool = True):
+    """For _batch_action: the ConfirmStep whose "yes" posts to `url_name` again, with the stop
+    sequence proposed (a reorder) and confirm=1. Without `confirm` ("publish now instead" of a
+    past ready-at) the publish may still ask its own question."""
+
+    def step(batch, exc: NeedsConfirmation) -> ConfirmStep:
+        fields: list[tuple[str, object]] = [("stop", i) for i in exc.proposal]
+        if confirm:
+            fields.append(("confirm", "1"))
+        url = reverse(url_name, kwargs={"store_id": batch.store_id, "batch_id": batch.pk})
+        return ConfirmStep(title=exc.message, yes=str(yes), action=url, fields=fields, late=exc.late)
+
+    return step
 
 
-def _ask_publish(batch, exc: NeedsConfirmation) -> ConfirmStep:
-    return ConfirmStep(
-        title=exc.message,
-        yes=_("Publish anyway"),
-        action=reverse("dashboard:batch_publish", kwargs={"store_id": batch.store_id, "batch_id": batch.pk}),
-        fields=[("confirm", "1")],
-        late=exc.late,
-    )
-
-
-def _ask_publish_instead(batch, exc: NeedsConfirmation) -> ConfirmStep:
-    # No confirm field: publishing now may still have its own question (a pickup time passed).
-    return ConfirmStep(
-        title=exc.message,
-        yes=_("Publish now"),
-        action=reverse("dashboard:batch_publish", kwargs={"store_id": batch.store_id, "batch_id": batch.pk}),
-    )
+_ask_reorder = _ask("dashboard:batch_reorder", gettext_lazy("Use this order anyway"))
+_ask_publish = _ask("dashboard:batch_publish", gettext_lazy("Publish anyway"))
+_ask_publish_instead = _ask("dashboard:batch_publish", gettext_lazy("Publish now"), confirm=False)
 
 
 def _stop_of(batch, stop_id) -> Stop:
