@@ -18,6 +18,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -214,13 +215,12 @@ def ready_at_has_passed(*, ready_at: datetime, now: datetime) -> bool:
 # --- Rule: orders waiting for a batch ------------------------------------------------------------
 
 
-def orders_window_started_unbatched(*, store_id: int, now: datetime) -> list[Order]:
+def orders_window_started_unbatched(*, store_id: int, now: datetime) -> QuerySet[Order]:
     """The store's orders whose delivery window has started while they are in no batch (still
-    received): the customer is already waiting. Earliest window first."""
-    return list(
-        Order.objects.filter(store_id=store_id, status=Order.Status.RECEIVED, window_start__lte=now).order_by(
-            "window_start", "window_end", "pk"
-        )
+    received): the customer is already waiting. Earliest window first. The dashboard flags them
+    above the queue; the store API lists them with ?waiting_for_batch=true."""
+    return Order.objects.filter(store_id=store_id, status=Order.Status.RECEIVED, window_start__lte=now).order_by(
+        "window_start", "window_end", "pk"
     )
 
 
