@@ -26,6 +26,7 @@ from spark import geo
 from spark.errors import DomainError
 
 from .models import Batch, Order, Stop
+from .selectors import batch_stops
 
 
 class NeedsConfirmation(DomainError):
@@ -142,8 +143,7 @@ def batch_departure(*, batch: Batch, now: datetime) -> datetime:
 
 
 def _live_orders(batch: Batch) -> list[Order]:
-    stops = batch.stops.exclude(status=Stop.Status.REMOVED).select_related("order").order_by("sequence")
-    return [s.order for s in stops]
+    return [s.order for s in batch_stops(batch=batch)]
 
 
 # --- Rule: reordering stops ----------------------------------------------------------------
@@ -168,6 +168,8 @@ def stop_ids_after_move(*, batch: Batch, stop_id: int, offset: int) -> list[int]
     """The live stop sequence once `stop_id` moves `offset` places (-1 up, +1 down), clamped to
     the ends."""
     ids = list(batch.stops.exclude(status=Stop.Status.REMOVED).order_by("sequence").values_list("pk", flat=True))
+    if stop_id not in ids:
+        return ids  # taken out meanwhile: nothing to move
     i = ids.index(stop_id)
     ids.insert(max(0, min(len(ids) - 1, i + offset)), ids.pop(i))
     return ids
