@@ -223,6 +223,7 @@ class TipChargeInline(ReadOnlyAdminMixin, admin.TabularInline):
         "status",
         money("amount_cents", "Amount"),
         money("captured_cents", "Captured"),
+        money("refunded_cents", "Refunded"),
         "stripe_payment_intent_id",
         "capture_before",
         "failure_reason",
@@ -337,6 +338,7 @@ class TipChargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         money("amount_cents", "Amount"),
         money("captured_cents", "Captured"),
+        money("refunded_cents", "Refunded"),
         "stripe_payment_intent_id",
         "capture_before",
     ]
