@@ -5,7 +5,6 @@ import pytest
 from playwright.sync_api import expect
 
 from stores.tests.factories import UserFactory
-
 from tests.browser.conftest import PASSWORD, verify_email
 
 pytestmark = pytest.mark.slow
