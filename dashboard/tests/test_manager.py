@@ -88,11 +88,13 @@ def test_team_add_and_remove_members(client, manager, store):
         url(store, "team/"), {"m-email": "nobody@example.test", "m-role": "associate", "action": "add_member"}
     )
     assert "sign up first" in res.content.decode()
-    client.post(url(store, "team/"), {"membership": membership.pk, "action": "remove_member"})
+    client.post(url(store, "team/"), {"membership": membership.pk, "action": "remove_member", "confirmed": "1"})
     assert not StoreMembership.objects.filter(pk=membership.pk).exists()
     # The last manager stays.
     mine = StoreMembership.objects.get(user=manager, store=store)
-    res = client.post(url(store, "team/"), {"membership": mine.pk, "action": "remove_member"}, follow=True)
+    res = client.post(
+        url(store, "team/"), {"membership": mine.pk, "action": "remove_member", "confirmed": "1"}, follow=True
+    )
     assert "at least one manager" in res.content.decode()
     assert StoreMembership.objects.filter(pk=mine.pk).exists()
 
@@ -101,7 +103,8 @@ def test_team_cannot_touch_another_stores_members(client, manager, store):
     other = StoreFactory()
     theirs = StoreMembership.objects.create(user=UserFactory(), store=other, role="associate")
     client.force_login(manager)
-    assert client.post(url(store, "team/"), {"membership": theirs.pk, "action": "remove_member"}).status_code == 404
+    res = client.post(url(store, "team/"), {"membership": theirs.pk, "action": "remove_member", "confirmed": "1"})
+    assert res.status_code == 404
     assert StoreMembership.objects.filter(pk=theirs.pk).exists()
 
 
@@ -114,5 +117,5 @@ def test_api_key_created_once_shown_and_revoked(client, manager, store):
     assert raw not in client.get(url(store, "team/")).content.decode()  # shown once only
     api = client.__class__()
     assert api.get("/api/v1/orders/", HTTP_AUTHORIZATION=f"Api-Key {raw}").status_code == 200
-    client.post(url(store, "team/"), {"key": key.pk, "action": "revoke_key"})
+    client.post(url(store, "team/"), {"key": key.pk, "action": "revoke_key", "confirmed": "1"})
     assert api.get("/api/v1/orders/", HTTP_AUTHORIZATION=f"Api-Key {raw}").status_code == 401
