@@ -28,7 +28,9 @@ def url(store, path=""):
 
 def orders(store, n, **kw):
     start = timezone.now() + timedelta(hours=2)
-    return [OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2), **kw) for _ in range(n)]
+    return [
+        OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2), **kw) for _ in range(n)
+    ]
 
 
 def refused(response, status: int, text: str) -> None:
