@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import dateformat, timezone
 from django.utils.translation import gettext as _
 
 from outbox import senders
@@ -49,7 +49,7 @@ def handoff_locked_until(*, batch_id: int) -> datetime | None:
 
 
 def _locked_error(until: datetime) -> RateLimited:
-    at = formats.time_format(timezone.localtime(until), "TIME_FORMAT")
+    at = dateformat.time_format(timezone.localtime(until), "g:i A")  # as the dashboard shows times
     return RateLimited(
         _(
             "Too many wrong pickup codes: the handoff of this batch is locked until %(time)s. "
