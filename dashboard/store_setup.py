@@ -70,22 +70,27 @@ def slots(request, store):
         editing = _template_of(request, store, request.POST.get("template"))
         if editing is None:
             return _slots_page(request, store, SlotTemplateForm(), 400)
-    if action in ("pause", "resume"):
-        store_services.slot_template_set_active(template=editing, active=action == "resume")
-        return redirect(here)
-    if action == "delete":
-        asked = confirm_first(request, _("Delete this slot template?"), back=here)
-        if asked:
-            return asked
-        store_services.slot_template_delete(template=editing)
-        messages.success(request, _("Template deleted; its open slots nobody signed up for are gone."))
-        return redirect(here)
+        if action != "update":
+            return _template_action(request, editing, action, here)
     form = SlotTemplateForm(request.POST)
     if form.is_valid():
         done = _slot_template_save(request, store, form, editing)
         if done:
             return done
     return _slots_page(request, store, form, 200, editing=editing)
+
+
+def _template_action(request, template: SlotTemplate, action: str, here: str):
+    """Pause, resume or (once confirmed) delete a template."""
+    if action == "delete":
+        asked = confirm_first(request, _("Delete this slot template?"), back=here)
+        if asked:
+            return asked
+        store_services.slot_template_delete(template=template)
+        messages.success(request, _("Template deleted; its open slots nobody signed up for are gone."))
+    else:
+        store_services.slot_template_set_active(template=template, active=action == "resume")
+    return redirect(here)
 
 
 def _slots_page(request, store, form, status: int, *, editing: SlotTemplate | None = None):

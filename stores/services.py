@@ -95,9 +95,7 @@ def slot_template_create(*, store: Store, weekdays: str, start_time, end_time, c
     return template
 
 
-def slot_template_update(
-    *, template: SlotTemplate, weekdays: str, start_time, end_time, capacity: int
-) -> SlotTemplate:
+def slot_template_update(*, template: SlotTemplate, weekdays: str, start_time, end_time, capacity: int) -> SlotTemplate:
     """Change a template. Its open slots that no driver signed up for are replaced by slots at
     the new days and times; a slot holding a driver's seat stays as it is (they count on it)."""
     fields = _template_fields(weekdays=weekdays, start_time=start_time, end_time=end_time, capacity=capacity)
