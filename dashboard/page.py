@@ -17,12 +17,21 @@ from spark.errors import DomainError
 from spark.httpkit import safe_next
 from stores.models import Store
 
+SESSION_ENDED = gettext_lazy("Your session has ended. Log in again to go on.")
+
 
 def store_view(manager: bool = False):
     """Resolve <store_id> against the user's memberships (another store is a 404) and run
     the view in the store's local time."""
 
     def decorator(view):
+        @wraps(view)
+        def entry(request, *args, **kwargs):
+            # login_required would redirect htmx to the login page and swap it into the target.
+            if request.htmx and not request.user.is_authenticated:
+                return HttpResponse(str(SESSION_ENDED), status=401, content_type="text/plain; charset=utf-8")
+            return wrapper(request, *args, **kwargs)
+
         @login_required
         @wraps(view)
         def wrapper(request, store_id: int, *args, **kwargs):
@@ -36,7 +45,7 @@ def store_view(manager: bool = False):
             with timezone.override(zoneinfo.ZoneInfo(store.zone.timezone)):
                 return view(request, store, *args, **kwargs)
 
-        return wrapper
+        return entry
 
     return decorator
 

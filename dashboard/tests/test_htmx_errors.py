@@ -95,3 +95,14 @@ def test_without_htmx_a_refusal_still_goes_back_to_the_batch_with_the_message(st
     response = staff.post(url(store, f"batches/{batch.pk}/add/"), {"order": [big.pk]}, follow=True)
     assert response.redirect_chain[-1][0] == url(store, f"batches/{batch.pk}/")
     assert "one vehicle takes at most" in response.content.decode()
+
+
+def test_an_htmx_action_after_the_session_ended_answers_401_with_the_message(client, store):
+    batch = batch_create(store=store, orders=orders(store, 2))
+    second = sequence(batch)[1]
+    for response in (
+        client.post(url(store, f"batches/{batch.pk}/stops/{second}/up/"), **HTMX),
+        client.get(url(store, "batches/"), **HTMX),  # a poll
+    ):
+        refused(response, 401, "Your session has ended. Log in again to go on.")
+    assert client.get(url(store, "batches/")).status_code == 302  # a page still goes to the login

@@ -8,6 +8,7 @@ import re
 from datetime import time, timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -78,6 +79,14 @@ def test_refused_batch_edits_show_the_message_next_to_the_control(desktop_page, 
     expect(row.locator(".htmx-error")).to_have_text("That stop is not in this batch.")
     shot(page, "stop-gone")
 
+    # Dropped in a new order that misses a stop (the list changed meanwhile): refused in place.
+    page.evaluate("""() => {
+        document.querySelector("#stops li.stop:last-child").remove();
+        htmx.trigger("#reorder-form", "reorder");
+    }""")
+    expect(page.locator("#reorder-form > .htmx-error")).not_to_be_empty()
+    page.reload()
+
     # Removing a stop asks first; saying no changes nothing, yes removes it and clears the error.
     other = page.locator("#stops li.stop").filter(has_text="DESK-002")
     page.once("dialog", lambda dialog: dialog.dismiss())
@@ -89,6 +98,30 @@ def test_refused_batch_edits_show_the_message_next_to_the_control(desktop_page, 
     expect(page.locator("#stop-count")).to_have_text("0")
     expect(page.locator(".htmx-error")).to_have_count(0)
     assert _live_stops(batch) == []
+
+
+def test_htmx_errors_without_a_message_of_their_own_still_say_something(desktop_page, shop, force_login, shot):
+    page = desktop_page
+    store, associate, _ = shop
+    batch = batch_create(store=store, orders=_orders(store, [1, 1]))
+    force_login(page, associate)
+
+    # The filter of the order queue after the associate was taken off the store: a 404 page.
+    page.goto(f"/dashboard/s/{store.pk}/")
+    StoreMembership.objects.filter(user=associate, store=store).delete()
+    page.locator("form.filters select[name=status]").select_option("received")
+    expect(page.locator("form.filters > .htmx-error")).to_have_text("That did not work. Reload the page and try again.")
+    shot(page, "not-a-member-any-more")
+
+    # A batch edit after the session ended says so, instead of swapping the login page in.
+    StoreMembershipFactory(user=associate, store=store, role=StoreMembership.Role.ASSOCIATE)
+    page.goto(f"/dashboard/s/{store.pk}/batches/{batch.pk}/")
+    page.context.clear_cookies(name=settings.SESSION_COOKIE_NAME)  # the session ended; the CSRF cookie stays
+    row = page.locator("#stops li.stop").first
+    row.get_by_role("button", name="Move down").click()
+    expect(row.locator(".htmx-error")).to_have_text("Your session has ended. Log in again to go on.")
+    expect(page.locator("#batch-editor input[name=login]")).to_have_count(0)
+    shot(page, "session-ended")
 
 
 def test_handoff_card_lists_what_to_bring_out_and_locks_after_wrong_codes(
