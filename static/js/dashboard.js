@@ -1,5 +1,6 @@
 // Staff dashboard: Leaflet maps of batches, drag-and-drop stop ordering, the store switcher,
-// the polls that wait while the associate is busy, htmx errors shown in place and confirmations. Loaded on every dashboard page.
+// the polls that wait while the associate is busy, refused htmx actions shown in place and the
+// questions asked before revoking, removing or cancelling. Loaded on every dashboard page.
 // Tiles come from the map's data-tiles (settings.SPARK_MAP_TILE_URL, which the CSP allows);
 // without network the markers and lines still show on a blank background.
 // Server data (addresses, store names) never goes in as HTML: Leaflet inserts a string tooltip
