@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import ReadyAtForm
-from dashboard.page import back_to, show_domain_error, store_view
+from dashboard.page import back_to, confirm_first, htmx_error, show_domain_error, store_view
 from orders import batch_editing
 from orders import selectors as order_selectors
 from orders.models import Batch, Order, Stop
@@ -46,7 +46,8 @@ def batches(request, store):
         Batch.Status.RETURNING,
     ]
     rows = list(order_selectors.batches_for_store(store_id=store.pk, statuses=open_statuses))
-    return render(request, "dashboard/batches.html", {"store": store, "batches": rows})
+    template = "dashboard/_batch_rows.html" if request.htmx else "dashboard/batches.html"
+    return render(request, template, {"store": store, "batches": rows})
 
 
 def _batch_context(store, batch):
@@ -90,10 +91,9 @@ def _batch_action(request, store, batch_id: int, action):
     try:
         action(batch)
     except DomainError as exc:
-        show_domain_error(request, exc)
         if request.htmx:
-            context = _batch_context(store, batch)
-            return render(request, "dashboard/_batch_editor.html", context, status=exc.status_code)
+            return htmx_error(exc)
+        show_domain_error(request, exc)
     batch.refresh_from_db()
     if request.htmx:
         return render(request, "dashboard/_batch_editor.html", _batch_context(store, batch))
@@ -193,6 +193,15 @@ def batch_unpublish(request, store, batch_id: int):
 @store_view()
 def batch_discard(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    here = reverse("dashboard:batch", kwargs={"store_id": store.pk, "batch_id": batch.pk})
+    question = (
+        _("Cancel batch %(id)s? Drivers can no longer take it and its orders go back to the queue.")
+        if batch.status == Batch.Status.PUBLISHED
+        else _("Discard batch %(id)s? Its orders go back to the queue.")
+    )
+    asked = confirm_first(request, question % {"id": batch.pk}, back=here)
+    if asked:
+        return asked
     try:
         batch_editing.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
         messages.success(request, _("Batch %(id)s was discarded; its orders are back in the queue.") % {"id": batch.pk})
