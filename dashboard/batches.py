@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import ReadyAtForm
-from dashboard.page import back_to, show_domain_error, store_view
+from dashboard.page import back_to, confirm_first, htmx_error, show_domain_error, store_view
 from orders import batch_editing
 from orders import selectors as order_selectors
 from orders.models import Batch, Order, Stop
@@ -50,7 +50,8 @@ def batches(request, store):
         Batch.Status.RETURNING,
     ]
     rows = list(order_selectors.batches_for_store(store_id=store.pk, statuses=open_statuses))
-    return render(request, "dashboard/batches.html", {"store": store, "batches": rows})
+    template = "dashboard/_batch_rows.html" if request.htmx else "dashboard/batches.html"
+    return render(request, template, {"store": store, "batches": rows})
 
 
 def _batch_context(store, batch):
@@ -115,9 +116,9 @@ def _batch_action(request, store, batch_id: int, action, ask=None):
     except DomainError as exc:
         if ask is not None and isinstance(exc, NeedsConfirmation):
             return _render_editor(request, store, batch, confirm=ask(batch, exc))
-        show_domain_error(request, exc)
         if request.htmx:
-            return _render_editor(request, store, batch, status=exc.status_code)
+            return htmx_error(exc)
+        show_domain_error(request, exc)
     batch.refresh_from_db()
     if request.htmx:
         return _render_editor(request, store, batch)
@@ -250,6 +251,15 @@ def batch_unpublish(request, store, batch_id: int):
 @store_view()
 def batch_discard(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    here = reverse("dashboard:batch", kwargs={"store_id": store.pk, "batch_id": batch.pk})
+    question = (
+        _("Cancel batch %(id)s? Drivers can no longer take it and its orders go back to the queue.")
+        if batch.status == Batch.Status.PUBLISHED
+        else _("Discard batch %(id)s? Its orders go back to the queue.")
+    )
+    asked = confirm_first(request, question % {"id": batch.pk}, back=here)
+    if asked:
+        return asked
     try:
         batch_editing.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
         messages.success(request, _("Batch %(id)s was discarded; its orders are back in the queue.") % {"id": batch.pk})

@@ -210,7 +210,7 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
         card = page.locator(f"section.handoff[data-batch='{batch.pk}']")
         card.get_by_label("Driver's pickup code").fill(code)
         if face:
-            card.get_by_label("The driver's face matches the photo").check()
+            card.get_by_label("ID checked: the name matches the driver").check()
         card.get_by_role("button", name="Hand over").click()
 
     def nothing_handed_over():
@@ -222,9 +222,10 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
 
-    # The right code is not enough: the browser will not send the form before the face is confirmed.
+    # The right code is not enough: the browser will not send the form before the ID is checked
+    # (the driver has no photo to compare a face with).
     hand_over(batch.pickup_code, face=False)
-    face = card.get_by_label("The driver's face matches the photo")
+    face = card.get_by_label("ID checked: the name matches the driver")
     assert face.evaluate("el => el.validity.valueMissing") is True
     assert posts == []
     nothing_handed_over()
