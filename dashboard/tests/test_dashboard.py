@@ -10,7 +10,7 @@ from django.utils import timezone
 from orders.batch_editing import batch_create, batch_publish, batches_publish_due
 from orders.batching_runs import batching_run_execute
 from orders.cancellation import order_cancel
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, BatchingRun, Order, Stop
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
@@ -205,7 +205,7 @@ def _assigned_batch(store, driver):
     batch = batch_create(store=store, orders=orders)
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch.refresh_from_db()
     return batch
 

@@ -15,7 +15,7 @@ from dispatch import rounds
 from drivers.models import Driver, Location
 from drivers.tests.factories import DriverFactory
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, Order, Stop, StopEvent
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
@@ -50,7 +50,7 @@ def make_batch(store, driver, *, n=2, alcohol=False, picked_up=True) -> tuple[Ba
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     if picked_up:
-        batch_driver_arrived(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
         batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
     return batch, list(batch.stops.order_by("sequence"))
@@ -154,7 +154,7 @@ def make_trip(zone, *, stops: int = 2, until: str = "picked_up", email: bool = T
     batch_set_status(batch=trip.batch, to="assigned", updates={"driver": trip.driver})
     if until == "assigned":
         return _refresh(trip)
-    batch_driver_arrived(batch=trip.batch, driver=trip.driver)
+    batch_check_in(batch=trip.batch, driver=trip.driver, lat=trip.batch.store.lat, lng=trip.batch.store.lng)
     batch_handoff(batch=trip.batch, pickup_code=trip.batch.pickup_code)
     return _refresh(trip)
 
