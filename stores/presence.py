@@ -29,10 +29,6 @@ class StorePresence:
     confirmed_by: object | None = None  # accounts.User, an associate of the store
 
 
-def _ask_associate() -> str:
-    return _("or ask an associate to confirm you are here.")
-
-
 def store_presence_verify(*, store: Store, lat=None, lng=None, confirmed_by=None) -> StorePresence:
     """The driver is at `store`, or a DomainError says why not and changes nothing:
     not_store_member (403) when `confirmed_by` is no member of the store, location_required
@@ -45,17 +41,19 @@ def store_presence_verify(*, store: Store, lat=None, lng=None, confirmed_by=None
         return StorePresence(confirmed_by=confirmed_by)
     if lat in (None, "") or lng in (None, ""):
         raise DomainError(
-            _("Share your location to check in, %(ask)s") % {"ask": _ask_associate()},
+            _("Share your location to check in, or ask an associate to confirm you are here."),
             code="location_required",
-            fields={"lat": [_("Required.")], "lng": [_("Required.")]},
         )
     lat, lng = geo.coordinate(lat, axis="lat", field="lat"), geo.coordinate(lng, axis="lng", field="lng")
     away = round(geo.haversine_m(geo.Point.of(lat, lng), geo.Point.of(store.lat, store.lng)))
     radius = store.zone.checkin_radius_m
     if away > radius:
         raise DomainError(
-            _("You are %(away)s from the store; check in within %(radius)s of it, %(ask)s")
-            % {"away": geo.us_distance_text(away), "radius": geo.feet_text(radius), "ask": _ask_associate()},
+            _(
+                "You are %(away)s from the store; check in within %(radius)s of it, "
+                "or ask an associate to confirm you are here."
+            )
+            % {"away": geo.us_distance_text(away), "radius": geo.feet_text(radius)},
             code="too_far",
         )
     return StorePresence(lat=lat, lng=lng, distance_m=away)

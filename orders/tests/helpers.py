@@ -13,13 +13,14 @@ from PIL import ExifTags, Image
 
 from dispatch import rounds
 from drivers.models import Driver, Location
+from drivers.slot_services import slot_claim
 from drivers.tests.factories import DriverFactory
 from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, Order, Stop, StopEvent
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
-from stores.tests.factories import StoreFactory
+from stores.tests.factories import DeliverySlotFactory, StoreFactory
 
 HOME = (Decimal("36.160000"), Decimal("-86.780000"))  # OrderFactory's coordinates
 
@@ -220,3 +221,20 @@ def _to_board(store, zone):
     assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     batch.refresh_from_db()
     return batch
+
+
+# 1 m of latitude in degrees (spherical Earth, as spark.geo.haversine_m).
+DEG_PER_M = 1 / 111_194.93
+
+
+def north_of(store, meters: float) -> tuple[Decimal, Decimal]:
+    """A phone position `meters` due north of the store."""
+    lat = (Decimal(store.lat) + Decimal(str(meters * DEG_PER_M))).quantize(Decimal("0.000001"))
+    return lat, Decimal(store.lng)
+
+
+def slot_seat(store, driver, *, starts_in_minutes: float = 10):
+    """The driver's seat (signed up through the service) in a two-hour slot at `store`."""
+    starts = timezone.now() + timedelta(minutes=starts_in_minutes)
+    slot = DeliverySlotFactory(store=store, starts_at=starts, ends_at=starts + timedelta(hours=2), capacity=4)
+    return slot_claim(driver=driver, slot=slot)
