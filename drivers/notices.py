@@ -42,7 +42,7 @@ def _build(message: Message, now: datetime) -> EmailMessage:
     subject = _("Spark: your slot at %(store)s was released") % when
     text = "\n\n".join(
         [
-            _("Hi %(name)s,") % {"name": user.first_name or _("there")},
+            _("Hi %(name)s,") % {"name": user.first_name} if user.first_name else _("Hi,"),
             _("Your seat in the slot at %(store)s on %(day)s, %(start)s to %(end)s, was given back to other drivers.")
             % when,
             slot_release_reason(claim),

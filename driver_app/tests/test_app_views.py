@@ -22,6 +22,7 @@ from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from drivers.appeals import driver_appeal_submit
 from drivers.models import Driver, DriverEvent, PushSubscription
+from drivers.slot_services import slot_release_no_show
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_check_in, batch_handoff, stop_arrive, stop_fail
@@ -158,6 +159,19 @@ def test_home_for_an_online_driver_with_a_claimed_slot_and_a_route_feed(driver, 
     # The feed card shows the batch by area only.
     assert f'data-batch-id="{batch.pk}"' in html and "feed-card" in ids_in(html)
     assert SECRET_STREET not in html and SECRET_LAT not in html
+
+
+def test_a_released_seat_shows_on_home_with_the_reason_in_the_drivers_language(driver, store):
+    started = timezone.now() - timedelta(minutes=20)
+    slot = DeliverySlotFactory(store=store, starts_at=started, ends_at=started + timedelta(hours=2), claimed=1)
+    seat = SlotClaimFactory(driver=driver, slot=slot, release_at=started + timedelta(minutes=15))
+    assert slot_release_no_show(claim_id=seat.pk)
+    client = client_for(driver.user)
+    html = client.get("/driver/").content.decode()
+    assert "released-slot" in ids_in(html) and "slot-check-in" not in ids_in(html)
+    assert "Released: you had not checked in 15 minutes after the slot started." in html
+    spanish = client.get("/driver/slots/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Liberado: no te habías registrado 15 minutos después del inicio del turno." in spanish
 
 
 def test_htmx_partials_render(driver, store):
