@@ -40,9 +40,7 @@ def handoff(request, store):
     released = order_selectors.batches_taken_from_drivers(store_id=store.pk, since=now - timedelta(hours=2))
     slot_claims = driver_selectors.slot_claims_awaiting_check_in(store_id=store.pk, now=now)
     template = "dashboard/_handoff_list.html" if request.htmx else "dashboard/handoff.html"
-    return render(
-        request, template, {"store": store, "rows": rows, "released": released, "slot_claims": slot_claims}
-    )
+    return render(request, template, {"store": store, "rows": rows, "released": released, "slot_claims": slot_claims})
 
 
 def _confirm_here(request, check_in, driver) -> None:

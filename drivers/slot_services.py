@@ -180,11 +180,13 @@ def slot_check_in(
         raise Gone("This slot has ended.", code="slot_ended")
     presence = store_presence_verify(store=store, lat=lat, lng=lng, confirmed_by=confirmed_by)
     with transaction.atomic():
+        # The batch first, as a batch check-in does (batch row, then seat rows): two taps at
+        # once from both screens lock in the same order. The driver is at the store whatever
+        # becomes of the seat, so the batch's check-in stands even if the seat was released.
+        hooks.driver_at_store(
+            driver_id=claim.driver_id, store_id=store.pk, presence=presence, actor=confirmed_by or claim.driver.user
+        )
         rows = _check_in(SlotClaim.objects.filter(pk=claim.pk), presence)
-        if rows:
-            hooks.driver_at_store(
-                driver_id=claim.driver_id, store_id=store.pk, presence=presence, actor=confirmed_by or claim.driver.user
-            )
     claim.refresh_from_db()
     if not rows:
         if claim.status == SlotClaim.Status.CHECKED_IN:

@@ -28,7 +28,7 @@ def _arrive(*, batch: Batch, presence: StorePresence, actor, reason: str) -> boo
     arrived = batch_set_status(
         batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason=reason, lat=presence.lat, lng=presence.lng
     )
-    if arrived.changed:
+    if arrived.changed and batch.driver_id is not None:
         slot_services.slot_check_in_at_store(driver_id=batch.driver_id, store_id=batch.store_id, presence=presence)
     return arrived.changed
 
@@ -60,7 +60,9 @@ def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
         if batch.status == Batch.Status.ASSIGNED:
             # The associate checked the pickup code face to face: that confirms the driver
             # is here, for their slot at this store as well.
-            _arrive(batch=batch, presence=StorePresence(confirmed_by=actor), actor=actor, reason="confirmed by associate")
+            _arrive(
+                batch=batch, presence=StorePresence(confirmed_by=actor), actor=actor, reason="confirmed by associate"
+            )
         picked = batch_set_status(
             batch=batch,
             to=Batch.Status.PICKED_UP,
@@ -167,7 +169,7 @@ def batch_check_in(*, batch: Batch, driver=None, lat=None, lng=None, confirmed_b
     presence = store_presence_verify(store=batch.store, lat=lat, lng=lng, confirmed_by=confirmed_by)
     reason = "confirmed by associate" if confirmed_by else "driver checked in"
     with transaction.atomic():
-        _arrive(batch=batch, presence=presence, actor=confirmed_by or batch.driver.user, reason=reason)
+        _arrive(batch=batch, presence=presence, actor=confirmed_by or driver.user, reason=reason)
     return batch
 
 

@@ -6,12 +6,12 @@ associate confirms them on the desk (desk size) and the driver's phone moves on 
 import pytest
 from playwright.sync_api import Page, expect
 
+from drivers.tests.factories import DriverFactory
 from orders.models import Batch
 from orders.tests.helpers import make_batch, north_of, slot_seat
 from stores.models import StoreMembership
 from stores.tests.factories import StoreFactory, StoreMembershipFactory
 from tests.browser.flow_helpers import AT_STORE, AUTO_ADVANCE_MS
-from drivers.tests.factories import DriverFactory
 
 pytestmark = pytest.mark.slow
 
