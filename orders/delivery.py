@@ -1,6 +1,7 @@
-"""The trip from the store: the driver checks in (with their slot there) and the associate hands the batch over
-(pickup), then the driver's stops in sequence (arrive, deliver with a photo, or undeliverable
-with a reason) and the batch completed or sent returning. The proof photos go to storage here.
+"""The trip from the store: the driver checks in (their slot seat there with it, see
+batch_check_in) and the associate hands the batch over (pickup), then the driver's stops in
+sequence (arrive, deliver with a photo, or undeliverable with a reason) and the batch completed
+or sent returning. The proof photos go to storage here.
 """
 
 from django.db import transaction
