@@ -159,7 +159,13 @@ class SlotClaim(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLAIMED)
     claimed_at = models.DateTimeField(default=timezone.now)
     checked_in_at = models.DateTimeField(null=True, blank=True)
+    # The associate who confirmed the driver at the store; empty when the phone was within the
+    # check-in radius (stores.presence).
+    checked_in_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
     # The no-show deadline (slot start + grace); a countdown task and a sweeper both act on it.
     release_at = models.DateTimeField(db_index=True)
 

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from spark.errors import DomainError
 
@@ -143,3 +144,22 @@ def meters_to_miles(meters: int) -> Decimal:
 def area_coordinate(value: Number) -> float:
     """A latitude or longitude blurred to the area a driver may see before the claim."""
     return round(float(value), AREA_DECIMALS)
+
+
+FEET_PER_METER = 3.28084
+# Below a tenth of a mile people think in feet, above it in miles.
+FEET_BELOW_M = METERS_PER_MILE / 10
+
+
+def feet_text(meters: Number) -> str:
+    """ "820 feet": to the nearest 10 ft."""
+    feet = int(round(float(meters) * FEET_PER_METER, -1))
+    return _("%(feet)s feet") % {"feet": f"{feet:,}"}
+
+
+def us_distance_text(meters: Number) -> str:
+    """A distance as a US driver reads it: feet under a tenth of a mile, else "6.2 miles"
+    (one decimal, as meters_to_miles)."""
+    if meters < FEET_BELOW_M:
+        return feet_text(meters)
+    return _("%(miles)s miles") % {"miles": meters_to_miles(int(meters))}

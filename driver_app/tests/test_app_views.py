@@ -22,9 +22,10 @@ from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from drivers.appeals import driver_appeal_submit
 from drivers.models import Driver, DriverEvent, PushSubscription
+from drivers.slot_services import slot_release_no_show
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff, stop_arrive, stop_fail
+from orders.delivery import batch_check_in, batch_handoff, stop_arrive, stop_fail
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.tests.factories import PayPolicyFactory
@@ -160,6 +161,19 @@ def test_home_for_an_online_driver_with_a_claimed_slot_and_a_route_feed(driver, 
     assert SECRET_STREET not in html and SECRET_LAT not in html
 
 
+def test_a_released_seat_shows_on_home_with_the_reason_in_the_drivers_language(driver, store):
+    started = timezone.now() - timedelta(minutes=20)
+    slot = DeliverySlotFactory(store=store, starts_at=started, ends_at=started + timedelta(hours=2), claimed=1)
+    seat = SlotClaimFactory(driver=driver, slot=slot, release_at=started + timedelta(minutes=15))
+    assert slot_release_no_show(claim_id=seat.pk)
+    client = client_for(driver.user)
+    html = client.get("/driver/").content.decode()
+    assert "released-slot" in ids_in(html) and "slot-check-in" not in ids_in(html)
+    assert "Released: you had not checked in 15 minutes after the slot started." in html
+    spanish = client.get("/driver/slots/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Liberado: no te habías registrado 15 minutos después del inicio del turno." in spanish
+
+
 def test_htmx_partials_render(driver, store):
     client = client_for(driver.user)
     for path in (
@@ -246,7 +260,7 @@ def test_batch_page_before_pickup_shows_store_code_photo_and_the_addresses(drive
 
 def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
     batch = assigned_batch(driver, store)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     client = client_for(driver.user)
     html = client.get("/driver/batch/").content.decode()
     assert 'data-phase="at_store"' in html and "wait-timer" in ids_in(html)
@@ -257,7 +271,7 @@ def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
 
 def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(driver, store):
     batch = assigned_batch(driver, store, alcohol=True)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     client = client_for(driver.user)
     assert 'data-phase="at_store"' in client.get("/driver/batch/status/").content.decode()
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
@@ -277,7 +291,7 @@ def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(d
 
 def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
     batch = assigned_batch(driver, store, alcohol=True)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first = batch.stops.order_by("sequence").first()
     stop_arrive(stop=first, driver=driver)
@@ -289,7 +303,7 @@ def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
 
 def test_undeliverable_stop_shows_the_return_leg(driver, store):
     batch = assigned_batch(driver, store)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first = batch.stops.order_by("sequence").first()
     stop_fail(stop=first, driver=driver, reason="no_one_home")
@@ -307,7 +321,7 @@ def test_no_active_batch_and_another_drivers_batch_is_not_shown(driver, store, z
 
 def test_completed_batch_is_shown_as_the_last_one(driver, store):
     batch = assigned_batch(driver, store)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
     html = client_for(driver.user).get("/driver/batch/").content.decode()

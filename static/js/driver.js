@@ -616,6 +616,19 @@
 
   // --- Actions (buttons with data-action) ----------------------------------------------------
 
+  // A check-in refused for a reason the driver can act on (too far from the store, no location)
+  // stays on screen next to the button, with the way out (an associate confirms them), instead
+  // of a toast that fades: data-help-into names the box, data-help-codes the error codes.
+  function showHelp(btn, res) {
+    var box = btn.dataset.helpInto ? document.querySelector(btn.dataset.helpInto) : null;
+    var codes = (btn.dataset.helpCodes || "").split(" ");
+    if (!box || codes.indexOf((res.data || {}).code) === -1) return false;
+    var text = box.querySelector("[data-help-text]");
+    if (text) text.textContent = errorText(res);
+    box.hidden = false;
+    return true;
+  }
+
   var ACTIONS = {
     post: function (btn) {
       var geo = btn.dataset.geo;
@@ -627,6 +640,7 @@
       }).then(function (res) {
         if (!res) return;
         if (!res.ok) {
+          if (showHelp(btn, res)) return;
           toast(errorText(res), "error");
           if (btn.dataset.refresh) refresh(btn.dataset.refresh);
           return;

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from drivers.tests.factories import DriverFactory
 from orders.batch_editing import batch_create, batch_publish
 from orders.batching_runs import batching_run_execute
-from orders.delivery import batch_driver_arrived
+from orders.delivery import batch_check_in
 from orders.models import Batch, BatchingRun, Order, Stop
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
@@ -192,7 +192,7 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     batch.refresh_from_db()
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     # The driver checked in a while ago.
     Batch.objects.filter(pk=batch.pk).update(arrived_at_store_at=timezone.now() - timedelta(minutes=7, seconds=20))
     batch.refresh_from_db()

@@ -548,7 +548,7 @@ def test_alcohol_stop_needs_an_id_of_21_or_older(world, phone_with_gps, force_lo
     offer = Offer.objects.get(batch=batch, driver=driver)
     dispatch_services.offer_accept(offer=offer, driver=driver)
     batch.refresh_from_db()
-    batch_check_in(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first, second = live_stops(batch)
 
