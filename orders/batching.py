@@ -86,10 +86,10 @@ class BatchingProblem:
         that order's window, until the trip is full or nothing fits. An order alone always
         fits (that is what servable means), so every order gets a trip."""
         unplaced = sorted(range(len(self.orders)), key=lambda i: (self.windows[i][1], self.windows[i][0]))
-        routes = []
+        routes: list[list[int]] = []
         while unplaced:
-            route, clock, totes = [], 0, 0
-            here = 0  # the store
+            route: list[int] = []
+            clock = totes = here = 0  # leave the store (index 0) empty, now
             while unplaced and len(route) < self.max_stops:
                 reachable = [
                     i
@@ -191,7 +191,7 @@ def propose_batches(
 ) -> Proposal:
     """Solve one store's batching problem: every servable order is placed in a trip, the
     unservable ones are listed in `unassigned`."""
-    from pyvrp import IteratedLocalSearchParams, SolveParams, Solution, solve
+    from pyvrp import IteratedLocalSearchParams, Solution, SolveParams, solve
     from pyvrp.stop import MaxRuntime, MultipleCriteria, NoImprovement
 
     began = time.perf_counter()

@@ -16,9 +16,7 @@ from .models import BatchingRun, Order
 logger = logging.getLogger(__name__)
 
 
-def batching_run_start(
-    *, store, window_from, window_to, actor=None, time_limit_seconds: int = int(MAX_SOLVE_SECONDS)
-):
+def batching_run_start(*, store, window_from, window_to, actor=None, time_limit_seconds: int = int(MAX_SOLVE_SECONDS)):
     """Queue an auto-batching job for the store's received orders in the window. The solver
     stops once its plan stops improving; `time_limit_seconds` caps it."""
     from .tasks import run_auto_batching
