@@ -272,7 +272,6 @@ def test_autobatch_flow(staff, store):
     run = BatchingRun.objects.get()
     assert res.status_code == 302 and res.url == url(store, f"auto/{run.pk}/")
     assert "Waiting for a worker" in staff.get(res.url).content.decode()
-    BatchingRun.objects.filter(pk=run.pk).update(time_limit_seconds=3)  # 1 s placed 9 of 12 on a loaded machine
     assert batching_run_execute(run_id=run.pk) is True
     assert batching_run_execute(run_id=run.pk) is False  # runs once
     run.refresh_from_db()
