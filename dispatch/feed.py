@@ -187,7 +187,12 @@ def _ranked_batches(
     cards = []
     for rank, (_, row, fit, pay) in enumerate(judged[:limit], start=1):
         card = _card(
-            row, store=stores[row[1]], stops=stops[row[0]], pay_parts=pay, fit=fit, capacity=driver.vehicle_tote_capacity
+            row,
+            store=stores[row[1]],
+            stops=stops[row[0]],
+            pay_parts=pay,
+            fit=fit,
+            capacity=driver.vehicle_tote_capacity,
         )
         card["rank"] = rank
         cards.append(card)

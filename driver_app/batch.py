@@ -117,8 +117,10 @@ def _offline_stop(stop: Stop, *, visible: bool) -> dict:
         street = ", ".join(line for line in (order.address_line1, order.address_line2) if line)
         address = f"{street}, {order.city}, {order.state} {order.postal_code}"
     deliver_by = formats.time_format(timezone.localtime(order.window_end))
+    who = order.customer_name if visible else order.postal_code
+    status = STOP_STATUS_LABELS.get(stop.status, stop.status)
     return {
-        "title": f"{stop.sequence}. {order.customer_name if visible else order.postal_code} · {stop.status_label}",
+        "title": f"{stop.sequence}. {who} · {status}",
         "address": address,
         "detail": _("Deliver by %(time)s") % {"time": deliver_by},
         "notes": order.notes if visible else "",

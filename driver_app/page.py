@@ -92,9 +92,7 @@ def page_context(request, driver: Driver, tab: str, **extra) -> dict:
     # The badge carries the ids of the pending offers: driver.js rings and vibrates for an id it
     # has not seen while the app is open.
     offer_ids = (
-        list(dispatch_selectors.offers_for_driver(driver=driver).values_list("pk", flat=True))
-        if reason is None
-        else []
+        list(dispatch_selectors.offers_for_driver(driver=driver).values_list("pk", flat=True)) if reason is None else []
     )
     context = {
         "driver": driver,
