@@ -4,7 +4,9 @@
  *
  * - install: cache the app shell (driver CSS/JS, htmx, Leaflet, icons) and the offline page.
  * - fetch: pages (navigations) network-first, falling back to the offline page. Pages are never
- *   stored: they hold customer addresses and the CSRF token. Static shell files cache-first.
+ *   stored: they hold customer addresses and the CSRF token. The offline page shows the active
+ *   batch driver.js kept in localStorage while it is active (pickup code, stops), nothing else.
+ *   Static shell files cache-first.
  *   The API and everything else go straight to the network.
  * - push: show the notification from the JSON payload {title, body, url, tag} and tell open
  *   pages, so the offers list refreshes at once.
