@@ -636,6 +636,7 @@
       if (!el) return;
       ["ask", "allow", "later"].forEach(function (n) { el.querySelector("[data-slot=" + n + "]").hidden = state !== "ask"; });
       ["denied", "close"].forEach(function (n) { el.querySelector("[data-slot=" + n + "]").hidden = state !== "denied"; });
+      el.querySelector(".actions").classList.toggle("one", state !== "ask");
       el.hidden = false;
       el.querySelector(state === "ask" ? "[data-slot=allow]" : "[data-slot=close]").focus();
     },

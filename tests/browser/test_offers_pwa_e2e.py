@@ -344,3 +344,24 @@ def test_the_active_batch_shows_offline_and_is_wiped_once_it_completes(world, ph
         expect(body).not_to_contain_text(stop.order.customer_name)
     shot(page, "offline-after-completion")
     page.context.set_offline(False)
+
+
+def test_logging_out_wipes_the_kept_batch(world, phone, force_login):
+    store, driver = world["store"], world["driver"]
+    slot_holder(store, driver)
+    offer = _offer(store, driver, prefix="OUT")
+    dispatch_services.offer_accept(offer=offer, driver=driver)
+    page = phone()
+    force_login(page, driver.user)
+    page.goto("/driver/batch/")
+    page.wait_for_function(f"() => localStorage.getItem('{OFFLINE_KEY}') !== null")
+
+    # a screen without the batch keeps it while the batch is active
+    page.get_by_test_id("tab-standing").click()
+    expect(page.get_by_test_id("logout")).to_be_visible()
+    assert _kept(page)["batch_id"] == offer.batch_id
+
+    # logging out leaves no customer's address on the phone
+    page.get_by_test_id("logout").click()
+    page.wait_for_url(lambda url: "/driver/standing/" not in url)
+    assert _kept(page) is None
