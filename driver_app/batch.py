@@ -3,7 +3,8 @@
 from datetime import timedelta
 
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from dispatch.models import Offer
@@ -87,7 +88,43 @@ def _batch_context(request, driver: Driver) -> dict:
             "vehicle": " ".join(v for v in (driver.vehicle_color, driver.vehicle_make, driver.vehicle_model) if v),
         }
     )
+    context["offline_snapshot"] = offline_snapshot(context)
     return context
+
+
+def offline_snapshot(context: dict) -> dict:
+    """The active batch as driver.js keeps it for a dead zone (localStorage, shown by the offline
+    page; wiped once the batch is no longer active or the driver logs out): the pickup code until
+    pickup, the store, and the stops, with names and addresses only when the Batch screen shows
+    them (orders.selectors.batch_addresses_visible_to). Text ready to show, in the page's language."""
+    batch, phase, visible = context["batch"], context["phase"], context["addresses_visible"]
+    store = batch.store
+    return {
+        "batch_id": batch.pk,
+        "saved_at": timezone.now().isoformat(),
+        "pickup_code": batch.pickup_code if phase in ("to_store", "at_store") else "",
+        "store": f"{store.name} #{store.number}",
+        "store_address": f"{store.address_line1}, {store.city}",
+        "pickup_instructions": store.pickup_instructions,
+        "stops": [_offline_stop(stop, visible=visible) for stop in context["stops"]],
+    }
+
+
+def _offline_stop(stop: Stop, *, visible: bool) -> dict:
+    order = stop.order
+    address = ""
+    if visible:
+        street = ", ".join(line for line in (order.address_line1, order.address_line2) if line)
+        address = f"{street}, {order.city}, {order.state} {order.postal_code}"
+    deliver_by = formats.time_format(timezone.localtime(order.window_end))
+    who = order.customer_name if visible else order.postal_code
+    status = STOP_STATUS_LABELS.get(stop.status, stop.status)
+    return {
+        "title": f"{stop.sequence}. {who} · {status}",
+        "address": address,
+        "detail": _("Deliver by %(time)s") % {"time": deliver_by},
+        "notes": order.notes if visible else "",
+    }
 
 
 def _taken_back(driver: Driver, *, after) -> dict | None:

@@ -108,6 +108,9 @@ def js_strings() -> dict:
         "uploads_pending": _("Photos are still uploading; keep the app open."),
         "push_on": _("Offer notifications are on."),
         "push_denied": _("Notifications are blocked in the browser settings."),
+        "new_offer": _("New offer! Open Offers to see it."),
+        "new_offer_here": _("New offer below."),
+        "offline_saved_at": _("You are offline. Your batch as of {time}:"),
         "errors": {
             "offer_expired": _("This offer has expired."),
             "offer_closed": _("This offer is no longer open."),

@@ -16,6 +16,7 @@ urlpatterns = [
     path("feed/", home.feed_partial, name="feed"),
     path("offers/", offers.offers, name="offers"),
     path("offers/live/", offers.offers_live, name="offers-live"),
+    path("offers/badge/", offers.offers_badge, name="offers-badge"),
     path("batch/", batch.batch, name="batch"),
     path("batch/status/", batch.batch_status, name="batch-status"),
     path("batch/stops/", batch.batch_stops, name="batch-stops"),

@@ -28,8 +28,10 @@ from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_check_in, batch_handoff, stop_arrive, stop_fail
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
+from payments.services import pay_quote
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, DomainError
+from spark.money import format_cents
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, UserFactory, ZoneFactory
 
 SECRET_STREET = "Secret Lane"
@@ -564,3 +566,79 @@ def test_service_worker_is_served_from_the_root_with_its_scope_header(db):
 def test_offline_page_needs_no_login(db):
     res = Client().get("/driver/offline/")
     assert res.status_code == 200 and "offline" in ids_in(res.content.decode())
+
+
+# --- Offers hard to miss, dead zones (issue 12) -------------------------------------------------
+
+
+def json_script(html: str, element_id: str):
+    found = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(found[1]) if found else None
+
+
+def test_board_card_shows_the_same_pay_breakdown_as_an_offer(driver, store):
+    batch = published(store)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
+    quote = pay_quote(batch=batch)
+    html = client_for(driver.user).get("/driver/offers/live/").content.decode()
+    card = html[html.index('data-testid="board-card"') :]
+    breakdown = card[card.index('data-testid="pay-breakdown"') : card.index("</dl>")]
+    for label, key in (("Base", "base_cents"), ("Stops", "stops_cents"), ("Customer tips", "tip_cents")):
+        assert re.search(rf"<dt>{label}</dt><dd>{re.escape(format_cents(quote[key]))}</dd>", breakdown)
+    assert f'<dd class="total">{format_cents(quote["total_cents"])}</dd>' in breakdown
+
+
+def test_the_offers_badge_carries_the_pending_offer_ids_and_polls_off_the_offers_screen(driver, store):
+    offer = offer_for(driver, store)
+    client = client_for(driver.user)
+    badge = client.get("/driver/offers/badge/").content.decode()
+    assert f'data-offer-ids="{offer.pk}"' in badge and 'hx-get="/driver/offers/badge/"' in badge
+    home = client.get("/driver/").content.decode()
+    assert 'hx-get="/driver/offers/badge/"' in home and f'data-offer-ids="{offer.pk}"' in home
+    # On Offers the live list brings the badge along: no second poll.
+    assert 'hx-get="/driver/offers/badge/"' not in client.get("/driver/offers/").content.decode()
+    dispatch_services.offer_decline(offer=offer, driver=driver, reason="too_far")
+    assert 'data-offer-ids=""' in client.get("/driver/offers/badge/").content.decode()
+
+
+def test_going_online_and_a_slot_sign_up_offer_the_notification_sheet(driver, store):
+    DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(hours=3))
+    html = client_for(driver.user).get("/driver/").content.decode()
+    assert {"push-prompt", "push-allow", "push-later", "push-prompt-denied"} <= ids_in(html)
+    assert re.search(r'<section class="sheet" id="push-prompt"[^>]*hidden>', html)  # never on page load
+    assert re.search(r'data-testid="slot-claim"', html) and 'data-push-prompt="1"' in html
+
+
+def test_the_batch_status_carries_what_a_dead_zone_needs_while_the_batch_is_active(driver, store):
+    batch = assigned_batch(driver, store)
+    client = client_for(driver.user)
+    page = client.get("/driver/batch/").content.decode()
+    assert f'data-active-batch="{batch.pk}"' in page
+    kept = json_script(client.get("/driver/batch/status/").content.decode(), "batch-offline")
+    assert kept["batch_id"] == batch.pk and kept["pickup_code"] == batch.pickup_code
+    assert kept["store"] == f"Green Hills #{store.number}" and kept["pickup_instructions"] == "Park by the pickup sign"
+    assert [s["title"] for s in kept["stops"]] == ["1. Customer 0 · To deliver", "2. Customer 1 · To deliver"]
+    assert SECRET_STREET in kept["stops"][0]["address"]
+    # On the road: no pickup code any more, the stops as they stand.
+    batch_driver_arrived(batch=batch, driver=driver)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    stop_fail(stop=batch.stops.order_by("sequence").first(), driver=driver, reason="no_one_home")
+    kept = json_script(client.get("/driver/batch/status/").content.decode(), "batch-offline")
+    assert kept["pickup_code"] == "" and kept["stops"][0]["title"] == "1. Customer 0 · Not delivered"
+    # Closed: nothing to keep, and every screen says there is no active batch (driver.js wipes).
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
+    status = client.get("/driver/batch/status/").content.decode()
+    assert json_script(status, "batch-offline") is None
+    assert 'data-active-batch=""' in client.get("/driver/").content.decode()
+
+
+def test_another_drivers_batch_is_never_kept_for_a_dead_zone(driver, store, zone):
+    assigned_batch(DriverFactory(home_zone=zone), store)
+    status = client_for(driver.user).get("/driver/batch/status/").content.decode()
+    assert json_script(status, "batch-offline") is None and SECRET_STREET not in status
+
+
+def test_the_offline_page_has_its_strings_and_no_personal_data(db):
+    html = Client().get("/driver/offline/").content.decode()
+    assert "offline-batch" in ids_in(html)
+    assert json_script(html, "driver-i18n")["offline_saved_at"].startswith("You are offline")

@@ -374,7 +374,9 @@ SPARK_PHOTO_MAX_PIXELS = env.int("SPARK_PHOTO_MAX_PIXELS", default=50_000_000)
 SPARK_PHOTO_MAX_SIDE_PX = env.int("SPARK_PHOTO_MAX_SIDE_PX", default=1600)
 # A driver sees a batch's exact customer addresses until this long after it closed (DESIGN rule 6).
 SPARK_ADDRESS_VISIBLE_HOURS = env.int("SPARK_ADDRESS_VISIBLE_HOURS", default=24)
-# Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes.
+# Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes,
+# except under local.py (`make run`), which makes a pair once under var/ and keeps it;
+# production.py requires all three.
 SPARK_VAPID_PRIVATE_KEY = env("SPARK_VAPID_PRIVATE_KEY", default="")  # base64url raw key, or PEM
 SPARK_VAPID_PUBLIC_KEY = env("SPARK_VAPID_PUBLIC_KEY", default="")  # applicationServerKey for the browser
 SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="")  # e.g. mailto:ops@spark.example
