@@ -247,6 +247,7 @@ class TestAdminMFA:
             "STRIPE_WEBHOOK_SECRET": "whsec_x",
             "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
             "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
+            "SPARK_CONTACT_BACKEND": "spark.tests.fake_proxy.open_session",
         }
         code = "import spark.settings.production as p; print(repr(p.SPARK_ADMIN_MFA_EXEMPT_EMAILS))"
         out = subprocess.run(

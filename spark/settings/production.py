@@ -44,6 +44,9 @@ SPARK_SCREENING_WEBHOOK_SECRET = env("SPARK_SCREENING_WEBHOOK_SECRET")
 SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND")  # a provider's dotted path: codes must really reach phones
 if SPARK_SMS_BACKEND in ("console", "locmem"):
     raise ImproperlyConfigured("SPARK_SMS_BACKEND must be a real SMS provider in production.")
+SPARK_CONTACT_BACKEND = env("SPARK_CONTACT_BACKEND")  # a masked-number provider's dotted path
+if SPARK_CONTACT_BACKEND == "console":
+    raise ImproperlyConfigured("SPARK_CONTACT_BACKEND must be a real masked-number provider in production.")
 
 SPARK_ADMIN_MFA_EXEMPT_EMAILS = []
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"

@@ -27,6 +27,8 @@ LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; prin
             {"SPARK_SCREENING_WEBHOOK_SECRET": None}, "SPARK_SCREENING_WEBHOOK_SECRET", id="screening-secret-missing"
         ),
         pytest.param({"SPARK_SMS_BACKEND": "console"}, "real SMS provider", id="sms-console"),
+        pytest.param({"SPARK_CONTACT_BACKEND": None}, "SPARK_CONTACT_BACKEND", id="contact-missing"),
+        pytest.param({"SPARK_CONTACT_BACKEND": "console"}, "real masked-number provider", id="contact-console"),
     ],
 )
 def test_production_refuses_to_start(changes, message):
