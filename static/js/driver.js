@@ -9,6 +9,8 @@
  * - While on duty (online or holding a batch) the position goes to the API every 15 s.
  * - The service worker (/sw.js, scope /driver/) is registered; Web Push is subscribed with the
  *   VAPID public key from <body data-vapid-key>.
+ * - Call / Text (data-action="contact") asks the API for a masked number and shows it in the
+ *   panel the page already has (text nodes only); the real numbers never reach the phone.
  * No build step, no dependencies but htmx (and Leaflet on Home).
  */
 (function () {
@@ -697,8 +699,31 @@
       btn.setAttribute("aria-expanded", opening ? "true" : "false");
       if (opening && target.scrollIntoView) target.scrollIntoView({ block: "nearest", behavior: "smooth" });
     },
-    "enable-push": function () { Push.ask(); }
+    "enable-push": function () { Push.ask(); },
+    contact: function (btn) {
+      var panel = document.getElementById(btn.dataset.panel);
+      return api("POST", btn.dataset.url).then(function (res) {
+        if (!res.ok) { toast(errorText(res), "error"); return; }
+        if (!panel) return;
+        var number = panel.querySelector("[data-contact=number]");
+        if (number) number.textContent = formatPhone(res.data.proxy_number);
+        var call = panel.querySelector("[data-contact=call]");
+        var text = panel.querySelector("[data-contact=text]");
+        if (call) call.setAttribute("href", "tel:" + res.data.proxy_number);
+        if (text) text.setAttribute("href", "sms:" + res.data.proxy_number);
+        panel.hidden = false;
+        if (panel.scrollIntoView) panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+        var next = btn.dataset.mode === "text" ? text : call;
+        if (next) next.focus();
+      });
+    }
   };
+
+  // "+16155550100" -> "(615) 555-0100"; other countries as given.
+  function formatPhone(e164) {
+    var us = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(String(e164 || ""));
+    return us ? "(" + us[1] + ") " + us[2] + "-" + us[3] : String(e164 || "");
+  }
 
   document.addEventListener("click", function (e) {
     var routeBtn = e.target.closest("[data-route]");
