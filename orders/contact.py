@@ -35,13 +35,13 @@ from .models import Batch, Stop
 logger = logging.getLogger("spark.contact")
 
 # Fictional (555-0100 to 555-0199 are reserved for fiction): nobody is ever reached by it.
-CONSOLE_PROXY_NUMBER = "+16155550100"
+CONSOLE_PROXY_NUMBER = "+16155550188"
 SESSION_TTL = timedelta(hours=2)
 
 OPEN_STOP_STATUSES = (Stop.Status.PENDING, Stop.Status.ARRIVED)
 
 # A customer's delivery note that asks for a call ("call me when here", "llámame al llegar").
-_CALL_WORDS = re.compile(r"\b(call|phone|llam\w*|tel[eé]fono)\b", re.IGNORECASE)
+_CALL_WORDS = re.compile(r"\b(call|phone|ll[aá]m\w*|tel[eé]fono)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

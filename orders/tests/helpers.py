@@ -220,3 +220,15 @@ def _to_board(store, zone):
     assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     batch.refresh_from_db()
     return batch
+
+
+# A masked-number provider for tests (settings.SPARK_CONTACT_BACKEND =
+# "orders.tests.helpers.recording_proxy"): it records what it was asked and lends a number.
+proxy_requests: list = []
+
+
+def recording_proxy(request):
+    from orders.contact import ProxySession
+
+    proxy_requests.append(request)
+    return ProxySession(session_id=f"rec-{len(proxy_requests)}", proxy_number="+16155550177")
