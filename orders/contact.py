@@ -103,7 +103,7 @@ def _require_active(batch: Batch) -> None:
 
 def _session(*, driver: Driver, batch: Batch, party: str, other_phone: str) -> ContactSession:
     if not driver.phone:
-        raise Conflict(_("Add your mobile number to your profile first."), code="no_driver_phone")
+        raise Conflict(_("Add your mobile number on your profile first."), code="no_driver_phone")
     key = f"contact:{driver.pk}:{batch.pk}:{party}"
     kept = cache.get(key)
     if isinstance(kept, ContactSession) and kept.expires_at > timezone.now() + timedelta(minutes=1):

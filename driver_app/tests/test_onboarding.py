@@ -6,6 +6,7 @@ contractor module, the status page, and who lands where after login."""
 import re
 from datetime import date, timedelta
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -596,8 +597,13 @@ def test_documents_bad_date_state_and_number(web, applicant):
 
 
 def years_ago(years: int, days: int = 0) -> str:
-    today = date.today()
-    return (today.replace(year=today.year - years) - timedelta(days=days)).isoformat()
+    """The birthday of someone `years` old today in the zone (Chicago), `days` earlier."""
+    today = timezone.localdate(timezone=ZoneInfo("America/Chicago"))
+    try:
+        then = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        then = date(today.year - years, 2, 28)
+    return (then - timedelta(days=days)).isoformat()
 
 
 @pytest.fixture
