@@ -17,7 +17,7 @@ from driver_app.labels import HELP_STATUS_LABELS, HELP_TOPIC_LABELS
 from driver_app.page import driver_page, page_context
 from drivers.models import Driver
 from orders.models import Batch
-from orders.support import TEXT_MAX, support_request_create, support_requests_of
+from orders.support import TEXT_MAX, clean_support_text, support_request_create, support_requests_of
 from spark.errors import DomainError
 
 # Batches a report can be about: the driver's own, recent enough to remember.
@@ -62,6 +62,13 @@ class HelpForm(forms.Form):
         self.fields["batch"].choices = _batch_choices(driver)
         self.fields["batch"].error_messages["invalid_choice"] = _("Choose one of your batches, or none.")
         self.fields["text"].help_text = _("Plain text, up to %(n)d characters.") % {"n": TEXT_MAX}
+
+    def clean_text(self):
+        # The service's own check, so the form names every wrong field at once.
+        try:
+            return clean_support_text(self.cleaned_data["text"])
+        except DomainError as exc:
+            raise forms.ValidationError(exc.fields.get("text") or [exc.message]) from None
 
 
 @require_http_methods(["GET", "POST"])

@@ -13,7 +13,7 @@ from orders.support import support_request_resolve
 
 @admin.register(SupportRequest)
 class SupportRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["created_at", "status", "topic", "driver", "batch", "summary", "resolved_at", "resolved_by"]
+    list_display = ["created_at", "topic", "summary", "driver", "batch", "status"]
     list_filter = ["status", "topic", "created_at"]
     search_fields = ["text", "driver__user__email", "driver__user__last_name", "batch__pk"]
     list_select_related = ["driver__user", "batch__store", "resolved_by"]

@@ -390,6 +390,7 @@ class SupportRequest(models.Model):
     )
 
     class Meta:
+        verbose_name = "help request"
         ordering = ["-created_at", "-pk"]
         indexes = [models.Index(fields=["status", "created_at"])]
         constraints = [

@@ -28,7 +28,8 @@ MAX_PER_HOUR = 5
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _clean_text(text: str) -> str:
+def clean_support_text(text: str) -> str:
+    """The report as plain text (control characters dropped, trimmed), within the limits."""
     cleaned = _CONTROL.sub("", (text or "").replace("\r\n", "\n")).strip()
     if len(cleaned) < TEXT_MIN:
         message = _("Tell us what happened in a few words (at least %(n)d characters).") % {"n": TEXT_MIN}
@@ -45,7 +46,7 @@ def support_request_create(*, driver: Driver, topic: str, text: str, batch: Batc
     if topic not in SupportRequest.Topic.values:
         message = _("Choose what the problem is about.")
         raise DomainError(message, code="bad_topic", fields={"topic": [message]})
-    cleaned = _clean_text(text)
+    cleaned = clean_support_text(text)
     if batch is not None and batch.driver_id != driver.pk:
         raise NotFound(_("That batch is not one of yours."))
     with transaction.atomic():

@@ -638,7 +638,7 @@ def test_under_21_in_an_alcohol_zone_is_refused_and_nothing_is_kept(web, applica
     # then a clear refusal, and no date of birth kept, and the later steps stay closed
     assert response.status_code == 403
     body = response.content.decode()
-    assert 'id="age-refused"' in body and "We cannot take your application." in body
+    assert 'id="age-refused"' in body and "We cannot take your application" in body
     assert "You must be 21 or older to deliver in Nashville" in body
     applicant.refresh_from_db()
     assert applicant.birth_date is None

@@ -159,7 +159,7 @@ def test_vehicle_documents_and_background_check_steps_are_in_spanish(es_web, app
     refused = es_web.post(f"{JOIN}/age/", {"birth_date": young})
     assert refused.status_code == 403
     body = refused.content.decode()
-    assert "No podemos aceptar tu solicitud." in body
+    assert "No podemos aceptar tu solicitud" in body
     assert "Debes tener 21 años o más para repartir en Nashville" in body
     assert es_web.post(f"{JOIN}/age/", {"birth_date": "1990-05-17"}).status_code == 302
 
