@@ -36,7 +36,11 @@ def _batch_choices(driver: Driver) -> list[tuple[str, str]]:
         (
             str(b.pk),
             _("Batch %(id)s · %(store)s · %(date)s")
-            % {"id": b.pk, "store": b.store.name, "date": formats.date_format(timezone.localtime(b.assigned_at), "M j")},
+            % {
+                "id": b.pk,
+                "store": b.store.name,
+                "date": formats.date_format(timezone.localtime(b.assigned_at), "M j"),
+            },
         )
         for b in batches
     ]
@@ -59,8 +63,10 @@ class HelpForm(forms.Form):
 
     def __init__(self, *args, driver: Driver, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["batch"].choices = _batch_choices(driver)
-        self.fields["batch"].error_messages["invalid_choice"] = _("Choose one of your batches, or none.")
+        batch_field = self.fields["batch"]
+        assert isinstance(batch_field, forms.ChoiceField)
+        batch_field.choices = _batch_choices(driver)
+        batch_field.error_messages["invalid_choice"] = _("Choose one of your batches, or none.")
         self.fields["text"].help_text = _("Plain text, up to %(n)d characters.") % {"n": TEXT_MAX}
 
     def clean_text(self):
@@ -93,10 +99,14 @@ def help_page(request, driver: Driver):
     else:
         wanted = request.GET.get("batch", "")
         form = HelpForm(driver=driver, initial={"batch": wanted})
-    reports = support_requests_of(driver=driver)
-    for report in reports:
-        report.topic_label = HELP_TOPIC_LABELS.get(report.topic, report.topic)
-        report.status_label = HELP_STATUS_LABELS.get(report.status, report.status)
+    reports = [
+        {
+            "report": r,
+            "topic_label": HELP_TOPIC_LABELS.get(r.topic, r.topic),
+            "status_label": HELP_STATUS_LABELS.get(r.status, r.status),
+        }
+        for r in support_requests_of(driver=driver)
+    ]
     context = page_context(request, driver, "help", form=form, reports=reports)
     return render(request, "driver/help.html", context, status=status)
 

@@ -18,19 +18,14 @@ class SupportRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["text", "driver__user__email", "driver__user__last_name", "batch__pk"]
     list_select_related = ["driver__user", "batch__store", "resolved_by"]
     date_hierarchy = "created_at"
-    fields = ["driver", "batch", "topic", "text", "status", "created_at", "resolved_at", "resolved_by"]
-    readonly_fields = fields
+    fields = ("driver", "batch", "topic", "text", "status", "created_at", "resolved_at", "resolved_by")
+    readonly_fields = ("driver", "batch", "topic", "text", "status", "created_at", "resolved_at", "resolved_by")
     actions = ["resolve"]
 
     def get_queryset(self, request):
         # The queue: open requests first, oldest first among them; then the resolved ones.
         open_first = Case(When(status=SupportRequest.Status.OPEN, then=Value(0)), default=Value(1))
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(open_first=open_first)
-            .order_by("open_first", "created_at", "pk")
-        )
+        return super().get_queryset(request).annotate(open_first=open_first).order_by("open_first", "created_at", "pk")
 
     def has_change_permission(self, request, obj=None):
         # Needed for the changelist's actions; the fields themselves stay read-only.

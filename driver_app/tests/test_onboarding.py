@@ -721,9 +721,7 @@ def test_consent_happy_path(web, applicant, of_age):
 
 
 @pytest.mark.parametrize(("proxies", "recorded"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
-def test_consent_records_the_client_ip_behind_trusted_proxies_only(
-    web, applicant, of_age, settings, proxies, recorded
-):
+def test_consent_records_the_client_ip_behind_trusted_proxies_only(web, applicant, of_age, settings, proxies, recorded):
     settings.SPARK_TRUSTED_PROXIES = proxies
     response = web.post(
         f"{JOIN}/background-check/authorize/",

@@ -83,7 +83,10 @@ def test_a_closed_batch_is_refused(provider, store, driver):
     store.save()
     batch_set_status(batch=batch, to=Batch.Status.CANCELLED)
     batch.refresh_from_db()
-    for call in (lambda: contact_store(driver=driver, batch=batch), lambda: contact_customer(driver=driver, stop=stops[0])):
+    for call in (
+        lambda: contact_store(driver=driver, batch=batch),
+        lambda: contact_customer(driver=driver, stop=stops[0]),
+    ):
         with pytest.raises(Conflict) as refused:
             call()
         assert refused.value.code == "batch_not_active"

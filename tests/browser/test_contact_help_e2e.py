@@ -19,9 +19,9 @@ from orders.contact import CONSOLE_PROXY_NUMBER
 from orders.delivery import batch_driver_arrived, batch_handoff
 from orders.models import SupportRequest
 from orders.tests.helpers import make_batch
-from tests.browser.flow_helpers import top_offer
 from payments.tests.factories import PayPolicyFactory
 from stores.tests.factories import StoreFactory, UserFactory, ZoneFactory
+from tests.browser.flow_helpers import top_offer
 
 pytestmark = pytest.mark.slow
 
