@@ -136,3 +136,15 @@ def test_old_batches_are_not_offered(store, driver):
 
 def test_help_needs_a_driver(client, db):
     assert client.get("/driver/help/").status_code == 302
+
+
+def test_call_and_help_speak_spanish(store, driver):
+    make_batch(store, driver)
+    client = client_for(driver.user, HTTP_ACCEPT_LANGUAGE="es-US,es;q=0.9")
+    page = client.get("/driver/batch/").content.decode()
+    assert ">Llamar</button>" in page and "Tu línea privada para este lote:" in page
+    assert "¿Un problema con este lote? Pide ayuda" in page and ">Ayuda</a>" in page
+    help_page = client.get("/driver/help/").content.decode()
+    assert "Reportar un problema" in help_page and "Mi pago" in help_page and "Enviar a operaciones" in help_page
+    refused = client.post("/driver/help/", {"topic": "app", "text": "corto"})
+    assert "Cuéntanos qué pasó en pocas palabras (al menos 10 caracteres)." in refused.content.decode()
