@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET
 
 from dispatch.models import Offer
 from driver_app.earnings import last_batch_pay
-from driver_app.labels import FAIL_LABELS, STOP_STATUS_LABELS
+from driver_app.labels import API, FAIL_LABELS, STOP_STATUS_LABELS
 from driver_app.page import (
     OPEN_STOP_STATUSES,
     active_batch_of,
@@ -22,6 +22,7 @@ from driver_app.page import (
 )
 from drivers.models import Driver
 from orders import selectors as order_selectors
+from orders.contact import notes_ask_for_call
 from orders.models import Batch, Stop
 from orders.returns import RETURN_REASONS
 from payments.selectors import trip_pay_cents
@@ -62,6 +63,11 @@ def _batch_context(request, driver: Driver) -> dict:
         stop.nav = nav_links(order.lat, order.lng)
         stop.status_label = STOP_STATUS_LABELS.get(stop.status, stop.status)
         stop.is_open = stop.status in OPEN_STOP_STATUSES
+        # Calls and texts go through a masked number (orders.contact); the real one is never shown.
+        stop.can_contact = stop.is_open and bool(order.customer_phone)
+        stop.wants_call = notes_ask_for_call(order.notes)
+        stop.contact_url = f"{API}/stops/{stop.pk}/contact/"
+        stop.contact_panel = f"contact-stop-{stop.pk}"
     open_stops = [s for s in stops if s.is_open]
     offer = batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).select_related("pay").first()
     policy = getattr(batch.store.zone, "pay_policy", None)
@@ -77,6 +83,7 @@ def _batch_context(request, driver: Driver) -> dict:
             "pay": offer_pay(offer),
             "pay_guaranteed_cents": guaranteed_cents(offer_pay(offer)),
             "store_nav": nav_links(batch.store.lat, batch.store.lng, batch.store.name),
+            "store_contact_url": f"{API}/batches/{batch.pk}/contact-store/",
             "areas": stop_areas(order_selectors.stop_areas(batch=batch))
             if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE)
             else [],

@@ -71,6 +71,20 @@ STOP_STATUS_LABELS = {
 }
 
 
+HELP_TOPIC_LABELS = {
+    "order": gettext_lazy("An order"),
+    "store": gettext_lazy("A store"),
+    "app": gettext_lazy("The app"),
+    "pay": gettext_lazy("My pay"),
+}
+
+
+HELP_STATUS_LABELS = {
+    "open": gettext_lazy("Waiting for ops"),
+    "resolved": gettext_lazy("Resolved"),
+}
+
+
 SLOT_CLAIM_LABELS = {
     "claimed": gettext_lazy("Signed up"),
     "checked_in": gettext_lazy("Checked in"),
@@ -119,5 +133,7 @@ def js_strings() -> dict:
             "throttled": _("Too many tries; wait a moment."),
             "slot_full": _("This slot is full."),
             "not_on_duty": _("Go online to share your location."),
+            "stop_finished": _("This stop is finished: calls and texts to this customer are closed."),
+            "batch_not_active": _("This batch is no longer active: calls and texts are closed."),
         },
     }

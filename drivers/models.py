@@ -67,6 +67,8 @@ class Driver(models.Model):
     license_document = models.FileField(upload_to="driver-docs/license/", null=True, blank=True)
     insurance_expires_on = models.DateField(null=True, blank=True)
     insurance_document = models.FileField(upload_to="driver-docs/insurance/", null=True, blank=True)
+    # Asked at sign-up before the background-check consent; the zone sets the minimum age.
+    birth_date = models.DateField(null=True, blank=True)
     background_check_consent_at = models.DateTimeField(null=True, blank=True)
     contractor_id = models.CharField(max_length=64, blank=True, help_text="Id at the contractor firm / Stripe.")
 

@@ -147,6 +147,7 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
                     "license_document",
                     "insurance_expires_on",
                     "insurance_document",
+                    "birth_date",
                     "background_check_consent_at",
                     "contractor_id",
                     "payouts",
@@ -165,6 +166,7 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         "appeal_text",
         "appeal_submitted_at",
         "phone_verified_at",
+        "birth_date",  # checked against the zone's minimum age at sign-up (onboarding_save_birth_date)
         "background_check_consent_at",
         "contractor_id",
         "payouts",

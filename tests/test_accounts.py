@@ -282,6 +282,7 @@ class TestAdminMFA:
             "SPARK_VAPID_PRIVATE_KEY": vapid.private_key,
             "SPARK_VAPID_PUBLIC_KEY": vapid.public_key,
             "SPARK_VAPID_SUBJECT": "mailto:ops@spark.example",
+            "SPARK_CONTACT_BACKEND": "spark.tests.fake_proxy.open_session",
         }
         code = "import spark.settings.production as p; print(repr(p.SPARK_ADMIN_MFA_EXEMPT_EMAILS))"
         out = subprocess.run(

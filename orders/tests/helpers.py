@@ -257,3 +257,15 @@ def slot_seat(store, driver, *, starts_in_minutes: float = 10):
     starts = timezone.now() + timedelta(minutes=starts_in_minutes)
     slot = DeliverySlotFactory(store=store, starts_at=starts, ends_at=starts + timedelta(hours=2), capacity=4)
     return slot_claim(driver=driver, slot=slot)
+
+
+# A masked-number provider for tests (settings.SPARK_CONTACT_BACKEND =
+# "orders.tests.helpers.recording_proxy"): it records what it was asked and lends a number.
+proxy_requests: list = []
+
+
+def recording_proxy(request):
+    from orders.contact import ProxySession
+
+    proxy_requests.append(request)
+    return ProxySession(session_id=f"rec-{len(proxy_requests)}", proxy_number="+16155550177")

@@ -358,6 +358,10 @@ SPARK_OFFER_TTL_SECONDS = env.int("SPARK_OFFER_TTL_SECONDS", default=60)
 # Text messages (phone verification codes, drivers/sms.py): "console" logs them, "locmem" keeps
 # them in drivers.sms.outbox (tests), or a dotted path to a send(message) callable of a provider.
 SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND", default="console")
+# Masked calls and texts between drivers and customers or stores (orders/contact.py): "console"
+# logs the session and lends a fictional stand-in number, or a dotted path to an
+# open_session(request) callable of a masked-number provider.
+SPARK_CONTACT_BACKEND = env("SPARK_CONTACT_BACKEND", default="console")
 # Delivery proof: a delivery farther than this from the customer's coordinates is recorded with
 # the distance on the stop's event (never blocked: GPS in a downtown canyon is often off).
 SPARK_DELIVERY_MAX_DISTANCE_M = env.int("SPARK_DELIVERY_MAX_DISTANCE_M", default=250)

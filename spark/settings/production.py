@@ -47,6 +47,9 @@ SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL")  # no default: links in emails must r
 SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND")  # a provider's dotted path: codes must really reach phones
 if SPARK_SMS_BACKEND in ("console", "locmem"):
     raise ImproperlyConfigured("SPARK_SMS_BACKEND must be a real SMS provider in production.")
+SPARK_CONTACT_BACKEND = env("SPARK_CONTACT_BACKEND")  # a masked-number provider's dotted path
+if SPARK_CONTACT_BACKEND == "console":
+    raise ImproperlyConfigured("SPARK_CONTACT_BACKEND must be a real masked-number provider in production.")
 
 # Offers reach drivers' lock screens only with Web Push: the keys are required, and must be a pair
 # (browsers subscribe with the public one; push services refuse what another key signed).

@@ -22,6 +22,7 @@ VALID_ENV = {
     "SPARK_VAPID_PUBLIC_KEY": "BA1Zy_vUMMwEi2DxJ3GGvOfKvRK5wmsderxNK_J8oLo4oV-KqfENw2kh3l9LYT17xWQ6UQBg1V4kKXTqyzuFru8",
     "SPARK_VAPID_SUBJECT": "mailto:ops@spark.example.com",
     "SPARK_PUBLIC_URL": "https://spark.example.com",
+    "SPARK_CONTACT_BACKEND": "spark.tests.fake_proxy.open_session",
 }
 
 

@@ -40,6 +40,8 @@ LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; prin
             id="vapid-pair-mismatch",
         ),
         pytest.param({"SPARK_PUBLIC_URL": None}, "SPARK_PUBLIC_URL", id="public-url-missing"),
+        pytest.param({"SPARK_CONTACT_BACKEND": None}, "SPARK_CONTACT_BACKEND", id="contact-missing"),
+        pytest.param({"SPARK_CONTACT_BACKEND": "console"}, "real masked-number provider", id="contact-console"),
     ],
 )
 def test_production_refuses_to_start(changes, message):

@@ -15,6 +15,8 @@
  * - Dead zones: the active batch (pickup code, stops, addresses once shown) is kept in
  *   localStorage from the Batch screen's #batch-offline data while the batch is active, shown
  *   by the offline page, and wiped once the batch is over or the driver logs out.
+ * - Call / Text (data-action="contact") asks the API for a masked number and shows it in the
+ *   panel the page already has (text nodes only); the real numbers never reach the phone.
  * No build step, no dependencies but htmx (and Leaflet on Home).
  */
 (function () {
@@ -871,8 +873,31 @@
       btn.setAttribute("aria-expanded", opening ? "true" : "false");
       if (opening && target.scrollIntoView) target.scrollIntoView({ block: "nearest", behavior: "smooth" });
     },
-    "enable-push": function () { Push.ask(); }
+    "enable-push": function () { Push.ask(); },
+    contact: function (btn) {
+      var panel = document.getElementById(btn.dataset.panel);
+      return api("POST", btn.dataset.url).then(function (res) {
+        if (!res.ok) { toast(errorText(res), "error"); return; }
+        if (!panel) return;
+        var number = panel.querySelector("[data-contact=number]");
+        if (number) number.textContent = formatPhone(res.data.proxy_number);
+        var call = panel.querySelector("[data-contact=call]");
+        var text = panel.querySelector("[data-contact=text]");
+        if (call) call.setAttribute("href", "tel:" + res.data.proxy_number);
+        if (text) text.setAttribute("href", "sms:" + res.data.proxy_number);
+        panel.hidden = false;
+        if (panel.scrollIntoView) panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+        var next = btn.dataset.mode === "text" ? text : call;
+        if (next) next.focus();
+      });
+    }
   };
+
+  // "+16155550100" -> "(615) 555-0100"; other countries as given.
+  function formatPhone(e164) {
+    var us = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(String(e164 || ""));
+    return us ? "(" + us[1] + ") " + us[2] + "-" + us[3] : String(e164 || "");
+  }
 
   document.addEventListener("click", function (e) {
     var sheetBtn = e.target.closest("#push-prompt [data-slot]");
