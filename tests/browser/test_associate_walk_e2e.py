@@ -106,7 +106,9 @@ def _worker(run_id: int, errors: list) -> threading.Thread:
 
 
 def _seconds(text: str) -> int:
-    return int(re.search(r"\d+", text).group())
+    found = re.search(r"\d+", text)
+    assert found, text
+    return int(found.group())
 
 
 def test_associate_walk_intake_autobatch_edit_publish_handoff(
