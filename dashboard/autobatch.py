@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import time_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import AutoBatchForm
@@ -63,6 +64,8 @@ def autobatch_run(request, store, run_id: int):
         "store": store,
         "run": run,
         "proposed": proposed,
+        # "Publish all drafts now" only while there is a draft left to publish.
+        "has_drafts": any(p["batch"].status == Batch.Status.DRAFT for p in proposed),
         # The solver stops when its plan stops improving, so there is no share done to show:
         # the page says how long it has been working instead.
         "elapsed_s": int((timezone.now() - run.started_at).total_seconds()) if run.started_at else 0,
@@ -107,7 +110,8 @@ def autobatch_publish_all(request, store, run_id: int):
     result = batch_editing.batches_publish_now(batches=drafts, actor=request.user, confirmed_ids=confirmed)
     for _batch, exc in result.failed:
         show_domain_error(request, exc)
-    messages.success(request, _("%(n)d batches published.") % {"n": len(result.published)})
+    n = len(result.published)
+    messages.success(request, ngettext("%(n)d batch published.", "%(n)d batches published.", n) % {"n": n})
     for b in result.held:
         messages.info(request, _held_message(b))
     return _to_run_page(request, store, run)

@@ -1,8 +1,8 @@
 """The associate's walk at the desk (1280x800), start to end: orders come in through the store
 API, auto-batching proposes the trips, the associate moves a stop out of its window order (a
-warning listing the order that would be late; said no once, then yes), publishes, and hands the
-batch to its driver at the store (the orders and totes to bring out, a wrong code, then the right
-one and the ID check).
+warning listing the order that would be late; said no once, then yes), publishes it, publishes
+the other proposed trip as it is, and hands the first batch to its driver at the store (the
+orders and totes to bring out, a wrong code, then the right one and the ID check).
 
 Only the store's e-commerce (HTTP with an API key), the Celery worker and the driver's phone are
 played by the test; everything the associate does is clicked in the dashboard. The clock is
@@ -154,6 +154,7 @@ def test_associate_walk_intake_autobatch_edit_publish_handoff(
     expect(flagged.locator("li[data-order]")).to_have_count(1)
     expect(flagged.locator("li[data-order='WM-EARLY']")).to_contain_text("Ana Pérez")
     expect(flagged.locator("li[data-order='WM-EARLY']")).to_contain_text("window 10:05 AM–11:05 AM")
+    expect(page.locator("section.window h3").first).to_have_text(re.compile(r"· 1 order$"))
     shot(page, "intake-queue")
 
     # 2. Auto-batch the morning, 10:00 to 14:00 in the store's time.
@@ -186,7 +187,9 @@ def test_associate_walk_intake_autobatch_edit_publish_handoff(
     card = page.locator(f"section.proposal[data-batch='{shared.pk}']")
     expect(card.locator("ol li")).to_have_count(2)
     expect(card.locator("ol li").first).to_contain_text("WM-EARLY")
-    expect(page.locator(f"section.proposal[data-batch='{party.pk}'] ol li")).to_have_text(re.compile("WM-PARTY"))
+    party_card = page.locator(f"section.proposal[data-batch='{party.pk}']")
+    expect(party_card.locator("ol li")).to_have_text(re.compile("WM-PARTY"))
+    expect(party_card.locator("p")).to_have_text(re.compile(r"^1 stop · 19 totes · [\d.]+ mi$"))
     htmx_settled(page)
     shot(page, "autobatch-proposal")
     assert stop_sequence(shared) == ["WM-EARLY", "WM-LATER"]
@@ -235,6 +238,17 @@ def test_associate_walk_intake_autobatch_edit_publish_handoff(
     htmx_settled(page)
     shot(page, "published")
     assert Batch.objects.get(pk=shared.pk).status == Batch.Status.PUBLISHED
+
+    # Back on the run's page, the party trip is accepted as proposed: the one draft left goes out.
+    page.get_by_role("link", name="Auto-batch").click()
+    page.locator("section.card").filter(has_text="Recent runs").get_by_role("link").first.click()
+    expect(page.locator(f"section.proposal[data-batch='{shared.pk}'] .pill")).to_have_text("Published")
+    page.locator("#publish-all").click()
+    expect(page.locator("#messages .success")).to_have_text("1 batch published.")
+    expect(party_card.locator(".pill")).to_have_text("Published")
+    expect(page.locator("#publish-all")).to_have_count(0)  # no draft left to publish
+    shot(page, "party-trip-published")
+    assert Batch.objects.get(pk=party.pk).status == Batch.Status.PUBLISHED
 
     # 5. Handoff: a driver takes the batch and checks in at the store with the phone.
     driver = DriverFactory(
@@ -286,4 +300,4 @@ def test_associate_walk_intake_autobatch_edit_publish_handoff(
     shared.refresh_from_db()
     assert shared.status == Batch.Status.PICKED_UP
     statuses = dict(Order.objects.filter(store=store).values_list("external_id", "status"))
-    assert statuses == {"WM-EARLY": "picked_up", "WM-LATER": "picked_up", "WM-PARTY": "batched"}
+    assert statuses == {"WM-EARLY": "picked_up", "WM-LATER": "picked_up", "WM-PARTY": "ready"}
