@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db.models import F
 
 from drivers.models import Driver, Route
-from orders.models import Batch, Stop
+from orders.models import Batch, Stop, batch_is_late
 from payments.models import PayPolicy
 from payments.services import pay_breakdown
 from spark import geo
@@ -113,8 +113,11 @@ def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[t
     )["total_cents"]
 
 
-def _card(row: tuple, *, store: dict, stops: list[tuple], pay: int, fit: Fit | None, capacity: int) -> dict:
-    """One feed/board entry. Stops show their area only (DESIGN rule 6)."""
+def _card(
+    row: tuple, *, store: dict, stops: list[tuple], pay: int, fit: Fit | None, capacity: int, now: datetime
+) -> dict:
+    """One feed/board entry. Stops show their area only (DESIGN rule 6). `late`: its pickup
+    time has passed (its pay then includes the late incentive, dispatch.rounds)."""
     batch_id, _, route_meters, route_seconds, _, _, _, pickup_by, stage = row
     totes = sum(s[_TOTES] for s in stops)
     seconds = fit.seconds if fit else PICKUP_SECONDS + route_seconds
@@ -135,6 +138,7 @@ def _card(row: tuple, *, store: dict, stops: list[tuple], pay: int, fit: Fit | N
         "pay_total": format_cents(pay),
         "pay_per_hour_cents": round(pay * 3600 / seconds),
         "pickup_by": pickup_by.isoformat() if pickup_by else None,
+        "late": batch_is_late(pickup_by=pickup_by, status=Batch.Status.PUBLISHED, now=now),
         "on_board": stage == Batch.Stage.BOARD,
         "stops": [
             {
@@ -184,7 +188,13 @@ def _ranked_batches(
     cards = []
     for rank, (_, row, fit, pay) in enumerate(judged[:limit], start=1):
         card = _card(
-            row, store=stores[row[1]], stops=stops[row[0]], pay=pay, fit=fit, capacity=driver.vehicle_tote_capacity
+            row,
+            store=stores[row[1]],
+            stops=stops[row[0]],
+            pay=pay,
+            fit=fit,
+            capacity=driver.vehicle_tote_capacity,
+            now=now,
         )
         card["rank"] = rank
         cards.append(card)
@@ -195,7 +205,7 @@ def route_feed(driver: Driver, *, now: datetime, limit: int = 50) -> list[dict]:
     """Published batches of the driver's zone that fit their active route, best first (see
     the module docstring), at most `limit`. Each entry: batch_id, store, stops_count,
     totes, detour_m, pickup_m, distance_m, minutes, pay_total_cents, pay_per_hour_cents,
-    rank, and per stop only its area (ZIP code, a point rounded to about 1 km). Empty
+    late, rank, and per stop only its area (ZIP code, a point rounded to about 1 km). Empty
     without an active route."""
     active = _active_route(driver, now)
     if active is None:
@@ -236,6 +246,7 @@ def board_for(driver: Driver, *, now: datetime, limit: int = 100) -> list[dict]:
             pay=pay,
             fit=None,
             capacity=driver.vehicle_tote_capacity,
+            now=now,
         )
         card["rank"] = len(cards) + 1
         cards.append(card)

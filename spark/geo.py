@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext as _
 
 from spark.errors import DomainError
 
@@ -138,6 +139,23 @@ def insertion_detour_m(a: Point, b: Point, via: Point) -> int:
 def meters_to_miles(meters: int) -> Decimal:
     """Miles to one decimal, as every surface shows them (the dashboard, the driver app, push)."""
     return (Decimal(meters) / Decimal(str(METERS_PER_MILE))).quantize(Decimal("0.1"))
+
+
+FEET_PER_METER = Decimal("3.28084")
+# Below a tenth of a mile a distance reads in feet, as US road signs and map apps say it.
+FEET_BELOW_METERS = METERS_PER_MILE / 10
+
+
+def format_distance(meters: Number) -> str:
+    """The one way a driver is told a distance (US drivers: miles and feet): "450 ft" below a
+    tenth of a mile (to the nearest 10 ft), else "2.3 mi" (one decimal, "5 mi" when whole). The template filter
+    `distance` (spark.templatetags.spark) is this; every driver-facing text uses one or the other."""
+    meters = max(0, float(meters or 0))
+    if meters < FEET_BELOW_METERS:
+        feet = int((Decimal(str(meters)) * FEET_PER_METER / 10).quantize(Decimal("1"), rounding=ROUND_HALF_UP)) * 10
+        return _("%(feet)s ft") % {"feet": f"{feet:,}"}
+    miles = f"{meters_to_miles(round(meters)):,}".removesuffix(".0")  # "5 mi", "2.3 mi"
+    return _("%(miles)s mi") % {"miles": miles}
 
 
 def area_coordinate(value: Number) -> float:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from dispatch import rounds
 from dispatch import services as dispatch_services
 from dispatch.models import ClaimAttempt, Offer
-from drivers.models import Route
+from drivers.models import Driver, Route
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders.models import Batch
 from orders.tests.helpers import _to_board, published_batch
@@ -124,7 +124,9 @@ def test_suspended_or_busy_drivers_are_not_offered(store, zone):
 def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     batch = _to_board(store, zone)
     holder = slot_holder(store, zone)  # weight +2
-    plain = [DriverFactory(home_zone=zone) for _ in range(3)]
+    Driver.objects.filter(pk=holder.pk).update(is_online=True)
+    holder.is_online = True
+    plain = [DriverFactory(home_zone=zone, is_online=True) for _ in range(3)]
     claim = rounds.board_claim(batch=batch, driver=plain[0])
     assert claim.outcome == "pooled" and claim.attempt.detail["decides_at"]
     for d in [*plain[1:], holder]:
@@ -157,7 +159,7 @@ def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
 def test_after_the_window_it_is_first_come(store, zone):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    first, second = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     claim = rounds.board_claim(batch=batch, driver=first)
     assert claim.outcome == "assigned" and claim.offer.status == "accepted"
     with pytest.raises(Conflict, match="another driver"):
@@ -178,7 +180,7 @@ def test_other_zone_driver_cannot_claim(store, zone):
 def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    drivers = [DriverFactory(home_zone=zone) for _ in range(50)]
+    drivers = [DriverFactory(home_zone=zone, is_online=True) for _ in range(50)]
 
     def claim(i):
         from orders.models import Batch as B
@@ -280,7 +282,7 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
 
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    first, second = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     with django_capture_on_commit_callbacks(execute=True):
         assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     # The losers that follow are answered from the marker the winner left, without PostgreSQL.
@@ -309,7 +311,7 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(
     }  # nothing listens there
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    first, second = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     with django_capture_on_commit_callbacks(execute=True):
         assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     with pytest.raises(Conflict, match="another driver"):
@@ -320,7 +322,7 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(
 
 def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
     first, second = _to_board(store, zone), _to_board(store, zone)
-    driver = DriverFactory(home_zone=zone)
+    driver = DriverFactory(home_zone=zone, is_online=True)
     Batch.objects.filter(pk=first.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     assert rounds.board_claim(batch_id=first.pk, driver=driver).outcome == "assigned"
     # Inside its fair window the claim is refused up front (the draw would come later)...
