@@ -339,3 +339,75 @@ def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
     assert second.status == "published" and second.driver_id is None
     assert not Offer.objects.filter(batch=second).exists()
     assert list(Batch.objects.filter(driver=driver).values_list("pk", flat=True)) == [first.pk]
+
+
+# --- Board claims need the driver online; late batches -----------------------------------
+
+
+def make_late(batch):
+    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=1))
+
+
+def test_a_board_claim_needs_the_driver_online_in_the_zone(store, zone):
+    batch = _to_board(store, zone)
+    offline = DriverFactory(home_zone=zone)
+    with pytest.raises(NotPermitted, match=f"Go online in {zone.name} to claim this batch.") as err:
+        rounds.board_claim(batch=batch, driver=offline)
+    assert err.value.code == "not_online"
+    assert not ClaimAttempt.objects.filter(batch=batch).exists()
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    with pytest.raises(NotPermitted):  # first come, after the window: the same rule
+        rounds.board_claim(batch_id=batch.pk, driver=offline)
+    batch.refresh_from_db()
+    assert batch.status == "published" and batch.driver_id is None
+
+
+def test_a_pooled_claimant_who_went_offline_is_left_out_of_the_draw(store, zone):
+    batch = _to_board(store, zone)
+    gone, stays = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
+    for d in (gone, stays):
+        assert rounds.board_claim(batch=batch, driver=d).outcome == "pooled"
+    Driver.objects.filter(pk=gone.pk).update(is_online=False)
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
+    assert rounds.claim_pool_resolve(batch_id=batch.pk) == stays.pk
+
+
+def test_the_sweep_raises_a_late_board_batch_to_the_incentive_cap_once(store, zone):
+    late, on_time = _to_board(store, zone), _to_board(store, zone)
+    make_late(late)
+    assert rounds.batches_raise_late_incentive() == 1
+    late.refresh_from_db()
+    on_time.refresh_from_db()
+    assert (late.incentive_cents, on_time.incentive_cents) == (400, 0)  # the zone's cap; the other untouched
+    assert rounds.batches_raise_late_incentive() == 0  # a second run changes nothing
+    rounds.dispatch_sweep()
+    late.refresh_from_db()
+    assert late.incentive_cents == 400
+
+
+def test_a_late_batch_with_pending_offers_is_offered_again_at_the_late_pay(store, zone):
+    holders = [slot_holder(store, zone) for _ in range(2)]
+    batch = published_batch(store)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "slot"
+    before = {o.driver_id: o for o in pending(batch)}
+    make_late(batch)
+    rounds.dispatch_sweep()
+    again = pending(batch)
+    assert {o.driver_id for o in again} == {d.pk for d in holders}
+    for o in again:
+        old = before[o.driver_id]
+        assert o.pk != old.pk and (o.kind, o.round) == (old.kind, old.round)
+        assert o.pay.incentive_cents == 400
+        assert o.pay.total_cents == old.pay.total_cents + 400
+        assert Offer.objects.get(pk=old.pk).status == "withdrawn"
+    rounds.dispatch_sweep()
+    assert {o.pk for o in pending(batch)} == {o.pk for o in again}  # once
+
+
+def test_a_batch_already_late_is_dispatched_at_the_incentive_cap(store, zone):
+    holder = slot_holder(store, zone)
+    batch = published_batch(store)
+    make_late(batch)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "slot"
+    [offer] = pending(batch)
+    assert offer.driver_id == holder.pk and offer.pay.incentive_cents == 400
