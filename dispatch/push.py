@@ -219,7 +219,8 @@ def _offer_stops(offer) -> int:
 
 def offer_push_payload(offer, *, now: datetime | None = None) -> dict:
     """What the notification shows. Pay (marked late once the pickup time has passed), stops,
-    miles and the countdown; never a customer's name or address (the driver sees those only once the batch is theirs)."""
+    miles and the countdown; never a customer's name or address (the driver sees those only
+    once the batch is theirs)."""
     now = now or timezone.now()
     pay = _offer_pay(offer)
     meters = pay.routed_meters if pay is not None else offer.batch.route_meters
