@@ -72,6 +72,7 @@ def test_going_offline_during_a_batch_is_refused_on_the_screen(world, phone, for
     force_login(phone, driver.user)
     phone.goto("/driver/")
     expect(phone.get_by_test_id("duty-state")).to_contain_text("You are online")
+    expect(phone.get_by_test_id("offline-after-batch")).to_have_text("You can go offline once your batch is done.")
     with phone.expect_response("**/api/v1/driver/offline/") as answer:
         phone.get_by_test_id("go-offline").click()
     assert answer.value.status == 409
