@@ -5,17 +5,19 @@ from datetime import timedelta
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateformat import time_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import AutoBatchForm
-from dashboard.page import show_domain_error, store_view
-from orders import batch_editing, batching_runs
+from dashboard.page import NOT_AN_ID, show_domain_error, store_view
+from orders import batch_editing, batching_runs, time_rules
 from orders import selectors as order_selectors
 from orders.models import Batch, BatchingRun, Order
 from spark import geo
-from spark.errors import DomainError
+from spark.ids import parse_ids
 
 
 @store_view()
@@ -86,13 +88,46 @@ def autobatch_run(request, store, run_id: int):
 @require_POST
 @store_view()
 def autobatch_publish_all(request, store, run_id: int):
+    """ "Publish all drafts now". A draft whose own "ready at" is still ahead, or whose orders can
+    no longer all be reached in time, is not published without asking: the first press shows
+    them in a confirm step (nothing published yet); its answer publishes the rest and the ones
+    ticked, and leaves the others as they were."""
     run = get_object_or_404(BatchingRun, pk=run_id, store=store)
-    done = 0
-    for b in run.batches.filter(status=Batch.Status.DRAFT):
-        try:
-            batch_editing.batch_publish(batch=b, actor=request.user)
-            done += 1
-        except DomainError as exc:
-            show_domain_error(request, exc)
-    messages.success(request, _("%(n)d batches published.") % {"n": done})
-    return redirect("dashboard:autobatch_run", store_id=store.pk, run_id=run.pk)
+    drafts = list(run.batches.filter(status=Batch.Status.DRAFT).select_related("store__zone").order_by("pk"))
+    if request.POST.get("answered") != "1":
+        plan = time_rules.publish_now_plan(batches=drafts, now=timezone.now())
+        if plan.needs_confirmation:
+            template = "dashboard/_publish_all_confirm.html" if request.htmx else "dashboard/publish_all_confirm.html"
+            return render(request, template, {"store": store, "run": run, "plan": plan})
+    confirmed = parse_ids(request.POST.getlist("confirm"))
+    if confirmed is None:
+        messages.error(request, NOT_AN_ID)
+        return _to_run_page(request, store, run)
+    result = batch_editing.batches_publish_now(batches=drafts, actor=request.user, confirmed_ids=confirmed)
+    for _batch, exc in result.failed:
+        show_domain_error(request, exc)
+    messages.success(request, _("%(n)d batches published.") % {"n": len(result.published)})
+    for b in result.held:
+        messages.info(request, _held_message(b))
+    return _to_run_page(request, store, run)
+
+
+def _held_message(batch) -> str:
+    if batch.ready_at and batch.ready_at > timezone.now():
+        return _("Batch %(id)s stays scheduled: it publishes itself at %(time)s.") % {
+            "id": batch.pk,
+            "time": time_format(timezone.localtime(batch.ready_at), "g:i A"),
+        }
+    return _("Batch %(id)s stays a draft: some of its orders can no longer be reached in their window.") % {
+        "id": batch.pk
+    }
+
+
+def _to_run_page(request, store, run):
+    url = reverse("dashboard:autobatch_run", kwargs={"store_id": store.pk, "run_id": run.pk})
+    if request.htmx:
+        # A whole new page (statuses, map, messages): htmx follows this header with a full load.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)

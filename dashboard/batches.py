@@ -1,18 +1,22 @@
 """Building batches by hand: the batch list, a batch's page and every edit to it (add, move,
 reorder, remove a stop; publish, ready-at, unpublish, discard)."""
 
+from dataclasses import dataclass, field
+
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from dashboard.forms import ReadyAtForm
-from dashboard.page import back_to, show_domain_error, store_view
+from dashboard.page import back_to, confirm_first, htmx_error, show_domain_error, store_view
 from orders import batch_editing
 from orders import selectors as order_selectors
 from orders.models import Batch, Order, Stop
+from orders.time_rules import LateOrder, NeedsConfirmation
 from payments.services import pay_quote
 from spark import geo
 from spark.errors import DomainError, NotFound
@@ -46,7 +50,8 @@ def batches(request, store):
         Batch.Status.RETURNING,
     ]
     rows = list(order_selectors.batches_for_store(store_id=store.pk, statuses=open_statuses))
-    return render(request, "dashboard/batches.html", {"store": store, "batches": rows})
+    template = "dashboard/_batch_rows.html" if request.htmx else "dashboard/batches.html"
+    return render(request, template, {"store": store, "batches": rows})
 
 
 def _batch_context(store, batch):
@@ -77,27 +82,71 @@ def _batch_context(store, batch):
     }
 
 
+@dataclass(frozen=True)
+class ConfirmStep:
+    """A question put to the associate before a change that would hurt delivery times: what
+    would happen (`title`, the `late` orders), and the form that goes ahead (`yes` posts
+    `fields` to `action`); answering no leaves the batch as it is."""
+
+    title: str
+    yes: str
+    action: str
+    fields: list[tuple[str, object]] = field(default_factory=list)
+    late: list[LateOrder] = field(default_factory=list)
+
+
+def _render_editor(request, store, batch, *, confirm: ConfirmStep | None = None, status: int = 200):
+    context = {**_batch_context(store, batch), "confirm": confirm}
+    template = "dashboard/_batch_editor.html" if request.htmx else "dashboard/batch.html"
+    return render(request, template, context, status=status)
+
+
 @store_view()
 def batch_detail(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
-    context = _batch_context(store, batch)
-    template = "dashboard/_batch_editor.html" if request.htmx else "dashboard/batch.html"
-    return render(request, template, context)
+    return _render_editor(request, store, batch)
 
 
-def _batch_action(request, store, batch_id: int, action):
+def _batch_action(request, store, batch_id: int, action, ask=None):
+    """Run `action` on the batch and show the editor again. `ask(batch, exc)` turns the service's
+    NeedsConfirmation into the ConfirmStep shown instead (a question, not an error: 200)."""
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
     try:
         action(batch)
     except DomainError as exc:
-        show_domain_error(request, exc)
+        if ask is not None and isinstance(exc, NeedsConfirmation):
+            return _render_editor(request, store, batch, confirm=ask(batch, exc))
         if request.htmx:
-            context = _batch_context(store, batch)
-            return render(request, "dashboard/_batch_editor.html", context, status=exc.status_code)
+            return htmx_error(exc)
+        show_domain_error(request, exc)
     batch.refresh_from_db()
     if request.htmx:
-        return render(request, "dashboard/_batch_editor.html", _batch_context(store, batch))
+        return _render_editor(request, store, batch)
     return redirect("dashboard:batch", store_id=store.pk, batch_id=batch.pk)
+
+
+def _confirmed(request) -> bool:
+    return request.POST.get("confirm") == "1"
+
+
+def _ask(url_name: str, yes, *, confirm: bool = True):
+    """For _batch_action: the ConfirmStep whose "yes" posts to `url_name` again, with the stop
+    sequence proposed (a reorder) and confirm=1. Without `confirm` ("publish now instead" of a
+    past ready-at) the publish may still ask its own question."""
+
+    def step(batch, exc: NeedsConfirmation) -> ConfirmStep:
+        fields: list[tuple[str, object]] = [("stop", i) for i in exc.proposal]
+        if confirm:
+            fields.append(("confirm", "1"))
+        url = reverse(url_name, kwargs={"store_id": batch.store_id, "batch_id": batch.pk})
+        return ConfirmStep(title=exc.message, yes=str(yes), action=url, fields=fields, late=exc.late)
+
+    return step
+
+
+_ask_reorder = _ask("dashboard:batch_reorder", gettext_lazy("Use this order anyway"))
+_ask_publish = _ask("dashboard:batch_publish", gettext_lazy("Publish anyway"))
+_ask_publish_instead = _ask("dashboard:batch_publish", gettext_lazy("Publish now"), confirm=False)
 
 
 def _stop_of(batch, stop_id) -> Stop:
@@ -117,7 +166,10 @@ def batch_move(request, store, batch_id: int, stop_id: int, direction: str):
         request,
         store,
         batch_id,
-        lambda b: batch_editing.batch_move_stop(stop=_stop_of(b, stop_id), offset=offset, actor=request.user),
+        lambda b: batch_editing.batch_move_stop(
+            stop=_stop_of(b, stop_id), offset=offset, actor=request.user, confirmed=_confirmed(request)
+        ),
+        ask=_ask_reorder,
     )
 
 
@@ -127,7 +179,13 @@ def batch_reorder(request, store, batch_id: int):
     # A value that is not an id leaves the list short of a stop: the service refuses it.
     ids = parse_ids(request.POST.getlist("stop")) or []
     return _batch_action(
-        request, store, batch_id, lambda b: batch_editing.batch_set_order(batch=b, stop_ids=ids, actor=request.user)
+        request,
+        store,
+        batch_id,
+        lambda b: batch_editing.batch_set_order(
+            batch=b, stop_ids=ids, actor=request.user, confirmed=_confirmed(request)
+        ),
+        ask=_ask_reorder,
     )
 
 
@@ -162,11 +220,11 @@ def batch_add(request, store, batch_id: int):
 @store_view()
 def batch_publish(request, store, batch_id: int):
     def publish(b):
-        batch_editing.batch_publish(batch=b, actor=request.user)
+        batch_editing.batch_publish_now(batch=b, actor=request.user, confirmed=_confirmed(request))
         # Dispatch runs after the commit (a task, or the beat sweeper if the broker is down).
         messages.success(request, _("Batch %(id)s is published; offers to drivers will follow.") % {"id": b.pk})
 
-    return _batch_action(request, store, batch_id, publish)
+    return _batch_action(request, store, batch_id, publish, ask=_ask_publish)
 
 
 @require_POST
@@ -180,7 +238,7 @@ def batch_ready_at(request, store, batch_id: int):
         batch_editing.batch_schedule_publish(batch=b, ready_at=form.cleaned_data["ready_at"], actor=request.user)
         messages.success(request, _("Batch %(id)s will publish itself at the time you set.") % {"id": b.pk})
 
-    return _batch_action(request, store, batch_id, schedule)
+    return _batch_action(request, store, batch_id, schedule, ask=_ask_publish_instead)
 
 
 @require_POST
@@ -193,6 +251,15 @@ def batch_unpublish(request, store, batch_id: int):
 @store_view()
 def batch_discard(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
+    here = reverse("dashboard:batch", kwargs={"store_id": store.pk, "batch_id": batch.pk})
+    question = (
+        _("Cancel batch %(id)s? Drivers can no longer take it and its orders go back to the queue.")
+        if batch.status == Batch.Status.PUBLISHED
+        else _("Discard batch %(id)s? Its orders go back to the queue.")
+    )
+    asked = confirm_first(request, question % {"id": batch.pk}, back=here)
+    if asked:
+        return asked
     try:
         batch_editing.batch_discard(batch=batch, actor=request.user, reason="discarded by associate")
         messages.success(request, _("Batch %(id)s was discarded; its orders are back in the queue.") % {"id": batch.pk})

@@ -43,6 +43,14 @@ class HandoffForm(forms.Form):
         error_messages={"required": _("Confirm the driver matches the photo before handing over.")},
     )
 
+    def __init__(self, *args, has_photo: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not has_photo:
+            # Nothing to compare a face with: the associate checks the driver's ID instead.
+            field = self.fields["face_matches"]
+            field.label = _("ID checked: the name matches the driver")
+            field.error_messages["required"] = _("Check the driver's ID before handing over.")
+
 
 class ReturnForm(forms.Form):
     reason = forms.ChoiceField(choices=RETURN_REASON_CHOICES, label=_("Reason"))

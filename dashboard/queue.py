@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from dashboard.page import day_bounds, store_view
 from orders import selectors as order_selectors
+from orders import time_rules
 from orders.models import Order
 from spark import roles
 
@@ -30,17 +31,19 @@ def queue(request, store):
     orders = order_selectors.order_queue(
         store_id=store.pk, day_start=day_start, day_end=day_end + timedelta(days=1), status=status or None, q=q
     )
+    now = timezone.now()
     context = {
         "store": store,
+        "now": now,
+        # Flagged above the queue: customers already in their window with no batch for them.
+        "window_started": time_rules.orders_window_started_unbatched(store_id=store.pk, now=now),
         "groups": order_selectors.group_by_window(orders),
         "status": status,
         "q": q,
         "statuses": Order.Status.choices,
         "counts": {s: sum(1 for o in orders if o.status == s) for s in Order.Status.values},
-        "metrics": order_selectors.store_metrics(
-            store_id=store.pk, day_start=day_start, day_end=day_end, now=timezone.now()
-        ),
-        "at_risk": list(order_selectors.batches_at_risk(store_ids=[store.pk], now=timezone.now())),
+        "metrics": order_selectors.store_metrics(store_id=store.pk, day_start=day_start, day_end=day_end, now=now),
+        "at_risk": time_rules.batches_at_risk(store_ids=[store.pk], now=now),
     }
     template = "dashboard/_queue.html" if request.htmx and request.htmx.target == "queue" else "dashboard/queue.html"
     return render(request, template, context)

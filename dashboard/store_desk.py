@@ -12,9 +12,14 @@ from dashboard.forms import HandoffForm, ReturnForm
 from dashboard.page import show_domain_error, store_view
 from orders import selectors as order_selectors
 from orders.delivery import batch_handoff
+from orders.handoff_guard import handoff_locked_until
 from orders.models import Batch, Order
 from orders.returns import order_return_check_in
 from spark.errors import DomainError
+
+
+def _handoff_form(batch, data=None) -> HandoffForm:
+    return HandoffForm(data, prefix=f"b{batch.pk}", has_photo=bool(batch.driver and batch.driver.photo))
 
 
 @store_view()
@@ -22,12 +27,16 @@ def handoff(request, store):
     now = timezone.now()
     rows = []
     for b in order_selectors.batches_awaiting_handoff(store_id=store.pk):
+        stops = order_selectors.batch_stops(batch=b)
         rows.append(
             {
                 "batch": b,
                 "driver": b.driver,
                 "waiting": (now - b.arrived_at_store_at) if b.arrived_at_store_at else None,
-                "form": HandoffForm(prefix=f"b{b.pk}"),
+                "form": _handoff_form(b),
+                "stops": stops,
+                "totes": sum(s.order.totes for s in stops),
+                "locked_until": handoff_locked_until(batch_id=b.pk),
             }
         )
     # Drivers who were coming and no longer are (their batch was withdrawn or sent back to dispatch).
@@ -40,7 +49,7 @@ def handoff(request, store):
 @store_view()
 def handoff_confirm(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
-    form = HandoffForm(request.POST, prefix=f"b{batch.pk}")
+    form = _handoff_form(batch, request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
             for e in errors:

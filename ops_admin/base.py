@@ -6,6 +6,9 @@ from typing import TYPE_CHECKING
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
+from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
 from spark.errors import DomainError
@@ -49,7 +52,28 @@ class SaveChangedFieldsMixin(_ModelAdminBase):
             obj.save(update_fields=fields)
 
 
-class ServiceOwnedHistoryAdmin(SaveChangedFieldsMixin, SimpleHistoryAdmin):
+class HistoryAdmin(SimpleHistoryAdmin):
+    """simple-history's History pages, answering 404 (not a 500) for an id that cannot be a row's
+    ("/admin/orders/batch/abc/history/"): simple-history looks the id up without checking it."""
+
+    def _check_ids(self, object_id: str, version_id: str | None = None) -> None:
+        try:
+            self.model._meta.pk.to_python(unquote(object_id))
+            if version_id is not None and not str(version_id).isdigit():
+                raise ValidationError("version")
+        except ValidationError:
+            raise Http404("No such record.") from None
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._check_ids(object_id)
+        return super().history_view(request, object_id, extra_context=extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        self._check_ids(object_id, version_id)
+        return super().history_form_view(request, object_id, version_id, extra_context=extra_context)
+
+
+class ServiceOwnedHistoryAdmin(SaveChangedFieldsMixin, HistoryAdmin):
     """History for models whose status/counters belong to services. "Revert" is hidden:
     restoring an old version would set status or counters without going through a service."""
 

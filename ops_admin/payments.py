@@ -16,11 +16,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
-from ops_admin.base import (
-    ReadOnlyAdminMixin,
-)
+from ops_admin.base import HistoryAdmin, ReadOnlyAdminMixin
 from payments.contractor.tax import nec_1099_csv, tin_masked
 from payments.models import (
     Account,
@@ -61,7 +58,7 @@ def money(field: str, description: str):
 
 
 @admin.register(PayPolicy)
-class PayPolicyAdmin(SimpleHistoryAdmin):
+class PayPolicyAdmin(HistoryAdmin):
     # Editable money settings with full history (and revert: no status is involved here).
     list_display = [
         "zone",
@@ -223,6 +220,7 @@ class TipChargeInline(ReadOnlyAdminMixin, admin.TabularInline):
         "status",
         money("amount_cents", "Amount"),
         money("captured_cents", "Captured"),
+        money("refunded_cents", "Refunded"),
         "stripe_payment_intent_id",
         "capture_before",
         "failure_reason",
@@ -237,7 +235,7 @@ class TipLowerForm(forms.Form):
 
 
 @admin.register(Tip)
-class TipAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+class TipAdmin(ReadOnlyAdminMixin, HistoryAdmin):
     """Tips are written by payments.tips only. Ops lower one with a reason through "Lower this
     tip" (the driver who has the batch is told); customers raise them on the tracking page."""
 
@@ -337,6 +335,7 @@ class TipChargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "status",
         money("amount_cents", "Amount"),
         money("captured_cents", "Captured"),
+        money("refunded_cents", "Refunded"),
         "stripe_payment_intent_id",
         "capture_before",
     ]
@@ -376,7 +375,7 @@ class PayoutStuckFilter(admin.SimpleListFilter):
 
 
 @admin.register(Payout)
-class PayoutAdmin(ReadOnlyAdminMixin, SimpleHistoryAdmin):
+class PayoutAdmin(ReadOnlyAdminMixin, HistoryAdmin):
     list_display = [
         "created_at",
         "driver",

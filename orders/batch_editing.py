@@ -2,16 +2,30 @@
 orders, reorder stops, publish (now or at a ready-at time), pull back, discard; the route and
 pickup deadline kept on the batch row; and a batch that loses its stops or its driver."""
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.dateformat import time_format
+from django.utils.translation import gettext as _
 
 from spark import hooks
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition
 
 from .models import Batch, BatchEvent, Order, Stop
+from .time_rules import (
+    NeedsConfirmation,
+    ReadyAtPassed,
+    batch_late_if_published_now,
+    publish_now_confirmed,
+    publish_now_plan,
+    ready_at_has_passed,
+    sequence_new_late_orders,
+    stop_ids_after_move,
+    store_local_time,
+)
 from .transitions import batch_set_status, order_set_status, stop_set_status
 
 
@@ -172,30 +186,40 @@ def _resequence(batch: Batch, stop_ids: list[int]) -> None:
         live.filter(pk=stop_id).update(sequence=i)
 
 
-def batch_move_stop(*, stop: Stop, offset: int, actor=None) -> None:
-    """Move a stop up (offset -1) or down (+1) in a draft batch."""
+def batch_move_stop(*, stop: Stop, offset: int, actor=None, confirmed: bool = False) -> None:
+    """Move a stop up (offset -1) or down (+1) in a draft batch (see batch_set_order for
+    `confirmed`)."""
     batch = stop.batch
     _editable(batch)
     with transaction.atomic():
         Batch.objects.select_for_update().get(pk=batch.pk)
-        ids = [s.pk for s in live_stops(batch)]
-        i = ids.index(stop.pk)
-        j = max(0, min(len(ids) - 1, i + offset))
-        ids.insert(j, ids.pop(i))
-        _resequence(batch, ids)
-        batch_refresh_route(batch=batch)
+        ids = stop_ids_after_move(batch=batch, stop_id=stop.pk, offset=offset)
+        _batch_resequence_checked(batch=batch, stop_ids=ids, confirmed=confirmed)
 
 
-def batch_set_order(*, batch: Batch, stop_ids: list[int], actor=None) -> None:
-    """Set the whole stop sequence (drag and drop)."""
+def batch_set_order(*, batch: Batch, stop_ids: list[int], actor=None, confirmed: bool = False) -> None:
+    """Set the whole stop sequence (drag and drop). A sequence that makes orders miss their
+    delivery window (orders_late_in_sequence) is only applied once `confirmed`: otherwise
+    NeedsConfirmation lists those orders and nothing changes."""
     _editable(batch)
     with transaction.atomic():
         Batch.objects.select_for_update().get(pk=batch.pk)
-        live = [s.pk for s in live_stops(batch)]
-        if sorted(live) != sorted(stop_ids):
-            raise DomainError("The new order must list each stop of the batch once.", code="bad_sequence")
-        _resequence(batch, stop_ids)
-        batch_refresh_route(batch=batch)
+        _batch_resequence_checked(batch=batch, stop_ids=stop_ids, confirmed=confirmed)
+
+
+def _batch_resequence_checked(*, batch: Batch, stop_ids: Sequence[int], confirmed: bool) -> None:
+    live = [s.pk for s in live_stops(batch)]
+    if sorted(live) != sorted(stop_ids):
+        raise DomainError("The new order must list each stop of the batch once.", code="bad_sequence")
+    late = sequence_new_late_orders(batch=batch, stop_ids=stop_ids, now=timezone.now())
+    if late and not confirmed:
+        raise NeedsConfirmation(
+            _("In this order, these deliveries would arrive after their window closes:"),
+            late=late,
+            proposal=tuple(stop_ids),
+        )
+    _resequence(batch, list(stop_ids))
+    batch_refresh_route(batch=batch)
 
 
 def batch_discard(*, batch: Batch, actor=None, reason: str = "discarded") -> None:
@@ -248,13 +272,66 @@ def batch_publish(*, batch: Batch, actor=None) -> Batch:
     return batch
 
 
+def batch_publish_now(*, batch: Batch, actor=None, confirmed: bool = False) -> Batch:
+    """The associate's "ready now": publish a draft, unless a driver leaving now would reach
+    some of its orders after their window (its pickup time has passed): then only once
+    `confirmed`, and NeedsConfirmation lists those orders otherwise (nothing changes)."""
+    now = timezone.now()
+    if batch.status == Batch.Status.DRAFT and not confirmed:
+        if late := batch_late_if_published_now(batch=batch, now=now):
+            raise NeedsConfirmation(_late_publish_question(batch, now), late=late)
+    return batch_publish(batch=batch, actor=actor)
+
+
+def _late_publish_question(batch: Batch, now) -> str:
+    # Late with its pickup time still ahead: its stop order waits for a later window first.
+    if batch.pickup_by is None or batch.pickup_by >= now:
+        return _("Leaving now, in this stop order, these deliveries arrive after their window closes:")
+    shown = time_format(store_local_time(batch.store, batch.pickup_by), "g:i A")
+    return _(
+        "Its pickup time (%(time)s) has passed: leaving now, these deliveries arrive after their window closes:"
+    ) % {"time": shown}
+
+
+@dataclass(frozen=True)
+class PublishNowResult:
+    """What "publish all drafts now" did: `published`; `held`, drafts left as they were because
+    they needed a confirmation they did not get (their own "ready at" is ahead, or they are
+    late); `failed`, drafts a rule refused, each with the error."""
+
+    published: list[Batch]
+    held: list[Batch]
+    failed: list[tuple[Batch, DomainError]]
+
+
+def batches_publish_now(
+    *, batches: Sequence[Batch], actor=None, confirmed_ids: Collection[int] = ()
+) -> PublishNowResult:
+    """Publish a set of drafts now (time_rules.publish_now_plan): a draft with its own "ready at"
+    still ahead, or one whose orders can no longer all be reached in time, goes out only if its
+    id is in `confirmed_ids` (the associate ticked it); otherwise it is left as it was."""
+    plan = publish_now_plan(batches=batches, now=timezone.now())
+    going = publish_now_confirmed(plan=plan, confirmed_ids=confirmed_ids)
+    published, failed = [], []
+    for batch in going:
+        try:
+            published.append(batch_publish(batch=batch, actor=actor))
+        except DomainError as exc:
+            failed.append((batch, exc))
+    held = [b for b in plan.needs_confirmation if b not in going]
+    return PublishNowResult(published=published, held=held, failed=failed)
+
+
 def batch_schedule_publish(*, batch: Batch, ready_at, actor=None) -> Batch:
-    """Publish automatically at `ready_at` (a countdown task and the beat sweeper both try)."""
+    """Publish automatically at `ready_at` (a countdown task and the beat sweeper both try).
+    A time that has passed is refused (ReadyAtPassed): the associate decides whether to
+    publish now instead, it is never reported as scheduled."""
     from .tasks import publish_batch_if_due
 
     _editable(batch)
-    if ready_at <= timezone.now():
-        return batch_publish(batch=batch, actor=actor)
+    if ready_at_has_passed(ready_at=ready_at, now=timezone.now()):
+        shown = time_format(store_local_time(batch.store, ready_at), "g:i A")
+        raise ReadyAtPassed(_("%(time)s has already passed. Publish the batch now instead?") % {"time": shown})
     batch_require_live_stops(batch=batch, action="published")
     Batch.objects.filter(pk=batch.pk, status=Batch.Status.DRAFT).update(ready_at=ready_at)
     batch.refresh_from_db()

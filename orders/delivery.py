@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from spark.errors import DomainError, InvalidTransition, NotFound
 
-from . import notifications
+from . import handoff_guard, notifications
 from .alcohol_check import check_alcohol_id
 from .batch_editing import batch_require_live_stops, live_stops
 from .models import Batch, Order, Stop
@@ -29,14 +29,19 @@ def batch_driver_arrived(*, batch: Batch, driver, lat=None, lng=None, actor=None
 def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
     """The associate hands the batch over after checking the driver's pickup code.
 
-    A wrong code changes nothing. Orders become picked up with the batch.
+    A wrong code changes nothing but is counted: too many lock the handoff for a few minutes
+    and tell ops (orders.handoff_guard). Orders become picked up with the batch.
     """
     import hmac
 
     code = (pickup_code or "").strip()
     if batch.status not in (Batch.Status.AT_STORE, Batch.Status.ASSIGNED):
         raise InvalidTransition("This batch is not waiting for a handoff.", code="not_at_store")
+    handoff_guard.handoff_refuse_if_locked(batch=batch)
     if not hmac.compare_digest(code, batch.pickup_code):
+        locked = handoff_guard.handoff_wrong_code(batch=batch)
+        if locked is not None:
+            raise locked
         raise DomainError(
             "That pickup code does not match this batch. Nothing was handed over.", code="wrong_pickup_code"
         )

@@ -76,23 +76,6 @@ def batch_stops(*, batch, keep: bool = False) -> list:
     return stops
 
 
-def batches_at_risk(*, store_ids, now, within_minutes: int = 30):
-    """Published batches nobody has taken whose latest pickup is near (or past)."""
-    from datetime import timedelta
-
-    from .models import Batch
-
-    return (
-        Batch.objects.filter(
-            store_id__in=store_ids,
-            status=Batch.Status.PUBLISHED,
-            pickup_by__lte=now + timedelta(minutes=within_minutes),
-        )
-        .select_related("store")
-        .order_by("pickup_by")
-    )
-
-
 def batches_awaiting_handoff(*, store_id: int):
     """Batches whose driver is on the way or checked in, longest wait first."""
     from .models import Batch

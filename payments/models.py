@@ -209,6 +209,8 @@ class PayAdjustment(models.Model):
 #   tip booked    TIPS_HELD +tip                     TIPS_RECEIVABLE -tip       (the store collected it)
 #   tip credited  TIPS_PAYABLE(driver) +tip          TIPS_HELD -tip             (when its window closes)
 #   tip cover     TIPS_PAYABLE(driver) +x            PLATFORM_EXPENSE -x        (a shown tip that ended at 0)
+#   tip refunded  TIPS_HELD -x (order not delivered)  STRIPE_CLEARING +x         "tip-refunded:<charge>:<total>"
+#                 or PLATFORM_EXPENSE -x (delivered: the driver keeps the tip; Spark bears it)
 #   payout        DRIVER_PAYABLE/TIPS_PAYABLE -amt   PAYOUT_CLEARING +amt       (transfer asked for)
 #   payout fee    DRIVER_PAYABLE -fee                FEES +fee                  (instant cash-out)
 #   payout paid   PAYOUT_CLEARING -amt               STRIPE_CLEARING +amt       (transfer made)
@@ -373,6 +375,9 @@ class TipCharge(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     amount_cents = models.BigIntegerField()
     captured_cents = models.BigIntegerField(default=0)
+    refunded_cents = models.BigIntegerField(
+        default=0, help_text="Given back to the customer (our refund of an undelivered order's tip, or at Stripe)."
+    )
     request_key = models.CharField(
         max_length=128, blank=True, help_text="The customer's idempotency key for a raise (one raise per key)."
     )
@@ -390,6 +395,10 @@ class TipCharge(models.Model):
             models.CheckConstraint(
                 condition=Q(captured_cents__gte=0, captured_cents__lte=F("amount_cents")),
                 name="tipcharge_captured_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__gte=0, refunded_cents__lte=F("captured_cents")),
+                name="tipcharge_refunded_within_captured",
             ),
             models.UniqueConstraint(
                 fields=["tip", "request_key"], condition=~Q(request_key=""), name="tipcharge_request_key_per_tip"

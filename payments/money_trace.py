@@ -21,6 +21,7 @@ from .models import Account, BatchPay, LedgerTransaction, OfferPaySnapshot, PayA
 
 TIP_TXN_KEYS_BY_TIP = ("tip-booked:", "tip-credited:", "tip-cover:")
 TIP_TXN_KEY_BY_CHARGE = "tip-captured:"
+TIP_TXN_REFUND_PREFIX = "tip-refunded:"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class TraceCharge:
     status: str
     amount_cents: int
     captured_cents: int
+    refunded_cents: int
     payment_intent: str
 
 
@@ -233,10 +235,14 @@ def _tips(batch: Batch) -> tuple[list[TraceTip], dict[str, int]]:
                 status=c.status,
                 amount_cents=c.amount_cents,
                 captured_cents=c.captured_cents,
+                refunded_cents=c.refunded_cents,
                 payment_intent=c.stripe_payment_intent_id,
             )
         )
         keys[f"{TIP_TXN_KEY_BY_CHARGE}{c.pk}"] = c.tip_id
+        if c.refunded_cents:  # one posting per refund seen, keyed by the running total
+            refunds = LedgerTransaction.objects.filter(idempotency_key__startswith=f"{TIP_TXN_REFUND_PREFIX}{c.pk}:")
+            keys.update(dict.fromkeys(refunds.values_list("idempotency_key", flat=True), c.tip_id))
     tips = []
     for tip in rows:
         for prefix in TIP_TXN_KEYS_BY_TIP:

@@ -14,8 +14,9 @@ statuses never go back from a final state (payments.payouts).
 - account.updated: the driver's payout set-up (payouts enabled, requirements due) is kept;
 - payment_intent.*: a tip's authorisation, decline, release or capture
   (payments.tips.tip_payment_intent_event, on the PaymentIntent fetched from Stripe);
-- charge.* (charge.refunded included): recorded only (processed_at left empty) until a handler
-  needs them;
+- charge.* and refund.* (charge.refunded, refund.created, ...): the tip's PaymentIntent they
+  belong to is fetched with its charge, and a refund Stripe reports (made from Stripe's
+  dashboard, say) is booked once (payments.tips: the driver keeps a delivered order's tip);
 - anything else: recorded and ignored.
 """
 
@@ -37,11 +38,9 @@ logger = logging.getLogger(__name__)
 TRANSFER_EVENTS = ("transfer.created", "transfer.updated", "transfer.reversed")
 PAYOUT_EVENTS = ("payout.paid", "payout.failed")
 ACCOUNT_EVENTS = ("account.updated",)
-# Tips (PaymentIntents, charges, refunds): handled by the tips slice.
-TIPS_EVENT_PREFIXES = ("payment_intent.", "charge.")
+# Tips: events about a PaymentIntent, or about its charge or refunds (which name it).
 PAYMENT_INTENT_PREFIX = "payment_intent."
-
-RECORDED = "recorded"  # stored, left for another handler (processed_at stays empty)
+TIPS_EVENT_PREFIXES = (PAYMENT_INTENT_PREFIX, "charge.", "refund.")
 
 
 class ObjectUnavailable(Exception):
@@ -59,11 +58,13 @@ def event_fetch(event: dict) -> Any:
     None when there is nothing to fetch or Stripe does not know the object."""
     kind, obj = event.get("type", ""), _object(event)
     object_id = obj.get("id")
+    if kind.startswith(TIPS_EVENT_PREFIXES) and not kind.startswith(PAYMENT_INTENT_PREFIX):
+        object_id = obj.get("payment_intent")  # a charge's or a refund's PaymentIntent
     if not isinstance(object_id, str) or not object_id:
         return None
     backend = get_backend()
     try:
-        if kind.startswith(PAYMENT_INTENT_PREFIX):
+        if kind.startswith(TIPS_EVENT_PREFIXES):
             return tips.payment_intent_fetch(object_id)
         if kind in TRANSFER_EVENTS:
             return backend.retrieve_transfer(object_id)
@@ -127,16 +128,14 @@ def _apply_payout(stripe_payout: Any) -> tuple[str, str]:
 
 def event_apply(event: dict, fetched: Any) -> tuple[str, str]:
     """Act on an event (in the caller's transaction, which records it). Returns (status,
-    detail): "processed", "ignored", or RECORDED for events left to another handler."""
+    detail): "processed" or "ignored"."""
     kind = event.get("type", "")
-    if kind.startswith(PAYMENT_INTENT_PREFIX):
+    if kind.startswith(TIPS_EVENT_PREFIXES):
         if fetched is None:
             return "ignored", "Stripe does not know the PaymentIntent, or it is not a tip's"
         if tips.tip_payment_intent_event(fetched):
             return "processed", f"tip PaymentIntent {fetched.get('id')}: {fetched.get('status')}"
         return "ignored", "not one of our tips"
-    if kind.startswith(TIPS_EVENT_PREFIXES):
-        return RECORDED, "charge events are recorded; tips act on their PaymentIntents"
     if fetched is None:
         if kind in (*TRANSFER_EVENTS, *PAYOUT_EVENTS, *ACCOUNT_EVENTS):
             return "ignored", "Stripe does not know the object, or it is not ours"

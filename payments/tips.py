@@ -72,6 +72,7 @@ TIP_CAPTURED = "tip_captured"
 TIP_BOOKED = "tip_booked"
 TIP_CREDITED = "tip_credited"
 TIP_COVER = "tip_cover"
+TIP_REFUNDED = "tip_refunded"
 
 
 # --- Backends -----------------------------------------------------------------------
@@ -85,6 +86,8 @@ class TipBackend(Protocol):
     def capture(self, charge: TipCharge, amount_cents: int) -> dict: ...
 
     def cancel(self, charge: TipCharge) -> dict: ...
+
+    def refund(self, charge: TipCharge, amount_cents: int) -> dict: ...
 
 
 def _stamp(value) -> datetime | None:
@@ -101,6 +104,16 @@ def payment_intent_capture_before(pi: dict) -> datetime | None:
         return None
     card = ((charge.get("payment_method_details") or {}).get("card")) or {}
     return _stamp(card.get("capture_before"))
+
+
+def payment_intent_refunded(pi: dict) -> int | None:
+    """What has been refunded of a PaymentIntent's charge (its latest_charge expanded), or None
+    when the PaymentIntent does not say."""
+    charge = pi.get("latest_charge")
+    if not isinstance(charge, dict):
+        return None
+    refunded = charge.get("amount_refunded")
+    return int(refunded) if isinstance(refunded, int) and refunded >= 0 else None
 
 
 class StripeTipBackend:
@@ -187,6 +200,20 @@ class StripeTipBackend:
             pass  # already cancelled or expired: released either way
         return {"status": "canceled"}
 
+    def refund(self, charge: TipCharge, amount_cents: int) -> dict:
+        """Give `amount_cents` of a captured charge back to the customer. Answers the charge's
+        refunded total as Stripe holds it (a refund made at Stripe meanwhile counts)."""
+        client = self._client()
+        try:
+            client.v1.refunds.create(
+                params={"payment_intent": charge.stripe_payment_intent_id, "amount": amount_cents},
+                options={"idempotency_key": f"{charge.idempotency_key}-refund"},
+            )
+        except stripe.InvalidRequestError:
+            pass  # refunded already (a retry, or at Stripe): the charge says how much
+        pi = self._with_charge(client, client.v1.payment_intents.retrieve(charge.stripe_payment_intent_id).to_dict())
+        return {"status": "refunded", "amount_refunded": payment_intent_refunded(pi)}
+
 
 class SandboxTipBackend:
     """No Stripe key (the embedded default): money moves in the ledger only; ids say so."""
@@ -201,6 +228,9 @@ class SandboxTipBackend:
 
     def cancel(self, charge: TipCharge) -> dict:
         return {"status": "canceled"}
+
+    def refund(self, charge: TipCharge, amount_cents: int) -> dict:
+        return {"status": "refunded", "amount_refunded": charge.refunded_cents + amount_cents}
 
 
 TIP_BACKENDS: dict[str, type] = {"stripe": StripeTipBackend, "sandbox": SandboxTipBackend}
@@ -576,6 +606,49 @@ def tip_release(*, tip_id: int) -> str:
     return Tip.objects.get(pk=tip_id).status
 
 
+def _apply_refund(charge_id: int, refunded_total: int) -> None:
+    """Record that `refunded_total` of a captured charge went back to the customer (our refund
+    or one made at Stripe; the total only grows, so a repeat or a stale copy posts nothing).
+    Who bears it: for an order not delivered, the money held for the tip goes back
+    (TIPS_HELD -x / STRIPE_CLEARING +x) and the driver is covered at settlement as for a
+    released hold; for a delivered order the driver keeps the whole tip, as promised, and
+    Spark bears the refund (PLATFORM_EXPENSE -x / STRIPE_CLEARING +x)."""
+    with transaction.atomic():
+        charge = TipCharge.objects.select_for_update().select_related("tip__order").get(pk=charge_id)
+        total = min(int(refunded_total), charge.captured_cents)
+        delta = total - charge.refunded_cents
+        if charge.status != TipCharge.Status.CAPTURED or delta <= 0:
+            return
+        charge.refunded_cents = total
+        charge.save(update_fields=["refunded_cents"])
+        order = charge.tip.order
+        delivered = order.status == Order.Status.DELIVERED
+        bearer = Account.Kind.PLATFORM_EXPENSE if delivered else Account.Kind.TIPS_HELD
+        ledger_post(
+            idempotency_key=f"tip-refunded:{charge.pk}:{total}",
+            kind=TIP_REFUNDED,
+            entries=[(system_account(kind=bearer), -delta), (system_account(kind=Account.Kind.STRIPE_CLEARING), delta)],
+            memo=f"Tip on order {order.external_id}: {format_cents(delta)} refunded to the customer"
+            + (" (borne by Spark; the driver keeps the tip)" if delivered else ""),
+        )
+
+
+def tip_refund(*, tip_id: int) -> int:
+    """Give a captured tip back to the customer: its order was not delivered (the capture came
+    early, before Stripe's capture_before). Outside any transaction. Returns what was refunded
+    in all."""
+    _outside_transaction("tip_refund")
+    backend = tip_backend()
+    for charge in TipCharge.objects.filter(tip_id=tip_id, status=TipCharge.Status.CAPTURED):
+        left = charge.captured_cents - charge.refunded_cents
+        if left > 0:
+            _apply_refund(charge.pk, int(backend.refund(charge, left)["amount_refunded"] or 0))
+    refunded = TipCharge.objects.filter(tip_id=tip_id).aggregate(s=Sum("refunded_cents"))["s"] or 0
+    if refunded:
+        Tip.objects.filter(pk=tip_id, failure_reason="").update(failure_reason="refunded: the order was not delivered")
+    return int(refunded)
+
+
 def _final_at(order: Order) -> datetime:
     if order.status == Order.Status.DELIVERED:
         stop = Stop.objects.filter(order=order, status=Stop.Status.DELIVERED).first()
@@ -609,11 +682,14 @@ def tip_settle(*, tip_id: int, now: datetime | None = None) -> bool:
     tip.refresh_from_db()
     if tip.status == Tip.Status.PENDING:
         return False  # still nothing from Stripe; the next run tries again
+    delivered = tip.order.status == Order.Status.DELIVERED
     if tip.status == Tip.Status.AUTHORIZED:
-        if tip.order.status == Order.Status.DELIVERED:
+        if delivered:
             tip_capture(tip_id=tip.pk)
         else:
             tip_release(tip_id=tip.pk)
+    elif tip.status == Tip.Status.CAPTURED and not delivered:
+        tip_refund(tip_id=tip.pk)  # captured early, then not delivered: the customer gets it back
     with transaction.atomic():
         tip = _lock(tip_id)
         if tip.settled_at is not None:
@@ -633,7 +709,10 @@ def tip_settle(*, tip_id: int, now: datetime | None = None) -> bool:
                     memo=f"Tip on order {order.external_id}, collected by the store",
                 )
         else:
-            collected = int(tip.charges.aggregate(s=Sum("captured_cents"))["s"] or 0)
+            sums = tip.charges.aggregate(captured=Sum("captured_cents"), refunded=Sum("refunded_cents"))
+            collected = int(sums["captured"] or 0)
+            if order.status != Order.Status.DELIVERED:
+                collected -= int(sums["refunded"] or 0)  # given back; for a delivered order Spark bore it
         if driver is not None and order.status != Order.Status.CANCELLED:
             tips_payable = driver_account(driver=driver, kind=Account.Kind.TIPS_PAYABLE)
             if collected > 0:
@@ -759,4 +838,7 @@ def tip_payment_intent_event(pi: dict) -> bool:
     elif status == "succeeded" and charge.status == TipCharge.Status.AUTHORIZED:
         amount = int(pi.get("amount_received") or pi.get("amount") or charge.amount_cents)
         _apply_capture(charge.pk, {"status": "captured", "amount": min(amount, charge.amount_cents)})
+    refunded = payment_intent_refunded(pi) if status == "succeeded" else None
+    if refunded:
+        _apply_refund(charge.pk, refunded)
     return True

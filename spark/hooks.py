@@ -12,7 +12,9 @@ higher layer installs the one handler of each in its AppConfig.ready():
   was published, withdrawn or taken from its driver, a driver can no longer act, a held
   batch goes back to dispatch;
 - payments (`PaymentsConfig.ready()`, payments/handlers.py), for orders: a batch completed or
-  returned, its pay settles (batch_closed).
+  returned, its pay settles (batch_closed);
+- drivers (`DriversConfig.ready()`, drivers/handlers.py), for stores: whether an account is a
+  driver's (user_is_driver), which may not be store staff.
 
 A hook is called like a function, with keyword arguments, and returns what its handler
 returns.
@@ -120,4 +122,14 @@ batch_closed = Hook(
     "batch_closed",
     "batch_closed(batch_id): a batch is completed or returned in the current transaction: settle its pay "
     "once committed.",
+)
+
+
+# --- Installed by drivers -----------------------------------------------------------------
+
+
+user_is_driver = Hook(
+    "user_is_driver",
+    "user_is_driver(user_id) -> bool: the account has a driver profile (stores refuses it as staff: a "
+    "driver must not publish or hand over batches they could claim).",
 )

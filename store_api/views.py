@@ -2,6 +2,7 @@ from typing import cast
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -9,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from orders import selectors
+from orders import selectors, time_rules
 from orders.cancellation import order_cancel
 from orders.intake import order_intake
 from orders.models import Order
@@ -40,9 +41,22 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
             raise ValidationError({"status": [f"Unknown status; use one of {', '.join(Order.Status.values)}."]})
         key = cast(StoreApiKey, self.request.auth)  # IsStoreIntegration let it in: the store's API key
-        return selectors.orders_for_store(
+        orders = selectors.orders_for_store(
             store_id=key.store_id, status=status_filter, window_from=window_from, window_to=window_to
         )
+        if self._boolean_param("waiting_for_batch"):
+            # The same rule as the dashboard's flag above its queue.
+            waiting = time_rules.orders_window_started_unbatched(store_id=key.store_id, now=timezone.now())
+            orders = orders.filter(pk__in=waiting.values("pk"))
+        return orders
+
+    def _boolean_param(self, name: str) -> bool:
+        from rest_framework.exceptions import ValidationError
+
+        raw = (self.request.query_params.get(name) or "").lower()
+        if raw not in ("", "true", "false"):
+            raise ValidationError({name: ["Use true or false."]})
+        return raw == "true"
 
     def _datetime_param(self, name: str):
         from rest_framework.exceptions import ValidationError
@@ -61,6 +75,11 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             OpenApiParameter("status", OpenApiTypes.STR, enum=Order.Status.values),
             OpenApiParameter("window_from", OpenApiTypes.DATETIME, description="Windows ending after this"),
             OpenApiParameter("window_to", OpenApiTypes.DATETIME, description="Windows starting before this"),
+            OpenApiParameter(
+                "waiting_for_batch",
+                OpenApiTypes.BOOL,
+                description="true: only orders whose delivery window has started while they are in no batch",
+            ),
         ]
     )
     def list(self, request, *args, **kwargs):

@@ -7,7 +7,9 @@ from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from spark import hooks
 from spark.errors import DomainError
 from stores.models import DeliverySlot, SlotTemplate, Store, StoreApiKey, StoreMembership, hash_api_key
 
@@ -73,8 +75,8 @@ def store_api_key_revoke(*, key: StoreApiKey) -> StoreApiKey:
 SLOT_HORIZON_DAYS = 14
 
 
-def slot_template_create(*, store: Store, weekdays: str, start_time, end_time, capacity: int) -> SlotTemplate:
-    """A recurring block; its slots for the next 14 days are created right away."""
+def _template_fields(*, weekdays: str, start_time, end_time, capacity: int) -> dict:
+    """A template's fields, checked (the same rules for a new template and an edited one)."""
     days = "".join(sorted(set(weekdays)))
     if not days or any(d not in "0123456" for d in days):
         raise DomainError("Pick at least one day of the week.", fields={"weekdays": ["Pick at least one day."]})
@@ -82,11 +84,58 @@ def slot_template_create(*, store: Store, weekdays: str, start_time, end_time, c
         raise DomainError("A slot must end after it starts (same day).", fields={"end_time": ["After the start."]})
     if not 1 <= capacity <= 200:
         raise DomainError("Seats must be between 1 and 200.", fields={"capacity": ["Between 1 and 200."]})
-    template = SlotTemplate.objects.create(
-        store=store, weekdays=days, start_time=start_time, end_time=end_time, capacity=capacity
-    )
+    return {"weekdays": days, "start_time": start_time, "end_time": end_time, "capacity": capacity}
+
+
+def slot_template_create(*, store: Store, weekdays: str, start_time, end_time, capacity: int) -> SlotTemplate:
+    """A recurring block; its slots for the next 14 days are created right away."""
+    fields = _template_fields(weekdays=weekdays, start_time=start_time, end_time=end_time, capacity=capacity)
+    template = SlotTemplate.objects.create(store=store, **fields)
     slots_generate(store_ids=[store.pk])
     return template
+
+
+def slot_template_update(*, template: SlotTemplate, weekdays: str, start_time, end_time, capacity: int) -> SlotTemplate:
+    """Change a template. Its open slots that no driver signed up for are replaced by slots at
+    the new days and times; a slot holding a driver's seat stays as it is (they count on it)."""
+    fields = _template_fields(weekdays=weekdays, start_time=start_time, end_time=end_time, capacity=capacity)
+    with transaction.atomic():
+        _drop_empty_future_slots(template)
+        SlotTemplate.objects.filter(pk=template.pk).update(**fields)
+        template.refresh_from_db()
+        slots_generate(store_ids=[template.store_id])
+    return template
+
+
+def slot_template_delete(*, template: SlotTemplate) -> int:
+    """Delete a template and its open slots that no driver signed up for; a slot holding a
+    driver's seat stays. Returns how many slots went. Deleting it twice changes nothing."""
+    with transaction.atomic():
+        dropped = _drop_empty_future_slots(template)
+        SlotTemplate.objects.filter(pk=template.pk).delete()
+    return dropped
+
+
+def _drop_empty_future_slots(template: SlotTemplate) -> int:
+    """Delete the slots `template` made that have not started and hold no seat (no claim ever,
+    so no driver's history points at them), unless another active template of the store makes
+    the same block. The rows are locked first: a driver signing up at that moment waits for
+    this transaction, then finds the slot gone."""
+    tz = zoneinfo.ZoneInfo(Store.objects.select_related("zone").get(pk=template.store_id).zone.timezone)
+    others = list(SlotTemplate.objects.filter(store_id=template.store_id, is_active=True).exclude(pk=template.pk))
+
+    def makes(t: SlotTemplate, slot: DeliverySlot) -> bool:
+        start, end = slot.starts_at.astimezone(tz), slot.ends_at.astimezone(tz)
+        return (start.time(), end.time()) == (t.start_time, t.end_time) and str(start.weekday()) in t.weekdays
+
+    slots = (
+        DeliverySlot.objects.select_for_update(of=("self",))
+        .filter(store_id=template.store_id, starts_at__gt=timezone.now(), claimed=0, claims__isnull=True)
+        .order_by("pk")
+    )
+    doomed = [s.pk for s in slots if makes(template, s) and not any(makes(o, s) for o in others)]
+    DeliverySlot.objects.filter(pk__in=doomed, claimed=0).delete()
+    return len(doomed)
 
 
 def slot_template_set_active(*, template: SlotTemplate, active: bool) -> SlotTemplate:
@@ -143,6 +192,16 @@ def membership_add(*, store: Store, email: str, role: str) -> StoreMembership:
             "No Spark account uses that email. Ask them to sign up first, then add them.",
             code="no_such_user",
             fields={"email": ["No account with this email."]},
+        )
+    if hooks.user_is_driver(user_id=user.pk):
+        raise DomainError(
+            _(
+                "%(email)s is a driver's account, and a driver cannot be store staff. "
+                "Ask them to sign up with another email for the store."
+            )
+            % {"email": user.email},
+            code="driver_account",
+            fields={"email": [_("This is a driver's account.")]},
         )
     membership, created = StoreMembership.objects.get_or_create(user=user, store=store, defaults={"role": role})
     if not created and membership.role != role:

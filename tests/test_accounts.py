@@ -139,6 +139,35 @@ class TestSignupAndVerification:
 
 
 @pytest.mark.django_db
+class TestLoginPage:
+    @pytest.mark.parametrize(
+        ("next_url", "heading"),
+        [
+            ("/driver/offers/", "Log in to the Spark Driver app"),
+            ("/dashboard/", "Log in to the store dashboard"),
+            ("/admin/", "Log in to Spark ops (the admin)"),
+            ("", "Log in to Spark"),
+            ("https://evil.example/driver/", "Log in to Spark"),
+        ],
+    )
+    def test_login_page_says_which_app_it_opens(self, client, next_url, heading):
+        res = client.get("/accounts/login/", {"next": next_url} if next_url else {})
+        assert res.status_code == 200
+        assert re.search(r"<h1>\s*" + re.escape(heading) + r"\s*</h1>", res.content.decode()), heading
+        assert 'class="ob"' in res.content.decode()  # the sign-up's look, not allauth's bare page
+
+    def test_login_page_in_spanish(self, client):
+        res = client.get("/accounts/login/", {"next": "/driver/"}, HTTP_ACCEPT_LANGUAGE="es")
+        assert "Inicia sesión en la app Spark Driver" in res.content.decode()
+
+    def test_wrong_password_is_told_on_the_spark_page(self, client):
+        user = verified_user()
+        res = client.post("/accounts/login/", {"login": user.email, "password": "wrong-password-x"})
+        assert res.status_code == 200
+        assert 'id="form-errors"' in res.content.decode() and "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
 class TestPasswordReset:
     def test_reset_mail_and_link_sets_new_password(self, client):
         user = verified_user(email="forgot@example.test")
@@ -247,6 +276,7 @@ class TestAdminMFA:
             "STRIPE_WEBHOOK_SECRET": "whsec_x",
             "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
             "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
+            "SPARK_PUBLIC_URL": "https://spark.example",
         }
         code = "import spark.settings.production as p; print(repr(p.SPARK_ADMIN_MFA_EXEMPT_EMAILS))"
         out = subprocess.run(

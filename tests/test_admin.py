@@ -246,6 +246,22 @@ def test_changelist_change_and_add_pages(client, world, model):
         assert client.get(url(model, "history", obj.pk)).status_code == 200
 
 
+HISTORY_MODELS = [m for m in MODELS if isinstance(admin.site._registry[m], SimpleHistoryAdmin)]
+
+
+@pytest.mark.parametrize("model", HISTORY_MODELS, ids=lambda m: m.__name__)
+def test_history_pages_answer_404_for_ids_that_cannot_be_a_row(client, world, model):
+    # simple-history looks ids up unchecked: "abc" was a 500 (ValueError) before.
+    obj = world[model]
+    for object_id, version_id in (("abc", None), ("1 OR 1=1", None), (obj.pk, "abc"), ("abc", "1")):
+        path = (
+            url(model, "history", object_id)
+            if version_id is None
+            else url(model, "simple_history", object_id, version_id)
+        )
+        assert client.get(path).status_code == 404, path
+
+
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 @pytest.mark.parametrize("query", ["1", "Broadway example"])
 def test_search(client, world, model, query):

@@ -28,7 +28,7 @@ def _member(store):
 def discard_batch(client, store, target):
     client.force_login(_member(store))
     batch = batch_create(store=store, orders=[OrderFactory(store=store)])
-    response = client.post(f"/dashboard/s/{store.pk}/batches/{batch.pk}/discard/", {"next": target})
+    response = client.post(f"/dashboard/s/{store.pk}/batches/{batch.pk}/discard/", {"next": target, "confirmed": "1"})
     assert Batch.objects.get(pk=batch.pk).status == "cancelled"  # the action itself still happened
     return response["Location"], f"/dashboard/s/{store.pk}/batches/"
 

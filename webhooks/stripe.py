@@ -13,7 +13,7 @@ and (for the tips slice) PaymentIntents and charges.
   is 503 and nothing is stored, so Stripe sends the event again later.
 - 503 as well when STRIPE_WEBHOOK_SECRET is not set (production refuses to start without it).
 
-Answers: 200 {"status": "processed" | "ignored" | "recorded" | "duplicate", "detail": ...}.
+Answers: 200 {"status": "processed" | "ignored" | "duplicate", "detail": ...}.
 """
 
 import json
@@ -82,8 +82,7 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
         except IntegrityError:
             return _answer("duplicate", detail=f"event {event['id']} was received before")
         status, detail = stripe_events.event_apply(event, fetched)
-        if status != stripe_events.RECORDED:
-            WebhookEvent.objects.filter(pk=row.pk).update(processed_at=timezone.now())
+        WebhookEvent.objects.filter(pk=row.pk).update(processed_at=timezone.now())
     if status == "ignored":
         logger.info("Stripe event %s ignored: %s", event["id"], detail)
     return _answer(status, detail=detail)

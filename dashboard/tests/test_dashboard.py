@@ -193,7 +193,7 @@ def test_unpublish_and_discard(staff, store):
     batch.refresh_from_db()
     assert batch.status == "draft"
     assert set(Order.objects.values_list("status", flat=True)) == {"batched"}
-    staff.post(url(store, f"batches/{batch.pk}/discard/"))
+    staff.post(url(store, f"batches/{batch.pk}/discard/"), {"confirmed": "1"})
     batch.refresh_from_db()
     assert batch.status == "cancelled"
     assert set(Order.objects.values_list("status", flat=True)) == {"received"}
@@ -286,7 +286,9 @@ def test_autobatch_flow(staff, store):
     page = staff.get(url(store, f"auto/{run.pk}/")).content.decode()
     assert 'id="map"' in page and page.count('class="card proposal"') == len(batches)
     # Discard one, publish the rest.
-    staff.post(url(store, f"batches/{batches[0].pk}/discard/"), {"next": url(store, f"auto/{run.pk}/")})
+    staff.post(
+        url(store, f"batches/{batches[0].pk}/discard/"), {"next": url(store, f"auto/{run.pk}/"), "confirmed": "1"}
+    )
     staff.post(url(store, f"auto/{run.pk}/publish/"))
     statuses = sorted(Batch.objects.filter(batching_run=run).values_list("status", flat=True))
     assert statuses == sorted(["cancelled"] + ["published"] * (len(batches) - 1))
@@ -327,7 +329,7 @@ def test_metrics_and_at_risk(staff, store, driver):
     ctx = res.context
     assert ctx["metrics"]["orders"] == 3
     assert ctx["metrics"]["avg_dispense"] is not None
-    assert [b.pk for b in ctx["at_risk"]] == [risky.pk]
+    assert [x.batch.pk for x in ctx["at_risk"]] == [risky.pk]
     assert 'id="at-risk"' in res.content.decode()
 
 

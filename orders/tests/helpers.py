@@ -220,3 +220,22 @@ def _to_board(store, zone):
     assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
     batch.refresh_from_db()
     return batch
+
+
+# --- Time rules (orders/time_rules.py): the clock pinned late in the Central day -----------------
+
+# 22:10 on Dec 2 in the stores' zone (America/Chicago), 04:10 UTC on Dec 3: the local date and the
+# UTC date differ (tests that read the clock unpinned have broken at that hour before).
+CENTRAL_NIGHT = datetime(2026, 12, 3, 4, 10, tzinfo=UTC)
+
+
+def order_in_window(store, *, starts_in: int, hours: float = 1, **kw) -> Order:
+    """An order whose window opens `starts_in` minutes from now (negative: it has opened)."""
+    start = timezone.now() + timedelta(minutes=starts_in)
+    return OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=hours), **kw)
+
+
+def stop_sequence(batch: Batch) -> list[str]:
+    """The external ids of the batch's live stops, in sequence."""
+    stops = batch.stops.exclude(status=Stop.Status.REMOVED).order_by("sequence")
+    return list(stops.values_list("order__external_id", flat=True))

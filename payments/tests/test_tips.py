@@ -278,6 +278,65 @@ def test_a_returned_order_releases_the_hold_and_covers_the_driver(zone, localstr
     assert run.tip.status == "canceled" and tips_payable(run.driver) == 400  # under the $5 cap
 
 
+def capture_early(run, localstripe):
+    """Stripe's capture_before falls inside our margin: the sweep captures while on the way."""
+    pi = localstripe.payment_intent(run.tip.stripe_payment_intent_id)
+    deadline = int((NOW + timedelta(minutes=50)).timestamp())
+    pi["latest_charge"]["payment_method_details"] = {"card": {"capture_before": deadline}}
+    tips.tip_payment_intent_event(pi)
+    assert tips.tips_settle_due()["captured"] == 1
+
+
+def test_a_tip_captured_early_on_an_order_not_delivered_is_refunded_and_the_driver_covered(
+    zone, localstripe, _frozen_clock
+):
+    run = Run(zone, amount=650, card=localstripe.saved_card()).authorise()
+    run.claim().pick_up()
+    capture_early(run, localstripe)
+    stop = run.trip.stop(0)
+    stop_set_status(stop=stop, to="arrived")
+    stop_set_status(stop=stop, to="failed", updates={"failure_reason": "no_one_home"})
+    order_set_status(order=run.order, to=Order.Status.UNDELIVERABLE)
+    after_window(_frozen_clock)
+    run.refresh()
+    charge = run.tip.charges.get()
+    assert localstripe.payment_intent(charge.stripe_payment_intent_id)["latest_charge"]["amount_refunded"] == 650
+    assert charge.refunded_cents == 650 and run.tip.settled_at is not None
+    assert posted(f"tip-refunded:{charge.pk}:650") == {"tips_held": -650, "stripe_clearing": 650}
+    # The driver was shown $6.50 and drove it: covered up to the zone's $5 cap, as for a released hold.
+    assert run.tip.covered_cents == 500 and tips_payable(run.driver) == 500
+    assert not LedgerTransaction.objects.filter(kind=tips.TIP_CREDITED).exists()
+    assert ledger_total_cents() == 0
+    after_window(_frozen_clock)  # a second sweep refunds and posts nothing more
+    assert LedgerTransaction.objects.filter(kind=tips.TIP_REFUNDED).count() == 1
+
+
+def test_a_refund_made_at_stripe_after_delivery_never_cuts_the_drivers_tip(zone, localstripe, client, settings):
+    run = Run(zone, amount=650, card=localstripe.saved_card()).authorise().claim().pick_up()
+    capture_early(run, localstripe)
+    run.deliver()
+    charge = run.tip.charges.get()
+    # The store refunds $2.00 of the tip from Stripe's dashboard; Stripe tells us with a
+    # charge.refunded event whose copy we do not trust: the webhook fetches the PaymentIntent.
+    localstripe.client.v1.refunds.create(params={"payment_intent": charge.stripe_payment_intent_id, "amount": 200})
+    event = {
+        "id": "evt_refund_1",
+        "object": "event",
+        "type": "charge.refunded",
+        "data": {"object": {"id": "ch_x", "object": "charge", "payment_intent": charge.stripe_payment_intent_id}},
+    }
+    assert post_stripe_event(client, settings, event).json()["status"] == "processed"
+    later = {**event, "id": "evt_refund_2", "type": "refund.created"}  # the same refund, told again
+    assert post_stripe_event(client, settings, later).json()["status"] == "processed"
+    charge.refresh_from_db()
+    assert charge.refunded_cents == 200
+    assert posted(f"tip-refunded:{charge.pk}:200") == {"platform_expense": -200, "stripe_clearing": 200}
+    with time_machine.travel(NOW + timedelta(hours=25), tick=False):
+        tips.tips_settle_due()
+    assert tips_payable(run.driver) == 650  # all of it, as shown: Spark bore the refund
+    assert ledger_total_cents() == 0
+
+
 # --- Changes --------------------------------------------------------------------------------
 
 

@@ -384,8 +384,9 @@ SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="")  # e.g. mailto:ops@
 # The app sends one every 15 s.
 SPARK_LOCATION_MIN_INTERVAL_SECONDS = env.int("SPARK_LOCATION_MIN_INTERVAL_SECONDS", default=5)
 SPARK_LOCATION_MAX_PER_MINUTE = env.int("SPARK_LOCATION_MAX_PER_MINUTE", default=30)
-# Absolute base of links in emails to customers (tracking page, delivery photo).
-SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Absolute base of links in emails and pages (tracking page, delivery photo, sign-in links).
+# Locally it follows SPARK_PORT, the port `make run` serves on; production must set it.
+SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL", default=f"http://127.0.0.1:{env('SPARK_PORT', default='8000')}")
 
 # --- Content-Security-Policy (django-csp) -------------------------------------------
 # No inline script, no inline event handler, no eval, on every page: scripts are files in

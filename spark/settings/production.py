@@ -41,6 +41,7 @@ SPARK_PAYMENT_BACKEND = env("SPARK_PAYMENT_BACKEND", default="stripe")
 if SPARK_PAYMENT_BACKEND == "sandbox":
     raise ImproperlyConfigured("The sandbox payment backend is refused in production.")
 SPARK_SCREENING_WEBHOOK_SECRET = env("SPARK_SCREENING_WEBHOOK_SECRET")
+SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL")  # no default: links in emails must reach the real site
 SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND")  # a provider's dotted path: codes must really reach phones
 if SPARK_SMS_BACKEND in ("console", "locmem"):
     raise ImproperlyConfigured("SPARK_SMS_BACKEND must be a real SMS provider in production.")

@@ -3,6 +3,7 @@ import json
 from django import template
 from django.conf import settings
 from django.utils.html import escape
+from django.utils.translation import gettext_lazy as _
 
 from spark.geo import format_distance
 from spark.money import format_cents
@@ -47,3 +48,22 @@ def json_attr(value) -> str:
 def map_tile_url() -> str:
     """The Leaflet tile URL template every map uses; the Content-Security-Policy allows its host."""
     return settings.SPARK_MAP_TILE_URL
+
+
+# Where a sign-in leads, by the path it returns to: the login page says which app it opens.
+_ENTRANCES = (
+    ("/driver/", _("the Spark Driver app")),
+    ("/dashboard/", _("the store dashboard")),
+    ("/admin/", _("Spark ops (the admin)")),
+)
+
+
+@register.simple_tag
+def entrance_app(next_url) -> str:
+    """The app a sign-in opens, named for the login page's heading ("" when it is the home
+    page, which sends each person on to their own app)."""
+    path = str(next_url or "")
+    for prefix, name in _ENTRANCES:
+        if path.startswith(prefix):
+            return str(name)
+    return ""

@@ -18,6 +18,7 @@ VALID_ENV = {
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
     "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
+    "SPARK_PUBLIC_URL": "https://spark.example.com",
 }
 
 

@@ -27,6 +27,7 @@ LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; prin
             {"SPARK_SCREENING_WEBHOOK_SECRET": None}, "SPARK_SCREENING_WEBHOOK_SECRET", id="screening-secret-missing"
         ),
         pytest.param({"SPARK_SMS_BACKEND": "console"}, "real SMS provider", id="sms-console"),
+        pytest.param({"SPARK_PUBLIC_URL": None}, "SPARK_PUBLIC_URL", id="public-url-missing"),
     ],
 )
 def test_production_refuses_to_start(changes, message):
@@ -37,6 +38,18 @@ def test_production_refuses_to_start(changes, message):
     assert proc.returncode != 0, proc.stdout
     assert "ImproperlyConfigured" in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1], proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    ("changes", "url"), [({}, "http://127.0.0.1:8000"), ({"SPARK_PORT": "8123"}, "http://127.0.0.1:8123")]
+)
+def test_make_runs_links_follow_the_port_it_serves_on(changes, url):
+    # `SPARK_PORT=8123 make run` serves on 8123: emails must link there, not to 8000.
+    code = "from django.conf import settings; print(settings.SPARK_PUBLIC_URL)"
+    env = _env(DJANGO_SETTINGS_MODULE="spark.settings.local", SPARK_PUBLIC_URL=None, DATABASE_URL=None, **changes)
+    proc = _run(["-c", code], env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == url
 
 
 def test_production_loads_with_a_valid_environment():

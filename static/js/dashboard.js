@@ -1,5 +1,6 @@
-// Staff dashboard: Leaflet maps of batches, drag-and-drop stop ordering, the store switcher and
-// the polls that wait while the associate is busy. Loaded on every dashboard page.
+// Staff dashboard: Leaflet maps of batches, drag-and-drop stop ordering, the store switcher,
+// the polls that wait while the associate is busy, refused htmx actions shown in place and the
+// questions asked before revoking, removing or cancelling. Loaded on every dashboard page.
 // Tiles come from the map's data-tiles (settings.SPARK_MAP_TILE_URL, which the CSP allows);
 // without network the markers and lines still show on a blank background.
 // Server data (addresses, store names) never goes in as HTML: Leaflet inserts a string tooltip
@@ -78,7 +79,52 @@
   document.addEventListener("htmx:beforeRequest", function (e) {
     var elt = e.detail && e.detail.elt;
     var hold = elt && elt.dataset ? elt.dataset.pollHold : "";
-    if (hold && document.querySelector(hold)) e.preventDefault();
+    if (hold && document.querySelector(hold)) { e.preventDefault(); return; }
+    if (elt) clearError(elt);
+  });
+
+  // A refused htmx action answers 4xx with its message as plain text (dashboard.page.htmx_error)
+  // and htmx swaps nothing: show the message next to the control that was used (its stop row or
+  // its form), as text. Anything else (a 404 page, a 500, no network) gets the page's own words.
+  function errorAnchor(elt) { return elt.closest("li, form") || elt; }
+
+  function clearError(elt) {
+    var old = errorAnchor(elt).querySelector(":scope > .htmx-error");
+    if (old) old.remove();
+  }
+
+  function showError(elt, text) {
+    clearError(elt);
+    var p = document.createElement("p");
+    p.className = "htmx-error";
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    errorAnchor(elt).appendChild(p);
+  }
+
+  function pageText(name) {
+    var meta = document.querySelector("meta[name='" + name + "']");
+    return meta ? meta.content : "";
+  }
+
+  document.addEventListener("htmx:responseError", function (e) {
+    var xhr = e.detail.xhr;
+    var type = (xhr.getResponseHeader("Content-Type") || "").split(";")[0];
+    var text = type === "text/plain" && xhr.responseText ? xhr.responseText : pageText("spark-htmx-error");
+    showError(e.detail.elt, text);
+  });
+  document.addEventListener("htmx:sendError", function (e) { showError(e.detail.elt, pageText("spark-htmx-offline")); });
+
+  // Revoke, remove, cancel: ask first. The form carries confirmed="" and the server asks on a
+  // page of its own while it is empty (dashboard.page.confirm_first), so without this script
+  // nothing happens unasked either; with it the question is a dialog and the answer is posted.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    var question = form.dataset ? form.dataset.confirm : "";
+    if (!question) return;
+    if (!window.confirm(question)) { e.preventDefault(); return; }
+    var flag = form.querySelector("input[name='confirmed']");
+    if (flag) flag.value = "1";
   });
 
   document.addEventListener("DOMContentLoaded", function () { init(document); });

@@ -220,6 +220,23 @@ def test_get_and_list_with_filters(api, store):
     assert api.get(URL, {"window_from": "yesterday"}).status_code == 400
 
 
+def test_list_orders_waiting_for_a_batch(api, store):
+    """The dashboard's flag (orders_window_started_unbatched) for the store's own system: orders
+    whose delivery window has started while no batch has them."""
+    now = timezone.now()
+    waiting = OrderFactory(store=store, window_start=now - timedelta(minutes=20), window_end=now + timedelta(hours=1))
+    batched = OrderFactory(store=store, window_start=now - timedelta(minutes=20), window_end=now + timedelta(hours=1))
+    batch_create(store=store, orders=[batched])
+    OrderFactory(store=store, window_start=now + timedelta(minutes=20))  # not started yet
+    OrderFactory(store=StoreFactory(), window_start=now - timedelta(minutes=20))  # another store's
+
+    ids = [o["id"] for o in api.get(URL, {"waiting_for_batch": "true"}).json()["results"]]
+
+    assert ids == [waiting.pk]
+    assert len(api.get(URL, {"waiting_for_batch": "false"}).json()["results"]) == 3
+    assert api.get(URL, {"waiting_for_batch": "maybe"}).status_code == 400
+
+
 def test_cancel_until_pickup(api, store):
     order = OrderFactory(store=store)
     res = api.post(f"{URL}{order.pk}/cancel/", {"reason": "customer changed mind"}, format="json")

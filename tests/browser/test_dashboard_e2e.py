@@ -84,7 +84,9 @@ def test_associate_builds_edits_and_publishes_a_batch(page, shop, login, shot, h
     store, associate = shop
     start = _next_hour()
     early = _make_orders(store, 3, start=start, prefix="EARLY")
-    late = _make_orders(store, 2, start=start + timedelta(hours=2), prefix="LATE")
+    # The later window opens while the early one is still open: the reorders below keep every
+    # window, so no time warning stops them (test_dashboard_time_rules_e2e.py has those).
+    late = _make_orders(store, 2, start=start + timedelta(hours=1), prefix="LATE")
 
     # Real login page, then on to the dashboard, which opens the associate's store.
     login(page, associate, next_url="/dashboard/")
@@ -208,7 +210,7 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
         card = page.locator(f"section.handoff[data-batch='{batch.pk}']")
         card.get_by_label("Driver's pickup code").fill(code)
         if face:
-            card.get_by_label("The driver's face matches the photo").check()
+            card.get_by_label("ID checked: the name matches the driver").check()
         card.get_by_role("button", name="Hand over").click()
 
     def nothing_handed_over():
@@ -220,9 +222,10 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
     posts = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
 
-    # The right code is not enough: the browser will not send the form before the face is confirmed.
+    # The right code is not enough: the browser will not send the form before the ID is checked
+    # (the driver has no photo to compare a face with).
     hand_over(batch.pickup_code, face=False)
-    face = card.get_by_label("The driver's face matches the photo")
+    face = card.get_by_label("ID checked: the name matches the driver")
     assert face.evaluate("el => el.validity.valueMissing") is True
     assert posts == []
     nothing_handed_over()

@@ -132,9 +132,9 @@ def test_a_failed_instant_payout_takes_the_transfer_back(
     assert driver_balance_cents(driver=driver) == 3000  # fee included
 
 
-def test_payment_intents_go_to_the_tips_and_charge_events_are_recorded(client, settings):
-    # A PaymentIntent that is not one of our tips' (here: no Stripe to ask) is ignored; tips'
-    # own are tested with localstripe in payments/tests/test_tips.py.
+def test_payment_intents_charges_and_refunds_not_ours_are_ignored(client, settings):
+    # A PaymentIntent that is not one of our tips' (here: no Stripe to ask) is ignored, as is a
+    # charge or refund naming none; tips' own are tested with localstripe in test_tips.py.
     event = {
         "id": "evt_pi_1",
         "object": "event",
@@ -143,9 +143,10 @@ def test_payment_intents_go_to_the_tips_and_charge_events_are_recorded(client, s
     }
     assert post_event(client, settings, event).json()["status"] == "ignored"
     charge = {"id": "evt_ch_1", "object": "event", "type": "charge.refunded", "data": {"object": {"id": "ch_1"}}}
-    assert post_event(client, settings, charge).json()["status"] == "recorded"
-    row = WebhookEvent.objects.get(source="stripe", event_id="evt_ch_1")
-    assert row.processed_at is None  # left for a handler of charges
+    assert post_event(client, settings, charge).json()["status"] == "ignored"
+    refund = {"type": "refund.created", "data": {"object": {"id": "re_1", "payment_intent": "pi_1"}}}
+    assert post_event(client, settings, {"id": "evt_re_1", "object": "event", **refund}).json()["status"] == "ignored"
+    assert WebhookEvent.objects.get(source="stripe", event_id="evt_ch_1").processed_at is not None
 
 
 def test_stripe_down_answers_503_and_stores_nothing(stripe_standin, client, settings):
