@@ -13,7 +13,7 @@ from dispatch.models import ClaimAttempt, Offer
 from drivers.models import Driver, Route
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders.models import Batch
-from orders.tests.helpers import _to_board, published_batch
+from orders.tests.helpers import _to_board, make_late, published_batch
 from payments.models import OfferPaySnapshot
 from spark.errors import Conflict, NotPermitted
 from stores.tests.factories import DeliverySlotFactory, ZoneFactory
@@ -342,10 +342,6 @@ def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
 
 
 # --- Board claims need the driver online; late batches -----------------------------------
-
-
-def make_late(batch):
-    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=1))
 
 
 def test_a_board_claim_needs_the_driver_online_in_the_zone(store, zone):

@@ -27,6 +27,7 @@ from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_driver_arrived, batch_handoff, stop_arrive, stop_fail
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
+from orders.tests.helpers import make_late
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, DomainError
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, UserFactory, ZoneFactory
@@ -553,10 +554,6 @@ def test_offline_page_needs_no_login(db):
 
 
 # --- Late batches and distances ----------------------------------------------------------------
-
-
-def make_late(batch) -> None:
-    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=1))
 
 
 def late_marks(html: str) -> int:

@@ -239,3 +239,8 @@ def stop_sequence(batch: Batch) -> list[str]:
     """The external ids of the batch's live stops, in sequence."""
     stops = batch.stops.exclude(status=Stop.Status.REMOVED).order_by("sequence")
     return list(stops.values_list("order__external_id", flat=True))
+
+
+def make_late(batch) -> None:
+    """Its pickup time passed a minute ago (orders.models.batch_is_late)."""
+    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=1))
