@@ -1,5 +1,6 @@
 """Dispatch rounds, incentives, the fair board and the races around them (PostgreSQL)."""
 
+import random
 from datetime import timedelta
 from decimal import Decimal
 
@@ -139,8 +140,6 @@ def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
     winner_id = rounds.claim_pool_resolve(batch_id=batch.pk)
     # The draw is reproducible: seeded with the batch id over the weights in claim order.
-    import random
-
     attempts = list(ClaimAttempt.objects.filter(batch=batch).order_by("pk"))
     expected = random.Random(batch.pk).choices(attempts, weights=[a.score for a in attempts], k=1)[0]
     assert winner_id == expected.driver_id
@@ -360,12 +359,15 @@ def test_a_board_claim_needs_the_driver_online_in_the_zone(store, zone):
 
 def test_a_pooled_claimant_who_went_offline_is_left_out_of_the_draw(store, zone):
     batch = _to_board(store, zone)
-    gone, stays = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
-    for d in (gone, stays):
-        assert rounds.board_claim(batch=batch, driver=d).outcome == "pooled"
-    Driver.objects.filter(pk=gone.pk).update(is_online=False)
+    for _ in range(2):
+        assert rounds.board_claim(batch=batch, driver=DriverFactory(home_zone=zone, is_online=True)).outcome == "pooled"
+    attempts = list(ClaimAttempt.objects.filter(batch=batch).order_by("pk"))
+    # The one the seeded draw would pick goes off duty before the window closes.
+    first_pick = random.Random(batch.pk).choices(attempts, weights=[a.score for a in attempts], k=1)[0]
+    Driver.objects.filter(pk=first_pick.driver_id).update(is_online=False)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
-    assert rounds.claim_pool_resolve(batch_id=batch.pk) == stays.pk
+    other = next(a.driver_id for a in attempts if a.pk != first_pick.pk)
+    assert rounds.claim_pool_resolve(batch_id=batch.pk) == other
 
 
 def test_the_sweep_raises_a_late_board_batch_to_the_incentive_cap_once(store, zone):
