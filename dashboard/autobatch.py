@@ -59,12 +59,13 @@ def autobatch_run(request, store, run_id: int):
                 "miles": geo.meters_to_miles(b.route_meters),
             }
         )
-    elapsed = (timezone.now() - run.started_at).total_seconds() if run.started_at else 0
     context = {
         "store": store,
         "run": run,
         "proposed": proposed,
-        "progress": min(99, int(100 * elapsed / max(1, run.time_limit_seconds))) if run.status == "running" else None,
+        # The solver stops when its plan stops improving, so there is no share done to show:
+        # the page says how long it has been working instead.
+        "elapsed_s": int((timezone.now() - run.started_at).total_seconds()) if run.started_at else 0,
         "map_routes": [
             [{"lat": float(store.lat), "lng": float(store.lng)}]
             + [

@@ -1,6 +1,9 @@
-"""The store's desk: handing batches to drivers (pickup code) and checking returned orders back in."""
+"""The store's desk: confirming a driver is here (for their batch or their slot, when the
+phone cannot check them in), handing batches to drivers (pickup code) and checking returned
+orders back in."""
 
 from datetime import timedelta
+from functools import partial
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,8 +13,11 @@ from django.views.decorators.http import require_POST
 
 from dashboard.forms import HandoffForm, ReturnForm
 from dashboard.page import show_domain_error, store_view
+from drivers import selectors as driver_selectors
+from drivers import slot_services
+from drivers.models import SlotClaim
 from orders import selectors as order_selectors
-from orders.delivery import batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.handoff_guard import handoff_locked_until
 from orders.models import Batch, Order
 from orders.returns import order_return_check_in
@@ -41,8 +47,39 @@ def handoff(request, store):
         )
     # Drivers who were coming and no longer are (their batch was withdrawn or sent back to dispatch).
     released = order_selectors.batches_taken_from_drivers(store_id=store.pk, since=now - timedelta(hours=2))
+    slot_claims = driver_selectors.slot_claims_awaiting_check_in(store_id=store.pk, now=now)
     template = "dashboard/_handoff_list.html" if request.htmx else "dashboard/handoff.html"
-    return render(request, template, {"store": store, "rows": rows, "released": released})
+    return render(request, template, {"store": store, "rows": rows, "released": released, "slot_claims": slot_claims})
+
+
+def _confirm_here(request, check_in, driver) -> None:
+    """The associate's "Confirm driver is here": check_in(confirmed_by=...) by the one rule of
+    stores.presence, which checks the driver's batch and slot seat at this store in together."""
+    try:
+        check_in(confirmed_by=request.user)
+        name = driver.user.first_name or _("The driver")
+        messages.success(request, _("%(name)s is checked in at the store.") % {"name": name})
+    except DomainError as exc:
+        show_domain_error(request, exc)
+
+
+@require_POST
+@store_view()
+def batch_confirm_here(request, store, batch_id: int):
+    batch = get_object_or_404(Batch.objects.select_related("driver__user"), pk=batch_id, store=store)
+    if batch.driver is None:
+        messages.error(request, _("No driver is on the way for this batch."))
+    else:
+        _confirm_here(request, partial(batch_check_in, batch=batch), batch.driver)
+    return redirect("dashboard:handoff", store_id=store.pk)
+
+
+@require_POST
+@store_view()
+def slot_confirm_here(request, store, claim_id: int):
+    claim = get_object_or_404(SlotClaim.objects.select_related("driver__user"), pk=claim_id, slot__store=store)
+    _confirm_here(request, partial(slot_services.slot_check_in, claim=claim), claim.driver)
+    return redirect("dashboard:handoff", store_id=store.pk)
 
 
 @require_POST

@@ -100,9 +100,10 @@ def _stops_of(batch_ids: list[int]) -> dict[int, list[tuple]]:
     return stops
 
 
-def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[tuple]) -> int:
-    """payments.services.pay_quote(...)["total_cents"] for many batches without a query each:
-    the same formula (payments.services.pay_breakdown) fed from rows already loaded."""
+def _pay(policy, *, route_meters: int, incentive_cents: int, stops: list[tuple]) -> dict:
+    """payments.services.pay_quote(...) for many batches without a query each: the same formula
+    (payments.services.pay_breakdown) fed from rows already loaded. The parts in cents
+    (base_cents ... tip_cents) and their total_cents, as an offer's pay snapshot has them."""
     return pay_breakdown(
         policy,
         route_meters=route_meters,
@@ -110,17 +111,18 @@ def _pay_total(policy, *, route_meters: int, incentive_cents: int, stops: list[t
         heavy=sum(1 for s in stops if s[_HEAVY]),
         tip_cents=sum(s[_TIP] for s in stops),
         incentive_cents=incentive_cents,
-    )["total_cents"]
+    )
 
 
 def _card(
-    row: tuple, *, store: dict, stops: list[tuple], pay: int, fit: Fit | None, capacity: int, now: datetime
+    row: tuple, *, store: dict, stops: list[tuple], pay_parts: dict, fit: Fit | None, capacity: int, now: datetime
 ) -> dict:
     """One feed/board entry. Stops show their area only (DESIGN rule 6). `late`: its pickup
     time has passed (its pay then includes the late incentive, dispatch.rounds)."""
     batch_id, _, route_meters, route_seconds, _, _, _, pickup_by, stage = row
     totes = sum(s[_TOTES] for s in stops)
     seconds = fit.seconds if fit else PICKUP_SECONDS + route_seconds
+    pay = pay_parts["total_cents"]
     return {
         "batch_id": batch_id,
         "store": {"id": store["id"], "name": store["name"], "number": store["number"]},
@@ -137,6 +139,7 @@ def _card(
         "pay_total_cents": pay,
         "pay_total": format_cents(pay),
         "pay_per_hour_cents": round(pay * 3600 / seconds),
+        "pay": {k: v for k, v in pay_parts.items() if k.endswith("_cents")},
         "pickup_by": pickup_by.isoformat() if pickup_by else None,
         "late": batch_is_late(pickup_by=pickup_by, status=Batch.Status.PUBLISHED, now=now),
         "on_board": stage == Batch.Stage.BOARD,
@@ -182,8 +185,8 @@ def _ranked_batches(
         fit = batch_fit(route, here, shape, now=now)
         if fit is None:
             continue
-        pay = _pay_total(policy, route_meters=route_meters, incentive_cents=incentive, stops=stops[batch_id])
-        judged.append((net_per_hour(pay, fit), row, fit, pay))
+        pay = _pay(policy, route_meters=route_meters, incentive_cents=incentive, stops=stops[batch_id])
+        judged.append((net_per_hour(pay["total_cents"], fit), row, fit, pay))
     judged.sort(key=lambda j: (-j[0], j[2].detour_m, j[1][0]))
     cards = []
     for rank, (_, row, fit, pay) in enumerate(judged[:limit], start=1):
@@ -191,7 +194,7 @@ def _ranked_batches(
             row,
             store=stores[row[1]],
             stops=stops[row[0]],
-            pay=pay,
+            pay_parts=pay,
             fit=fit,
             capacity=driver.vehicle_tote_capacity,
             now=now,
@@ -204,8 +207,9 @@ def _ranked_batches(
 def route_feed(driver: Driver, *, now: datetime, limit: int = 50) -> list[dict]:
     """Published batches of the driver's zone that fit their active route, best first (see
     the module docstring), at most `limit`. Each entry: batch_id, store, stops_count,
-    totes, detour_m, pickup_m, distance_m, minutes, pay_total_cents, pay_per_hour_cents,
-    late, rank, and per stop only its area (ZIP code, a point rounded to about 1 km). Empty
+    totes, detour_m, pickup_m, distance_m, minutes, pay_total_cents, pay_per_hour_cents, pay (the parts
+    of the pay, base_cents ... tip_cents, as an offer's snapshot has them), late,
+    rank, and per stop only its area (ZIP code, a point rounded to about 1 km). Empty
     without an active route."""
     active = _active_route(driver, now)
     if active is None:
@@ -238,12 +242,12 @@ def board_for(driver: Driver, *, now: datetime, limit: int = 100) -> list[dict]:
     context = _zone_context(driver.home_zone_id)
     stops = _stops_of([r[0] for r in rows])
     for row in rows:
-        pay = _pay_total(context.policy, route_meters=row[2], incentive_cents=row[4], stops=stops[row[0]])
+        pay = _pay(context.policy, route_meters=row[2], incentive_cents=row[4], stops=stops[row[0]])
         card = _card(
             row,
             store=context.stores[row[1]],
             stops=stops[row[0]],
-            pay=pay,
+            pay_parts=pay,
             fit=None,
             capacity=driver.vehicle_tote_capacity,
             now=now,

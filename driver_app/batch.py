@@ -3,12 +3,13 @@
 from datetime import timedelta
 
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from dispatch.models import Offer
 from driver_app.earnings import last_batch_pay
-from driver_app.labels import FAIL_LABELS, STOP_STATUS_LABELS
+from driver_app.labels import API, FAIL_LABELS, STOP_STATUS_LABELS
 from driver_app.page import (
     OPEN_STOP_STATUSES,
     active_batch_of,
@@ -21,6 +22,7 @@ from driver_app.page import (
 )
 from drivers.models import Driver
 from orders import selectors as order_selectors
+from orders.contact import notes_ask_for_call
 from orders.models import Batch, Stop
 from orders.returns import RETURN_REASONS
 from payments.selectors import trip_pay_cents
@@ -61,6 +63,11 @@ def _batch_context(request, driver: Driver) -> dict:
         stop.nav = nav_links(order.lat, order.lng)
         stop.status_label = STOP_STATUS_LABELS.get(stop.status, stop.status)
         stop.is_open = stop.status in OPEN_STOP_STATUSES
+        # Calls and texts go through a masked number (orders.contact); the real one is never shown.
+        stop.can_contact = stop.is_open and bool(order.customer_phone)
+        stop.wants_call = notes_ask_for_call(order.notes)
+        stop.contact_url = f"{API}/stops/{stop.pk}/contact/"
+        stop.contact_panel = f"contact-stop-{stop.pk}"
     open_stops = [s for s in stops if s.is_open]
     offer = batch.offers.filter(driver=driver, status=Offer.Status.ACCEPTED).select_related("pay").first()
     policy = getattr(batch.store.zone, "pay_policy", None)
@@ -77,6 +84,7 @@ def _batch_context(request, driver: Driver) -> dict:
             "pay": offer_pay(offer),
             "pay_guaranteed_cents": guaranteed_cents(offer_pay(offer)),
             "store_nav": nav_links(batch.store.lat, batch.store.lng, batch.store.name),
+            "store_contact_url": f"{API}/batches/{batch.pk}/contact-store/",
             "areas": stop_areas(order_selectors.stop_areas(batch=batch))
             if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE)
             else [],
@@ -88,7 +96,43 @@ def _batch_context(request, driver: Driver) -> dict:
             "vehicle": " ".join(v for v in (driver.vehicle_color, driver.vehicle_make, driver.vehicle_model) if v),
         }
     )
+    context["offline_snapshot"] = offline_snapshot(context)
     return context
+
+
+def offline_snapshot(context: dict) -> dict:
+    """The active batch as driver.js keeps it for a dead zone (localStorage, shown by the offline
+    page; wiped once the batch is no longer active or the driver logs out): the pickup code until
+    pickup, the store, and the stops, with names and addresses only when the Batch screen shows
+    them (orders.selectors.batch_addresses_visible_to). Text ready to show, in the page's language."""
+    batch, phase, visible = context["batch"], context["phase"], context["addresses_visible"]
+    store = batch.store
+    return {
+        "batch_id": batch.pk,
+        "saved_at": timezone.now().isoformat(),
+        "pickup_code": batch.pickup_code if phase in ("to_store", "at_store") else "",
+        "store": f"{store.name} #{store.number}",
+        "store_address": f"{store.address_line1}, {store.city}",
+        "pickup_instructions": store.pickup_instructions,
+        "stops": [_offline_stop(stop, visible=visible) for stop in context["stops"]],
+    }
+
+
+def _offline_stop(stop: Stop, *, visible: bool) -> dict:
+    order = stop.order
+    address = ""
+    if visible:
+        street = ", ".join(line for line in (order.address_line1, order.address_line2) if line)
+        address = f"{street}, {order.city}, {order.state} {order.postal_code}"
+    deliver_by = formats.time_format(timezone.localtime(order.window_end))
+    who = order.customer_name if visible else order.postal_code
+    status = STOP_STATUS_LABELS.get(stop.status, stop.status)
+    return {
+        "title": f"{stop.sequence}. {who} · {status}",
+        "address": address,
+        "detail": _("Deliver by %(time)s") % {"time": deliver_by},
+        "notes": order.notes if visible else "",
+    }
 
 
 def _taken_back(driver: Driver, *, after) -> dict | None:

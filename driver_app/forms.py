@@ -335,6 +335,22 @@ class DocumentsForm(OnboardingForm):
         return self._document("insurance_document", _("insurance card"), bool(self.driver.insurance_document))
 
 
+class BirthDateForm(OnboardingForm):
+    """Parsing only: how old is old enough is the service's (drivers.onboarding_checks)."""
+
+    birth_date = forms.DateField(
+        label=_("Date of birth"),
+        widget=_DateInput(),
+        help_text=_("As on your driver's license. The background check needs it too."),
+    )
+    required_messages = {"birth_date": _("Enter your date of birth.")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["birth_date"].widget.attrs["autocomplete"] = "bday"
+        self.fields["birth_date"].error_messages["invalid"] = _("Enter a real date, like 1990-05-31.")
+
+
 class ConsentForm(OnboardingForm):
     agree = forms.BooleanField(
         label=_(

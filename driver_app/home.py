@@ -86,7 +86,16 @@ def _slots_context(driver: Driver, *, more: bool = False) -> dict:
         elif slot.seats_free > 0 and slot.starts_at > now:
             open_slots.append(slot)
     limit = 100 if more else OPEN_SLOTS_SHOWN
-    return {"my_slots": mine, "open_slots": open_slots[:limit], "more_slots": len(open_slots) > limit}
+    released = [
+        {"slot": claim.slot, "reason": selectors.slot_release_reason(claim)}
+        for claim in selectors.released_slot_claims_for(driver, now=now)
+    ]
+    return {
+        "my_slots": mine,
+        "released_slots": released,
+        "open_slots": open_slots[:limit],
+        "more_slots": len(open_slots) > limit,
+    }
 
 
 def _feed_context(driver: Driver) -> dict:

@@ -71,6 +71,20 @@ STOP_STATUS_LABELS = {
 }
 
 
+HELP_TOPIC_LABELS = {
+    "order": gettext_lazy("An order"),
+    "store": gettext_lazy("A store"),
+    "app": gettext_lazy("The app"),
+    "pay": gettext_lazy("My pay"),
+}
+
+
+HELP_STATUS_LABELS = {
+    "open": gettext_lazy("Waiting for ops"),
+    "resolved": gettext_lazy("Resolved"),
+}
+
+
 SLOT_CLAIM_LABELS = {
     "claimed": gettext_lazy("Signed up"),
     "checked_in": gettext_lazy("Checked in"),
@@ -108,6 +122,9 @@ def js_strings() -> dict:
         "uploads_pending": _("Photos are still uploading; keep the app open."),
         "push_on": _("Offer notifications are on."),
         "push_denied": _("Notifications are blocked in the browser settings."),
+        "new_offer": _("New offer! Open Offers to see it."),
+        "new_offer_here": _("New offer below."),
+        "offline_saved_at": _("You are offline. Your batch as of {time}:"),
         "errors": {
             "offer_expired": _("This offer has expired."),
             "offer_closed": _("This offer is no longer open."),
@@ -116,5 +133,7 @@ def js_strings() -> dict:
             "throttled": _("Too many tries; wait a moment."),
             "slot_full": _("This slot is full."),
             "not_on_duty": _("Go online to share your location."),
+            "stop_finished": _("This stop is finished: calls and texts to this customer are closed."),
+            "batch_not_active": _("This batch is no longer active: calls and texts are closed."),
         },
     }

@@ -58,3 +58,11 @@ def offers(request, driver: Driver):
 @driver_page
 def offers_live(request, driver: Driver):
     return render(request, "driver/_offers_live.html", _offers_context(request, driver))
+
+
+@require_GET
+@driver_page
+def offers_badge(request, driver: Driver):
+    """The tab bar's offers badge, polled on every screen but Offers (whose list brings it along):
+    a new offer is heard and felt wherever the driver is in the app."""
+    return render(request, "driver/_offers_badge.html", {**page_context(request, driver, "offers"), "poll": True})

@@ -6,9 +6,11 @@
 /driver/join/phone/        2 the texted 6-digit code
 /driver/join/vehicle/      3 vehicle
 /driver/join/documents/    4 driver's license and insurance (also where active drivers renew them)
-/driver/join/background-check/            5a the disclosure, on a page of its own
-/driver/join/background-check/authorize/  5b consent and typed signature
-/driver/join/review/       6 everything at a glance, submit for screening
+/driver/join/age/          5 date of birth: 21+ where the zone's orders may contain alcohol, 18+
+                           elsewhere; under age is refused and nothing is kept
+/driver/join/background-check/            6a the disclosure, on a page of its own
+/driver/join/background-check/authorize/  6b consent and typed signature
+/driver/join/review/       7 everything at a glance, submit for screening
 /driver/join/status/       where the application stands and what is missing
                            (driver_app/application_status.py)
 
@@ -27,6 +29,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from driver_app.forms import (
+    BirthDateForm,
     ConsentForm,
     DocumentsForm,
     PhoneCodeForm,
@@ -44,8 +47,9 @@ from driver_app.onboarding_wizard import (
 )
 from drivers import onboarding_services as services
 from drivers.models import Driver
+from drivers.onboarding_checks import check_driver_age, driver_min_age
 from payments.contractor import onboarding as contractor_onboarding
-from spark.errors import DomainError
+from spark.errors import DomainError, NotPermitted
 from spark.httpkit import client_ip
 
 
@@ -247,10 +251,46 @@ def documents(request, driver):
     )
 
 
+@require_http_methods(["GET", "POST"])
+@wizard_step("age")
+def age(request, driver):
+    """The date of birth, before the background check. Under age is a refusal of its own
+    (403): the date is not kept and the steps after this one stay closed."""
+    form = BirthDateForm(*bound_form(request), initial={"birth_date": driver.birth_date})
+    status, refusal = 200, ""
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                driver = services.onboarding_save_birth_date(driver=driver, birth_date=form.cleaned_data["birth_date"])
+            except NotPermitted as exc:
+                refusal, status = exc.message, exc.status_code
+            except DomainError as exc:
+                form.add_domain_error(exc)
+                status = exc.status_code
+            else:
+                messages.success(request, _("Date of birth saved."))
+                return redirect(next_step_url(request, driver, after="age"))
+        else:
+            status = 400
+    context = {"form": form, "refusal": refusal, "min_age": driver_min_age(driver.home_zone)}
+    return render_step(request, "driver/onboarding/age.html", driver, "age", context, status)
+
+
+def _age_first(driver: Driver):
+    """The background-check pages open only once the date of birth is in (and old enough)."""
+    try:
+        check_driver_age(driver.birth_date, zone=driver.home_zone)
+    except DomainError:
+        return redirect("onboarding:age")
+    return None
+
+
 @require_http_methods(["GET"])
 @wizard_step("consent")
 def disclosure(request, driver):
     """The background-check disclosure, on a page of its own (FCRA: a standalone document)."""
+    if (to_age := _age_first(driver)) is not None:
+        return to_age
     return render(
         request,
         "driver/onboarding/disclosure.html",
@@ -264,6 +304,8 @@ def disclosure(request, driver):
 @require_http_methods(["GET", "POST"])
 @wizard_step("consent")
 def consent(request, driver):
+    if not driver.background_check_consent_at and (to_age := _age_first(driver)) is not None:
+        return to_age
     form = ConsentForm(*bound_form(request), user=request.user)
     status = 200
     if request.method == "POST":

@@ -14,6 +14,7 @@ urlpatterns = [
     path("phone/", views.phone, name="phone"),
     path("vehicle/", views.vehicle, name="vehicle"),
     path("documents/", views.documents, name="documents"),
+    path("age/", views.age, name="age"),
     path("background-check/", views.disclosure, name="disclosure"),
     path("background-check/authorize/", views.consent, name="consent"),
     path("review/", views.review, name="review"),

@@ -26,6 +26,7 @@ STEPS = [
     ("phone", gettext_lazy("Phone"), "onboarding:phone"),
     ("vehicle", gettext_lazy("Vehicle"), "onboarding:vehicle"),
     ("documents", gettext_lazy("License & insurance"), "onboarding:documents"),
+    ("age", gettext_lazy("Date of birth"), "onboarding:age"),
     ("consent", gettext_lazy("Background check"), "onboarding:disclosure"),
     ("review", gettext_lazy("Review & submit"), "onboarding:review"),
 ]
@@ -40,6 +41,7 @@ STEP_ITEMS = {
     "phone": ("phone",),
     "vehicle": ("vehicle",),
     "documents": ("license", "insurance"),
+    "age": ("birth_date",),
     "consent": ("consent",),
 }
 

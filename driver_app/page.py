@@ -89,6 +89,11 @@ def active_batch_of(driver: Driver) -> Batch | None:
 def page_context(request, driver: Driver, tab: str, **extra) -> dict:
     reason = selectors.driver_work_refusal(driver)
     active = extra.pop("active_batch", None) or active_batch_of(driver)
+    # The badge carries the ids of the pending offers: driver.js rings and vibrates for an id it
+    # has not seen while the app is open.
+    offer_ids = (
+        list(dispatch_selectors.offers_for_driver(driver=driver).values_list("pk", flat=True)) if reason is None else []
+    )
     context = {
         "driver": driver,
         "tab": tab,
@@ -97,7 +102,8 @@ def page_context(request, driver: Driver, tab: str, **extra) -> dict:
         "status_label": STATUS_LABELS.get(driver.status, driver.status),
         "active_batch": active,
         "on_duty": driver.is_online or active is not None,
-        "offers_count": dispatch_selectors.offers_for_driver(driver=driver).count() if reason is None else 0,
+        "offer_ids": offer_ids,
+        "offers_count": len(offer_ids),
         "vapid_public_key": getattr(settings, "SPARK_VAPID_PUBLIC_KEY", "") or "",
         "js_strings": js_strings(),
         "api": API,

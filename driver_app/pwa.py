@@ -15,12 +15,14 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
+from driver_app.labels import js_strings
+
 
 @require_GET
 def offline(request):
     """The service worker's fallback when a page cannot load. No login and no personal data:
-    it is stored in the browser's cache."""
-    return render(request, "driver/offline.html")
+    it is stored in the browser's cache. driver.js fills in the active batch it kept, if any."""
+    return render(request, "driver/offline.html", {"js_strings": js_strings()})
 
 
 def _static_source(name: str) -> str:

@@ -4,7 +4,7 @@
 
 from django.urls import path
 
-from . import batch, cashout, earnings, home, offers, payout_setup, push, pwa, standing
+from . import batch, cashout, earnings, home, offers, payout_setup, push, pwa, standing, support
 
 app_name = "driver_app"
 
@@ -16,10 +16,12 @@ urlpatterns = [
     path("feed/", home.feed_partial, name="feed"),
     path("offers/", offers.offers, name="offers"),
     path("offers/live/", offers.offers_live, name="offers-live"),
+    path("offers/badge/", offers.offers_badge, name="offers-badge"),
     path("batch/", batch.batch, name="batch"),
     path("batch/status/", batch.batch_status, name="batch-status"),
     path("batch/stops/", batch.batch_stops, name="batch-stops"),
     path("standing/", standing.standing, name="standing"),
+    path("help/", support.help_page, name="help"),
     path("earnings/", earnings.earnings_home, name="earnings"),
     path("earnings/batches/<int:batch_id>/", earnings.earnings_batch, name="earnings-batch"),
     path("earnings/statements/<str:week>/", earnings.earnings_statement, name="earnings-statement"),

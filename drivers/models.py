@@ -69,6 +69,8 @@ class Driver(models.Model):
     license_document = models.FileField(upload_to="driver-docs/license/", null=True, blank=True)
     insurance_expires_on = models.DateField(null=True, blank=True)
     insurance_document = models.FileField(upload_to="driver-docs/insurance/", null=True, blank=True)
+    # Asked at sign-up before the background-check consent; the zone sets the minimum age.
+    birth_date = models.DateField(null=True, blank=True)
     background_check_consent_at = models.DateTimeField(null=True, blank=True)
     contractor_id = models.CharField(max_length=64, blank=True, help_text="Id at the contractor firm / Stripe.")
 
@@ -161,7 +163,13 @@ class SlotClaim(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CLAIMED)
     claimed_at = models.DateTimeField(default=timezone.now)
     checked_in_at = models.DateTimeField(null=True, blank=True)
+    # The associate who confirmed the driver at the store; empty when the phone was within the
+    # check-in radius (stores.presence).
+    checked_in_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
     # The no-show deadline (slot start + grace); a countdown task and a sweeper both act on it.
     release_at = models.DateTimeField(db_index=True)
 

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from spark import photos
-from spark.errors import DomainError
+from spark.errors import DomainError, NotPermitted
 from stores.models import Zone
 
 US_STATES = [
@@ -140,6 +140,48 @@ def check_future_date(value: date | None, *, field: str, what: str, zone: Zone |
         ) % {"what": what, "date": date_format(value, "M j, Y")}
         raise DomainError(message, code="expired", fields={field: [message]})
     return value
+
+
+# Who may drive (asked before the background-check consent): 21 where the zone's orders may
+# contain alcohol (the driver hands them over and checks the customer's ID), 18 elsewhere.
+DRIVER_MIN_AGE = 18
+DRIVER_MIN_AGE_ALCOHOL = 21
+OLDEST_PLAUSIBLE_AGE = 100
+
+
+def age_on(birth_date: date, today: date) -> int:
+    """Whole years between `birth_date` and `today` (a birthday today counts)."""
+    return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+
+
+def driver_min_age(zone: Zone) -> int:
+    return DRIVER_MIN_AGE_ALCOHOL if zone.delivers_alcohol else DRIVER_MIN_AGE
+
+
+def check_driver_age(birth_date: date | None, *, zone: Zone) -> date:
+    """A possible date of birth of someone old enough to drive in `zone`, on today's date
+    there; else DomainError (missing, impossible) or NotPermitted (under age, code under_age)."""
+    if birth_date is None:
+        message = _("Enter your date of birth.")
+        raise DomainError(message, code="date_required", fields={"birth_date": [message]})
+    today = zone_today(zone)
+    if birth_date >= today or age_on(birth_date, today) > OLDEST_PLAUSIBLE_AGE:
+        message = _("That date of birth is not possible; check it and try again.")
+        raise DomainError(message, code="bad_birth_date", fields={"birth_date": [message]})
+    minimum = driver_min_age(zone)
+    if age_on(birth_date, today) < minimum:
+        if zone.delivers_alcohol:
+            message = _(
+                "You must be %(age)d or older to deliver in %(zone)s, where orders can include alcohol. "
+                "We cannot take your application, and we have not kept your date of birth."
+            ) % {"age": minimum, "zone": zone.name}
+        else:
+            message = _(
+                "You must be %(age)d or older to deliver with Spark. "
+                "We cannot take your application, and we have not kept your date of birth."
+            ) % {"age": minimum}
+        raise NotPermitted(message, code="under_age", fields={"birth_date": [message]})
+    return birth_date
 
 
 def clean_document(upload, *, field: str, what: str) -> ContentFile:

@@ -27,7 +27,7 @@ from spark.errors import Conflict, DomainError, NotPermitted
 from stores.models import Zone
 
 from .models import Driver
-from .onboarding_checks import check_signature, normalize_phone, normalize_plate, zone_today
+from .onboarding_checks import check_driver_age, check_signature, normalize_phone, normalize_plate, zone_today
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ DISCLOSURE_VERSION = "2025-01"
 
 @dataclass(frozen=True)
 class ChecklistItem:
-    key: str  # email, phone, profile, vehicle, license, insurance, consent
+    key: str  # email, phone, profile, vehicle, license, insurance, birth_date, consent
     label: str
     done: bool
     step: str  # the wizard step that completes it ("" for the email: allauth does it)
@@ -54,6 +54,7 @@ CHECKLIST_LABELS = {
     "vehicle": gettext_lazy("Vehicle"),
     "license": gettext_lazy("Driver's license"),
     "insurance": gettext_lazy("Proof of insurance"),
+    "birth_date": gettext_lazy("Date of birth (old enough to drive here)"),
     "consent": gettext_lazy("Background check authorized"),
 }
 
@@ -98,6 +99,7 @@ def application_checklist(*, user: User, driver: Driver | None) -> list[Checklis
         "insurance": bool(
             driver and driver.insurance_expires_on and driver.insurance_document and not insurance_problem
         ),
+        "birth_date": bool(driver and _of_age(driver)),
         "consent": bool(driver and driver.background_check_consent_at),
     }
     steps = {
@@ -107,6 +109,7 @@ def application_checklist(*, user: User, driver: Driver | None) -> list[Checklis
         "vehicle": "vehicle",
         "license": "documents",
         "insurance": "documents",
+        "birth_date": "age",
         "consent": "consent",
     }
     problems = {"license": license_problem, "insurance": insurance_problem}
@@ -114,8 +117,17 @@ def application_checklist(*, user: User, driver: Driver | None) -> list[Checklis
         ChecklistItem(
             key=key, label=str(CHECKLIST_LABELS[key]), done=done[key], step=steps[key], problem=problems.get(key, "")
         )
-        for key in ("email", "profile", "phone", "vehicle", "license", "insurance", "consent")
+        for key in ("email", "profile", "phone", "vehicle", "license", "insurance", "birth_date", "consent")
     ]
+
+
+def _of_age(driver: Driver) -> bool:
+    """A date of birth on file that is old enough for the driver's zone today."""
+    try:
+        check_driver_age(driver.birth_date, zone=driver.home_zone)
+    except DomainError:
+        return False
+    return True
 
 
 # --- Writes ----------------------------------------------------------------------------------
@@ -176,6 +188,7 @@ def onboarding_save_profile(
                 driver.save()
             else:
                 driver = locked_applicant(existing)
+                _check_age_for_new_zone(driver, home_zone)
                 if phone != driver.phone:
                     driver.phone_verified_at = None
                 driver.phone, driver.home_zone = phone, home_zone
@@ -195,6 +208,16 @@ def onboarding_save_profile(
     user.first_name, user.last_name = first_name[:150], last_name[:150]
     driver.refresh_from_db()
     return driver
+
+
+def _check_age_for_new_zone(driver: Driver, zone: Zone) -> None:
+    """A date of birth already given must still be old enough in the zone chosen now."""
+    if driver.birth_date is None or zone.pk == driver.home_zone_id:
+        return
+    try:
+        check_driver_age(driver.birth_date, zone=zone)
+    except DomainError as exc:
+        raise type(exc)(exc.message, code=exc.code, fields={"home_zone": [exc.message]}) from None
 
 
 def onboarding_send_phone_code(*, driver: Driver) -> str:
@@ -271,6 +294,19 @@ def onboarding_save_vehicle(
     return driver
 
 
+def onboarding_save_birth_date(*, driver: Driver, birth_date: date | None) -> Driver:
+    """The date of birth, asked before the background-check consent: old enough for the
+    driver's zone (21 where orders may contain alcohol, 18 elsewhere). Under age is refused
+    (403, code under_age) and nothing is saved, so the later steps stay closed."""
+    with transaction.atomic():
+        locked = locked_applicant(driver)
+        locked.birth_date = check_driver_age(birth_date, zone=locked.home_zone)
+        locked._change_reason = "onboarding: date of birth"
+        locked.save(update_fields=["birth_date"])
+    driver.refresh_from_db()
+    return driver
+
+
 def onboarding_record_consent(*, driver: Driver, signature: str, agreed: bool, ip: str = "") -> Driver:
     """The background-check authorization: the box ticked and the full name typed as the
     signature. The time goes in background_check_consent_at; the signature, the disclosure
@@ -287,6 +323,11 @@ def onboarding_record_consent(*, driver: Driver, signature: str, agreed: bool, i
         raise DomainError(_("Please correct the fields below."), code="invalid", fields=errors)
     with transaction.atomic():
         locked = locked_applicant(driver)
+        if not _of_age(locked):
+            raise DomainError(
+                _("Enter your date of birth first: we check it before the background check."),
+                code="birth_date_required",
+            )
         locked.background_check_consent_at = timezone.now()
         locked._change_reason = f"FCRA consent v{DISCLOSURE_VERSION} signed '{signed[:50]}' ip {ip[:39]}"[:100]
         locked.save(update_fields=["background_check_consent_at"])

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from stores.models import DeliverySlot, Zone
 
@@ -78,3 +79,43 @@ def upcoming_slots_for(driver: Driver, *, now: datetime, days: int = 14) -> list
         if slot.starts_at > now or claim:
             shown.append(slot)
     return shown
+
+
+def slot_release_reason(claim: SlotClaim) -> str:
+    """Why a seat was released, as the driver is told it (email and home screen). The deadline
+    is the zone's grace after the start, or after signing up for a slot already running."""
+    grace = claim.slot.store.zone.no_show_grace_minutes
+    if claim.release_at - timedelta(minutes=grace) > claim.slot.starts_at:
+        return _("Released: you had not checked in %(m)s minutes after you signed up.") % {"m": grace}
+    return _("Released: you had not checked in %(m)s minutes after the slot started.") % {"m": grace}
+
+
+# A released seat stays on the driver's home screen this long after its slot ended.
+RELEASED_SHOWN_FOR = timedelta(hours=12)
+
+
+def released_slot_claims_for(driver: Driver, *, now: datetime) -> list[SlotClaim]:
+    """The driver's seats released as no-shows in slots that ended less than
+    RELEASED_SHOWN_FOR ago (or are still running), newest slot first."""
+    return list(
+        SlotClaim.objects.filter(
+            driver=driver, status=SlotClaim.Status.RELEASED, slot__ends_at__gt=now - RELEASED_SHOWN_FOR
+        )
+        .select_related("slot__store__zone")
+        .order_by("-slot__starts_at")[:10]
+    )
+
+
+def slot_claims_awaiting_check_in(*, store_id: int, now: datetime) -> list[SlotClaim]:
+    """Seats at the store whose check-in is open and not done yet (the store desk offers
+    "Confirm driver is here" for each), earliest deadline first."""
+    return list(
+        SlotClaim.objects.filter(
+            slot__store_id=store_id,
+            status=SlotClaim.Status.CLAIMED,
+            slot__starts_at__lte=now + timedelta(minutes=SLOT_EARLY_MINUTES),
+            release_at__gt=now,
+        )
+        .select_related("driver__user", "slot")
+        .order_by("release_at", "pk")
+    )

@@ -1,5 +1,6 @@
 """Every write to delivery slots goes through here: sign up for a seat, cancel it, check in at
-the store, and the release of no-shows."""
+the store (also for a batch there: orders.delivery), and the release of no-shows, told to the
+driver."""
 
 from datetime import timedelta
 from zoneinfo import ZoneInfo
@@ -10,13 +11,16 @@ from django.db.models import Exists, F, OuterRef
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from spark import geo
+from spark import hooks
 from spark.celery import queue_on_commit
-from spark.errors import Conflict, DomainError, Gone, NotFound, NotPermitted
+from spark.errors import Conflict, DomainError, Gone, NotFound
 from stores.models import DeliverySlot
+from stores.presence import StorePresence, store_presence_verify
 
-from .input_checks import checked_position, require_can_work
+from . import notices
+from .input_checks import require_can_work
 from .models import Driver, SlotClaim
+from .selectors import SLOT_EARLY_MINUTES
 
 
 def _live_claim(driver_id: int, slot_id: int) -> SlotClaim | None:
@@ -131,20 +135,27 @@ def slot_cancel(*, claim: SlotClaim, driver: Driver) -> SlotClaim:
     return claim
 
 
+def _check_in(claims, presence: StorePresence) -> int:
+    """The guarded write of a check-in: only claims still `claimed` and before their no-show
+    deadline (release_at, database clock, exactly as the release checks it) change, so a
+    check-in and a release can never both win."""
+    return claims.filter(status=SlotClaim.Status.CLAIMED, release_at__gt=Now()).update(
+        status=SlotClaim.Status.CHECKED_IN, checked_in_at=timezone.now(), checked_in_by=presence.confirmed_by
+    )
+
+
 def slot_check_in(
     *, claim: SlotClaim, driver: Driver | None = None, lat=None, lng=None, confirmed_by=None
 ) -> SlotClaim:
     """Check in at the store for a slot: from 30 minutes before the start until the no-show
-    deadline (start + grace; the slot's end for a repeat). The phone must be within the
-    zone's check-in radius (default 250 m) of the store, unless an associate of the store
-    confirms the driver (`confirmed_by`). A repeat returns the checked-in claim."""
-    from stores.models import StoreMembership
-
-    from .selectors import SLOT_EARLY_MINUTES
-
+    deadline (start + grace; the slot's end for a repeat). The driver must be at the store by
+    the one rule of stores.presence (phone within the zone's check-in radius, or an associate
+    of the store confirming them: `confirmed_by`). Being at the store is one fact: the driver's
+    assigned batch at this store is checked in with the slot (hooks.driver_at_store). A repeat
+    returns the checked-in claim and changes nothing."""
     if driver is not None and claim.driver_id != driver.pk:
         raise NotFound("This slot sign-up is not yours.")
-    claim = SlotClaim.objects.select_related("slot__store__zone").get(pk=claim.pk)
+    claim = SlotClaim.objects.select_related("slot__store__zone", "driver__user").get(pk=claim.pk)
     slot, store = claim.slot, claim.slot.store
     zone = store.zone
     released = Gone(
@@ -167,31 +178,15 @@ def slot_check_in(
         )
     if now > slot.ends_at:
         raise Gone("This slot has ended.", code="slot_ended")
-    if confirmed_by is not None:
-        if not StoreMembership.objects.filter(user=confirmed_by, store=store).exists():
-            raise NotPermitted(
-                "Only an associate of this store can confirm a driver's check-in.", code="not_store_member"
-            )
-    else:
-        if lat is None or lng is None:
-            raise DomainError(
-                "Share your location to check in, or ask an associate to confirm you.",
-                code="location_required",
-                fields={"lat": ["Required."], "lng": ["Required."]},
-            )
-        here = geo.Point.of(*checked_position(lat, lng))
-        away = round(geo.haversine_m(here, geo.Point.of(store.lat, store.lng)))
-        if away > zone.checkin_radius_m:
-            raise DomainError(
-                f"You are {away:,} m from the store; check in within {zone.checkin_radius_m} m of it, "
-                "or ask an associate to confirm you are here.",
-                code="too_far",
-            )
-    # release_at in the guard: the database clock decides the no-show deadline, exactly as
-    # the release does, so a check-in and a release can never both win.
-    rows = SlotClaim.objects.filter(pk=claim.pk, status=SlotClaim.Status.CLAIMED, release_at__gt=Now()).update(
-        status=SlotClaim.Status.CHECKED_IN, checked_in_at=now
-    )
+    presence = store_presence_verify(store=store, lat=lat, lng=lng, confirmed_by=confirmed_by)
+    with transaction.atomic():
+        # The batch first, as a batch check-in does (batch row, then seat rows): two taps at
+        # once from both screens lock in the same order. The driver is at the store whatever
+        # becomes of the seat, so the batch's check-in stands even if the seat was released.
+        hooks.driver_at_store(
+            driver_id=claim.driver_id, store_id=store.pk, presence=presence, actor=confirmed_by or claim.driver.user
+        )
+        rows = _check_in(SlotClaim.objects.filter(pk=claim.pk), presence)
     claim.refresh_from_db()
     if not rows:
         if claim.status == SlotClaim.Status.CHECKED_IN:
@@ -205,20 +200,32 @@ def slot_check_in(
     return claim
 
 
+def slot_check_in_at_store(*, driver_id: int, store_id: int, presence: StorePresence) -> int:
+    """The driver checked in at the store for a batch (orders.delivery, with a presence it
+    verified): check in their seats in the slots of that store whose check-in is open (from
+    SLOT_EARLY_MINUTES before the start to the no-show deadline), by the same guarded write as
+    slot_check_in. Seats outside that window are left alone. Returns how many were checked in."""
+    open_now = SlotClaim.objects.filter(
+        driver_id=driver_id, slot__store_id=store_id, slot__starts_at__lte=Now() + timedelta(minutes=SLOT_EARLY_MINUTES)
+    )
+    return _check_in(open_now, presence)
+
+
 def slot_release_no_show(*, claim_id: int) -> bool:
-    """Release a seat whose holder has not checked in by the deadline (slot start + grace)
-    and reopen it. Idempotent: only a claim still `claimed` and past `release_at` (database
-    clock) changes; run it from the countdown task, the sweeper, or both. Returns whether
-    it released the claim."""
+    """Release a seat whose holder has not checked in by the deadline (slot start + grace),
+    reopen it and tell the driver why (drivers.notices, through the outbox). Idempotent: only
+    a claim still `claimed` and past `release_at` (database clock) changes; run it from the
+    countdown task, the sweeper, or both. Returns whether it released the claim."""
     slot_id = SlotClaim.objects.filter(pk=claim_id).values_list("slot_id", flat=True).first()
     if slot_id is None:
         return False
     with transaction.atomic():
         rows = SlotClaim.objects.filter(pk=claim_id, status=SlotClaim.Status.CLAIMED, release_at__lte=Now()).update(
-            status=SlotClaim.Status.RELEASED
+            status=SlotClaim.Status.RELEASED, released_at=Now()
         )
         if rows:
             _free_seat(slot_id)
+            notices.slot_released_notice_enqueue(claim_id=claim_id)
     return bool(rows)
 
 

@@ -64,7 +64,16 @@ class DriverEventInline(StatusEventInline):
 class SlotClaimInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = SlotClaim
     extra = 0
-    fields = ["slot", "status", "claimed_at", "checked_in_at", "cancelled_at", "release_at"]
+    fields = [
+        "slot",
+        "status",
+        "claimed_at",
+        "checked_in_at",
+        "checked_in_by",
+        "cancelled_at",
+        "release_at",
+        "released_at",
+    ]
     ordering = ["-claimed_at"]
 
     def get_queryset(self, request):
@@ -138,6 +147,7 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
                     "license_document",
                     "insurance_expires_on",
                     "insurance_document",
+                    "birth_date",
                     "background_check_consent_at",
                     "contractor_id",
                     "payouts",
@@ -156,6 +166,7 @@ class DriverAdmin(ServiceOwnedHistoryAdmin):
         "appeal_text",
         "appeal_submitted_at",
         "phone_verified_at",
+        "birth_date",  # checked against the zone's minimum age at sign-up (onboarding_save_birth_date)
         "background_check_consent_at",
         "contractor_id",
         "payouts",
@@ -322,8 +333,18 @@ class SlotClaimAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Seats are counted on DeliverySlot.claimed by the claim services; editing a claim here
     would put the count out of step, so the admin only shows them."""
 
-    list_display = ["driver", "slot", "status", "claimed_at", "checked_in_at", "cancelled_at", "release_at"]
-    list_select_related = ["driver__user", "slot__store"]
+    list_display = [
+        "driver",
+        "slot",
+        "status",
+        "claimed_at",
+        "checked_in_at",
+        "checked_in_by",
+        "cancelled_at",
+        "release_at",
+        "released_at",
+    ]
+    list_select_related = ["driver__user", "slot__store", "checked_in_by"]
     list_filter = ["status", NoShowFilter, "slot__store__zone"]
     search_fields = ["driver__user__email", "driver__user__last_name", "slot__store__number"]
     date_hierarchy = "claimed_at"

@@ -11,8 +11,17 @@ from stores.services import store_api_key_revoke
 
 @admin.register(Zone)
 class ZoneAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "timezone", "offer_ttl_seconds", "claim_pool_seconds", "num_stores", "is_active"]
-    list_filter = ["is_active"]
+    list_display = [
+        "name",
+        "slug",
+        "timezone",
+        "offer_ttl_seconds",
+        "claim_pool_seconds",
+        "delivers_alcohol",
+        "num_stores",
+        "is_active",
+    ]
+    list_filter = ["is_active", "delivers_alcohol"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
 

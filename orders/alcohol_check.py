@@ -3,6 +3,7 @@ showing the customer is of age in the store's timezone."""
 
 from django.utils import timezone
 
+from drivers.onboarding_checks import age_on
 from spark.errors import DomainError
 
 from .models import Order
@@ -26,7 +27,7 @@ def check_alcohol_id(*, order: Order, id_birth_date, id_photo) -> None:
             f"This order contains alcohol: check the customer's ID first. {refusal}", code="id_required", fields=missing
         )
     today = timezone.localdate(timezone=ZoneInfo(order.store.zone.timezone))
-    age = today.year - id_birth_date.year - ((today.month, today.day) < (id_birth_date.month, id_birth_date.day))
+    age = age_on(id_birth_date, today)
     if id_birth_date > today or age > 120:
         raise DomainError(
             "That date of birth is not possible; check the ID again.",

@@ -10,14 +10,15 @@ from spark.celery import queue_on_commit
 from spark.errors import DomainError
 
 from .batch_editing import batch_create
-from .batching import propose_batches
+from .batching import MAX_SOLVE_SECONDS, propose_batches
 from .models import BatchingRun, Order
 
 logger = logging.getLogger(__name__)
 
 
-def batching_run_start(*, store, window_from, window_to, actor=None, time_limit_seconds: int = 5):
-    """Queue an auto-batching job for the store's received orders in the window."""
+def batching_run_start(*, store, window_from, window_to, actor=None, time_limit_seconds: int = int(MAX_SOLVE_SECONDS)):
+    """Queue an auto-batching job for the store's received orders in the window. The solver
+    stops once its plan stops improving; `time_limit_seconds` caps it."""
     from .tasks import run_auto_batching
 
     if window_to <= window_from:
@@ -59,22 +60,14 @@ def batching_run_execute(*, run_id: int) -> bool:
             time_limit_s=run.time_limit_seconds,
         )
         by_id = {o.pk: o for o in orders}
-        made, skipped = 0, list(proposal.unassigned)
-        for proposed in proposal.batches:
-            try:
-                batch_create(
-                    store=store, orders=[by_id[i] for i in proposed.order_ids], actor=run.created_by, batching_run=run
-                )
-                made += 1
-            except DomainError:
-                # An order was batched by hand meanwhile: leave that trip for the associate.
-                skipped.extend(proposed.order_ids)
+        made = sum(_trip_create(run=run, orders=[by_id[i] for i in p.order_ids]) for p in proposal.batches)
         BatchingRun.objects.filter(pk=run.pk).update(
             status=BatchingRun.Status.DONE,
             finished_at=timezone.now(),
             orders_considered=len(orders),
             batches_proposed=made,
-            unassigned_order_ids=skipped,
+            # Only orders that cannot be served even alone: the page lists them as such.
+            unassigned_order_ids=proposal.unassigned,
             total_meters=proposal.distance_m,
         )
     except Exception as exc:  # the associate must see a failed run, not a spinner forever
@@ -83,6 +76,26 @@ def batching_run_execute(*, run_id: int) -> bool:
         )
         raise
     return True
+
+
+def _trip_create(*, run: BatchingRun, orders: list[Order]) -> int:
+    """Make one proposed trip a draft batch; returns how many batches it made. When an order of
+    it was batched by hand meanwhile, the trip cannot be made as proposed: each of its orders
+    still waiting gets a trip of its own (every proposed order can be served alone), so none
+    is left out or reported as unservable."""
+    try:
+        batch_create(store=run.store, orders=orders, actor=run.created_by, batching_run=run)
+        return 1
+    except DomainError:
+        pass
+    made = 0
+    for order in Order.objects.filter(pk__in=[o.pk for o in orders], status=Order.Status.RECEIVED):
+        try:
+            batch_create(store=run.store, orders=[order], actor=run.created_by, batching_run=run)
+            made += 1
+        except DomainError:  # taken by hand this very moment too
+            pass
+    return made
 
 
 def batching_runs_execute_stalled(*, older_than_seconds: int = 60, limit: int = 3) -> int:

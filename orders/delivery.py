@@ -1,12 +1,16 @@
-"""The trip from the store: the driver checks in and the associate hands the batch over
-(pickup), then the driver's stops in sequence (arrive, deliver with a photo, or undeliverable
-with a reason) and the batch completed or sent returning. The proof photos go to storage here.
+"""The trip from the store: the driver checks in (their slot seat there with it, see
+batch_check_in) and the associate hands the batch over (pickup), then the driver's stops in
+sequence (arrive, deliver with a photo, or undeliverable with a reason) and the batch completed
+or sent returning. The proof photos go to storage here.
 """
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from drivers import slot_services
 from spark.errors import DomainError, InvalidTransition, NotFound
+from stores.presence import StorePresence, store_presence_verify
 
 from . import handoff_guard, notifications
 from .alcohol_check import check_alcohol_id
@@ -18,12 +22,24 @@ from .transitions import batch_set_status, order_set_status, stop_set_status
 # --- At the store -------------------------------------------------------------------
 
 
-def batch_driver_arrived(*, batch: Batch, driver, lat=None, lng=None, actor=None) -> Batch:
-    """The driver checked in at the store for this batch (assigned -> at_store)."""
-    if batch.driver_id != driver.pk:
-        raise NotFound("This batch is not yours.")
-    batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="driver checked in", lat=lat, lng=lng)
-    return batch
+def _arrive(*, batch: Batch, presence: StorePresence, actor, reason: str) -> bool:
+    """assigned -> at_store on a presence already verified by stores.presence, and, being at
+    the store one fact, the driver's seats in that store's slots whose check-in is open.
+    Returns whether the batch changed (a repeat changes nothing)."""
+    arrived = batch_set_status(
+        batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason=reason, lat=presence.lat, lng=presence.lng
+    )
+    if arrived.changed and batch.driver_id is not None:
+        slot_services.slot_check_in_at_store(driver_id=batch.driver_id, store_id=batch.store_id, presence=presence)
+    return arrived.changed
+
+
+def batch_check_in_present(*, driver_id: int, store_id: int, presence: StorePresence, actor) -> int:
+    """The driver checked in at the store for a slot (drivers, through hooks.driver_at_store):
+    their assigned batch at that store is checked in too. Returns how many were."""
+    reason = "confirmed by associate" if presence.confirmed_by else "driver checked in (slot)"
+    assigned = Batch.objects.filter(driver_id=driver_id, store_id=store_id, status=Batch.Status.ASSIGNED)
+    return sum(_arrive(batch=b, presence=presence, actor=actor, reason=reason) for b in assigned)
 
 
 def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
@@ -48,8 +64,11 @@ def batch_handoff(*, batch: Batch, pickup_code: str, actor=None) -> Batch:
     batch_require_live_stops(batch=batch, action="handed over")
     with transaction.atomic():
         if batch.status == Batch.Status.ASSIGNED:
-            # Associate confirmed the driver in person without the app check-in.
-            batch_set_status(batch=batch, to=Batch.Status.AT_STORE, actor=actor, reason="confirmed by associate")
+            # The associate checked the pickup code face to face: that confirms the driver
+            # is here, for their slot at this store as well.
+            _arrive(
+                batch=batch, presence=StorePresence(confirmed_by=actor), actor=actor, reason="confirmed by associate"
+            )
         picked = batch_set_status(
             batch=batch,
             to=Batch.Status.PICKED_UP,
@@ -135,18 +154,29 @@ def _check_stop_is_next(*, batch: Batch, stop: Stop, action: str) -> None:
         )
 
 
-def batch_check_in(*, batch: Batch, driver, lat=None, lng=None) -> Batch:
-    """The driver's "I'm at the store" (assigned -> at_store), with the phone's position on
-    the event. A repeat is a no-op; after pickup it says so instead of a bare transition error."""
-    _driver_owns(batch, driver)
+def batch_check_in(*, batch: Batch, driver=None, lat=None, lng=None, confirmed_by=None) -> Batch:
+    """The driver's "I'm at the store" with the phone's position, or an associate's "Confirm
+    driver is here" (`confirmed_by`): assigned -> at_store by the one rule of stores.presence
+    (within the zone's check-in radius, or an associate of the store). Wait pay counts from
+    here (payments.settlement), so a check-in from afar is refused with the distance. The
+    driver's open slot seat at this store is checked in with it. A repeat is a no-op; after
+    pickup it says so instead of a bare transition error."""
+    if driver is not None or confirmed_by is None:
+        _driver_owns(batch, driver)
     batch.refresh_from_db()
     if batch.status in (Batch.Status.PICKED_UP, Batch.Status.RETURNING, Batch.Status.COMPLETED, Batch.Status.RETURNED):
         raise InvalidTransition("You picked up this batch already; head to the stops.", code="already_picked_up")
     if batch.status == Batch.Status.CANCELLED:
         raise InvalidTransition("This batch was cancelled.", code="batch_closed")
-    return batch_driver_arrived(
-        batch=batch, driver=driver, lat=_coord(lat, "lat"), lng=_coord(lng, "lng"), actor=driver.user
-    )
+    if batch.status == Batch.Status.AT_STORE:
+        return batch
+    if batch.status != Batch.Status.ASSIGNED:
+        raise InvalidTransition(_("No driver is on the way for this batch."), code="not_assigned")
+    presence = store_presence_verify(store=batch.store, lat=lat, lng=lng, confirmed_by=confirmed_by)
+    reason = "confirmed by associate" if confirmed_by else "driver checked in"
+    with transaction.atomic():
+        _arrive(batch=batch, presence=presence, actor=confirmed_by or driver.user, reason=reason)
+    return batch
 
 
 def stop_arrive(*, stop: Stop, driver, lat=None, lng=None) -> Stop:

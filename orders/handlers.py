@@ -3,7 +3,7 @@ spark.hooks that orders installs."""
 
 from spark import hooks
 
-from . import held_batches, selectors
+from . import delivery, held_batches, selectors
 
 
 def install() -> None:
@@ -11,3 +11,4 @@ def install() -> None:
     hooks.held_batch_plan.install(held_batches.held_batch_plan)
     hooks.held_batch_apply.install(held_batches.held_batch_apply)
     hooks.driver_holds_batch.install(selectors.driver_holds_batch)
+    hooks.driver_at_store.install(delivery.batch_check_in_present)

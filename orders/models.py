@@ -377,3 +377,47 @@ class StopEvent(StatusEvent):
 
     class Meta(StatusEvent.Meta):
         pass
+
+
+class SupportRequest(models.Model):
+    """A driver's report of a problem (an order, a store, the app, their pay), optionally about
+    one of their batches, waiting in the ops queue until someone resolves it (orders.support)."""
+
+    class Topic(models.TextChoices):
+        ORDER = "order", "An order"
+        STORE = "store", "A store"
+        APP = "app", "The app"
+        PAY = "pay", "Pay"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    driver = models.ForeignKey("drivers.Driver", on_delete=models.PROTECT, related_name="support_requests")
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.PROTECT, related_name="support_requests")
+    topic = models.CharField(max_length=8, choices=Topic.choices)
+    text = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = "help request"
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "created_at"])]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=["open", "resolved"]), name="supportrequest_status_valid"),
+            models.CheckConstraint(
+                condition=Q(topic__in=["order", "store", "app", "pay"]), name="supportrequest_topic_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", resolved_at__isnull=True) | Q(status="resolved", resolved_at__isnull=False),
+                name="supportrequest_resolved_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Help request {self.pk} ({self.topic}, {self.status})"

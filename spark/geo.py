@@ -141,21 +141,32 @@ def meters_to_miles(meters: int) -> Decimal:
     return (Decimal(meters) / Decimal(str(METERS_PER_MILE))).quantize(Decimal("0.1"))
 
 
+# --- Distances as a driver reads them ------------------------------------------------------
+# US drivers: miles and feet. Below a tenth of a mile a distance reads in feet (to the nearest
+# 10 ft), as US road signs and map apps say it; above it in miles to one decimal.
+
 FEET_PER_METER = Decimal("3.28084")
-# Below a tenth of a mile a distance reads in feet, as US road signs and map apps say it.
 FEET_BELOW_METERS = METERS_PER_MILE / 10
 
 
-def format_distance(meters: Number) -> str:
-    """The one way a driver is told a distance (US drivers: miles and feet): "450 ft" below a
-    tenth of a mile (to the nearest 10 ft), else "2.3 mi" (one decimal, "5 mi" when whole). The template filter
-    `distance` (spark.templatetags.spark) is this; every driver-facing text uses one or the other."""
-    meters = max(0, float(meters or 0))
+def _feet(meters: float) -> int:
+    return int((Decimal(str(meters)) * FEET_PER_METER / 10).quantize(Decimal("1"), rounding=ROUND_HALF_UP)) * 10
+
+
+def format_distance(meters: Number, *, words: bool = False) -> str:
+    """The one way a driver is told a distance: "450 ft" / "2.3 mi" ("5 mi" when whole) on
+    cards and labels, or with `words` "450 feet" / "2.3 miles" inside a sentence (the
+    check-in refusal). The template filter `distance` (spark.templatetags.spark) is this."""
+    meters = max(0.0, float(meters or 0))
     if meters < FEET_BELOW_METERS:
-        feet = int((Decimal(str(meters)) * FEET_PER_METER / 10).quantize(Decimal("1"), rounding=ROUND_HALF_UP)) * 10
-        return _("%(feet)s ft") % {"feet": f"{feet:,}"}
-    miles = f"{meters_to_miles(round(meters)):,}".removesuffix(".0")  # "5 mi", "2.3 mi"
-    return _("%(miles)s mi") % {"miles": miles}
+        return feet_text(meters) if words else _("%(feet)s ft") % {"feet": f"{_feet(meters):,}"}
+    miles = f"{meters_to_miles(round(meters)):,}".removesuffix(".0")
+    return _("%(miles)s miles") % {"miles": miles} if words else _("%(miles)s mi") % {"miles": miles}
+
+
+def feet_text(meters: Number) -> str:
+    """ "820 feet" whatever the distance (a check-in radius reads better in feet)."""
+    return _("%(feet)s feet") % {"feet": f"{_feet(max(0.0, float(meters or 0))):,}"}
 
 
 def area_coordinate(value: Number) -> float:

@@ -6,8 +6,9 @@ Where it must set off (or ask) a higher layer, it calls one of the hooks below, 
 higher layer installs the one handler of each in its AppConfig.ready():
 
 - orders (`OrdersConfig.ready()`, orders/handlers.py), for drivers: what becomes of the batch
-  a driver holds as they are taken off work (held_batch_plan, then held_batch_apply), and
-  whether a driver holds an active batch (driver_holds_batch);
+  a driver holds as they are taken off work (held_batch_plan, then held_batch_apply),
+  whether a driver holds an active batch (driver_holds_batch), and a slot check-in that also
+  checks in the driver's batch at that store (driver_at_store);
 - dispatch (`DispatchConfig.ready()`, dispatch/handlers.py), for orders and drivers: a batch
   was published, withdrawn or taken from its driver, a driver can no longer act, a held
   batch goes back to dispatch;
@@ -108,6 +109,12 @@ held_batch_apply = Hook(
     "held_batch_apply",
     "held_batch_apply(plan, actor): carry out a HeldBatchPlan once the driver's transition is recorded: let "
     "them finish the batch, or send it back to dispatch.",
+)
+driver_at_store = Hook(
+    "driver_at_store",
+    "driver_at_store(driver_id, store_id, presence, actor): the driver checked in at the store for a slot "
+    "(presence: stores.presence.StorePresence, already verified); check in their assigned batch at that store "
+    "too, in the caller's transaction. Returns how many batches it checked in.",
 )
 driver_holds_batch = Hook(
     "driver_holds_batch",

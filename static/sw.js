@@ -4,10 +4,13 @@
  *
  * - install: cache the app shell (driver CSS/JS, htmx, Leaflet, icons) and the offline page.
  * - fetch: pages (navigations) network-first, falling back to the offline page. Pages are never
- *   stored: they hold customer addresses and the CSRF token. Static shell files cache-first.
+ *   stored: they hold customer addresses and the CSRF token. The offline page shows the active
+ *   batch driver.js kept in localStorage while it is active (pickup code, stops), nothing else.
+ *   Static shell files cache-first.
  *   The API and everything else go straight to the network.
- * - push: show the notification from the JSON payload {title, body, url, tag} and tell open
- *   pages, so the offers list refreshes at once.
+ * - push: show the notification from the JSON payload {type, title, body, url, tag} (an offer
+ *   stays until tapped or dismissed, and vibrates) and tell open pages, so the offers list and
+ *   the tab bar's badge refresh at once (driver.js chimes for a new offer).
  * - notificationclick: focus an open app window on the payload's url, or open one.
  */
 /* global self, caches, clients */
@@ -86,10 +89,14 @@ self.addEventListener("push", function (event) {
   try { data = event.data ? event.data.json() : {}; } catch (e) { data = { body: event.data ? event.data.text() : "" }; }
   var title = data.title || "Spark";
   var url = typeof data.url === "string" && data.url.charAt(0) === "/" ? data.url : "/driver/offers/";
+  var isOffer = data.type === "offer";
   var options = {
     body: data.body || "",
     tag: data.tag || "spark",
     renotify: true,
+    // An offer lasts a minute or two: it stays on screen until the driver acts on it, and buzzes.
+    requireInteraction: isOffer,
+    vibrate: isOffer ? [250, 120, 250, 120, 250] : undefined,
     icon: CONFIG.icon || undefined,
     badge: CONFIG.badge || undefined,
     data: { url: url },

@@ -28,6 +28,11 @@ class Zone(models.Model):
         default=30, help_text="Flag unclaimed batches this close to their pickup deadline."
     )
     claim_rate_per_minute = models.PositiveSmallIntegerField(default=30)
+    # Who may drive here (drivers.onboarding_checks.check_driver_age): orders with alcohol are
+    # handed over only by drivers of 21 or older; where none are delivered, 18 is enough.
+    delivers_alcohol = models.BooleanField(
+        default=True, help_text="Orders here may contain alcohol: drivers must be 21 or older (18 otherwise)."
+    )
     is_active = models.BooleanField(default=True)
 
     class Meta:

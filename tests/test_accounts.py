@@ -16,6 +16,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.urls import reverse
 
+from spark import vapidkeys
 from stores.tests.factories import UserFactory
 
 PASSWORD = "pw-for-tests-1"  # UserFactory's
@@ -266,6 +267,7 @@ class TestAdminMFA:
         assert client.get("/admin/").status_code == 200
 
     def test_production_pins_exemptions_empty(self, settings):
+        vapid = vapidkeys.new_pair()
         env = {
             **os.environ,
             "DJANGO_SECRET_KEY": "x" * 60,
@@ -277,6 +279,10 @@ class TestAdminMFA:
             "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
             "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
             "SPARK_PUBLIC_URL": "https://spark.example",
+            "SPARK_VAPID_PRIVATE_KEY": vapid.private_key,
+            "SPARK_VAPID_PUBLIC_KEY": vapid.public_key,
+            "SPARK_VAPID_SUBJECT": "mailto:ops@spark.example",
+            "SPARK_CONTACT_BACKEND": "spark.tests.fake_proxy.open_session",
         }
         code = "import spark.settings.production as p; print(repr(p.SPARK_ADMIN_MFA_EXEMPT_EMAILS))"
         out = subprocess.run(

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from drivers.tests.factories import DriverFactory
 from orders import selectors
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
@@ -32,7 +32,7 @@ def batch_for(store, driver, *, to: str) -> Batch:
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     if to in ("at_store", "picked_up"):
-        batch_driver_arrived(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     if to == "picked_up":
         batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()

@@ -23,7 +23,16 @@ from dispatch.tests.factories import OfferFactory
 from drivers.models import Driver, DriverEvent, Location, PushSubscription
 from drivers.services import driver_set_status
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
-from orders.models import Batch, BatchEvent, BatchingRun, DeliveryRating, Order, OrderEvent, StopEvent
+from orders.models import (
+    Batch,
+    BatchEvent,
+    BatchingRun,
+    DeliveryRating,
+    Order,
+    OrderEvent,
+    StopEvent,
+    SupportRequest,
+)
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from payments.models import (
     Account,
@@ -166,6 +175,9 @@ def world(ops_admin):
         ClaimAttempt.objects.create(batch=batch, driver=driver, score=1.5, detail={"slot": True}),
         PushSubscription.objects.create(
             driver=driver, endpoint="https://push.example.test/sub/1", p256dh="k", auth="a"
+        ),
+        SupportRequest.objects.create(
+            driver=driver, batch=batch, topic="order", text="<b>Gate locked</b> and the customer did not answer"
         ),
     ]
     pay = BatchPay.objects.create(
@@ -636,3 +648,36 @@ def test_an_unsettled_batch_page_says_so(client, ops_admin):
     html = client.get(reverse("admin:orders_batch_change", args=[batch.pk])).content.decode()
     assert "Not settled." in html and "Nothing posted to the ledger for this batch yet." in html
     assert "No accepted offer" in html
+
+
+# --- help requests ------------------------------------------------------------------------------------
+
+
+def test_ops_see_help_requests_in_a_queue_and_resolve_them(client, world, ops_admin):
+    # given a driver's report on a batch and one about pay, both open
+    on_batch = world[SupportRequest]
+    about_pay = SupportRequest.objects.create(driver=on_batch.driver, topic="pay", text="My pay for Tuesday is short")
+    # when ops open the queue of open requests
+    page = client.get(url(SupportRequest, "changelist"), {"status__exact": "open"})
+    # then both are listed, the driver's text shown as text
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "&lt;b&gt;Gate locked&lt;/b&gt;" in body and "<b>Gate locked" not in body
+    assert "My pay for Tuesday is short" in body
+    # when ops resolve the batch one
+    assert run_action(client, SupportRequest, "resolve", [on_batch]) == [(messages.SUCCESS, "1 resolved.")]
+    on_batch.refresh_from_db()
+    assert (on_batch.status, on_batch.resolved_by) == (SupportRequest.Status.RESOLVED, ops_admin)
+    assert on_batch.resolved_at is not None
+    # then only the other stays in the open queue, and resolving again changes nothing
+    body = client.get(url(SupportRequest, "changelist"), {"status__exact": "open"}).content.decode()
+    assert "My pay for Tuesday is short" in body and "Gate locked" not in body
+    resolved_at = on_batch.resolved_at
+    assert run_action(client, SupportRequest, "resolve", [on_batch]) == [(messages.INFO, "1 were already resolved.")]
+    on_batch.refresh_from_db()
+    assert on_batch.resolved_at == resolved_at
+    about_pay.refresh_from_db()
+    assert about_pay.status == SupportRequest.Status.OPEN
+    # the filters ops use
+    for params in ({"topic__exact": "pay"}, {"status__exact": "resolved"}):
+        assert client.get(url(SupportRequest, "changelist"), params).status_code == 200

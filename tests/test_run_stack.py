@@ -20,6 +20,7 @@ import pytest
 import redis
 import requests
 
+from spark import vapidkeys
 from tests.helpers import CREATE_OFFER, Stack, _alive, _descendants, _free_port
 
 pytestmark = pytest.mark.slow
@@ -169,6 +170,11 @@ def test_make_run_on_postgres_and_redis(stack):
 
         # A demo driver logs in.
         http = _login(stack, "driver1@spark.test")
+        # Web push works out of the box: the VAPID pair made under the state dir on the first
+        # start is the one the app hands to the driver's browser.
+        key_file = stack.var_dir / "state" / "var" / "vapid-private-key.pem"
+        public_key = vapidkeys.public_key_of(key_file.read_text())
+        assert f'data-vapid-key="{public_key}"' in http.get(f"{stack.base}/driver/", timeout=10).text
 
         # An offer expiring in 3 s; its countdown task goes through Redis to the worker.
         out = stack.manage("shell", "-c", CREATE_OFFER)

@@ -10,9 +10,10 @@ from django.utils import timezone
 from orders.batch_editing import batch_create, batch_publish, batches_publish_due
 from orders.batching_runs import batching_run_execute
 from orders.cancellation import order_cancel
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, BatchingRun, Order, Stop
 from orders.tests.factories import OrderFactory
+from orders.tests.helpers import make_batch, slot_seat
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
 from stores.tests.factories import StoreFactory, StoreMembershipFactory
 
@@ -205,7 +206,7 @@ def _assigned_batch(store, driver):
     batch = batch_create(store=store, orders=orders)
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch.refresh_from_db()
     return batch
 
@@ -272,7 +273,6 @@ def test_autobatch_flow(staff, store):
     run = BatchingRun.objects.get()
     assert res.status_code == 302 and res.url == url(store, f"auto/{run.pk}/")
     assert "Waiting for a worker" in staff.get(res.url).content.decode()
-    BatchingRun.objects.filter(pk=run.pk).update(time_limit_seconds=3)  # 1 s placed 9 of 12 on a loaded machine
     assert batching_run_execute(run_id=run.pk) is True
     assert batching_run_execute(run_id=run.pk) is False  # runs once
     run.refresh_from_db()
@@ -292,6 +292,31 @@ def test_autobatch_flow(staff, store):
     staff.post(url(store, f"auto/{run.pk}/publish/"))
     statuses = sorted(Batch.objects.filter(batching_run=run).values_list("status", flat=True))
     assert statuses == sorted(["cancelled"] + ["published"] * (len(batches) - 1))
+
+
+def test_autobatch_page_shows_how_long_the_solver_has_been_working(staff, store):
+    """The solver stops when its plan stops improving, not at a set time: the polled view says
+    how long it has been working, not a share done, and reloads the page once it is done."""
+    now = timezone.now().replace(microsecond=0)
+    start = timezone.localtime(now)
+    window = {
+        "window_from": start.strftime("%Y-%m-%dT%H:%M"),
+        "window_to": (start + timedelta(hours=10)).strftime("%Y-%m-%dT%H:%M"),
+    }
+    poll = staff.post(url(store, "auto/"), window).url
+    run = BatchingRun.objects.get()
+    with time_machine.travel(now, tick=False):
+        assert "Waiting for a worker" in staff.get(poll, HTTP_HX_REQUEST="true").content.decode()
+        BatchingRun.objects.filter(pk=run.pk).update(status="running", started_at=now - timedelta(seconds=7))
+        res = staff.get(poll, HTTP_HX_REQUEST="true")
+        body = res.content.decode()
+        assert res.status_code == 200 and body.lstrip().startswith('<div id="progress"')  # the fragment only
+        assert "Working… 7 s" in body and "10 s at most" in body
+        assert "value=" not in body  # no made-up percentage
+        assert "Working… 7 s" in staff.get(poll).content.decode()  # the full page says the same
+    BatchingRun.objects.filter(pk=run.pk).update(status="done", finished_at=now)
+    res = staff.get(poll, HTTP_HX_REQUEST="true")
+    assert res.status_code == 204 and res["HX-Refresh"] == "true"
 
 
 def test_autobatch_form_validation(staff, store):
@@ -348,3 +373,45 @@ def test_batch_list_counts_live_stops_only(staff, store):
 
     row = page.split(f'href="{url(store, f"batches/{batch.pk}/")}"', 1)[1].split("</tr>", 1)[0]
     assert "<td>2</td>" in row and "<td>4</td>" not in row
+
+
+# --- the associate confirms a driver is here --------------------------------------------------
+
+
+def test_confirm_driver_is_here_checks_in_the_batch_and_the_slot_seat(staff, store, driver, associate):
+    batch, _ = make_batch(store, driver, picked_up=False)
+    seat = slot_seat(store, driver)
+    page = staff.get(url(store, "handoff/")).content.decode()
+    assert page.count("Confirm driver is here") == 2  # the batch on its way, the slot seat
+    res = staff.post(url(store, f"handoff/{batch.pk}/here/"), follow=True)
+    assert f"{driver.user.first_name} is checked in at the store." in res.content.decode()
+    batch.refresh_from_db()
+    seat.refresh_from_db()
+    assert batch.status == "at_store" and batch.events.get(to_status="at_store").actor == associate
+    assert seat.status == "checked_in" and seat.checked_in_by == associate
+    # the page now shows the driver waiting, with no more confirm buttons; a repeat changes nothing
+    page = staff.get(url(store, "handoff/")).content.decode()
+    assert "Confirm driver is here" not in page and "waiting" in page
+    staff.post(url(store, f"handoff/{batch.pk}/here/"))
+    assert batch.events.filter(to_status="at_store").count() == 1
+
+
+def test_confirm_a_slot_seat_checks_in_the_batch_too(staff, store, driver):
+    batch, _ = make_batch(store, driver, picked_up=False)
+    seat = slot_seat(store, driver)
+    staff.post(url(store, f"slot-seats/{seat.pk}/here/"))
+    batch.refresh_from_db()
+    seat.refresh_from_db()
+    assert (batch.status, seat.status) == ("at_store", "checked_in")
+
+
+def test_another_stores_associate_cannot_confirm(client, store, other_store, driver):
+    batch, _ = make_batch(store, driver, picked_up=False)
+    seat = slot_seat(store, driver)
+    client.force_login(StoreMembershipFactory(store=other_store).user)
+    for path in (f"handoff/{batch.pk}/here/", f"slot-seats/{seat.pk}/here/"):
+        assert client.post(url(store, path)).status_code == 404
+        assert client.post(url(other_store, path)).status_code == 404
+    batch.refresh_from_db()
+    seat.refresh_from_db()
+    assert (batch.status, seat.status) == ("assigned", "claimed")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from orders import handoff_guard
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived
+from orders.delivery import batch_check_in
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
@@ -38,7 +38,7 @@ def at_store(store, driver, totes=(2, 3)):
     batch = batch_create(store=store, orders=orders)
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=store.lat, lng=store.lng)
     batch.refresh_from_db()
     return batch, orders
 

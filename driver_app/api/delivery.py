@@ -3,9 +3,11 @@
 
 Active drivers (IsActiveDriverOrFinishing), and a driver taken off work who was let finish the
 batch they hold: that batch only. Batches and stops are looked up among the driver's own
-(another driver's is a 404). Exact customer addresses, names and phone numbers are shown only
-while orders.selectors.batch_addresses_visible_to says so (DESIGN rule 6: the driver's own
-batch, from the claim until SPARK_ADDRESS_VISIBLE_HOURS after it closed); otherwise the area.
+(another driver's is a 404). The customer's phone number is never shown: the driver calls or
+texts them through a masked number (driver_app/api/contact.py). Exact customer addresses and
+names are shown only while orders.selectors.batch_addresses_visible_to says so (DESIGN rule
+6: the driver's own batch, from the claim until SPARK_ADDRESS_VISIBLE_HOURS after it closed);
+otherwise the area.
 Every action answers with the whole batch, so the app re-renders from one shape.
 """
 
@@ -32,7 +34,6 @@ from .views import DriverAPIView
 # Shown only while the driver may see exact addresses; null afterwards.
 EXACT_STOP_FIELDS = (
     "customer_name",
-    "customer_phone",
     "address_line1",
     "address_line2",
     "city",
@@ -62,7 +63,6 @@ class DeliveryStopSerializer(serializers.Serializer):
     status = serializers.CharField()
     order_id = serializers.IntegerField()
     customer_name = serializers.CharField(source="order.customer_name", allow_null=True)
-    customer_phone = serializers.CharField(source="order.customer_phone", allow_null=True)
     address_line1 = serializers.CharField(source="order.address_line1", allow_null=True)
     address_line2 = serializers.CharField(source="order.address_line2", allow_null=True)
     city = serializers.CharField(source="order.city", allow_null=True)
@@ -192,11 +192,11 @@ def _scope(request) -> dict:
     return {"driver": request.driver, **({"pk": finishing} if finishing else {})}
 
 
-def _my_batch(request, batch_id: int) -> Batch:
+def my_batch(request, batch_id: int) -> Batch:
     return get_object_or_404(Batch.objects.select_related("store").filter(**_scope(request)), pk=batch_id)
 
 
-def _my_stop(request, stop_id: int) -> Stop:
+def my_stop(request, stop_id: int) -> Stop:
     batches = Batch.objects.filter(**_scope(request))
     return get_object_or_404(
         Stop.objects.select_related("batch__store", "order").exclude(status=Stop.Status.REMOVED),
@@ -238,7 +238,7 @@ class BatchDetailView(TripAPIView):
 
     @extend_schema(responses={200: DeliveryBatchSerializer, **error_responses(401, 403, 404)})
     def get(self, request, batch_id: int):
-        return Response(delivery_payload(_my_batch(request, batch_id), driver=request.driver))
+        return Response(delivery_payload(my_batch(request, batch_id), driver=request.driver))
 
 
 class BatchArriveView(TripAPIView):
@@ -246,7 +246,7 @@ class BatchArriveView(TripAPIView):
 
     @extend_schema(request=PositionInSerializer, responses=BATCH_RESPONSES)
     def post(self, request, batch_id: int):
-        batch = _my_batch(request, batch_id)
+        batch = my_batch(request, batch_id)
         pos = _position(PositionInSerializer, request)
         batch_check_in(batch=batch, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
         return Response(delivery_payload(batch, driver=request.driver))
@@ -257,7 +257,7 @@ class BatchCompleteView(TripAPIView):
 
     @extend_schema(request=None, responses=BATCH_RESPONSES)
     def post(self, request, batch_id: int):
-        batch = _my_batch(request, batch_id)
+        batch = my_batch(request, batch_id)
         batch_complete(batch=batch, driver=request.driver)
         return Response(delivery_payload(batch, driver=request.driver))
 
@@ -267,7 +267,7 @@ class StopArriveView(TripAPIView):
 
     @extend_schema(request=PositionInSerializer, responses=BATCH_RESPONSES)
     def post(self, request, stop_id: int):
-        stop = _my_stop(request, stop_id)
+        stop = my_stop(request, stop_id)
         pos = _position(PositionInSerializer, request)
         stop_arrive(stop=stop, driver=request.driver, lat=pos.get("lat"), lng=pos.get("lng"))
         return Response(delivery_payload(stop.batch, driver=request.driver))
@@ -281,7 +281,7 @@ class StopDeliverView(TripAPIView):
 
     @extend_schema(request={"multipart/form-data": DeliverSerializer}, responses=BATCH_RESPONSES)
     def post(self, request, stop_id: int):
-        stop = _my_stop(request, stop_id)
+        stop = my_stop(request, stop_id)
         data = _position(DeliverSerializer, request)
         stop_deliver(
             stop=stop,
@@ -300,7 +300,7 @@ class StopFailView(TripAPIView):
 
     @extend_schema(request=FailSerializer, responses=BATCH_RESPONSES)
     def post(self, request, stop_id: int):
-        stop = _my_stop(request, stop_id)
+        stop = my_stop(request, stop_id)
         data = _position(FailSerializer, request)
         stop_fail(stop=stop, driver=request.driver, reason=data["reason"], lat=data.get("lat"), lng=data.get("lng"))
         return Response(delivery_payload(stop.batch, driver=request.driver))

@@ -116,8 +116,11 @@ class StoredLocationSerializer(serializers.Serializer):
 
 
 class CheckInSerializer(serializers.Serializer):
-    lat = CoordinateField(axis="lat")
-    lng = CoordinateField(axis="lng")
+    """The phone's position; without one the service answers location_required with the way
+    out (ask an associate to confirm)."""
+
+    lat = CoordinateField(axis="lat", required=False)
+    lng = CoordinateField(axis="lng", required=False)
 
 
 class SlotSerializer(serializers.Serializer):

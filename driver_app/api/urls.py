@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from . import delivery, earnings, views
+from . import contact, delivery, earnings, views
 
 
 class IsoDate:
@@ -45,6 +45,17 @@ urlpatterns += [
     path("driver/stops/<int:stop_id>/arrive/", delivery.StopArriveView.as_view(), name="driver-stop-arrive"),
     path("driver/stops/<int:stop_id>/deliver/", delivery.StopDeliverView.as_view(), name="driver-stop-deliver"),
     path("driver/stops/<int:stop_id>/fail/", delivery.StopFailView.as_view(), name="driver-stop-fail"),
+]
+
+# Calls and texts without sharing numbers (driver_app/api/contact.py).
+
+urlpatterns += [
+    path("driver/stops/<int:stop_id>/contact/", contact.StopContactView.as_view(), name="driver-stop-contact"),
+    path(
+        "driver/batches/<int:batch_id>/contact-store/",
+        contact.StoreContactView.as_view(),
+        name="driver-batch-contact-store",
+    ),
 ]
 
 # Earnings (driver_app/api/earnings.py): balance and pending, batches, weekly statements, payouts.

@@ -216,7 +216,7 @@ class SlotCancelView(DriverAPIView):
 
 
 class SlotCheckInView(DriverAPIView):
-    @extend_schema(request=CheckInSerializer, responses={200: Message, **error_responses(409, 410)})
+    @extend_schema(request=CheckInSerializer, responses={200: Message, **error_responses(400, 403, 409, 410)})
     def post(self, request, slot_id: int):
         claim = _my_live_claim(request, slot_id)  # an unknown slot is a 404 whatever the body says
         data = CheckInSerializer(data=request.data)

@@ -237,7 +237,7 @@ def test_slots_list_claim_cancel_and_check_in(store, zone):
     assert res.status_code == 200 and res.json()["status"] == "cancelled"
     assert client.post(f"{API}/slots/{now_slot.pk}/claim/").status_code == 200
     far = client.post(f"{API}/slots/{now_slot.pk}/check-in/", {"lat": "36.20", "lng": "-86.79"}, format="json")
-    assert far.status_code == 400 and "m from the store" in far.json()["detail"]
+    assert far.status_code == 400 and "You are 3.5 miles from the store" in far.json()["detail"]
     near = client.post(
         f"{API}/slots/{now_slot.pk}/check-in/", {"lat": str(store.lat), "lng": str(store.lng)}, format="json"
     )

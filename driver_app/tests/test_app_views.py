@@ -22,14 +22,17 @@ from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from drivers.appeals import driver_appeal_submit
 from drivers.models import Driver, DriverEvent, PushSubscription
+from drivers.slot_services import slot_release_no_show
 from drivers.tests.factories import DriverFactory, RouteFactory, SlotClaimFactory
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff, stop_arrive, stop_fail
+from orders.delivery import batch_check_in, batch_handoff, stop_arrive, stop_fail
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from orders.tests.helpers import make_late
+from payments.services import pay_quote
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, DomainError
+from spark.money import format_cents
 from stores.tests.factories import DeliverySlotFactory, StoreFactory, UserFactory, ZoneFactory
 
 SECRET_STREET = "Secret Lane"
@@ -161,6 +164,19 @@ def test_home_for_an_online_driver_with_a_claimed_slot_and_a_route_feed(driver, 
     assert SECRET_STREET not in html and SECRET_LAT not in html
 
 
+def test_a_released_seat_shows_on_home_with_the_reason_in_the_drivers_language(driver, store):
+    started = timezone.now() - timedelta(minutes=20)
+    slot = DeliverySlotFactory(store=store, starts_at=started, ends_at=started + timedelta(hours=2), claimed=1)
+    seat = SlotClaimFactory(driver=driver, slot=slot, release_at=started + timedelta(minutes=15))
+    assert slot_release_no_show(claim_id=seat.pk)
+    client = client_for(driver.user)
+    html = client.get("/driver/").content.decode()
+    assert "released-slot" in ids_in(html) and "slot-check-in" not in ids_in(html)
+    assert "Released: you had not checked in 15 minutes after the slot started." in html
+    spanish = client.get("/driver/slots/", HTTP_ACCEPT_LANGUAGE="es").content.decode()
+    assert "Liberado: no te habías registrado 15 minutos después del inicio del turno." in spanish
+
+
 def test_htmx_partials_render(driver, store):
     client = client_for(driver.user)
     for path in (
@@ -247,7 +263,7 @@ def test_batch_page_before_pickup_shows_store_code_photo_and_the_addresses(drive
 
 def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
     batch = assigned_batch(driver, store)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     client = client_for(driver.user)
     html = client.get("/driver/batch/").content.decode()
     assert 'data-phase="at_store"' in html and "wait-timer" in ids_in(html)
@@ -258,7 +274,7 @@ def test_batch_page_at_the_store_shows_a_wait_timer(driver, store):
 
 def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(driver, store):
     batch = assigned_batch(driver, store, alcohol=True)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     client = client_for(driver.user)
     assert 'data-phase="at_store"' in client.get("/driver/batch/status/").content.decode()
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
@@ -278,7 +294,7 @@ def test_after_the_handoff_the_status_partial_changes_phase_and_the_stops_show(d
 
 def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
     batch = assigned_batch(driver, store, alcohol=True)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first = batch.stops.order_by("sequence").first()
     stop_arrive(stop=first, driver=driver)
@@ -290,7 +306,7 @@ def test_arrived_stop_shows_the_camera_input_and_the_id_check(driver, store):
 
 def test_undeliverable_stop_shows_the_return_leg(driver, store):
     batch = assigned_batch(driver, store)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     first = batch.stops.order_by("sequence").first()
     stop_fail(stop=first, driver=driver, reason="no_one_home")
@@ -308,7 +324,7 @@ def test_no_active_batch_and_another_drivers_batch_is_not_shown(driver, store, z
 
 def test_completed_batch_is_shown_as_the_last_one(driver, store):
     batch = assigned_batch(driver, store)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
     html = client_for(driver.user).get("/driver/batch/").content.decode()
@@ -551,6 +567,82 @@ def test_service_worker_is_served_from_the_root_with_its_scope_header(db):
 def test_offline_page_needs_no_login(db):
     res = Client().get("/driver/offline/")
     assert res.status_code == 200 and "offline" in ids_in(res.content.decode())
+
+
+# --- Offers hard to miss, dead zones (issue 12) -------------------------------------------------
+
+
+def json_script(html: str, element_id: str):
+    found = re.search(rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S)
+    return json.loads(found[1]) if found else None
+
+
+def test_board_card_shows_the_same_pay_breakdown_as_an_offer(driver, store):
+    batch = published(store)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
+    quote = pay_quote(batch=batch)
+    html = client_for(driver.user).get("/driver/offers/live/").content.decode()
+    card = html[html.index('data-testid="board-card"') :]
+    breakdown = card[card.index('data-testid="pay-breakdown"') : card.index("</dl>")]
+    for label, key in (("Base", "base_cents"), ("Stops", "stops_cents"), ("Customer tips", "tip_cents")):
+        assert re.search(rf"<dt>{label}</dt><dd>{re.escape(format_cents(quote[key]))}</dd>", breakdown)
+    assert f'<dd class="total">{format_cents(quote["total_cents"])}</dd>' in breakdown
+
+
+def test_the_offers_badge_carries_the_pending_offer_ids_and_polls_off_the_offers_screen(driver, store):
+    offer = offer_for(driver, store)
+    client = client_for(driver.user)
+    badge = client.get("/driver/offers/badge/").content.decode()
+    assert f'data-offer-ids="{offer.pk}"' in badge and 'hx-get="/driver/offers/badge/"' in badge
+    home = client.get("/driver/").content.decode()
+    assert 'hx-get="/driver/offers/badge/"' in home and f'data-offer-ids="{offer.pk}"' in home
+    # On Offers the live list brings the badge along: no second poll.
+    assert 'hx-get="/driver/offers/badge/"' not in client.get("/driver/offers/").content.decode()
+    dispatch_services.offer_decline(offer=offer, driver=driver, reason="too_far")
+    assert 'data-offer-ids=""' in client.get("/driver/offers/badge/").content.decode()
+
+
+def test_going_online_and_a_slot_sign_up_offer_the_notification_sheet(driver, store):
+    DeliverySlotFactory(store=store, starts_at=timezone.now() + timedelta(hours=3))
+    html = client_for(driver.user).get("/driver/").content.decode()
+    assert {"push-prompt", "push-allow", "push-later", "push-prompt-denied"} <= ids_in(html)
+    assert re.search(r'<section class="sheet" id="push-prompt"[^>]*hidden>', html)  # never on page load
+    assert re.search(r'data-testid="slot-claim"', html) and 'data-push-prompt="1"' in html
+
+
+def test_the_batch_status_carries_what_a_dead_zone_needs_while_the_batch_is_active(driver, store):
+    batch = assigned_batch(driver, store)
+    client = client_for(driver.user)
+    page = client.get("/driver/batch/").content.decode()
+    assert f'data-active-batch="{batch.pk}"' in page
+    kept = json_script(client.get("/driver/batch/status/").content.decode(), "batch-offline")
+    assert kept["batch_id"] == batch.pk and kept["pickup_code"] == batch.pickup_code
+    assert kept["store"] == f"Green Hills #{store.number}" and kept["pickup_instructions"] == "Park by the pickup sign"
+    assert [s["title"] for s in kept["stops"]] == ["1. Customer 0 · To deliver", "2. Customer 1 · To deliver"]
+    assert SECRET_STREET in kept["stops"][0]["address"]
+    # On the road: no pickup code any more, the stops as they stand.
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
+    batch_handoff(batch=batch, pickup_code=batch.pickup_code)
+    stop_fail(stop=batch.stops.order_by("sequence").first(), driver=driver, reason="no_one_home")
+    kept = json_script(client.get("/driver/batch/status/").content.decode(), "batch-offline")
+    assert kept["pickup_code"] == "" and kept["stops"][0]["title"] == "1. Customer 0 · Not delivered"
+    # Closed: nothing to keep, and every screen says there is no active batch (driver.js wipes).
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED, closed_at=timezone.now())
+    status = client.get("/driver/batch/status/").content.decode()
+    assert json_script(status, "batch-offline") is None
+    assert 'data-active-batch=""' in client.get("/driver/").content.decode()
+
+
+def test_another_drivers_batch_is_never_kept_for_a_dead_zone(driver, store, zone):
+    assigned_batch(DriverFactory(home_zone=zone), store)
+    status = client_for(driver.user).get("/driver/batch/status/").content.decode()
+    assert json_script(status, "batch-offline") is None and SECRET_STREET not in status
+
+
+def test_the_offline_page_has_its_strings_and_no_personal_data(db):
+    html = Client().get("/driver/offline/").content.decode()
+    assert "offline-batch" in ids_in(html)
+    assert json_script(html, "driver-i18n")["offline_saved_at"].startswith("You are offline")
 
 
 # --- Late batches and distances ----------------------------------------------------------------

@@ -6,6 +6,7 @@ contractor module, the status page, and who lands where after login."""
 import re
 from datetime import date, timedelta
 from io import BytesIO
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -16,12 +17,14 @@ from django.utils import timezone
 from PIL import Image
 
 from driver_app.onboarding_wizard import SMS_TICKET_SESSION_KEY
+from drivers import onboarding_services as services
 from drivers import sms
 from drivers.models import Driver
 from drivers.tests.factories import DriverFactory
 from drivers.tests.helpers import JOIN, jpeg_bytes, profile_data, upload, verified
 from payments.models import ScreeningCase
-from stores.models import StoreMembership
+from spark.errors import DomainError
+from stores.models import StoreMembership, Zone
 from stores.tests.factories import StoreMembershipFactory, UserFactory, ZoneFactory
 
 pytestmark = pytest.mark.django_db
@@ -590,10 +593,116 @@ def test_documents_bad_date_state_and_number(web, applicant):
     assert errors_of(response, "license_state") == ["Choose the state that issued your license."]
 
 
-# --- Step 5: background check ------------------------------------------------------------------------
+# --- Step 5: date of birth ---------------------------------------------------------------------------
 
 
-def test_disclosure_is_a_page_of_its_own(web, applicant):
+def years_ago(years: int, days: int = 0) -> str:
+    """The birthday of someone `years` old today in the zone (Chicago), `days` earlier."""
+    today = timezone.localdate(timezone=ZoneInfo("America/Chicago"))
+    try:
+        then = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        then = date(today.year - years, 2, 28)
+    return (then - timedelta(days=days)).isoformat()
+
+
+@pytest.fixture
+def of_age(web, applicant) -> Driver:
+    """The applicant after the date-of-birth step."""
+    assert web.post(f"{JOIN}/age/", {"birth_date": "1990-05-17"}).status_code == 302
+    applicant.refresh_from_db()
+    return applicant
+
+
+def test_age_step_comes_before_the_background_check_and_says_the_rule(web, applicant):
+    # given an applicant in a zone whose orders may contain alcohol, without a date of birth
+    # when they open the background check
+    response = web.get(f"{JOIN}/background-check/")
+    # then they are sent to the date of birth first, which says how old they must be
+    assert response["Location"] == f"{JOIN}/age/"
+    assert web.get(f"{JOIN}/background-check/authorize/")["Location"] == f"{JOIN}/age/"
+    page = web.get(f"{JOIN}/age/").content.decode()
+    assert "To deliver in Nashville you must be 21 or older: orders there can include alcohol." in page
+
+
+def test_age_of_25_is_saved_and_leads_to_the_background_check(web, applicant):
+    response = web.post(f"{JOIN}/age/", {"birth_date": years_ago(25)})
+    assert response.status_code == 302 and response["Location"] == f"{JOIN}/background-check/"
+    applicant.refresh_from_db()
+    assert applicant.birth_date.isoformat() == years_ago(25)
+
+
+def test_under_21_in_an_alcohol_zone_is_refused_and_nothing_is_kept(web, applicant):
+    # given a 20-year-old (21 tomorrow) in a zone that delivers alcohol
+    response = web.post(f"{JOIN}/age/", {"birth_date": years_ago(21, days=-1)})
+    # then a clear refusal, and no date of birth kept, and the later steps stay closed
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert 'id="age-refused"' in body and "We cannot take your application" in body
+    assert "You must be 21 or older to deliver in Nashville" in body
+    applicant.refresh_from_db()
+    assert applicant.birth_date is None
+    consent = web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": "Jane Rivera"})
+    assert consent["Location"] == f"{JOIN}/age/"
+    applicant.refresh_from_db()
+    assert applicant.background_check_consent_at is None
+    # a 21st birthday today is old enough
+    assert web.post(f"{JOIN}/age/", {"birth_date": years_ago(21)}).status_code == 302
+
+
+def test_18_is_enough_where_no_alcohol_is_delivered(web, zone, applicant):
+    Zone.objects.filter(pk=zone.pk).update(delivers_alcohol=False)
+    assert "you must be 18 or older" in web.get(f"{JOIN}/age/").content.decode()
+    refused = web.post(f"{JOIN}/age/", {"birth_date": years_ago(18, days=-3)})
+    assert refused.status_code == 403 and "You must be 18 or older to deliver with Spark" in refused.content.decode()
+    assert web.post(f"{JOIN}/age/", {"birth_date": years_ago(19)}).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("value", "status", "message"),
+    [
+        ("", 400, "Enter your date of birth."),
+        ("31/02/1990", 400, "Enter a real date, like 1990-05-31."),
+        ("1990-02-31", 400, "Enter a real date, like 1990-05-31."),
+        ("<script>alert(1)</script>", 400, "Enter a real date, like 1990-05-31."),
+        ("1900-01-01", 400, "That date of birth is not possible; check it and try again."),
+        ("2999-01-01", 400, "That date of birth is not possible; check it and try again."),
+    ],
+)
+def test_age_bad_input_is_refused_and_changes_nothing(web, applicant, value, status, message):
+    response = web.post(f"{JOIN}/age/", {"birth_date": value})
+    assert response.status_code == status
+    assert errors_of(response, "birth_date") == [message]
+    applicant.refresh_from_db()
+    assert applicant.birth_date is None
+
+
+def test_moving_to_an_alcohol_zone_rechecks_the_age(web, zone, applicant):
+    # given a 19-year-old accepted in a zone without alcohol
+    dry = ZoneFactory(name="Dry Town", slug="dry-town", delivers_alcohol=False)
+    assert web.post(f"{JOIN}/profile/", profile_data(dry)).status_code == 302
+    assert web.post(f"{JOIN}/age/", {"birth_date": years_ago(19)}).status_code == 302
+    # when they move their home zone to one that delivers alcohol
+    response = web.post(f"{JOIN}/profile/", profile_data(zone))
+    # then the move is refused with the reason, and the zone stays
+    assert response.status_code == 403
+    assert "You must be 21 or older to deliver in Nashville" in errors_of(response, "home_zone")[0]
+    applicant.refresh_from_db()
+    assert applicant.home_zone_id == dry.pk
+
+
+def test_the_consent_service_refuses_without_a_date_of_birth(applicant):
+    with pytest.raises(DomainError) as refused:
+        services.onboarding_record_consent(driver=applicant, signature="Jane Rivera", agreed=True)
+    assert refused.value.code == "birth_date_required"
+    applicant.refresh_from_db()
+    assert applicant.background_check_consent_at is None
+
+
+# --- Step 6: background check ------------------------------------------------------------------------
+
+
+def test_disclosure_is_a_page_of_its_own(web, applicant, of_age):
     response = web.get(f"{JOIN}/background-check/")
     assert response.status_code == 200
     body = response.content.decode()
@@ -601,7 +710,7 @@ def test_disclosure_is_a_page_of_its_own(web, applicant):
     assert "<form" not in body.split('id="disclosure"')[1].split("</article>")[0]
 
 
-def test_consent_happy_path(web, applicant):
+def test_consent_happy_path(web, applicant, of_age):
     applicant.user.refresh_from_db()
     response = web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": " jane  RIVERA "})
     assert response.status_code == 302
@@ -612,7 +721,7 @@ def test_consent_happy_path(web, applicant):
 
 
 @pytest.mark.parametrize(("proxies", "recorded"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
-def test_consent_records_the_client_ip_behind_trusted_proxies_only(web, applicant, settings, proxies, recorded):
+def test_consent_records_the_client_ip_behind_trusted_proxies_only(web, applicant, of_age, settings, proxies, recorded):
     settings.SPARK_TRUSTED_PROXIES = proxies
     response = web.post(
         f"{JOIN}/background-check/authorize/",
@@ -623,14 +732,14 @@ def test_consent_records_the_client_ip_behind_trusted_proxies_only(web, applican
     assert applicant.history.first().history_change_reason.endswith(f"ip {recorded}")
 
 
-def test_consent_with_a_middle_name(web, applicant):
+def test_consent_with_a_middle_name(web, applicant, of_age):
     assert (
         web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": "Jane Marie Rivera"}).status_code
         == 302
     )
 
 
-def test_consent_bad_input(web, applicant):
+def test_consent_bad_input(web, applicant, of_age):
     response = web.post(f"{JOIN}/background-check/authorize/", {"signature": "Someone Else"})
     assert response.status_code == 400
     assert "authorize the background check" in errors_of(response, "agree")[0]
@@ -639,7 +748,7 @@ def test_consent_bad_input(web, applicant):
     assert applicant.background_check_consent_at is None
 
 
-# --- Step 6: review and submit -----------------------------------------------------------------------
+# --- Step 7: review and submit -----------------------------------------------------------------------
 
 
 def test_submit_with_steps_missing_is_refused_with_the_list(web, applicant):
@@ -651,6 +760,7 @@ def test_submit_with_steps_missing_is_refused_with_the_list(web, applicant):
         "Vehicle",
         "Driver&#x27;s license",
         "Proof of insurance",
+        "Date of birth (old enough to drive here)",
         "Background check authorized",
     ):
         assert missing in body
@@ -715,7 +825,8 @@ def test_status_of_a_newcomer_lists_what_is_missing_with_links(web):
     assert "Finish these steps" in body
     items = {row["item"].key: row for row in response.context["items"]}
     assert items["email"]["item"].done
-    assert not any(items[k]["item"].done for k in ("profile", "phone", "vehicle", "license", "insurance", "consent"))
+    keys = ("profile", "phone", "vehicle", "license", "insurance", "birth_date", "consent")
+    assert not any(items[k]["item"].done for k in keys)
     assert f'href="{JOIN}/vehicle/"' in body and f'href="{JOIN}/documents/"' in body
 
 
@@ -845,7 +956,8 @@ def test_full_funnel_through_the_test_client(web, zone, newcomer):
     web.post(f"{JOIN}/phone/", {"action": "send"})
     assert web.post(f"{JOIN}/phone/", {"action": "verify", "code": sent_code()})["Location"] == f"{JOIN}/vehicle/"
     assert web.post(f"{JOIN}/vehicle/", vehicle_data())["Location"] == f"{JOIN}/documents/"
-    assert web.post(f"{JOIN}/documents/", documents_data())["Location"] == f"{JOIN}/background-check/"
+    assert web.post(f"{JOIN}/documents/", documents_data())["Location"] == f"{JOIN}/age/"
+    assert web.post(f"{JOIN}/age/", {"birth_date": "1994-03-08"})["Location"] == f"{JOIN}/background-check/"
     assert web.get(f"{JOIN}/background-check/").status_code == 200
     response = web.post(f"{JOIN}/background-check/authorize/", {"agree": "on", "signature": "Jane Rivera"})
     assert response["Location"] == f"{JOIN}/review/"

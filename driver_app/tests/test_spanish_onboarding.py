@@ -4,6 +4,7 @@ untranslated or fuzzy entry left (fuzzy entries are ignored by Django, so they w
 in English)."""
 
 import re
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,7 @@ def test_signup_page_is_in_spanish(es_client):
 def test_profile_step_and_its_errors_are_in_spanish(es_web, zone, newcomer):
     body = html(es_web.get(f"{JOIN}/profile/"))
     assert "Sobre ti" in body
-    assert "Paso 1 de 6: Perfil" in body
+    assert "Paso 1 de 7: Perfil" in body
     assert "Número de celular" in body and "Apellido" in body
     assert "Termina más tarde" in body
 
@@ -156,6 +157,17 @@ def test_vehicle_documents_and_background_check_steps_are_in_spanish(es_web, app
 
     body = html(es_web.get(f"{JOIN}/documents/"))
     assert "Licencia de conducir y seguro" in body and "Seguro del vehículo" in body
+
+    body = html(es_web.get(f"{JOIN}/age/"))
+    assert "Tu fecha de nacimiento" in body
+    assert "Para repartir en Nashville debes tener 21 años o más: los pedidos pueden incluir alcohol." in body
+    young = (date.today() - timedelta(days=19 * 366)).isoformat()
+    refused = es_web.post(f"{JOIN}/age/", {"birth_date": young})
+    assert refused.status_code == 403
+    body = refused.content.decode()
+    assert "No podemos aceptar tu solicitud" in body
+    assert "Debes tener 21 años o más para repartir en Nashville" in body
+    assert es_web.post(f"{JOIN}/age/", {"birth_date": "1990-05-17"}).status_code == 302
 
     body = html(es_web.get(f"{JOIN}/background-check/"))
     assert "Aviso sobre la investigación de antecedentes" in body

@@ -15,6 +15,7 @@ class DriverFactory(factory.django.DjangoModelFactory):
     home_zone = factory.SubFactory(ZoneFactory)
     status = Driver.Status.ACTIVE
     phone = "+16155550199"
+    birth_date = date(1990, 5, 17)
     vehicle_make = "Toyota"
     vehicle_model = "Corolla"
     vehicle_color = "Blue"

@@ -114,7 +114,7 @@ def held_batch(store, driver, *, incentive=150, picked_up=False, checked_in=Fals
     offer_pay_snapshot_create(offer=offer, incentive_cents=incentive)
     dispatch_services.offer_accept(offer=offer, driver=driver)
     if checked_in or picked_up:
-        batch_check_in(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     if picked_up:
         batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
@@ -266,8 +266,8 @@ def test_finish_first_lets_the_driver_act_on_that_batch_only(store, zone, driver
     assert api.get(f"{API}/board/").status_code == 403
     # but the trip goes on: check in, handoff, deliver/fail, complete
     assert api.get(f"{API}/batches/active/").json()["batch_id"] == batch.pk
-    assert api.post(f"{API}/batches/{batch.pk}/arrive/", {}, format="json").status_code == 200
     here = {"lat": "36.150100", "lng": "-86.790100"}
+    assert api.post(f"{API}/batches/{batch.pk}/arrive/", here, format="json").status_code == 200
     assert api.post(f"{API}/location/", here, format="json").status_code == 200  # the customer's tracking
     assert api.get(f"{API}/batches/{older.pk}/").status_code == 404
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)

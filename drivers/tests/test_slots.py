@@ -241,9 +241,10 @@ def test_check_in_just_inside_and_outside_250_m(driver, other_driver):
     lat, lng = _north_of_store(slot.store, 300)
     with pytest.raises(DomainError) as err:
         slot_check_in(claim=outside, driver=other_driver, lat=lat, lng=lng)
-    # the message says how far they are and what to do
-    assert "You are 300 m from the store" in err.value.message
-    assert "within 250 m" in err.value.message
+    # the message says how far they are, in US units, and what to do
+    assert "You are 0.2 miles from the store" in err.value.message
+    assert "within 820 feet" in err.value.message
+    assert "ask an associate to confirm you are here" in err.value.message
     assert err.value.code == "too_far"
     outside.refresh_from_db()
     assert outside.status == SlotClaim.Status.CLAIMED

@@ -13,13 +13,14 @@ from PIL import ExifTags, Image
 
 from dispatch import rounds
 from drivers.models import Driver, Location
+from drivers.slot_services import slot_claim
 from drivers.tests.factories import DriverFactory
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, Order, Stop, StopEvent
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
-from stores.tests.factories import StoreFactory
+from stores.tests.factories import DeliverySlotFactory, StoreFactory
 
 HOME = (Decimal("36.160000"), Decimal("-86.780000"))  # OrderFactory's coordinates
 
@@ -50,7 +51,7 @@ def make_batch(store, driver, *, n=2, alcohol=False, picked_up=True) -> tuple[Ba
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     if picked_up:
-        batch_driver_arrived(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
         batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     batch.refresh_from_db()
     return batch, list(batch.stops.order_by("sequence"))
@@ -154,7 +155,7 @@ def make_trip(zone, *, stops: int = 2, until: str = "picked_up", email: bool = T
     batch_set_status(batch=trip.batch, to="assigned", updates={"driver": trip.driver})
     if until == "assigned":
         return _refresh(trip)
-    batch_driver_arrived(batch=trip.batch, driver=trip.driver)
+    batch_check_in(batch=trip.batch, driver=trip.driver, lat=trip.batch.store.lat, lng=trip.batch.store.lng)
     batch_handoff(batch=trip.batch, pickup_code=trip.batch.pickup_code)
     return _refresh(trip)
 
@@ -239,6 +240,35 @@ def stop_sequence(batch: Batch) -> list[str]:
     """The external ids of the batch's live stops, in sequence."""
     stops = batch.stops.exclude(status=Stop.Status.REMOVED).order_by("sequence")
     return list(stops.values_list("order__external_id", flat=True))
+
+
+# 1 m of latitude in degrees (spherical Earth, as spark.geo.haversine_m).
+DEG_PER_M = 1 / 111_194.93
+
+
+def north_of(store, meters: float) -> tuple[Decimal, Decimal]:
+    """A phone position `meters` due north of the store."""
+    lat = (Decimal(store.lat) + Decimal(str(meters * DEG_PER_M))).quantize(Decimal("0.000001"))
+    return lat, Decimal(store.lng)
+
+
+def slot_seat(store, driver, *, starts_in_minutes: float = 10):
+    """The driver's seat (signed up through the service) in a two-hour slot at `store`."""
+    starts = timezone.now() + timedelta(minutes=starts_in_minutes)
+    slot = DeliverySlotFactory(store=store, starts_at=starts, ends_at=starts + timedelta(hours=2), capacity=4)
+    return slot_claim(driver=driver, slot=slot)
+
+
+# A masked-number provider for tests (settings.SPARK_CONTACT_BACKEND =
+# "orders.tests.helpers.recording_proxy"): it records what it was asked and lends a number.
+proxy_requests: list = []
+
+
+def recording_proxy(request):
+    from orders.contact import ProxySession
+
+    proxy_requests.append(request)
+    return ProxySession(session_id=f"rec-{len(proxy_requests)}", proxy_number="+16155550177")
 
 
 def make_late(batch) -> None:

@@ -1,5 +1,6 @@
 """The auto-batcher on generated instances: capacity, stops per trip and every delivery
-window are honoured, and orders that cannot be served are reported, never squeezed in."""
+window are honoured; orders that cannot be served even alone are reported, never squeezed in,
+and every other order is placed, however short the solve."""
 
 import random
 from datetime import timedelta
@@ -7,14 +8,15 @@ from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
+from pyvrp import Solution
 
-from orders.batching import propose_batches
+from orders.batching import batching_problem, propose_batches
 from spark import geo
 
 STORE = SimpleNamespace(lat=36.15, lng=-86.79)
 
 
-def generated(n, seed, *, spread_min=120, max_totes=6):
+def generated(n, seed, *, spread_min=120, max_totes=6, lengths=(45, 60, 120)):
     rng = random.Random(seed)
     t0 = timezone.now().replace(microsecond=0)
     orders = []
@@ -27,10 +29,29 @@ def generated(n, seed, *, spread_min=120, max_totes=6):
                 lng=STORE.lng + rng.uniform(-0.09, 0.09),
                 totes=rng.randint(1, max_totes),
                 window_start=ws,
-                window_end=ws + timedelta(minutes=rng.choice([45, 60, 120])),
+                window_end=ws + timedelta(minutes=rng.choice(lengths)),
             )
         )
     return t0, orders
+
+
+def tight_day(n, seed):
+    """1-hour windows starting every quarter hour over a 10-hour day."""
+    return generated(n, seed, spread_min=9 * 60, lengths=(60,))
+
+
+def check_proposal(t0, orders, proposal, *, max_totes, max_stops):
+    """No order twice, every order either in a trip or reported, and every trip within its
+    capacity, its stop count and each customer's window."""
+    by_id = {o.pk: o for o in orders}
+    seen = [oid for b in proposal.batches for oid in b.order_ids]
+    assert len(seen) == len(set(seen))
+    assert set(seen) | set(proposal.unassigned) == set(by_id)
+    assert not set(seen) & set(proposal.unassigned)
+    for b in proposal.batches:
+        assert 1 <= len(b.order_ids) <= max_stops
+        assert sum(by_id[i].totes for i in b.order_ids) <= max_totes
+        check_route(t0, b.order_ids, by_id)
 
 
 def check_route(t0, order_ids, by_id):
@@ -52,14 +73,7 @@ def check_route(t0, order_ids, by_id):
 def test_capacity_stops_and_windows_hold(seed):
     t0, orders = generated(40, seed)
     proposal = propose_batches(store=STORE, orders=orders, max_totes=12, max_stops=4, time_limit_s=1, start=t0)
-    by_id = {o.pk: o for o in orders}
-    seen = [oid for b in proposal.batches for oid in b.order_ids]
-    assert len(seen) == len(set(seen))  # no order twice
-    assert set(seen) | set(proposal.unassigned) == set(by_id)
-    for b in proposal.batches:
-        assert 1 <= len(b.order_ids) <= 4
-        assert sum(by_id[i].totes for i in b.order_ids) <= 12
-        check_route(t0, b.order_ids, by_id)
+    check_proposal(t0, orders, proposal, max_totes=12, max_stops=4)
     # Plenty of time and vehicles: everyone is served.
     assert proposal.unassigned == []
 
@@ -89,3 +103,85 @@ def test_route_distance_includes_the_drive_back():
 
 def test_no_orders_no_batches():
     assert propose_batches(store=STORE, orders=[], max_totes=20, max_stops=5).batches == []
+
+
+def _door_at(minutes_drive):
+    """A point due north of the store that takes about `minutes_drive` to reach."""
+    store = geo.Point.of(STORE.lat, STORE.lng)
+    lat = STORE.lat
+    while geo.duration_s(store, geo.Point.of(lat, STORE.lng)) < minutes_drive * 60:
+        lat += 0.001
+    return lat, geo.duration_s(store, geo.Point.of(lat, STORE.lng))
+
+
+def test_only_an_order_that_cannot_be_served_alone_is_unservable():
+    t0 = timezone.now().replace(microsecond=0)
+    lat, drive = _door_at(20)
+
+    def order(pk, *, closes_after_s, totes=2):
+        return SimpleNamespace(
+            pk=pk,
+            lat=lat,
+            lng=STORE.lng,
+            totes=totes,
+            window_start=t0,
+            window_end=t0 + timedelta(seconds=closes_after_s),
+        )
+
+    just_in_time = order(1, closes_after_s=drive)  # a driver leaving now arrives as it closes
+    one_second_short = order(2, closes_after_s=drive - 1)
+    closed_already = SimpleNamespace(**{**vars(order(3, closes_after_s=0)), "window_start": t0 - timedelta(hours=2)})
+    too_many_totes = order(4, closes_after_s=3 * 3600, totes=21)
+    fine = order(5, closes_after_s=3 * 3600)
+    orders = [just_in_time, one_second_short, closed_already, too_many_totes, fine]
+
+    problem = batching_problem(store=STORE, orders=orders, max_totes=20, max_stops=5, start=t0)
+    assert [o.pk for o in problem.unservable] == [2, 3, 4]
+    assert [o.pk for o in problem.orders] == [1, 5]
+
+    proposal = propose_batches(store=STORE, orders=orders, max_totes=20, max_stops=5, time_limit_s=0.5, start=t0)
+    assert sorted(proposal.unassigned) == [2, 3, 4]
+    assert sorted(oid for b in proposal.batches for oid in b.order_ids) == [1, 5]
+
+
+def test_no_time_to_search_still_places_every_servable_order():
+    """Stopped before its first iteration, the solver hands back the constructive start: a
+    short solve gives a plainer plan, never "unservable" orders."""
+    t0, orders = tight_day(30, 4)
+    proposal = propose_batches(store=STORE, orders=orders, max_totes=20, max_stops=5, time_limit_s=0, start=t0)
+    assert proposal.unassigned == []
+    check_proposal(t0, orders, proposal, max_totes=20, max_stops=5)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_tight_window_day_places_every_servable_order(seed):
+    t0, orders = tight_day(30, seed)
+    # Two orders nobody can reach in time, among thirty that can.
+    far_lat, _ = _door_at(45)
+    late = [
+        SimpleNamespace(
+            pk=100 + k, lat=far_lat, lng=STORE.lng, totes=1, window_start=t0, window_end=t0 + timedelta(minutes=30)
+        )
+        for k in range(2)
+    ]
+    proposal = propose_batches(store=STORE, orders=orders + late, max_totes=20, max_stops=5, time_limit_s=2, start=t0)
+    assert sorted(proposal.unassigned) == [100, 101]
+    check_proposal(t0, orders + late, proposal, max_totes=20, max_stops=5)
+    # Trips are shared: far fewer than one per order.
+    assert len(proposal.batches) <= 12
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_constructive_start_is_a_valid_plan(seed):
+    t0, orders = tight_day(30, seed)
+    problem = batching_problem(store=STORE, orders=orders, max_totes=12, max_stops=4, start=t0)
+    routes = problem.constructive_routes()
+    solution = Solution(problem.model().data(), routes)
+    assert solution.is_complete() and solution.is_feasible()
+    # The same, checked by our own clock rather than PyVRP's.
+    by_id = {o.pk: o for o in problem.orders}
+    for route in routes:
+        ids = [problem.orders[i].pk for i in route]
+        assert 1 <= len(ids) <= 4 and sum(by_id[i].totes for i in ids) <= 12
+        check_route(t0, ids, by_id)
+    assert sorted(i for r in routes for i in r) == list(range(len(problem.orders)))

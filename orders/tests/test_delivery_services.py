@@ -22,7 +22,6 @@ from orders import delivery
 from orders.delivery import (
     batch_check_in,
     batch_complete,
-    batch_driver_arrived,
     batch_handoff,
     stop_arrive,
     stop_deliver,
@@ -83,7 +82,7 @@ def test_handoff_owes_one_on_the_way_email_per_order_sent_after_commit(
     store, driver, django_capture_on_commit_callbacks
 ):
     batch, stops = make_batch(store, driver, picked_up=False)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     # owed in the handoff's own transaction, one per order; sent only once it commits

@@ -178,7 +178,7 @@ def test_emptied_batch_at_the_store_pays_the_wait_past_the_grace_period(store, z
     driver = DriverFactory(home_zone=zone)
     with time_machine.travel(timezone.now(), tick=False) as clock:
         batch, offer = assigned_batch(store, driver, incentive=0, n=1)
-        batch_check_in(batch=batch, driver=driver)
+        batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
         clock.shift(timedelta(minutes=10 + 7, seconds=40))  # 7 whole minutes past the grace
         order_cancel(order=orders_of(batch)[0], reason="customer cancelled")
     assert driver_balance_cents(driver=driver) == 400 + 7 * 20

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.tests.helpers import make_batch
 from outbox import senders
 from outbox import services as outbox
@@ -76,7 +76,7 @@ def test_a_failed_send_is_retried_later_with_backoff_and_counted(settings):
 @pytest.mark.django_db
 def test_a_rolled_back_change_owes_nothing(store, driver, django_capture_on_commit_callbacks):
     batch, _ = make_batch(store, driver, picked_up=False)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         with pytest.raises(RuntimeError), transaction.atomic():
             batch_handoff(batch=batch, pickup_code=batch.pickup_code)

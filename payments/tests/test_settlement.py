@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 import redis
+import time_machine
 from django.conf import settings as django_settings
 from django.core import mail
 from django.db import connection, transaction
@@ -30,6 +31,7 @@ from hypothesis import strategies as st
 
 from dispatch.tests.factories import OfferFactory
 from drivers.tests.factories import DriverFactory
+from orders.delivery import batch_check_in
 from orders.models import Batch, Stop
 from orders.tests.factories import BatchFactory, OrderFactory, StopFactory
 from orders.transitions import batch_set_status
@@ -175,6 +177,24 @@ def test_wait_at_the_store_past_the_grace_is_paid_per_whole_minute(store):
     within, _, snap2, _ = closed_batch(store, wait_minutes=9.5)
     pay2 = settlement.settle_batch(batch_id=within.pk)
     assert (pay2.wait_minutes, pay2.wait_cents) == (0, 0) and pay2.final_cents == snap2.total_cents - snap2.tip_cents
+
+
+def test_wait_pay_starts_at_the_geofenced_check_in_not_at_a_tap_from_afar(store):
+    # given an assigned batch handed over at `picked_up_at`
+    batch, driver, snapshot, _ = closed_batch(store, status=Batch.Status.ASSIGNED)
+    far = (STORE[0] + Decimal("0.05"), STORE[1])  # 5.6 km north of the store
+    # when the driver taps "I'm here" from afar 30 minutes before, it is refused
+    with time_machine.travel(batch.picked_up_at - timedelta(minutes=30), tick=False):
+        with pytest.raises(DomainError, match="You are 3.5 miles from the store"):
+            batch_check_in(batch=batch, driver=driver, lat=far[0], lng=far[1])
+    # and the check-in at the store 18 minutes before the handoff counts
+    with time_machine.travel(batch.picked_up_at - timedelta(minutes=18), tick=False):
+        batch_check_in(batch=batch, driver=driver, lat=STORE[0], lng=STORE[1])
+    Batch.objects.filter(pk=batch.pk).update(status=Batch.Status.COMPLETED)
+    pay = settlement.settle_batch(batch_id=batch.pk)
+    # then the wait is 18 minutes, 8 past the 10-minute grace
+    assert (pay.wait_minutes, pay.wait_cents) == (8, 8 * 20)
+    assert pay.final_cents == snapshot.total_cents - snapshot.tip_cents + 160
 
 
 def test_returned_and_failed_stops_are_paid_as_driven(store):

@@ -2,7 +2,7 @@
 browser test of the tracking page (tests/browser/test_tip_e2e.py)."""
 
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Batch, Order
 from orders.tests.helpers import deliver, make_driver, make_trip
 from orders.transitions import batch_set_status
@@ -37,7 +37,7 @@ class Run:
         return self.refresh()
 
     def pick_up(self):
-        batch_driver_arrived(batch=self.batch, driver=self.driver)
+        batch_check_in(batch=self.batch, driver=self.driver, lat=self.batch.store.lat, lng=self.batch.store.lng)
         self.batch.refresh_from_db()
         batch_handoff(batch=self.batch, pickup_code=self.batch.pickup_code)
         return self.refresh()

@@ -167,6 +167,12 @@ def plan_drivers(rng: random.Random, days: dict[str, date]) -> list[DriverPlan]:
 # --- Apply ------------------------------------------------------------------------------------
 
 
+def _birth_date(spec: DriverPlan) -> date:
+    """A date of birth past the sign-up age check (27 to 56 years old), the same on every seed
+    and drawn without the random stream, so the rest of the demo stays as it was."""
+    return date(1970 + len(spec.email) * 7 % 30, 1 + len(spec.first_name) % 12, 1 + len(spec.last_name) % 28)
+
+
 def seed_drivers(
     counter: Counter, password: DemoPassword, zones: dict[str, Zone], drivers: list[DriverPlan], ops: User
 ) -> None:
@@ -181,7 +187,9 @@ def seed_drivers(
             consent_days_ago = fields.pop("_consent_days_ago")
             if spec.status != S.APPLICANT:
                 consented = timezone.now() - timedelta(days=consent_days_ago)
-                fields.update(background_check_consent_at=consented, phone_verified_at=consented)
+                fields.update(
+                    background_check_consent_at=consented, phone_verified_at=consented, birth_date=_birth_date(spec)
+                )
             driver = Driver.objects.create(user=user, home_zone=zones[spec.zone_slug], **fields)
             counter.add("drivers")
             path: list[str] = list(STATUS_PATHS[spec.status])

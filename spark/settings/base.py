@@ -358,6 +358,10 @@ SPARK_OFFER_TTL_SECONDS = env.int("SPARK_OFFER_TTL_SECONDS", default=60)
 # Text messages (phone verification codes, drivers/sms.py): "console" logs them, "locmem" keeps
 # them in drivers.sms.outbox (tests), or a dotted path to a send(message) callable of a provider.
 SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND", default="console")
+# Masked calls and texts between drivers and customers or stores (orders/contact.py): "console"
+# logs the session and lends a fictional stand-in number, or a dotted path to an
+# open_session(request) callable of a masked-number provider.
+SPARK_CONTACT_BACKEND = env("SPARK_CONTACT_BACKEND", default="console")
 # Delivery proof: a delivery farther than this from the customer's coordinates is recorded with
 # the distance on the stop's event (never blocked: GPS in a downtown canyon is often off).
 SPARK_DELIVERY_MAX_DISTANCE_M = env.int("SPARK_DELIVERY_MAX_DISTANCE_M", default=250)
@@ -374,7 +378,9 @@ SPARK_PHOTO_MAX_PIXELS = env.int("SPARK_PHOTO_MAX_PIXELS", default=50_000_000)
 SPARK_PHOTO_MAX_SIDE_PX = env.int("SPARK_PHOTO_MAX_SIDE_PX", default=1600)
 # A driver sees a batch's exact customer addresses until this long after it closed (DESIGN rule 6).
 SPARK_ADDRESS_VISIBLE_HOURS = env.int("SPARK_ADDRESS_VISIBLE_HOURS", default=24)
-# Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes.
+# Web push (VAPID) for offers; `manage.py generate_vapid_keys` prints a pair. Unset: no pushes,
+# except under local.py (`make run`), which makes a pair once under var/ and keeps it;
+# production.py requires all three.
 SPARK_VAPID_PRIVATE_KEY = env("SPARK_VAPID_PRIVATE_KEY", default="")  # base64url raw key, or PEM
 SPARK_VAPID_PUBLIC_KEY = env("SPARK_VAPID_PUBLIC_KEY", default="")  # applicationServerKey for the browser
 SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="")  # e.g. mailto:ops@spark.example

@@ -1,5 +1,7 @@
 """The embedded default for `make run`: SQLite + filesystem broker unless DATABASE_URL / REDIS_URL."""
 
+from spark import vapidkeys
+
 from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
@@ -13,3 +15,12 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 
 # Demo ops account may reach the admin without TOTP here, and only here.
 SPARK_ADMIN_MFA_EXEMPT_EMAILS = ["ops@spark.test"]
+
+# Web push works out of the box: with no VAPID keys configured, a pair is made once under var/
+# (git-ignored) and kept, so subscribed browsers stay subscribed across restarts. Configured
+# keys (the environment, .env) always win; production requires them (production.py).
+if not (env("SPARK_VAPID_PRIVATE_KEY", default="") or env("SPARK_VAPID_PUBLIC_KEY", default="")):
+    _vapid = vapidkeys.kept_pair(VAR_DIR / "vapid-private-key.pem")
+    SPARK_VAPID_PRIVATE_KEY = _vapid.private_key
+    SPARK_VAPID_PUBLIC_KEY = _vapid.public_key
+    SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT", default="mailto:ops@spark.test")

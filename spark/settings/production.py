@@ -2,6 +2,8 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from spark import vapidkeys
+
 from .base import *  # noqa: F403
 from .base import env
 
@@ -45,6 +47,23 @@ SPARK_PUBLIC_URL = env("SPARK_PUBLIC_URL")  # no default: links in emails must r
 SPARK_SMS_BACKEND = env("SPARK_SMS_BACKEND")  # a provider's dotted path: codes must really reach phones
 if SPARK_SMS_BACKEND in ("console", "locmem"):
     raise ImproperlyConfigured("SPARK_SMS_BACKEND must be a real SMS provider in production.")
+SPARK_CONTACT_BACKEND = env("SPARK_CONTACT_BACKEND")  # a masked-number provider's dotted path
+if SPARK_CONTACT_BACKEND == "console":
+    raise ImproperlyConfigured("SPARK_CONTACT_BACKEND must be a real masked-number provider in production.")
+
+# Offers reach drivers' lock screens only with Web Push: the keys are required, and must be a pair
+# (browsers subscribe with the public one; push services refuse what another key signed).
+SPARK_VAPID_PRIVATE_KEY = env("SPARK_VAPID_PRIVATE_KEY")
+SPARK_VAPID_PUBLIC_KEY = env("SPARK_VAPID_PUBLIC_KEY")
+SPARK_VAPID_SUBJECT = env("SPARK_VAPID_SUBJECT")
+if not SPARK_VAPID_SUBJECT.startswith(("mailto:", "https://")):
+    raise ImproperlyConfigured("SPARK_VAPID_SUBJECT must be a mailto: or https: URL.")
+try:
+    _vapid_public = vapidkeys.public_key_of(SPARK_VAPID_PRIVATE_KEY)
+except ValueError as exc:
+    raise ImproperlyConfigured(f"SPARK_VAPID_PRIVATE_KEY is not a P-256 private key: {exc}") from exc
+if _vapid_public != SPARK_VAPID_PUBLIC_KEY.strip().rstrip("="):
+    raise ImproperlyConfigured("SPARK_VAPID_PUBLIC_KEY does not belong to SPARK_VAPID_PRIVATE_KEY.")
 
 SPARK_ADMIN_MFA_EXEMPT_EMAILS = []
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"

@@ -18,7 +18,11 @@ VALID_ENV = {
     "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "SPARK_SCREENING_WEBHOOK_SECRET": "screening-secret-x",
     "SPARK_SMS_BACKEND": "spark.tests.fake_sms.send",
+    "SPARK_VAPID_PRIVATE_KEY": "fRD2Sq2L3HMjnoWQnJf6vWjsh0B2ir9tQ2G4V1ATnwQ",
+    "SPARK_VAPID_PUBLIC_KEY": "BA1Zy_vUMMwEi2DxJ3GGvOfKvRK5wmsderxNK_J8oLo4oV-KqfENw2kh3l9LYT17xWQ6UQBg1V4kKXTqyzuFru8",
+    "SPARK_VAPID_SUBJECT": "mailto:ops@spark.example.com",
     "SPARK_PUBLIC_URL": "https://spark.example.com",
+    "SPARK_CONTACT_BACKEND": "spark.tests.fake_proxy.open_session",
 }
 
 

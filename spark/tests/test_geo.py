@@ -83,3 +83,9 @@ def test_format_distance_in_miles_and_feet(meters, text):
 
 def test_the_distance_filter_is_the_same_helper():
     assert Template("{% load spark %}{{ m|distance }}").render(Context({"m": 137})) == "450 ft"
+
+
+def test_in_a_sentence_the_units_are_words():
+    assert geo.format_distance(120, words=True) == "390 feet"
+    assert geo.format_distance(10_000, words=True) == "6.2 miles"
+    assert geo.feet_text(250) == "820 feet"  # a check-in radius, in feet whatever its size

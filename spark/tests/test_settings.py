@@ -8,6 +8,8 @@ import pytest
 
 from spark.tests.helpers import _env, _run
 
+# The public key of another pair than the one in VALID_ENV.
+ANOTHER_VAPID_PUBLIC_KEY = "BPjTzOZmOzMXW5HFMo0M9OKwxf8r5lHqt58SoE4KGj1xmXGWNgUv9Yd9Dr4pBOIuH7RhRVUvUT2xDeXgr-5_mWI"
 LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; print('loaded')"
 
 
@@ -27,7 +29,19 @@ LOAD_SETTINGS = "from django.conf import settings; settings.INSTALLED_APPS; prin
             {"SPARK_SCREENING_WEBHOOK_SECRET": None}, "SPARK_SCREENING_WEBHOOK_SECRET", id="screening-secret-missing"
         ),
         pytest.param({"SPARK_SMS_BACKEND": "console"}, "real SMS provider", id="sms-console"),
+        pytest.param({"SPARK_VAPID_PRIVATE_KEY": None}, "SPARK_VAPID_PRIVATE_KEY", id="vapid-private-missing"),
+        pytest.param({"SPARK_VAPID_PUBLIC_KEY": None}, "SPARK_VAPID_PUBLIC_KEY", id="vapid-public-missing"),
+        pytest.param({"SPARK_VAPID_SUBJECT": None}, "SPARK_VAPID_SUBJECT", id="vapid-subject-missing"),
+        pytest.param({"SPARK_VAPID_SUBJECT": "ops@spark.example.com"}, "mailto: or https:", id="vapid-subject-bare"),
+        pytest.param({"SPARK_VAPID_PRIVATE_KEY": "not-a-key"}, "not a P-256 private key", id="vapid-private-bad"),
+        pytest.param(
+            {"SPARK_VAPID_PUBLIC_KEY": ANOTHER_VAPID_PUBLIC_KEY},
+            "does not belong",
+            id="vapid-pair-mismatch",
+        ),
         pytest.param({"SPARK_PUBLIC_URL": None}, "SPARK_PUBLIC_URL", id="public-url-missing"),
+        pytest.param({"SPARK_CONTACT_BACKEND": None}, "SPARK_CONTACT_BACKEND", id="contact-missing"),
+        pytest.param({"SPARK_CONTACT_BACKEND": "console"}, "real masked-number provider", id="contact-console"),
     ],
 )
 def test_production_refuses_to_start(changes, message):

@@ -8,7 +8,15 @@
  *   kept in IndexedDB and sent again with backoff until the server answers 2xx.
  * - While on duty (online or holding a batch) the position goes to the API every 15 s.
  * - The service worker (/sw.js, scope /driver/) is registered; Web Push is subscribed with the
- *   VAPID public key from <body data-vapid-key>.
+ *   VAPID public key from <body data-vapid-key>. Permission is asked at the first moment offers
+ *   can come (going online, signing up for a slot), after a sheet that says why (#push-prompt).
+ * - A new offer while the app is open (an id on the tab bar's badge not seen before) chimes
+ *   (WebAudio) and vibrates.
+ * - Dead zones: the active batch (pickup code, stops, addresses once shown) is kept in
+ *   localStorage from the Batch screen's #batch-offline data while the batch is active, shown
+ *   by the offline page, and wiped once the batch is over or the driver logs out.
+ * - Call / Text (data-action="contact") asks the API for a masked number and shows it in the
+ *   panel the page already has (text nodes only); the real numbers never reach the phone.
  * No build step, no dependencies but htmx (and Leaflet on Home).
  */
 (function () {
@@ -584,14 +592,9 @@
     },
     ask: function () {
       if (!this.supported()) return;
-      var self = this;
       if (Notification.permission === "denied") { toast(t("push_denied"), "error"); return; }
-      Promise.resolve(Notification.permission === "granted" ? "granted" : Notification.requestPermission())
-        .then(function (permission) {
-          if (permission === "granted") self.subscribe(true);
-          else if (permission === "denied") toast(t("push_denied"), "error");
-          self.showButton();
-        });
+      if (Notification.permission === "granted") { this.subscribe(true); return; }
+      PushPrompt.show("ask");
     },
     subscribe: function (announce) {
       if (!this.supported() || Notification.permission !== "granted") return Promise.resolve();
@@ -614,7 +617,181 @@
     }
   };
 
+  // The sheet that says why before the browser asks. Shown at the first moment offers can come,
+  // never on page load; "Not now" waits a day; a refusal is explained once and not asked again
+  // (the browser would not show its question anyway).
+  var PUSH_LATER_KEY = "spark-push-later";
+  var PUSH_LATER_MS = 24 * 3600 * 1000;
+  var PushPrompt = {
+    el: function () { return document.getElementById("push-prompt"); },
+    offer: function () {
+      if (!this.el() || !Push.supported()) return;
+      if (Notification.permission === "granted") { Push.subscribe(false); return; }
+      if (Notification.permission === "denied") return;
+      var later = 0;
+      try { later = Number(localStorage.getItem(PUSH_LATER_KEY) || 0); } catch (e) { /* private mode */ }
+      if (Date.now() - later < PUSH_LATER_MS) return;
+      this.show("ask");
+    },
+    show: function (state) {
+      var el = this.el();
+      if (!el) return;
+      ["ask", "allow", "later"].forEach(function (n) { el.querySelector("[data-slot=" + n + "]").hidden = state !== "ask"; });
+      ["denied", "close"].forEach(function (n) { el.querySelector("[data-slot=" + n + "]").hidden = state !== "denied"; });
+      el.querySelector(".actions").classList.toggle("one", state !== "ask");
+      el.hidden = false;
+      el.querySelector(state === "ask" ? "[data-slot=allow]" : "[data-slot=close]").focus();
+    },
+    hide: function () { var el = this.el(); if (el) el.hidden = true; },
+    allow: function () {
+      var self = this;
+      Alert.unlock(); // a tap: the moment a page may open its sound
+      Promise.resolve(Notification.requestPermission()).then(function (permission) {
+        if (permission === "granted") { self.hide(); Push.subscribe(true); }
+        else if (permission === "denied") self.show("denied");
+        else self.later(); // the browser's question was dismissed: as "Not now"
+        Push.showButton();
+      });
+    },
+    later: function () {
+      try { localStorage.setItem(PUSH_LATER_KEY, String(Date.now())); } catch (e) { /* private mode */ }
+      this.hide();
+    }
+  };
+
+  // --- New offers: heard and felt while the app is open -----------------------------------------
+
+  // The tab bar's badge lists the pending offer ids (every screen polls it; Offers brings it
+  // with its list). An id not seen before in this tab is a new offer. What is there when the
+  // app opens is not news: the driver is looking at it.
+  var SEEN_KEY = "spark-offers-seen";
+  var Alert = {
+    audio: null,
+    // Browsers let a page make sound only after the driver touched it: a tap opens the audio
+    // context, later chimes use it.
+    unlock: function () {
+      var Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return null;
+      try {
+        if (!this.audio) this.audio = new Ctx();
+        if (this.audio.state === "suspended") Promise.resolve(this.audio.resume()).catch(function () { /* no sound */ });
+      } catch (e) { this.audio = null; }
+      return this.audio;
+    },
+    chime: function () {
+      var ctx = this.unlock();
+      if (!ctx) return;
+      try {
+        var at = ctx.currentTime;
+        [880, 1320].forEach(function (hz, i) { // two rising beeps, loud enough for a pocket
+          var osc = ctx.createOscillator(), gain = ctx.createGain();
+          osc.type = "sine";
+          osc.frequency.value = hz;
+          gain.gain.value = 0.4;
+          osc.connect(gain);
+          gain.connect(ctx.destination);
+          osc.start(at + i * 0.22);
+          osc.stop(at + i * 0.22 + 0.18);
+        });
+      } catch (e) { /* no sound on this phone: the vibration and the toast remain */ }
+    },
+    buzz: function () {
+      if (typeof navigator.vibrate !== "function") return;
+      try { navigator.vibrate([250, 120, 250]); } catch (e) { /* not allowed here */ }
+    },
+    seen: function () {
+      try { return JSON.parse(sessionStorage.getItem(SEEN_KEY) || "null"); } catch (e) { return null; }
+    },
+    check: function () {
+      var badge = document.getElementById("offers-badge");
+      if (!badge || badge.dataset.offerIds === undefined) return;
+      var ids = badge.dataset.offerIds ? badge.dataset.offerIds.split(",") : [];
+      var seen = this.seen();
+      try { sessionStorage.setItem(SEEN_KEY, JSON.stringify(ids)); } catch (e) { /* private mode */ }
+      if (!Array.isArray(seen)) return;
+      var fresh = ids.filter(function (id) { return seen.indexOf(id) === -1; });
+      if (!fresh.length) return;
+      this.chime();
+      this.buzz();
+      var cards = fresh.map(function (id) { return document.getElementById("offer-" + id); }).filter(Boolean);
+      cards.forEach(function (card) { card.classList.add("fresh"); });
+      toast(cards.length ? t("new_offer_here") : t("new_offer"), "ok");
+    }
+  };
+
+  // --- Dead zones: the active batch as last loaded ---------------------------------------------
+
+  // Customer names and addresses: kept only while the batch is active (its id on <body
+  // data-active-batch>), wiped on the first screen that shows another or none, and on logout.
+  // A copy older than KEEP_MS is never shown (a phone left logged out with no signal).
+  var BATCH_KEY = "spark-active-batch";
+  var KEEP_MS = 24 * 3600 * 1000;
+  var OfflineBatch = {
+    read: function () {
+      try { return JSON.parse(localStorage.getItem(BATCH_KEY) || "null"); } catch (e) { return null; }
+    },
+    wipe: function () {
+      try { localStorage.removeItem(BATCH_KEY); } catch (e) { /* private mode */ }
+    },
+    sync: function () {
+      if (body.dataset.page === "offline") return;
+      var active = body.dataset.activeBatch || "";
+      var fresh = readJSON("batch-offline");
+      if (fresh && active && String(fresh.batch_id) === active) {
+        try { localStorage.setItem(BATCH_KEY, JSON.stringify(fresh)); } catch (e) { /* full or private */ }
+        return;
+      }
+      var kept = this.read();
+      if (kept && String(kept.batch_id) !== active) this.wipe();
+    },
+    show: function () {
+      var section = document.getElementById("offline-batch");
+      if (!section) return;
+      var kept = this.read();
+      var savedAt = kept ? parseTime(kept.saved_at) : NaN;
+      if (!kept || !(Date.now() - savedAt < KEEP_MS)) { this.wipe(); return; }
+      var slot = function (name) { return section.querySelector("[data-slot=" + name + "]"); };
+      var lang = document.documentElement.lang || undefined;
+      var time = new Date(savedAt).toLocaleTimeString(lang, { hour: "numeric", minute: "2-digit" });
+      slot("saved-at").textContent = t("offline_saved_at", { time: time });
+      slot("store").textContent = kept.store || "";
+      slot("store-address").textContent = kept.store_address || "";
+      slot("pickup-instructions").textContent = kept.pickup_instructions || "";
+      slot("pickup-instructions").hidden = !kept.pickup_instructions;
+      slot("pickup-code").textContent = kept.pickup_code || "";
+      slot("pickup").hidden = !kept.pickup_code;
+      var list = slot("stops");
+      list.textContent = "";
+      (kept.stops || []).forEach(function (stop) {
+        var li = document.createElement("li");
+        li.className = "card stop-card";
+        li.setAttribute("data-testid", "offline-stop");
+        [["b", stop.title], ["p", stop.address], ["p", stop.detail], ["p", stop.notes]].forEach(function (part) {
+          if (!part[1]) return;
+          var el = document.createElement(part[0]);
+          el.textContent = part[1];
+          li.appendChild(el);
+        });
+        list.appendChild(li);
+      });
+      section.hidden = false;
+    }
+  };
+
   // --- Actions (buttons with data-action) ----------------------------------------------------
+
+  // A check-in refused for a reason the driver can act on (too far from the store, no location)
+  // stays on screen next to the button, with the way out (an associate confirms them), instead
+  // of a toast that fades: data-help-into names the box, data-help-codes the error codes.
+  function showHelp(btn, res) {
+    var box = btn.dataset.helpInto ? document.querySelector(btn.dataset.helpInto) : null;
+    var codes = (btn.dataset.helpCodes || "").split(" ");
+    if (!box || codes.indexOf((res.data || {}).code) === -1) return false;
+    var text = box.querySelector("[data-help-text]");
+    if (text) text.textContent = errorText(res);
+    box.hidden = false;
+    return true;
+  }
 
   var ACTIONS = {
     post: function (btn) {
@@ -627,21 +804,20 @@
       }).then(function (res) {
         if (!res) return;
         if (!res.ok) {
+          if (showHelp(btn, res)) return;
           toast(errorText(res), "error");
           if (btn.dataset.refresh) refresh(btn.dataset.refresh);
           return;
         }
         if (btn.dataset.done) toast(btn.dataset.done, "ok");
+        if (btn.dataset.pushPrompt) PushPrompt.offer(); // a slot: offers will come
         if (btn.dataset.then) location.assign(btn.dataset.then);
         else if (btn.dataset.reload) location.reload();
         else if (btn.dataset.refresh) refresh(btn.dataset.refresh);
       });
     },
     "go-online": function (btn) {
-      if (Push.supported() && Notification.permission === "default") {
-        // Asked in the tap itself: offers arrive as notifications while the app is closed.
-        Notification.requestPermission().then(function (p) { if (p === "granted") Push.subscribe(false); });
-      }
+      Alert.unlock(); // in the tap: the chime of the offers to come may play
       toast(t("locating"));
       return locate(15000, 60000).then(function (fix) {
         if (!fix) { toast(t("need_location"), "error"); return; }
@@ -650,7 +826,7 @@
           toast(t("online"), "ok");
           body.dataset.onDuty = "1";
           Tracker.start();
-          Push.subscribe(false);
+          PushPrompt.offer(); // offers can come now: say why notifications matter, then ask
           refresh("#duty, #feed, #route-summary");
         });
       });
@@ -697,10 +873,40 @@
       btn.setAttribute("aria-expanded", opening ? "true" : "false");
       if (opening && target.scrollIntoView) target.scrollIntoView({ block: "nearest", behavior: "smooth" });
     },
-    "enable-push": function () { Push.ask(); }
+    "enable-push": function () { Push.ask(); },
+    contact: function (btn) {
+      var panel = document.getElementById(btn.dataset.panel);
+      return api("POST", btn.dataset.url).then(function (res) {
+        if (!res.ok) { toast(errorText(res), "error"); return; }
+        if (!panel) return;
+        var number = panel.querySelector("[data-contact=number]");
+        if (number) number.textContent = formatPhone(res.data.proxy_number);
+        var call = panel.querySelector("[data-contact=call]");
+        var text = panel.querySelector("[data-contact=text]");
+        if (call) call.setAttribute("href", "tel:" + res.data.proxy_number);
+        if (text) text.setAttribute("href", "sms:" + res.data.proxy_number);
+        panel.hidden = false;
+        if (panel.scrollIntoView) panel.scrollIntoView({ block: "nearest", behavior: "smooth" });
+        var next = btn.dataset.mode === "text" ? text : call;
+        if (next) next.focus();
+      });
+    }
   };
 
+  // "+16155550100" -> "(615) 555-0100"; other countries as given.
+  function formatPhone(e164) {
+    var us = /^\+1(\d{3})(\d{3})(\d{4})$/.exec(String(e164 || ""));
+    return us ? "(" + us[1] + ") " + us[2] + "-" + us[3] : String(e164 || "");
+  }
+
   document.addEventListener("click", function (e) {
+    var sheetBtn = e.target.closest("#push-prompt [data-slot]");
+    if (sheetBtn) {
+      if (sheetBtn.dataset.slot === "allow") PushPrompt.allow();
+      else if (sheetBtn.dataset.slot === "later") PushPrompt.later();
+      else PushPrompt.hide();
+      return;
+    }
     var routeBtn = e.target.closest("[data-route]");
     if (routeBtn) {
       e.preventDefault();
@@ -720,7 +926,9 @@
 
   document.addEventListener("submit", function (e) {
     var form = e.target;
-    if (form.matches(".deliver-form")) {
+    if (form.matches("form[data-logout]")) {
+      OfflineBatch.wipe(); // the next person with this phone sees no customer's address
+    } else if (form.matches(".deliver-form")) {
       e.preventDefault();
       deliver(form);
     } else if (form.matches(".decline-form, .fail-form")) {
@@ -764,7 +972,7 @@
       if (document.hidden || elt.querySelector("form.decline-form:not([hidden])") || elt.querySelector(".busy")) {
         e.preventDefault();
       }
-    } else if (elt.id === "batch-status" && document.hidden) {
+    } else if ((elt.id === "batch-status" || elt.id === "offers-badge") && document.hidden) {
       e.preventDefault();
     }
   });
@@ -784,6 +992,8 @@
     tick();
     Uploads.decorate();
     Push.showButton();
+    Alert.check();
+    OfflineBatch.sync();
     var live = document.getElementById("offers-live");
     if (live) Draw.check(live);
     // The Batch page moves on by itself when the batch's phase changes (the associate handed
@@ -827,6 +1037,11 @@
   // --- Start -----------------------------------------------------------------------------------
 
   function start() {
+    if (body.dataset.page === "offline") OfflineBatch.show();
+    OfflineBatch.sync();
+    Alert.check();
+    // The first tap anywhere opens the audio context, so an offer's chime may play later.
+    document.addEventListener("click", function () { Alert.unlock(); }, { capture: true, once: true });
     updateSkew(document);
     tick();
     setInterval(tick, 1000);
@@ -843,5 +1058,6 @@
   else start();
 
   // For the browser tests and the console.
-  window.SparkDriver = { Uploads: Uploads, Tracker: Tracker, shrink: shrink, api: api, toast: toast };
+  window.SparkDriver = { Uploads: Uploads, Tracker: Tracker, shrink: shrink, api: api, toast: toast, Alert: Alert,
+                         OfflineBatch: OfflineBatch, PushPrompt: PushPrompt };
 })();

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from drivers.tests.factories import DriverFactory
 from orders import handoff_guard
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived
+from orders.delivery import batch_check_in
 from orders.models import Batch, Stop
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
@@ -134,7 +134,7 @@ def test_handoff_card_lists_what_to_bring_out_and_locks_after_wrong_codes(
     batch = batch_create(store=store, orders=orders)
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=store.lat, lng=store.lng)
     batch.refresh_from_db()
     wrong = "000000" if batch.pickup_code != "000000" else "111111"
 

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 from drivers.tests.factories import DriverFactory
 from orders.batch_editing import batch_create, batch_publish
 from orders.batching_runs import batching_run_execute
-from orders.delivery import batch_driver_arrived
+from orders.delivery import batch_check_in
 from orders.models import Batch, BatchingRun, Order, Stop
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
@@ -192,7 +192,7 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
     batch_publish(batch=batch)
     batch_set_status(batch=batch, to=Batch.Status.ASSIGNED, updates={"driver": driver})
     batch.refresh_from_db()
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     # The driver checked in a while ago.
     Batch.objects.filter(pk=batch.pk).update(arrived_at_store_at=timezone.now() - timedelta(minutes=7, seconds=20))
     batch.refresh_from_db()
@@ -298,6 +298,35 @@ def test_auto_batch_proposes_trips_on_a_map(page, shop, force_login, shot):
     expect(page.locator("#messages .success")).to_have_text(f"{len(proposed)} batches published.")
     shot(page, "published")
     assert set(Batch.objects.filter(pk__in=[b.pk for b in proposed]).values_list("status", flat=True)) == {"published"}
+
+
+def test_auto_batch_page_counts_the_seconds_while_the_solver_works(page, shop, force_login, shot):
+    """The solver stops once its plan stops improving: the page counts the seconds it has been
+    working (no made-up share done) and shows the proposal once the run is done."""
+    store, associate = shop
+    now = timezone.now()
+    run = BatchingRun.objects.create(
+        store=store,
+        window_from=now,
+        window_to=now + timedelta(hours=10),
+        status=BatchingRun.Status.RUNNING,
+        started_at=now - timedelta(seconds=2),
+        time_limit_seconds=10,
+    )
+    force_login(page, associate)
+    page.goto(f"/dashboard/s/{store.pk}/auto/{run.pk}/")
+    working = page.locator("#progress-working")
+    expect(working).to_have_text(re.compile(r"^Working… \d+ s$"))
+    first = int(re.search(r"\d+", working.inner_text()).group())
+    # The fragment is polled every second: the count goes up while the run works.
+    expect(working).not_to_have_text(f"Working… {first} s", timeout=5000)
+    assert int(re.search(r"\d+", working.inner_text()).group()) > first
+    expect(page.locator("#progress")).to_contain_text("10 s at most")
+    shot(page, "working")
+
+    BatchingRun.objects.filter(pk=run.pk).update(status=BatchingRun.Status.DONE, finished_at=timezone.now())
+    expect(page.locator("#run-status")).to_have_text("Done")
+    expect(page.locator("#progress")).to_have_count(0)
 
 
 def test_browser_is_kept_off_the_network(desktop_page):

@@ -1,7 +1,8 @@
 """A newcomer signs up as a driver on a phone-sized browser and ends with their application
 under review: landing page, allauth sign-up, the verification link from the email, login,
-every onboarding step (photo and document uploads, the texted code, the background-check
-disclosure and consent), submit, and the status page.
+every onboarding step (photo and document uploads, the texted code, the date of birth, which
+refuses a 19-year-old in a zone that delivers alcohol and accepts them at 25, the
+background-check disclosure and consent), submit, and the status page.
 
 The verification email is read from django.core.mail.outbox and the code from the locmem SMS
 outbox (drivers.sms.outbox): the live server runs in this process, so both are shared.
@@ -36,6 +37,18 @@ def _jpeg(color=(30, 120, 200), size=(120, 160)) -> bytes:
 
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def born_years_ago(years: int) -> date:
+    """A date of birth that makes someone `years` old today (a little past the birthday)."""
+    today = date.today() - timedelta(days=3)
+    return today.replace(year=today.year - years, day=min(today.day, 28))
+
+
+def fill_birth_date(page, born: date) -> None:
+    expect(page).to_have_url(re.compile(r"/driver/join/age/$"))
+    page.fill("input[name=birth_date]", born.isoformat())
+    page.locator("#age-form button[type=submit]").click()
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +103,7 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     expect(page.locator(".topbar .who")).to_have_text(EMAIL)
 
     # 1 Profile, with a photo taken on the phone.
-    expect(page.locator(".step-title")).to_have_text("Step 1 of 6: Profile")
+    expect(page.locator(".step-title")).to_have_text("Step 1 of 7: Profile")
     page.fill("input[name=first_name]", "Maria")
     page.fill("input[name=last_name]", "Lopez")
     page.fill("input[name=phone]", "(615) 555-0177")
@@ -150,7 +163,22 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     page.fill("input[name=insurance_expires_on]", (date.today() + timedelta(days=150)).isoformat())
     page.locator("#documents-form button[type=submit]").click()
 
-    # 5 The disclosure on a page of its own, then the authorization.
+    # 5 The date of birth: the zone delivers alcohol, so 21 or older. At 19: a clear refusal,
+    # nothing kept, and the background check stays closed.
+    expect(page.locator("#age-rule")).to_have_text(
+        f"To deliver in {zone.name} you must be 21 or older: orders there can include alcohol."
+    )
+    fill_birth_date(page, born_years_ago(19))
+    expect(page.locator("#age-refused")).to_contain_text("We cannot take your application")
+    expect(page.locator("#age-refused")).to_contain_text(f"You must be 21 or older to deliver in {zone.name}")
+    fits_width(page)
+    shot(page, "age-refused-at-19")
+    assert Driver.objects.get(user__email=EMAIL).birth_date is None
+    page.goto("/driver/join/background-check/")
+    # The typo fixed: 25 is old enough.
+    fill_birth_date(page, born_years_ago(25))
+
+    # 6 The disclosure on a page of its own, then the authorization.
     expect(page).to_have_url(re.compile(r"/driver/join/background-check/$"))
     expect(page.locator("#disclosure h1")).to_have_text("Disclosure regarding background investigation")
     fits_width(page)
@@ -162,7 +190,7 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     shot(page, "consent")
     page.locator("#consent-form button[type=submit]").click()
 
-    # 6 Review and submit.
+    # 7 Review and submit.
     expect(page).to_have_url(re.compile(r"/driver/join/review/$"))
     expect(page.locator("#checklist li.todo")).to_have_count(0)
     page.locator("input[name=certify]").check()
@@ -173,7 +201,7 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     # The status page: under review, everything checked.
     expect(page).to_have_url(re.compile(r"/driver/join/status/$"))
     expect(page.locator("#status .state")).to_have_text("Application under review — we will email you")
-    expect(page.locator("#checklist li.done")).to_have_count(7)
+    expect(page.locator("#checklist li.done")).to_have_count(8)
     fits_width(page)
     shot(page, "under-review")
 
@@ -181,6 +209,7 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     assert driver.status == Driver.Status.SCREENING
     assert (driver.user.first_name, driver.user.last_name, driver.phone) == ("Maria", "Lopez", "+16155550177")
     assert driver.phone_verified_at and driver.background_check_consent_at
+    assert driver.birth_date == born_years_ago(25)
     assert (driver.vehicle_make, driver.vehicle_plate, driver.license_state) == ("Honda", "TN 4821", "TN")
     with driver.photo.open("rb") as f, Image.open(f) as photo:
         assert not photo.getexif()  # the GPS position is gone

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 from drivers.models import Location
 from drivers.tests.factories import DriverFactory
 from orders.batch_editing import batch_create, batch_publish
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import Order
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
@@ -190,7 +190,7 @@ def world(transactional_db, settings):
     batch_publish(batch=batch)
     driver = DriverFactory(user__first_name="Ana")
     batch_set_status(batch=batch, to="assigned", updates={"driver": driver})
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch.refresh_from_db()
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     Location.objects.update_or_create(

@@ -8,10 +8,9 @@ The public key is the browser's applicationServerKey (base64url of the uncompres
 Changing keys invalidates every stored browser subscription: drivers re-subscribe on next visit.
 """
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management.base import BaseCommand, CommandError
-from py_vapid.utils import b64urlencode
+
+from spark import vapidkeys
 
 
 class Command(BaseCommand):
@@ -28,22 +27,11 @@ class Command(BaseCommand):
     def handle(self, *args, subject: str, pem: bool, **options):
         if not subject.startswith(("mailto:", "https://")):
             raise CommandError("--subject must be a mailto: or https: URL, e.g. mailto:ops@example.com")
-        key = ec.generate_private_key(ec.SECP256R1())
-        if pem:
-            private = (
-                key.private_bytes(
-                    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-                )
-                .decode()
-                .strip()
-                .replace("\n", "\\n")
-            )
-            private = f'"{private}"'
-        else:
-            private = b64urlencode(key.private_numbers().private_value.to_bytes(32, "big"))
-        public = b64urlencode(
-            key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-        )
+        pair = vapidkeys.new_pair(pem=pem)
+        private = pair.private_key
+        if pem:  # one line for an env var: the newlines escaped, the value quoted
+            one_line = private.strip().replace("\n", "\\n")
+            private = f'"{one_line}"'
         self.stdout.write(f"SPARK_VAPID_PRIVATE_KEY={private}")
-        self.stdout.write(f"SPARK_VAPID_PUBLIC_KEY={public}")
+        self.stdout.write(f"SPARK_VAPID_PUBLIC_KEY={pair.public_key}")
         self.stdout.write(f"SPARK_VAPID_SUBJECT={subject}")
