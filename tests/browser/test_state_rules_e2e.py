@@ -59,6 +59,8 @@ def test_a_late_batch_is_marked_late_on_the_board_with_the_late_pay(world, phone
     expect(card.get_by_test_id("late")).to_be_visible()
     [entry] = feed.board_for(driver, now=timezone.now())
     expect(card.locator(".pay-total")).to_have_text(format_cents(entry["pay_total_cents"]))
+    incentive = card.get_by_test_id("pay-breakdown").locator("dt:text-is('Incentive') + dd")
+    expect(incentive).to_have_text(format_cents(world["policy"].incentive_cap_cents))  # the late incentive
     fits_width(phone)
     shot(phone, "board-late")
 
