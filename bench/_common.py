@@ -301,10 +301,12 @@ def make_zone_and_store(**zone_fields):
     return zone, store
 
 
-def make_drivers(n: int, zone, *, tokens: bool = False, prefix: str = "bench-driver") -> list:
+def make_drivers(n: int, zone, *, tokens: bool = False, prefix: str = "bench-driver", online: bool = False) -> list:
     """`n` active drivers with valid documents; with `tokens`, each driver's `token` attribute
-    holds an API token key (rest_framework.authtoken)."""
+    holds an API token key (rest_framework.authtoken); `online`: on duty in the zone (board
+    claims need it)."""
     from django.contrib.auth.hashers import make_password
+    from django.utils import timezone
 
     from accounts.models import User
     from drivers.models import Driver
@@ -322,6 +324,8 @@ def make_drivers(n: int, zone, *, tokens: bool = False, prefix: str = "bench-dri
                 status=Driver.Status.ACTIVE,
                 license_expires_on=valid,
                 insurance_expires_on=valid,
+                is_online=online,
+                online_since=timezone.now() if online else None,
             )
             for u in users
         ],

@@ -237,8 +237,8 @@ def build_world(args):
     from django.utils import timezone
 
     zone, store = _common.make_zone_and_store(claim_pool_seconds=0, claim_rate_per_minute=10_000)
-    drivers = _common.make_drivers(args.drivers, zone, tokens=True)
-    warm_drivers = _common.make_drivers(60, zone, tokens=True, prefix="bench-warmup")
+    drivers = _common.make_drivers(args.drivers, zone, tokens=True, online=True)
+    warm_drivers = _common.make_drivers(60, zone, tokens=True, prefix="bench-warmup", online=True)
     past = timezone.now() - timedelta(minutes=1)
     batches = _common.make_published_batches(args.batches, store, stage="board", board_at=past, tag="storm")
     warm_batches = _common.make_published_batches(20, store, stage="board", board_at=past, tag="warm")

@@ -14,7 +14,7 @@ from datetime import datetime
 from django.db.models import F
 
 from drivers.models import Driver, Route
-from orders.models import Batch, Stop
+from orders.models import Batch, Stop, batch_is_late
 from payments.models import PayPolicy
 from payments.services import pay_breakdown
 from spark import geo
@@ -114,8 +114,11 @@ def _pay(policy, *, route_meters: int, incentive_cents: int, stops: list[tuple])
     )
 
 
-def _card(row: tuple, *, store: dict, stops: list[tuple], pay_parts: dict, fit: Fit | None, capacity: int) -> dict:
-    """One feed/board entry. Stops show their area only (DESIGN rule 6)."""
+def _card(
+    row: tuple, *, store: dict, stops: list[tuple], pay_parts: dict, fit: Fit | None, capacity: int, now: datetime
+) -> dict:
+    """One feed/board entry. Stops show their area only (DESIGN rule 6). `late`: its pickup
+    time has passed (its pay then includes the late incentive, dispatch.rounds)."""
     batch_id, _, route_meters, route_seconds, _, _, _, pickup_by, stage = row
     totes = sum(s[_TOTES] for s in stops)
     seconds = fit.seconds if fit else PICKUP_SECONDS + route_seconds
@@ -138,6 +141,7 @@ def _card(row: tuple, *, store: dict, stops: list[tuple], pay_parts: dict, fit: 
         "pay_per_hour_cents": round(pay * 3600 / seconds),
         "pay": {k: v for k, v in pay_parts.items() if k.endswith("_cents")},
         "pickup_by": pickup_by.isoformat() if pickup_by else None,
+        "late": batch_is_late(pickup_by=pickup_by, status=Batch.Status.PUBLISHED, now=now),
         "on_board": stage == Batch.Stage.BOARD,
         "stops": [
             {
@@ -193,6 +197,7 @@ def _ranked_batches(
             pay_parts=pay,
             fit=fit,
             capacity=driver.vehicle_tote_capacity,
+            now=now,
         )
         card["rank"] = rank
         cards.append(card)
@@ -203,7 +208,7 @@ def route_feed(driver: Driver, *, now: datetime, limit: int = 50) -> list[dict]:
     """Published batches of the driver's zone that fit their active route, best first (see
     the module docstring), at most `limit`. Each entry: batch_id, store, stops_count,
     totes, detour_m, pickup_m, distance_m, minutes, pay_total_cents, pay_per_hour_cents, pay (the parts
-    of the pay, base_cents ... tip_cents, as an offer's snapshot has them),
+    of the pay, base_cents ... tip_cents, as an offer's snapshot has them), late,
     rank, and per stop only its area (ZIP code, a point rounded to about 1 km). Empty
     without an active route."""
     active = _active_route(driver, now)
@@ -245,6 +250,7 @@ def board_for(driver: Driver, *, now: datetime, limit: int = 100) -> list[dict]:
             pay_parts=pay,
             fit=None,
             capacity=driver.vehicle_tote_capacity,
+            now=now,
         )
         card["rank"] = len(cards) + 1
         cards.append(card)

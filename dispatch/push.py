@@ -218,14 +218,17 @@ def _offer_stops(offer) -> int:
 
 
 def offer_push_payload(offer, *, now: datetime | None = None) -> dict:
-    """What the notification shows. Pay, stops, miles and the countdown; never a customer's
-    name or address (the driver sees those only once the batch is theirs)."""
+    """What the notification shows. Pay (marked late once the pickup time has passed), stops,
+    miles and the countdown; never a customer's name or address (the driver sees those only
+    once the batch is theirs)."""
     now = now or timezone.now()
     pay = _offer_pay(offer)
     meters = pay.routed_meters if pay is not None else offer.batch.route_meters
     stops = _offer_stops(offer)
     seconds = max(0, math.floor((offer.expires_at - now).total_seconds()))
     title = f"New offer: {format_cents(pay.total_cents)}" if pay is not None else "New offer"
+    if offer.batch.is_late(now):  # its pickup time has passed (the pay includes the late incentive)
+        title = f"Late · {title}"
     return {
         "type": "offer",
         "offer_id": offer.pk,

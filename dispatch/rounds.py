@@ -10,7 +10,11 @@ Rounds, all configured per zone (stores.Zone):
              first `claim_pool_seconds` are pooled and one winner is drawn (claim_pool_resolve);
              after that window it is first come, first served.
 Each targeted offer lives `offer_ttl_seconds`. Each round that passes without a taker raises
-the incentive by the zone's step, up to its cap (payments.services.incentive_for_round).
+the incentive by the zone's step, up to its cap (payments.services.incentive_for_round). A
+batch still on offer when its pickup time passes is late (orders.models.batch_is_late): the
+dispatch sweep raises its incentive to the cap at once (batches_raise_late_incentive).
+
+Claiming from the board needs the driver online in the batch's zone (board_claim).
 
 Everything here is driven by database state, so each entry point may run any number of
 times, from the countdown task, the beat sweeper, or a request: dispatch_advance acts only
@@ -27,8 +31,10 @@ from typing import Literal
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from drivers.models import SlotClaim
@@ -37,9 +43,11 @@ from orders.batch_editing import batch_require_live_stops
 from orders.models import Batch
 from orders.selectors import batch_stops
 from orders.transitions import batch_set_status
+from payments.models import PayPolicy
 from payments.services import incentive_for_round, offer_pay_snapshot_create
 from spark.celery import queue_on_commit
 from spark.errors import Conflict, DomainError, InvalidTransition, NotFound, NotPermitted
+from spark.geo import format_distance
 from stores.models import StoreMembership
 
 from . import claim_gate, push, services, tasks
@@ -93,7 +101,7 @@ def dispatch_advance(*, batch_id: int) -> str:
             return "waiting"
         zone = batch.store.zone
         round_number = batch.offer_round + 1
-        incentive = incentive_for_round(zone=zone, round_number=round_number)
+        incentive = incentive_for_round(zone=zone, round_number=round_number, late=batch.is_late(now))
         targets: list[tuple] = []
         stage = batch.dispatch_stage
         if stage == Batch.Stage.NONE:
@@ -124,7 +132,8 @@ def dispatch_advance(*, batch_id: int) -> str:
                         (
                             match.driver,
                             Offer.Kind.ROUTE,
-                            f"route fits: {why.get('detour_m', 0)} m out of the way, rank {why.get('rank')}",
+                            f"route fits: {format_distance(why.get('detour_m', 0))} out of the way, "
+                            f"rank {why.get('rank')}",
                             why,
                         )
                     )
@@ -316,6 +325,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     reason = driver_work_refusal(driver)
     if reason:
         raise NotPermitted(reason, code="driver_not_eligible")
+    require_online(driver=driver, zone=batch.store.zone)
     now = timezone.now()
     board_at = batch.board_at or now  # set whenever the stage is board
     closes = board_at + timedelta(seconds=batch.store.zone.claim_pool_seconds)
@@ -326,7 +336,7 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
             raise Conflict("You already have an active batch; finish it first.", code="driver_busy")
         weighed = _claim_weight(batch, driver, now=now)
         detail = {**weighed.detail, "decides_at": closes.isoformat()}
-        attempt, _ = ClaimAttempt.objects.get_or_create(
+        attempt, _created = ClaimAttempt.objects.get_or_create(
             batch=batch, driver=driver, defaults={"score": weighed.weight, "detail": detail}
         )
         queue_on_commit(tasks.resolve_claim_pool, batch.pk, countdown=max(0.0, (closes - now).total_seconds()) + 0.2)
@@ -342,6 +352,14 @@ def board_claim(*, driver, batch: Batch | None = None, batch_id: int | None = No
     return BoardClaim.assigned(
         _claim_now(batch=batch, driver=driver, reason="claimed on the board (first come)", detail={"board": True})
     )
+
+
+def require_online(*, driver, zone) -> None:
+    """Board claims are for drivers on duty in the batch's zone. The zone is the driver's home
+    zone (another zone's batch is a 404 before this), where driver_go_online checked their
+    position; `is_online` is read with the driver, so the claim storm pays no extra query."""
+    if not driver.is_online:
+        raise NotPermitted(_("Go online in %(zone)s to claim this batch.") % {"zone": zone.name}, code="not_online")
 
 
 def claim_pool_resolve(*, batch_id: int) -> int | None:
@@ -372,6 +390,9 @@ def claim_pool_resolve(*, batch_id: int) -> int | None:
         winner = None
         while remaining and batch.status == Batch.Status.PUBLISHED:
             pick = rng.choices(remaining, weights=[a.score for a in remaining], k=1)[0]
+            if not pick.driver.is_online:  # went off duty since the claim: draw again
+                remaining.remove(pick)
+                continue
             try:
                 with transaction.atomic():
                     _claim_now(
@@ -424,11 +445,77 @@ def batches_flag_at_risk(*, now=None) -> int:
     return flagged
 
 
+def _late_cap():
+    """The zone's incentive cap, in SQL (PayPolicy's default for a zone without a policy)."""
+    default = PayPolicy._meta.get_field("incentive_cap_cents").get_default()
+    return Coalesce(F("store__zone__pay_policy__incentive_cap_cents"), Value(default))
+
+
+def batches_raise_late_incentive(*, now=None, limit: int = 200) -> int:
+    """Raise the incentive of every published batch whose pickup time has passed to the late
+    amount (payments.services.incentive_for_round with late=True: the zone's cap). The board,
+    the feed and the next rounds price from the batch's incentive; a pending offer carries a
+    pay snapshot made before, so it is withdrawn and made again for the same driver at the
+    new pay (a fresh countdown): every pay a driver is shown for the batch includes the raise.
+    Guarded on the incentive still being below it: a second run changes nothing."""
+    now = now or timezone.now()
+    due = (
+        Batch.objects.filter(status=Batch.Status.PUBLISHED, pickup_by__lte=now)
+        .annotate(late_cap=_late_cap())
+        .filter(incentive_cents__lt=F("late_cap"))
+        .values_list("pk", flat=True)[:limit]
+    )
+    raised = 0
+    for batch_id in list(due):
+        with transaction.atomic():
+            batch = (
+                Batch.objects.select_for_update(of=("self",))
+                .select_related("store__zone__pay_policy")
+                .filter(pk=batch_id)
+                .first()
+            )
+            if batch is None or batch.status != Batch.Status.PUBLISHED or not batch.is_late(now):
+                continue
+            zone = batch.store.zone
+            incentive = incentive_for_round(zone=zone, round_number=batch.offer_round, late=True)
+            if batch.incentive_cents >= incentive:
+                continue
+            Batch.objects.filter(pk=batch.pk).update(incentive_cents=incentive)
+            # skip_locked: an offer being accepted right now is left to its accept.
+            for offer in Offer.objects.select_for_update(skip_locked=True).filter(
+                batch=batch, status=Offer.Status.PENDING
+            ):
+                _offer_again(offer, batch=batch, incentive_cents=incentive)
+            raised += 1
+    return raised
+
+
+def _offer_again(offer: Offer, *, batch: Batch, incentive_cents: int) -> None:
+    """Replace a pending offer by the same offer at a new pay (its snapshot is immutable)."""
+    if not services.offer_set_status(
+        offer=offer, to=Offer.Status.WITHDRAWN, reason="late: offered again with the late incentive"
+    ).changed:
+        return
+    again = _make_offer(
+        batch=batch,
+        driver=offer.driver,
+        kind=offer.kind,
+        round_number=offer.round,
+        ttl_seconds=batch.store.zone.offer_ttl_seconds,
+        reason=offer.rank_reason,
+        detail=offer.rank_detail,
+        incentive_cents=incentive_cents,
+    )
+    _announce(again)
+
+
 def dispatch_sweep(*, limit: int = 200) -> int:
     """Beat safety net behind the dispatch tasks (DESIGN rule 3): start or advance dispatch of
-    published batches without a pending offer, settle due claim pools, flag batches at risk.
-    (Offer expiry has its own sweeper, dispatch.tasks.sweep_expired_offers.) Idempotent."""
+    published batches without a pending offer, settle due claim pools, raise the incentive of
+    late batches, flag batches at risk. (Offer expiry has its own sweeper,
+    dispatch.tasks.sweep_expired_offers.) Idempotent."""
     done = services.offers_withdraw_stale()
+    done += batches_raise_late_incentive(limit=limit)
     pending = Offer.objects.filter(batch=OuterRef("pk"), status=Offer.Status.PENDING)
     stalled = (
         Batch.objects.filter(status=Batch.Status.PUBLISHED)

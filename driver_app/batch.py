@@ -75,6 +75,7 @@ def _batch_context(request, driver: Driver) -> dict:
         {
             "batch": batch,
             "phase": PHASES.get(batch.status, "none"),
+            "late": batch.is_late(),
             "stops": stops,
             "current_stop": open_stops[0] if open_stops else None,
             "delivered_count": sum(1 for s in stops if s.status == Stop.Status.DELIVERED),

@@ -12,6 +12,7 @@ from driver_app.labels import SLOT_CLAIM_LABELS
 from driver_app.page import driver_page, miles, page_context, parse_time, stop_areas
 from drivers import selectors
 from drivers.models import Driver, Route
+from spark import geo
 
 SLOT_CHECK_IN_EARLY = timedelta(minutes=selectors.SLOT_EARLY_MINUTES)
 
@@ -19,7 +20,17 @@ SLOT_CHECK_IN_EARLY = timedelta(minutes=selectors.SLOT_EARLY_MINUTES)
 OPEN_SLOTS_SHOWN = 12
 
 
-DETOUR_CHOICES_KM = (2, 5, 8, 12, 20, 30)
+# How far out of their way a driver will go, in miles (US drivers); the API takes metres.
+DETOUR_CHOICES_MILES = (1, 2, 3, 5, 8, 12, 20)
+DEFAULT_DETOUR_METERS = Route._meta.get_field("max_detour_meters").get_default()
+
+
+def _detour_choices(current_meters: int) -> list[dict]:
+    """The detour picker: each choice in metres with its label; the one nearest the route's
+    own limit is selected."""
+    choices = [round(mi * geo.METERS_PER_MILE) for mi in DETOUR_CHOICES_MILES]
+    nearest = min(choices, key=lambda m: abs(m - current_meters))
+    return [{"meters": m, "label": geo.format_distance(m), "selected": m == nearest} for m in choices]
 
 
 def feed_card(card: dict) -> dict:
@@ -27,7 +38,7 @@ def feed_card(card: dict) -> dict:
     return {
         **card,
         "miles": miles(card["distance_m"]),
-        "detour_km": round(card["detour_m"] / 1000, 1) if card.get("detour_m") is not None else None,
+        "detour": geo.format_distance(card["detour_m"]) if card.get("detour_m") is not None else None,
         "pickup_by": parse_time(card.get("pickup_by")),
         "areas": stop_areas(card["stops"]),
     }
@@ -39,8 +50,8 @@ def _route_context(driver: Driver) -> dict:
     return {
         "route": route,
         "route_is_trip": route is not None and route.mode == Route.Mode.TRIP,
-        "detour_choices": DETOUR_CHOICES_KM,
-        "detour_km": round((route.max_detour_meters if route else 8000) / 1000),
+        "detour_choices": _detour_choices(route.max_detour_meters if route else DEFAULT_DETOUR_METERS),
+        "max_detour": geo.format_distance(route.max_detour_meters if route else DEFAULT_DETOUR_METERS),
         "map_center": {"lat": float(zone.center_lat), "lng": float(zone.center_lng)},
         "map_route": {
             "origin": [float(route.origin_lat), float(route.origin_lng)],

@@ -32,6 +32,7 @@ def _offer_cards(driver: Driver) -> list[dict]:
                 "heavy": summary["heavy"],
                 "alcohol": summary["alcohol"],
                 "pickup_by": parse_time(summary["pickup_by"]),
+                "late": summary["late"],
                 "areas": stop_areas(summary["stops"]),
             }
         )

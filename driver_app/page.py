@@ -126,7 +126,7 @@ def stop_areas(stops: list[dict]) -> list[dict]:
         {
             "sequence": s["sequence"],
             "postal_code": s["postal_code"],
-            "miles_from_store": miles(s["distance_from_store_m"]),
+            "from_store": geo.format_distance(s["distance_from_store_m"]),
             "window_end": parse_time(s["window_end"]),
             "totes": s["totes"],
             "heavy": s["heavy"],

@@ -13,6 +13,7 @@ from drivers import appeals
 from drivers.models import Driver
 from orders.models import Batch, Stop
 from orders.ratings import driver_rating
+from spark import geo
 from spark.errors import DomainError
 
 
@@ -78,6 +79,21 @@ def _appeal_error_text(exc: DomainError) -> str:
     return words.get(exc.code, exc.message)
 
 
+def offer_why(offer: Offer) -> str:
+    """Why the driver got the offer, in their language, from what dispatch recorded with it
+    (rank_detail); rank_reason stays the English line for ops."""
+    detail = offer.rank_detail or {}
+    if offer.kind == Offer.Kind.SLOT:
+        return _("You hold a slot at this store (#%(rank)s by fairness).") % {"rank": detail.get("rank", 1)}
+    if offer.kind == Offer.Kind.ROUTE:
+        return _("On your route: %(detour)s out of your way.") % {
+            "detour": geo.format_distance(detail.get("detour_m") or 0)
+        }
+    if "pool_size" in detail:
+        return _("Won the fair draw among the first claims.")
+    return _("Claimed on the board.")
+
+
 @require_GET
 @driver_page
 def dispatch_log(request, driver: Driver):
@@ -92,6 +108,7 @@ def dispatch_log(request, driver: Driver):
             "status_label": OFFER_STATUS_LABELS.get(offer.status, offer.status),
             "kind_label": OFFER_KIND_LABELS.get(offer.kind, offer.kind),
             "decline_label": DECLINE_LABELS.get(offer.decline_reason, offer.decline_reason),
+            "why": offer_why(offer),
         }
         for offer in offers
     ]

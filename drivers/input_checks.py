@@ -2,6 +2,8 @@
 
 from decimal import Decimal
 
+from django.utils.translation import gettext as _
+
 from spark import geo
 from spark.errors import DomainError, NotPermitted
 from stores.models import Zone
@@ -20,21 +22,24 @@ def checked_position(lat, lng, *, prefix: str = "") -> tuple[Decimal, Decimal]:
     )
 
 
-def check_in_zone(zone: Zone, lat: Decimal, lng: Decimal, *, what: str, field: str) -> None:
+def check_in_zone(zone: Zone, lat: Decimal, lng: Decimal, *, what, field: str) -> None:
+    """`what`: the place checked, in words (translatable: "starting point", "position")."""
     away = geo.haversine_m(geo.Point.of(zone.center_lat, zone.center_lng), geo.Point.of(lat, lng))
     if away > zone.radius_km * 1000:
+        # Said in miles like every distance a driver reads (spark.geo.format_distance).
+        radius = geo.format_distance(zone.radius_km * 1000)
+        words = {"what": what, "away": geo.format_distance(away), "zone": zone.name, "radius": radius}
         raise DomainError(
-            f"That {what} is {away / 1000:.1f} km from the centre of {zone.name}; Spark works within "
-            f"{zone.radius_km} km of it.",
+            _("That %(what)s is %(away)s from the centre of %(zone)s; Spark works within %(radius)s of it.") % words,
             code="outside_zone",
-            fields={field: [f"Within {zone.radius_km} km of {zone.name}."]},
+            fields={field: [_("Within %(radius)s of %(zone)s.") % words]},
         )
 
 
 def check_detour(value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DETOUR_METERS:
         raise DomainError(
-            f"How far out of your way must be 0 to {MAX_DETOUR_METERS // 1000} km.",
+            _("How far out of your way must be 0 to %(most)s.") % {"most": geo.format_distance(MAX_DETOUR_METERS)},
             code="bad_detour",
             fields={"max_detour_meters": [f"Whole metres from 0 to {MAX_DETOUR_METERS}."]},
         )

@@ -2,17 +2,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
 from spark.statemachine import StatusEvent
 
 
 class DriverStatus(models.TextChoices):
-    APPLICANT = "applicant", "Applicant"
-    SCREENING = "screening", "Screening"
-    ACTIVE = "active", "Active"
-    SUSPENDED = "suspended", "Suspended"
-    DEACTIVATED = "deactivated", "Deactivated"
+    # Translated: a driver reads their status (the home page, /api/v1/me/).
+    APPLICANT = "applicant", _("Applicant")
+    SCREENING = "screening", _("Screening")
+    ACTIVE = "active", _("Active")
+    SUSPENDED = "suspended", _("Suspended")
+    DEACTIVATED = "deactivated", _("Deactivated")
 
 
 class Driver(models.Model):
@@ -37,11 +39,11 @@ class Driver(models.Model):
         INACTIVE = "inactive", "Inactive for a long time"
         OTHER = "other", "Other"
 
-    class Vehicle(models.TextChoices):
-        CAR = "car", "Car"
-        SUV = "suv", "SUV"
-        VAN = "van", "Van"
-        TRUCK = "truck", "Pickup truck"
+    class Vehicle(models.TextChoices):  # translated: the sign-up funnel shows them
+        CAR = "car", _("Car")
+        SUV = "suv", _("SUV")
+        VAN = "van", _("Van")
+        TRUCK = "truck", _("Pickup truck")
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="driver")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.APPLICANT)
@@ -108,7 +110,7 @@ class DriverEvent(StatusEvent):
 
 
 class Route(models.Model):
-    """ "I am going from A to B between t1 and t2, up to K km out of my way", or online in a zone."""
+    """ "I am going from A to B between t1 and t2, up to K metres out of my way", or online in a zone."""
 
     class Mode(models.TextChoices):
         TRIP = "trip", "Trip from A to B"

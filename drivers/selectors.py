@@ -29,11 +29,8 @@ def driver_work_refusal(driver: Driver) -> str | None:
             labels = dict(Driver.ReasonCode.choices)
             why = labels.get(driver.reason_code) if driver.reason_code else None
             why = why or driver.reason_code or "no reason recorded"
-            return f"Your account is {driver.get_status_display().lower()}: {why}."
-        return (
-            f"Your application is not approved yet ({driver.get_status_display().lower()}); "
-            "you can take work once screening is complete."
-        )
+            return f"Your account is {driver.status}: {why}."
+        return f"Your application is not approved yet ({driver.status}); you can take work once screening is complete."
     today = timezone.localdate(timezone.now(), ZoneInfo(driver.home_zone.timezone))
     for label, expires in (("driver's license", driver.license_expires_on), ("insurance", driver.insurance_expires_on)):
         if expires is None:

@@ -8,9 +8,10 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from spark import hooks
-from spark.errors import DomainError, NotPermitted, RateLimited
+from spark.errors import Conflict, DomainError, NotPermitted, RateLimited
 from spark.statemachine import TransitionResult, transition
 
 from . import location_gate
@@ -104,8 +105,8 @@ def route_set(
     zone = driver.home_zone
     o_lat, o_lng = checked_position(origin_lat, origin_lng, prefix="origin_")
     d_lat, d_lng = checked_position(dest_lat, dest_lng, prefix="dest_")
-    check_in_zone(zone, o_lat, o_lng, what="starting point", field="origin_lat")
-    check_in_zone(zone, d_lat, d_lng, what="destination", field="dest_lat")
+    check_in_zone(zone, o_lat, o_lng, what=_("starting point"), field="origin_lat")
+    check_in_zone(zone, d_lat, d_lng, what=_("destination"), field="dest_lat")
     check_detour(max_detour_meters)
     now = timezone.now()
     for name, value in (("leave_after", leave_after), ("arrive_by", arrive_by)):
@@ -172,7 +173,7 @@ def driver_go_online(*, driver: Driver, lat, lng, max_detour_meters: int | None 
     require_can_work(driver)
     zone = driver.home_zone
     p_lat, p_lng = checked_position(lat, lng)
-    check_in_zone(zone, p_lat, p_lng, what="position", field="lat")
+    check_in_zone(zone, p_lat, p_lng, what=_("position"), field="lat")
     if max_detour_meters is not None:
         check_detour(max_detour_meters)
     now = timezone.now()
@@ -212,14 +213,25 @@ def driver_go_online(*, driver: Driver, lat, lng, max_detour_meters: int | None 
 
 def driver_go_offline(*, driver: Driver) -> Driver:
     """Go off duty: no new offers or route matches. The ONLINE route ends (a stated trip
-    stays for later). The last position is deleted unless the driver still holds an active
-    batch (the customer's tracking needs it until the batch is done). Pending offers are
-    left to expire; an expiry never counts against a driver. Repeating changes nothing."""
+    stays for later) and the last position is deleted. Pending offers are left to expire; an
+    expiry never counts against a driver. Repeating changes nothing.
+
+    Refused (Conflict, nothing changes) while an active driver holds an active batch: the
+    customers are waiting on it, its tracking needs the position, and the route stays.
+    A driver taken off work (suspended, deactivated: driver_set_status) is no longer active,
+    so the system's own call still takes them off duty; the position is kept then while they
+    finish a batch they were let keep."""
     with transaction.atomic():
         _lock_driver(driver)
+        holds_batch = hooks.driver_holds_batch(driver_id=driver.pk)
+        if holds_batch and Driver.objects.filter(pk=driver.pk, status=Driver.Status.ACTIVE).exists():
+            raise Conflict(
+                _("You can't go offline during a batch. Finish it first; you stay online until then."),
+                code="batch_in_progress",
+            )
         Driver.objects.filter(pk=driver.pk, is_online=True).update(is_online=False, online_since=None)
         Route.objects.filter(driver=driver, is_active=True, mode=Route.Mode.ONLINE).update(is_active=False)
-        if not hooks.driver_holds_batch(driver_id=driver.pk):
+        if not holds_batch:
             Location.objects.filter(driver=driver).delete()
     driver.refresh_from_db(fields=["status", "is_online", "online_since"])
     return driver

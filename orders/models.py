@@ -295,6 +295,21 @@ class Batch(models.Model):
     def __str__(self) -> str:
         return f"Batch {self.pk} ({self.store.number}, {self.status})"
 
+    def is_late(self, now=None) -> bool:
+        """Whether the batch is late for pickup (batch_is_late)."""
+        return batch_is_late(pickup_by=self.pickup_by, status=self.status, now=now or timezone.now())
+
+
+# A batch is late while its pickup time has passed and nobody has picked it up yet: on offer,
+# or with a driver on the way to (or waiting at) the store.
+LATE_STATUSES = (BatchStatus.PUBLISHED, BatchStatus.ASSIGNED, BatchStatus.AT_STORE)
+
+
+def batch_is_late(*, pickup_by, status: str, now) -> bool:
+    """The one rule behind every "Late" a driver sees (feed and board cards, offers, the active
+    batch screen, the driver API) and behind the late incentive (dispatch.rounds)."""
+    return pickup_by is not None and pickup_by <= now and status in LATE_STATUSES
+
 
 class BatchEvent(StatusEvent):
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="events")

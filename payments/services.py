@@ -215,10 +215,14 @@ def offer_pay_snapshot_create(*, offer, incentive_cents: int):
     )
 
 
-def incentive_for_round(*, zone, round_number: int) -> int:
+def incentive_for_round(*, zone, round_number: int, late: bool = False) -> int:
     """Round 1 pays no incentive; each round that passed without a taker adds the zone's
-    step, up to its cap."""
+    step, up to its cap. A batch whose pickup time has passed (orders.models.batch_is_late)
+    gets the cap at once: the steps are there to find a taker before it is late, and the cap
+    is the most the zone's policy lets dispatch add to a batch."""
     policy = zone_pay_policy(zone=zone)
+    if late:
+        return policy.incentive_cap_cents
     return min(policy.incentive_step_cents * max(0, round_number - 1), policy.incentive_cap_cents)
 
 

@@ -141,25 +141,34 @@ def meters_to_miles(meters: int) -> Decimal:
     return (Decimal(meters) / Decimal(str(METERS_PER_MILE))).quantize(Decimal("0.1"))
 
 
-def area_coordinate(value: Number) -> float:
-    """A latitude or longitude blurred to the area a driver may see before the claim."""
-    return round(float(value), AREA_DECIMALS)
+# --- Distances as a driver reads them ------------------------------------------------------
+# US drivers: miles and feet. Below a tenth of a mile a distance reads in feet (to the nearest
+# 10 ft), as US road signs and map apps say it; above it in miles to one decimal.
+
+FEET_PER_METER = Decimal("3.28084")
+FEET_BELOW_METERS = METERS_PER_MILE / 10
 
 
-FEET_PER_METER = 3.28084
-# Below a tenth of a mile people think in feet, above it in miles.
-FEET_BELOW_M = METERS_PER_MILE / 10
+def _feet(meters: float) -> int:
+    return int((Decimal(str(meters)) * FEET_PER_METER / 10).quantize(Decimal("1"), rounding=ROUND_HALF_UP)) * 10
+
+
+def format_distance(meters: Number, *, words: bool = False) -> str:
+    """The one way a driver is told a distance: "450 ft" / "2.3 mi" ("5 mi" when whole) on
+    cards and labels, or with `words` "450 feet" / "2.3 miles" inside a sentence (the
+    check-in refusal). The template filter `distance` (spark.templatetags.spark) is this."""
+    meters = max(0.0, float(meters or 0))
+    if meters < FEET_BELOW_METERS:
+        return feet_text(meters) if words else _("%(feet)s ft") % {"feet": f"{_feet(meters):,}"}
+    miles = f"{meters_to_miles(round(meters)):,}".removesuffix(".0")
+    return _("%(miles)s miles") % {"miles": miles} if words else _("%(miles)s mi") % {"miles": miles}
 
 
 def feet_text(meters: Number) -> str:
-    """ "820 feet": to the nearest 10 ft."""
-    feet = int(round(float(meters) * FEET_PER_METER, -1))
-    return _("%(feet)s feet") % {"feet": f"{feet:,}"}
+    """ "820 feet" whatever the distance (a check-in radius reads better in feet)."""
+    return _("%(feet)s feet") % {"feet": f"{_feet(max(0.0, float(meters or 0))):,}"}
 
 
-def us_distance_text(meters: Number) -> str:
-    """A distance as a US driver reads it: feet under a tenth of a mile, else "6.2 miles"
-    (one decimal, as meters_to_miles)."""
-    if meters < FEET_BELOW_M:
-        return feet_text(meters)
-    return _("%(miles)s miles") % {"miles": meters_to_miles(int(meters))}
+def area_coordinate(value: Number) -> float:
+    """A latitude or longitude blurred to the area a driver may see before the claim."""
+    return round(float(value), AREA_DECIMALS)

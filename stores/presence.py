@@ -53,7 +53,7 @@ def store_presence_verify(*, store: Store, lat=None, lng=None, confirmed_by=None
                 "You are %(away)s from the store; check in within %(radius)s of it, "
                 "or ask an associate to confirm you are here."
             )
-            % {"away": geo.us_distance_text(away), "radius": geo.feet_text(radius)},
+            % {"away": geo.format_distance(away, words=True), "radius": geo.feet_text(radius)},
             code="too_far",
         )
     return StorePresence(lat=lat, lng=lng, distance_m=away)

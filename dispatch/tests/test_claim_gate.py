@@ -65,7 +65,7 @@ def test_storm_losers_are_refused_from_the_marker(
 ):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    winner, loser = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    winner, loser = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     with django_capture_on_commit_callbacks(execute=True):
         res = _api(winner).post(f"{API}/batches/{batch.pk}/claim/")
     assert res.status_code == 200 and res.json()["status"] == "assigned"
@@ -80,7 +80,7 @@ def test_storm_losers_are_refused_from_the_marker(
 def test_claims_past_the_zone_rate_get_429_with_retry_after(gate_cache, store, zone):
     zone.claim_rate_per_minute = 2
     zone.save()
-    client = _api(DriverFactory(home_zone=zone))
+    client = _api(DriverFactory(home_zone=zone, is_online=True))
     codes = [client.post(f"{API}/batches/999999/claim/").status_code for _ in range(3)]
     assert codes == [404, 404, 429]
     res = client.post(f"{API}/batches/999999/claim/")

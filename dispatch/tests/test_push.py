@@ -34,6 +34,7 @@ from dispatch.push import (
 from dispatch.tests.factories import OfferFactory
 from drivers.models import PushSubscription
 from drivers.tests.factories import DriverFactory
+from orders.models import Batch
 from orders.tests.factories import BatchFactory, StopFactory
 from payments.models import OfferPaySnapshot
 from spark.errors import DomainError
@@ -473,6 +474,15 @@ def test_payload_of_a_one_stop_offer_without_snapshot(db):
     payload = offer_push_payload(offer, now=offer.expires_at + timedelta(seconds=5))
     assert payload["title"] == "New offer"
     assert payload["body"] == "1 stop · 1.0 mi · expires in 0 s"
+
+
+def test_payload_of_a_late_batch_says_late(db):
+    offer = make_offer()
+    Batch.objects.filter(pk=offer.batch_id).update(
+        status=Batch.Status.PUBLISHED, stops_count=2, pickup_by=timezone.now() - timedelta(minutes=1)
+    )
+    offer.batch.refresh_from_db()
+    assert offer_push_payload(offer)["title"] == "Late · New offer: $24.50"
 
 
 # --- Subscriptions ----------------------------------------------------------------------------

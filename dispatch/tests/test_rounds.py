@@ -1,5 +1,6 @@
 """Dispatch rounds, incentives, the fair board and the races around them (PostgreSQL)."""
 
+import random
 from datetime import timedelta
 from decimal import Decimal
 
@@ -10,10 +11,10 @@ from django.utils import timezone
 from dispatch import rounds
 from dispatch import services as dispatch_services
 from dispatch.models import ClaimAttempt, Offer
-from drivers.models import Route
+from drivers.models import Driver, Route
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders.models import Batch
-from orders.tests.helpers import _to_board, published_batch
+from orders.tests.helpers import _to_board, make_late, published_batch
 from payments.models import OfferPaySnapshot
 from spark.errors import Conflict, NotPermitted
 from stores.tests.factories import DeliverySlotFactory, ZoneFactory
@@ -124,7 +125,9 @@ def test_suspended_or_busy_drivers_are_not_offered(store, zone):
 def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     batch = _to_board(store, zone)
     holder = slot_holder(store, zone)  # weight +2
-    plain = [DriverFactory(home_zone=zone) for _ in range(3)]
+    Driver.objects.filter(pk=holder.pk).update(is_online=True)
+    holder.is_online = True
+    plain = [DriverFactory(home_zone=zone, is_online=True) for _ in range(3)]
     claim = rounds.board_claim(batch=batch, driver=plain[0])
     assert claim.outcome == "pooled" and claim.attempt.detail["decides_at"]
     for d in [*plain[1:], holder]:
@@ -137,8 +140,6 @@ def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
     winner_id = rounds.claim_pool_resolve(batch_id=batch.pk)
     # The draw is reproducible: seeded with the batch id over the weights in claim order.
-    import random
-
     attempts = list(ClaimAttempt.objects.filter(batch=batch).order_by("pk"))
     expected = random.Random(batch.pk).choices(attempts, weights=[a.score for a in attempts], k=1)[0]
     assert winner_id == expected.driver_id
@@ -157,7 +158,7 @@ def test_claims_inside_the_window_are_pooled_and_drawn_by_the_rule(store, zone):
 def test_after_the_window_it_is_first_come(store, zone):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    first, second = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     claim = rounds.board_claim(batch=batch, driver=first)
     assert claim.outcome == "assigned" and claim.offer.status == "accepted"
     with pytest.raises(Conflict, match="another driver"):
@@ -178,7 +179,7 @@ def test_other_zone_driver_cannot_claim(store, zone):
 def test_50_threads_claim_one_batch_exactly_one_wins(zone, store):
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    drivers = [DriverFactory(home_zone=zone) for _ in range(50)]
+    drivers = [DriverFactory(home_zone=zone, is_online=True) for _ in range(50)]
 
     def claim(i):
         from orders.models import Batch as B
@@ -280,7 +281,7 @@ def test_a_taken_batch_is_refused_from_the_cache_until_it_is_put_back(
 
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    first, second = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     with django_capture_on_commit_callbacks(execute=True):
         assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     # The losers that follow are answered from the marker the winner left, without PostgreSQL.
@@ -309,7 +310,7 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(
     }  # nothing listens there
     batch = _to_board(store, zone)
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
-    first, second = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    first, second = DriverFactory(home_zone=zone, is_online=True), DriverFactory(home_zone=zone, is_online=True)
     with django_capture_on_commit_callbacks(execute=True):
         assert rounds.board_claim(batch_id=batch.pk, driver=first).outcome == "assigned"
     with pytest.raises(Conflict, match="another driver"):
@@ -320,7 +321,7 @@ def test_claims_are_judged_by_the_database_when_the_cache_is_down(
 
 def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
     first, second = _to_board(store, zone), _to_board(store, zone)
-    driver = DriverFactory(home_zone=zone)
+    driver = DriverFactory(home_zone=zone, is_online=True)
     Batch.objects.filter(pk=first.pk).update(board_at=timezone.now() - timedelta(seconds=10))
     assert rounds.board_claim(batch_id=first.pk, driver=driver).outcome == "assigned"
     # Inside its fair window the claim is refused up front (the draw would come later)...
@@ -337,3 +338,74 @@ def test_a_driver_with_an_active_batch_cannot_claim_another(store, zone):
     assert second.status == "published" and second.driver_id is None
     assert not Offer.objects.filter(batch=second).exists()
     assert list(Batch.objects.filter(driver=driver).values_list("pk", flat=True)) == [first.pk]
+
+
+# --- Board claims need the driver online; late batches -----------------------------------
+
+
+def test_a_board_claim_needs_the_driver_online_in_the_zone(store, zone):
+    batch = _to_board(store, zone)
+    offline = DriverFactory(home_zone=zone)
+    with pytest.raises(NotPermitted, match=f"Go online in {zone.name} to claim this batch.") as err:
+        rounds.board_claim(batch=batch, driver=offline)
+    assert err.value.code == "not_online"
+    assert not ClaimAttempt.objects.filter(batch=batch).exists()
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    with pytest.raises(NotPermitted):  # first come, after the window: the same rule
+        rounds.board_claim(batch_id=batch.pk, driver=offline)
+    batch.refresh_from_db()
+    assert batch.status == "published" and batch.driver_id is None
+
+
+def test_a_pooled_claimant_who_went_offline_is_left_out_of_the_draw(store, zone):
+    batch = _to_board(store, zone)
+    for _ in range(2):
+        assert rounds.board_claim(batch=batch, driver=DriverFactory(home_zone=zone, is_online=True)).outcome == "pooled"
+    attempts = list(ClaimAttempt.objects.filter(batch=batch).order_by("pk"))
+    # The one the seeded draw would pick goes off duty before the window closes.
+    first_pick = random.Random(batch.pk).choices(attempts, weights=[a.score for a in attempts], k=1)[0]
+    Driver.objects.filter(pk=first_pick.driver_id).update(is_online=False)
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=5))
+    other = next(a.driver_id for a in attempts if a.pk != first_pick.pk)
+    assert rounds.claim_pool_resolve(batch_id=batch.pk) == other
+
+
+def test_the_sweep_raises_a_late_board_batch_to_the_incentive_cap_once(store, zone):
+    late, on_time = _to_board(store, zone), _to_board(store, zone)
+    make_late(late)
+    assert rounds.batches_raise_late_incentive() == 1
+    late.refresh_from_db()
+    on_time.refresh_from_db()
+    assert (late.incentive_cents, on_time.incentive_cents) == (400, 0)  # the zone's cap; the other untouched
+    assert rounds.batches_raise_late_incentive() == 0  # a second run changes nothing
+    rounds.dispatch_sweep()
+    late.refresh_from_db()
+    assert late.incentive_cents == 400
+
+
+def test_a_late_batch_with_pending_offers_is_offered_again_at_the_late_pay(store, zone):
+    holders = [slot_holder(store, zone) for _ in range(2)]
+    batch = published_batch(store)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "slot"
+    before = {o.driver_id: o for o in pending(batch)}
+    make_late(batch)
+    rounds.dispatch_sweep()
+    again = pending(batch)
+    assert {o.driver_id for o in again} == {d.pk for d in holders}
+    for o in again:
+        old = before[o.driver_id]
+        assert o.pk != old.pk and (o.kind, o.round) == (old.kind, old.round)
+        assert o.pay.incentive_cents == 400
+        assert o.pay.total_cents == old.pay.total_cents + 400
+        assert Offer.objects.get(pk=old.pk).status == "withdrawn"
+    rounds.dispatch_sweep()
+    assert {o.pk for o in pending(batch)} == {o.pk for o in again}  # once
+
+
+def test_a_batch_already_late_is_dispatched_at_the_incentive_cap(store, zone):
+    holder = slot_holder(store, zone)
+    batch = published_batch(store)
+    make_late(batch)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "slot"
+    [offer] = pending(batch)
+    assert offer.driver_id == holder.pk and offer.pay.incentive_cents == 400

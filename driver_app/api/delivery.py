@@ -106,6 +106,7 @@ class DeliveryBatchSerializer(serializers.Serializer):
     status = serializers.CharField()
     pickup_code = serializers.CharField(allow_null=True, help_text="Shown to the associate; until pickup.")
     pickup_by = serializers.DateTimeField(allow_null=True)
+    late = serializers.BooleanField(help_text="The pickup time has passed and the batch is not picked up yet.")
     assigned_at = serializers.DateTimeField(allow_null=True)
     arrived_at_store_at = serializers.DateTimeField(allow_null=True)
     picked_up_at = serializers.DateTimeField(allow_null=True)
@@ -131,6 +132,7 @@ def delivery_payload(batch: Batch, *, driver) -> dict:
         "status": batch.status,
         "pickup_code": batch.pickup_code if batch.status in (Batch.Status.ASSIGNED, Batch.Status.AT_STORE) else None,
         "pickup_by": batch.pickup_by,
+        "late": batch.is_late(),
         "assigned_at": batch.assigned_at,
         "arrived_at_store_at": batch.arrived_at_store_at,
         "picked_up_at": batch.picked_up_at,

@@ -67,6 +67,7 @@ def batch_summary(batch) -> dict:
         "heavy": any(a["heavy"] for a in areas),
         "alcohol": any(a["alcohol"] for a in areas),
         "pickup_by": batch.pickup_by.isoformat() if batch.pickup_by else None,
+        "late": batch.is_late(),  # its pickup time has passed (orders.models.batch_is_late)
         "stops": areas,
     }
 

@@ -85,9 +85,10 @@ class BoardView(DriverAPIView):
 class BatchClaimView(DriverAPIView):
     """Claim attempts are limited per driver to the zone's claim_rate_per_minute (429 with
     Retry-After). Bots that hammer the claim button gain nothing: inside the fair window every
-    claim is pooled anyway, and past the rate they are refused."""
+    claim is pooled anyway, and past the rate they are refused. Only for drivers online in
+    the batch's zone: 403 (code not_online) otherwise."""
 
-    @extend_schema(request=None, responses={200: Message, 202: Message, **error_responses(409, 429)})
+    @extend_schema(request=None, responses={200: Message, 202: Message, **error_responses(403, 409, 429)})
     def post(self, request, batch_id: int):
         # One cache round trip: count this attempt and read the batch's taken marker.
         gate = claim_gate.claim_attempt(driver_id=request.driver.pk, batch_id=batch_id)
@@ -127,7 +128,9 @@ class OnlineView(DriverAPIView):
 
 
 class OfflineView(DriverAPIView):
-    @extend_schema(request=None, responses={200: Message})
+    """Refused with 409 (code batch_in_progress) while the driver holds an active batch."""
+
+    @extend_schema(request=None, responses={200: Message, **error_responses(409)})
     def post(self, request):
         services.driver_go_offline(driver=request.driver)
         return Response({"status": "offline", "detail": "You are offline."})

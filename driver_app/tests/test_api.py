@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from dispatch import rounds
-from dispatch.models import Offer
+from dispatch.models import ClaimAttempt, Offer
 from drivers.tests.factories import DriverFactory, SlotClaimFactory
 from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch
@@ -117,10 +117,17 @@ def test_decline_needs_a_listed_reason(store, zone):
 def test_board_and_claims(store, zone):
     batch = published(store)
     assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
-    a, b = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone)
+    a, b = DriverFactory(home_zone=zone), DriverFactory(home_zone=zone, is_online=True)
     board = api_for(a).get(f"{API}/board/").json()
     assert [item["batch_id"] for item in board] == [batch.pk]
     assert "Secret Lane" not in str(board)
+    # Offline: the board is there to look at, claiming needs going online in the zone first.
+    res = api_for(a).post(f"{API}/batches/{batch.pk}/claim/")
+    assert res.status_code == 403 and res.json()["code"] == "not_online"
+    assert res.json()["detail"] == f"Go online in {zone.name} to claim this batch."
+    assert not ClaimAttempt.objects.filter(batch=batch).exists()
+    a.is_online = True
+    a.save(update_fields=["is_online"])
     res = api_for(a).post(f"{API}/batches/{batch.pk}/claim/")
     assert res.status_code == 202 and res.json()["status"] == "pooled"
     Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
@@ -289,3 +296,44 @@ def test_route_leaving_in_the_year_12_is_refused(zone):
     assert res.status_code == 400 and res.json()["code"] == "bad_time"
     assert list(res.json()["fields"]) == ["leave_after"]
     assert not driver.routes.exists()
+
+
+def test_going_offline_is_refused_while_a_batch_is_active(store, zone):
+    batch = published(store)
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(seconds=10))
+    driver = DriverFactory(home_zone=zone)
+    client = api_for(driver)
+    assert client.post(f"{API}/online/", {"lat": "36.16", "lng": "-86.78"}, format="json").status_code == 200
+    assert client.post(f"{API}/batches/{batch.pk}/claim/").json()["status"] == "assigned"
+    res = client.post(f"{API}/offline/")
+    assert res.status_code == 409 and res.json()["code"] == "batch_in_progress"
+    assert "can't go offline during a batch" in res.json()["detail"]
+    driver.refresh_from_db()
+    assert driver.is_online is True
+    assert driver.routes.filter(is_active=True, mode="online").exists()
+    res = client.post(f"{API}/offline/", HTTP_ACCEPT_LANGUAGE="es")
+    assert res.json()["detail"].startswith("No puedes desconectarte durante un lote.")
+
+
+def test_a_late_batch_is_marked_and_pays_the_late_incentive(store, zone):
+    """Once its pickup time has passed, the board, the offers and the active batch say "late",
+    and the pay shown includes the incentive the dispatch sweep added (the zone's cap)."""
+    batch = published(store)
+    rounds.dispatch_advance(batch_id=batch.pk)
+    driver = DriverFactory(home_zone=zone, is_online=True)
+    client = api_for(driver)
+    [card] = client.get(f"{API}/board/").json()
+    assert card["late"] is False
+    on_time_pay = card["pay_total_cents"]
+    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=1))
+    rounds.dispatch_sweep()
+    [card] = client.get(f"{API}/board/").json()
+    assert card["late"] is True
+    assert card["pay_total_cents"] == on_time_pay + zone.pay_policy.incentive_cap_cents
+    Batch.objects.filter(pk=batch.pk).update(board_at=timezone.now() - timedelta(minutes=1))
+    claimed = client.post(f"{API}/batches/{batch.pk}/claim/").json()
+    assert claimed["status"] == "assigned" and claimed["batch"]["late"] is True
+    offer = Offer.objects.get(batch=batch, driver=driver)
+    assert offer.pay.incentive_cents == zone.pay_policy.incentive_cap_cents
+    assert client.get(f"{API}/batches/{batch.pk}/").json()["late"] is True

@@ -28,6 +28,7 @@ from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_check_in, batch_handoff, stop_arrive, stop_fail
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
+from orders.tests.helpers import make_late
 from payments.services import pay_quote
 from payments.tests.factories import PayPolicyFactory
 from spark.errors import Conflict, DomainError
@@ -620,7 +621,7 @@ def test_the_batch_status_carries_what_a_dead_zone_needs_while_the_batch_is_acti
     assert [s["title"] for s in kept["stops"]] == ["1. Customer 0 · To deliver", "2. Customer 1 · To deliver"]
     assert SECRET_STREET in kept["stops"][0]["address"]
     # On the road: no pickup code any more, the stops as they stand.
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     stop_fail(stop=batch.stops.order_by("sequence").first(), driver=driver, reason="no_one_home")
     kept = json_script(client.get("/driver/batch/status/").content.decode(), "batch-offline")
@@ -642,3 +643,65 @@ def test_the_offline_page_has_its_strings_and_no_personal_data(db):
     html = Client().get("/driver/offline/").content.decode()
     assert "offline-batch" in ids_in(html)
     assert json_script(html, "driver-i18n")["offline_saved_at"].startswith("You are offline")
+
+
+# --- Late batches and distances ----------------------------------------------------------------
+
+
+def late_marks(html: str) -> int:
+    return len(re.findall(r'data-testid="late"', html))
+
+
+def test_a_late_batch_is_marked_on_the_board_the_feed_the_offer_and_the_batch_screen(driver, store):
+    on_board = published(store)
+    assert rounds.dispatch_advance(batch_id=on_board.pk) == "board"  # before anyone is online on a route
+    driver.is_online, driver.online_since = True, timezone.now()
+    driver.save()
+    RouteFactory(driver=driver, origin_lat="36.150000", origin_lng="-86.790000", dest_lat="36.170000",
+                 dest_lng="-86.770000", max_detour_meters=20000)  # fmt: skip
+    client = client_for(driver.user)
+    assert late_marks(client.get("/driver/offers/").content.decode()) == 0
+    assert late_marks(client.get("/driver/").content.decode()) == 0
+    make_late(on_board)
+    rounds.dispatch_sweep()
+    board = client.get("/driver/offers/live/").content.decode()
+    start = board.index(f'data-batch-id="{on_board.pk}"')
+    card = board[start : board.index("</article>", start)]
+    assert late_marks(card) == 1 and ">Late<" in card
+    feed = client.get("/driver/feed/").content.decode()
+    assert f'data-batch-id="{on_board.pk}"' in feed and late_marks(feed) == 1
+    # The pay shown includes the late incentive (the zone's cap).
+    on_board.refresh_from_db()
+    assert on_board.incentive_cents == driver.home_zone.pay_policy.incentive_cap_cents > 0
+    other = DriverFactory(home_zone=store.zone)
+    offer = offer_for(other, store)
+    make_late(offer.batch)
+    rounds.dispatch_sweep()
+    offers = client_for(other.user).get("/driver/offers/").content.decode()
+    start = offers.index('data-testid="offer-card"')
+    card = offers[start : offers.index("</article>", start)]
+    assert late_marks(card) == 1
+    fresh = Offer.objects.get(batch=offer.batch, driver=other, status="pending")
+    assert f"+${fresh.pay.incentive_cents // 100}.00 incentive" in card
+    dispatch_services.offer_accept(offer=fresh, driver=other)
+    assert late_marks(client_for(other.user).get("/driver/batch/").content.decode()) == 1
+
+
+def test_distances_read_in_miles_and_feet(driver, store):
+    RouteFactory(driver=driver, max_detour_meters=8047)
+    batch = published(store)
+    client = client_for(driver.user)
+    home = client.get("/driver/").content.decode()
+    assert "Up to 5 mi out of your way." in home
+    assert '<option value="8047" selected>5 mi</option>' in home and " km" not in home
+    assert rounds.dispatch_advance(batch_id=batch.pk) == "board"
+    board = client.get("/driver/offers/live/").content.decode()
+    assert re.search(r"Stop 1 · ZIP 37203 · [\d.]+ (mi|ft) from the store", board)
+    assert " km" not in board
+
+
+def test_the_dispatch_log_says_why_in_the_drivers_language(driver, store):
+    offer_for(driver, store)
+    log = client_for(driver.user, HTTP_ACCEPT_LANGUAGE="es").get("/driver/standing/log/").content.decode()
+    assert "Tienes un turno en esta tienda (n.º 1 por equidad)." in log
+    assert "holds a slot" not in log

@@ -13,14 +13,20 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
+from dispatch.models import Offer
+from driver_app import earnings, labels
+from driver_app.api.serializers import DECLINE_REASONS
 from drivers import sms
-from drivers.models import Driver
+from drivers.models import Driver, SlotClaim
 from drivers.tests.factories import DriverFactory
 from drivers.tests.helpers import JOIN, profile_data, verified
 from orders import notifications
 from orders.batch_editing import batch_create, batch_publish
+from orders.models import Stop
+from orders.returns import RETURN_REASONS
 from orders.tests.factories import OrderFactory
 from orders.transitions import batch_set_status
+from payments.models import Payout
 from stores.tests.factories import StoreFactory, UserFactory, ZoneFactory
 
 PO_PATH = Path(settings.LOCALE_PATHS[0]) / "es" / "LC_MESSAGES" / "django.po"
@@ -331,3 +337,57 @@ def test_compiled_catalog_is_up_to_date(catalog):
                 assert translation.ngettext(e["msgid"], e["msgid_plural"], 1) == e["msgstr"][0], e["msgid"]
                 many = e["msgstr"][max(e["msgstr"])]  # 5 takes the last form, with 2 or 3 plural forms
                 assert translation.ngettext(e["msgid"], e["msgid_plural"], 5) == many, e["msgid"]
+
+
+# Every status, kind and reason a driver reads, with the labels the app shows it by: (what a
+# value can be, its labels). Removed stops are never listed to the driver; only live slot
+# claims are.
+DRIVER_LABELS = {
+    "driver status": (Driver.Status.values, labels.STATUS_LABELS),
+    "suspension reason": ([v for v in Driver.ReasonCode.values if v], labels.REASON_LABELS),
+    "offer status": (Offer.Status.values, labels.OFFER_STATUS_LABELS),
+    "offer kind": (Offer.Kind.values, labels.OFFER_KIND_LABELS),
+    "stop status": ([v for v in Stop.Status.values if v != Stop.Status.REMOVED], labels.STOP_STATUS_LABELS),
+    "slot claim": (list(SlotClaim.ACTIVE_STATUSES), labels.SLOT_CLAIM_LABELS),
+    "decline reason": (list(DECLINE_REASONS), labels.DECLINE_LABELS),
+    "return reason": (list(RETURN_REASONS), labels.FAIL_LABELS),
+    "payout kind": (Payout.Kind.values, earnings.PAYOUT_KIND_LABELS),
+    "payout status": (Payout.Status.values, earnings.PAYOUT_STATUS_LABELS),
+}
+# Choices a driver reads as the model labels them (get_FOO_display: the home page, the sign-up
+# funnel's vehicle picker and review, /api/v1/me/): the labels themselves are translated.
+DRIVER_MODEL_CHOICES = {"driver status": Driver.Status, "vehicle": Driver.Vehicle}
+
+
+def _untranslated(label_list, catalog) -> list[str]:
+    """The labels with no Spanish: not in the catalog, or not what Django serves in Spanish."""
+    spanish = {e["msgid"]: e["msgstr"][0] for e in catalog[1] if e["msgid_plural"] is None}
+    missing = []
+    for label in label_list:
+        with translation.override("en"):
+            msgid = str(label)
+        with translation.override("es"):
+            served = str(label)
+        if not spanish.get(msgid) or served != spanish[msgid]:
+            missing.append(msgid)
+    return missing
+
+
+@pytest.mark.parametrize("what", sorted(DRIVER_LABELS))
+def test_every_status_label_a_driver_sees_has_a_spanish_label(catalog, what):
+    values, shown = DRIVER_LABELS[what]
+    assert [v for v in values if v not in shown] == [], f"{what}: values without a label"
+    assert _untranslated(shown.values(), catalog) == [], what
+
+
+@pytest.mark.parametrize("what", sorted(DRIVER_MODEL_CHOICES))
+def test_model_choices_a_driver_reads_are_translated(catalog, what):
+    assert _untranslated(DRIVER_MODEL_CHOICES[what].labels, catalog) == [], what
+
+
+@pytest.mark.django_db
+def test_the_home_page_says_the_account_status_in_spanish(es_client):
+    driver = DriverFactory()
+    es_client.force_login(driver.user)
+    body = html(es_client.get("/"))
+    assert "Tu cuenta de conductor está activa." in body

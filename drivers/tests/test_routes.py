@@ -18,7 +18,7 @@ from drivers.tests.helpers import D_LAT, KM_2_0, LNG, O_LAT, batch_on_meridian, 
 from orders.models import Batch
 from orders.tests.factories import BatchFactory
 from payments.services import pay_quote
-from spark.errors import DomainError, NotPermitted
+from spark.errors import Conflict, DomainError, NotPermitted
 from stores.tests.factories import DeliverySlotFactory, ZoneFactory
 
 KM_6_0 = 8673  # 0.06 deg
@@ -87,9 +87,9 @@ def test_route_set_replaces_the_active_route(driver):
         ({"dest_lat": Decimal("36.700000")}, "destination is"),
         ({"origin_lat": "north"}, "origin_lat must be a number"),
         ({"dest_lng": Decimal("-200")}, "dest_lng must be a number between -180 and 180"),
-        ({"max_detour_meters": 50_001}, "0 to 50 km"),
-        ({"max_detour_meters": -1}, "0 to 50 km"),
-        ({"max_detour_meters": 2.5}, "0 to 50 km"),
+        ({"max_detour_meters": 50_001}, "0 to 31.1 mi"),
+        ({"max_detour_meters": -1}, "0 to 31.1 mi"),
+        ({"max_detour_meters": 2.5}, "0 to 31.1 mi"),
         ({"arrive_by": "past"}, "arrive-by time has passed"),
         ({"arrive_by": "before-leave"}, "Arrive-by must be after leave-after"),
         # Found by schemathesis: a trip "leaving after" the year 12 was kept and echoed back
@@ -210,10 +210,28 @@ def test_go_offline_ends_the_online_route_and_forgets_the_position(driver):
 
 
 @pytest.mark.django_db
-def test_go_offline_keeps_a_trip_and_the_position_while_a_batch_is_active(driver):
+@pytest.mark.parametrize("status", [Batch.Status.ASSIGNED, Batch.Status.PICKED_UP])
+def test_go_offline_is_refused_while_a_batch_is_active(driver, status):
+    driver_go_online(driver=driver, lat=O_LAT, lng=LNG)
+    online_route = Route.objects.get(driver=driver, is_active=True)
+    BatchFactory(status=status, driver=driver)
+    for _ in range(2):  # asking again is refused again
+        with pytest.raises(Conflict, match="can't go offline during a batch") as err:
+            driver_go_offline(driver=driver)
+        assert err.value.code == "batch_in_progress" and err.value.status_code == 409
+    driver.refresh_from_db()
+    assert driver.is_online is True and driver.online_since is not None
+    assert Route.objects.get(driver=driver, is_active=True).pk == online_route.pk
+    assert Location.objects.filter(driver=driver).exists()
+
+
+@pytest.mark.django_db
+def test_a_driver_taken_off_work_goes_offline_and_keeps_the_position_for_their_batch(driver):
+    """The system's own call (suspension) is not refused: the driver is no longer active."""
     stated = trip(driver, k=3000)
     driver_go_online(driver=driver, lat=O_LAT, lng=LNG)
-    BatchFactory(status=Batch.Status.ASSIGNED, driver=driver)
+    BatchFactory(status=Batch.Status.PICKED_UP, driver=driver)
+    Driver.objects.filter(pk=driver.pk).update(status=Driver.Status.SUSPENDED, is_online=False)
     driver_go_offline(driver=driver)
     assert Route.objects.get(driver=driver, is_active=True).pk == stated.pk
     assert Location.objects.filter(driver=driver).exists()

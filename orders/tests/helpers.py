@@ -269,3 +269,8 @@ def recording_proxy(request):
 
     proxy_requests.append(request)
     return ProxySession(session_id=f"rec-{len(proxy_requests)}", proxy_number="+16155550177")
+
+
+def make_late(batch) -> None:
+    """Its pickup time passed a minute ago (orders.models.batch_is_late)."""
+    Batch.objects.filter(pk=batch.pk).update(pickup_by=timezone.now() - timedelta(minutes=1))

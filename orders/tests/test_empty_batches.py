@@ -259,7 +259,7 @@ def test_board_claim_refuses_a_batch_without_stops(store, zone):
     hollow(batch)
     before = state(batch)
     with pytest.raises(DomainError) as err:
-        rounds.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
+        rounds.board_claim(driver=DriverFactory(home_zone=zone, is_online=True), batch_id=batch.pk)
     assert err.value.code == "empty_batch"
     assert state(batch) == before
 
@@ -269,7 +269,7 @@ def test_board_claim_of_a_withdrawn_batch_says_so(store, zone):
     Batch.objects.filter(pk=batch.pk).update(dispatch_stage=Batch.Stage.BOARD, board_at=timezone.now())
     order_cancel(order=orders_of(batch)[0], reason="cancelled")
     with pytest.raises(DomainError) as err:
-        rounds.board_claim(driver=DriverFactory(home_zone=zone), batch_id=batch.pk)
+        rounds.board_claim(driver=DriverFactory(home_zone=zone, is_online=True), batch_id=batch.pk)
     assert err.value.code == "batch_withdrawn"
 
 

@@ -36,6 +36,7 @@ from PIL import Image
 
 from dispatch import rounds
 from drivers.models import Driver
+from drivers.services import driver_go_offline, driver_go_online
 from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_check_in, batch_complete, batch_handoff, stop_arrive, stop_deliver
 from orders.models import Batch, Order, Stop
@@ -165,10 +166,12 @@ def _to_board(batches: list[Batch]) -> None:
 
 
 def _deliver_batch(batch: Batch, driver: Driver, photo_no: int) -> int:
-    """Claimed on the board by `driver`, picked up, every stop delivered, completed, settled."""
+    """Claimed on the board by `driver` (online at the store: claims are for drivers on duty),
+    picked up, every stop delivered, completed, settled; then offline again."""
+    store = batch.store
+    driver_go_online(driver=driver, lat=store.lat, lng=store.lng)
     rounds.board_claim(driver=driver, batch=batch)
     batch.refresh_from_db()
-    store = batch.store
     batch_check_in(batch=batch, driver=driver, lat=store.lat, lng=store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code, actor=None)
     for stop in Stop.objects.filter(batch=batch).select_related("order").order_by("sequence"):
@@ -176,6 +179,7 @@ def _deliver_batch(batch: Batch, driver: Driver, photo_no: int) -> int:
         photo_no += 1
         stop_deliver(stop=stop, driver=driver, photo=_jpeg(photo_no), lat=stop.order.lat, lng=stop.order.lng)
     batch_complete(batch=batch, driver=driver)
+    driver_go_offline(driver=driver)
     settlement.settle_batch(batch_id=batch.pk)
     return photo_no
 

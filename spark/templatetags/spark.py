@@ -5,6 +5,7 @@ from django.conf import settings
 from django.utils.html import escape
 from django.utils.translation import gettext_lazy as _
 
+from spark.geo import format_distance
 from spark.money import format_cents
 
 register = template.Library()
@@ -13,6 +14,12 @@ register = template.Library()
 @register.filter
 def cents(value) -> str:
     return format_cents(int(value or 0))
+
+
+@register.filter
+def distance(meters) -> str:
+    """Metres as a driver reads them: "450 ft" / "2.3 mi" (spark.geo.format_distance)."""
+    return format_distance(meters)
 
 
 @register.filter

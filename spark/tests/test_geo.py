@@ -1,3 +1,6 @@
+import pytest
+from django.template import Context, Template
+
 from spark import geo
 
 NASHVILLE = geo.Point(36.1627, -86.7816)
@@ -58,3 +61,31 @@ def test_backend_is_replaceable_by_configuration(settings):
 
 def test_meters_to_miles():
     assert str(geo.meters_to_miles(1609)) == "1.0"
+
+
+@pytest.mark.parametrize(
+    ("meters", "text"),
+    [
+        (0, "0 ft"),
+        (3, "10 ft"),
+        (137, "450 ft"),
+        (160, "520 ft"),  # just under a tenth of a mile
+        (161, "0.1 mi"),
+        (3700, "2.3 mi"),
+        (8047, "5 mi"),  # a whole number of miles reads without ".0"
+        (160_934, "100 mi"),
+        (1_609_344, "1,000 mi"),
+    ],
+)
+def test_format_distance_in_miles_and_feet(meters, text):
+    assert geo.format_distance(meters) == text
+
+
+def test_the_distance_filter_is_the_same_helper():
+    assert Template("{% load spark %}{{ m|distance }}").render(Context({"m": 137})) == "450 ft"
+
+
+def test_in_a_sentence_the_units_are_words():
+    assert geo.format_distance(120, words=True) == "390 feet"
+    assert geo.format_distance(10_000, words=True) == "6.2 miles"
+    assert geo.feet_text(250) == "820 feet"  # a check-in radius, in feet whatever its size

@@ -554,7 +554,7 @@
       var data = {
         origin_lat: f.origin_lat.value, origin_lng: f.origin_lng.value,
         dest_lat: f.dest_lat.value, dest_lng: f.dest_lng.value,
-        max_detour_meters: Math.round(Number(f.max_detour_km.value || 8) * 1000)
+        max_detour_meters: Math.round(Number(f.max_detour_meters.value || 8047))
       };
       // datetime-local is the phone's local time; toISOString() sends it with its offset (UTC).
       if (f.leave_after.value) data.leave_after = new Date(f.leave_after.value).toISOString();

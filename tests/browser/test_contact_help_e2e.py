@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from drivers.tests.factories import DriverFactory
 from orders.contact import CONSOLE_PROXY_NUMBER
-from orders.delivery import batch_driver_arrived, batch_handoff
+from orders.delivery import batch_check_in, batch_handoff
 from orders.models import SupportRequest
 from orders.tests.helpers import make_batch
 from payments.tests.factories import PayPolicyFactory
@@ -65,7 +65,7 @@ def test_driver_calls_the_store_and_the_customer_through_a_masked_number(
     shot(top_offer(page), "pickup-call-store")
 
     # The associate hands the batch over; the stops show, the note asking for a call has Call.
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     page.reload()
     expect(page.locator("h1")).to_have_text("Deliveries")

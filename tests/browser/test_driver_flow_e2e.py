@@ -187,7 +187,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     dest_lat = Decimal(driver_page.locator("input[name=dest_lat]").input_value())
     dest_lng = Decimal(driver_page.locator("input[name=dest_lng]").input_value())
     assert Decimal("36.155") < dest_lat < Decimal("36.175") and Decimal("-86.78") < dest_lng < Decimal("-86.76")
-    driver_page.locator("#max_detour_km").select_option("12")
+    driver_page.locator("#max_detour_meters").select_option(label="8 mi")
     fits_width(driver_page)
     shot(top_offer(driver_page), "home-online-route")
     driver_page.get_by_test_id("route-save").click()
@@ -198,7 +198,7 @@ def test_active_driver_takes_a_batch_from_offer_to_completed_with_photos(
     assert route.mode == Route.Mode.TRIP
     assert (route.origin_lat, route.origin_lng) == (Decimal("36.150100"), Decimal("-86.790100"))
     assert (route.dest_lat, route.dest_lng) == (dest_lat, dest_lng)
-    assert route.max_detour_meters == 12_000
+    assert route.max_detour_meters == 12_875  # 8 miles
 
     # --- The store publishes a batch of two; dispatch offers it to the driver on the route ----
     orders = make_orders(store)

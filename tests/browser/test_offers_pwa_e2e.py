@@ -24,7 +24,7 @@ from dispatch import rounds
 from dispatch import services as dispatch_services
 from dispatch.models import Offer
 from drivers.tests.factories import DriverFactory
-from orders.delivery import batch_complete, batch_driver_arrived, batch_handoff, stop_deliver
+from orders.delivery import batch_check_in, batch_complete, batch_handoff, stop_deliver
 from orders.models import Batch
 from orders.tests.factories import OrderFactory
 from payments.services import pay_quote
@@ -321,7 +321,7 @@ def test_the_active_batch_shows_offline_and_is_wiped_once_it_completes(world, ph
 
     # given the signal back and the batch delivered and completed
     page.context.set_offline(False)
-    batch_driver_arrived(batch=batch, driver=driver)
+    batch_check_in(batch=batch, driver=driver, lat=batch.store.lat, lng=batch.store.lng)
     batch_handoff(batch=batch, pickup_code=batch.pickup_code)
     for stop in stops:
         stop_deliver(stop=stop, driver=driver, photo=SimpleUploadedFile("door.jpg", jpeg(), "image/jpeg"))
