@@ -40,7 +40,7 @@ from dispatch.models import Offer
 from dispatch.push import send_offer_push_task
 from dispatch.tests.helpers import Browser, PushService
 from drivers import sms
-from drivers.models import Driver, PushSubscription
+from drivers.models import Driver, PushSubscription, SlotClaim
 from orders.delivery import batch_handoff
 from orders.models import Batch, SupportRequest
 from payments.contractor.services import screening_record_result
@@ -164,12 +164,18 @@ def _sign_up(page: Page, zone, shot) -> Driver:
     return Driver.objects.get(user__email=EMAIL)
 
 
-def _queued_pushes() -> list[int]:
-    """The offer ids of the send_offer_push_task messages waiting in the broker (tests run no
-    Celery worker, so what dispatch queued on commit is still there)."""
-    broker = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
+def _broker_queue() -> tuple[redis.Redis, str]:
+    return redis.Redis.from_url(django_settings.CELERY_BROKER_URL), "celery"
+
+
+def _pushes_queued_since(length_before: int) -> list[int]:
+    """The offer ids of the send_offer_push_task messages queued since the broker's queue was
+    `length_before` long. Tests run no Celery worker, so what dispatch queued on commit is still
+    there, newest first."""
+    broker, queue = _broker_queue()
+    fresh = broker.lrange(queue, 0, broker.llen(queue) - length_before - 1)
     offer_ids = []
-    for raw in broker.lrange("celery", 0, 200):
+    for raw in fresh:
         message = json.loads(raw)
         if message["headers"].get("task") == send_offer_push_task.name:
             args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
@@ -232,6 +238,7 @@ def test_a_new_driver_signs_up_takes_a_slot_checks_in_gets_an_offer_delivers_and
     expect(page.get_by_test_id("slot-check-in")).to_have_count(0)
     fits_width(page)
     shot(top_offer(page), "slot checked in")
+    assert SlotClaim.objects.get(driver=driver, slot=slot).status == SlotClaim.Status.CHECKED_IN
 
     # --- 4. Online; an offer arrives on the open app, and as a push ------------------------------
     page.get_by_test_id("go-online").click()
@@ -241,6 +248,8 @@ def test_a_new_driver_signs_up_takes_a_slot_checks_in_gets_an_offer_delivers_and
     expect(page.get_by_test_id("no-offers")).to_be_visible()
     assert _device(page) == {"vibrate": [], "tones": []}
 
+    broker, queue = _broker_queue()
+    queued_before = broker.llen(queue)
     orders = make_orders(store, prefix="WALK")
     batch = published_batch(store, orders)
     assert rounds.dispatch_advance(batch_id=batch.pk) == Batch.Stage.SLOT
@@ -255,7 +264,7 @@ def test_a_new_driver_signs_up_takes_a_slot_checks_in_gets_an_offer_delivers_and
     shot(top_offer(page), "offer arrived", full_page=False)
 
     # The push: queued by dispatch, sent by our sender (run here as the worker would run it).
-    assert offer.pk in _queued_pushes()
+    assert _pushes_queued_since(queued_before) == [offer.pk]
     assert send_offer_push_task.apply(args=(offer.pk,)).get() == 1
     [request] = push_service.requests
     assert request["path"] == PUSH_PATH and request["headers"]["urgency"] == "high"
