@@ -4,16 +4,12 @@ The "browser" is a P-256 key pair plus an auth secret made here; the test decryp
 push service received with them, exactly as the phone would. Nothing leaves 127.0.0.1.
 """
 
-import base64
 import json
 import os
 import socket
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import http_ece
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +28,7 @@ from dispatch.push import (
     vapid_configured,
 )
 from dispatch.tests.factories import OfferFactory
+from dispatch.tests.helpers import Browser, PushService, b64url, b64url_decode, uncompressed, vapid_keys
 from drivers.models import PushSubscription
 from drivers.tests.factories import DriverFactory
 from orders.models import Batch
@@ -40,80 +37,6 @@ from payments.models import OfferPaySnapshot
 from spark.errors import DomainError
 
 SUBJECT = "mailto:ops@spark.test"
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def b64url_decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def uncompressed(public_key) -> bytes:
-    return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-
-
-class Browser:
-    """What a browser keeps for one push subscription: its ECDH key and auth secret."""
-
-    def __init__(self):
-        self.private_key = ec.generate_private_key(ec.SECP256R1())
-        self.auth_secret = os.urandom(16)
-        self.p256dh = b64url(uncompressed(self.private_key.public_key()))
-        self.auth = b64url(self.auth_secret)
-
-    def decrypt(self, body: bytes) -> dict:
-        plain = http_ece.decrypt(body, private_key=self.private_key, auth_secret=self.auth_secret, version="aes128gcm")
-        return json.loads(plain.decode())
-
-
-class PushService:
-    """A ThreadingHTTPServer on 127.0.0.1 recording every request; answers 201 unless told."""
-
-    def __init__(self):
-        self.requests: list[dict] = []
-        self.status_by_path: dict[str, int] = {}
-        self.delay_by_path: dict[str, float] = {}
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                service.requests.append(
-                    {
-                        "method": self.command,
-                        "path": self.path,
-                        "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": body,
-                    }
-                )
-                time.sleep(service.delay_by_path.get(self.path, 0))
-                status = service.status_by_path.get(self.path, 201)
-                self.send_response(status)
-                if status in (301, 302, 307, 308):
-                    self.send_header("Location", f"http://127.0.0.1:{service.port}/elsewhere")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST  # a followed redirect would arrive as GET
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)
@@ -130,12 +53,6 @@ def push_service():
     service = PushService()
     yield service
     service.close()
-
-
-def vapid_keys() -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    private = b64url(key.private_numbers().private_value.to_bytes(32, "big"))
-    return private, b64url(uncompressed(key.public_key()))
 
 
 @pytest.fixture

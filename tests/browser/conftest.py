@@ -16,6 +16,8 @@ Fixtures for any surface (dashboard now, the driver app later):
 - `htmx_settled(page)`: wait for htmx to finish swapping; `fits_width(page)`: no sideways scrolling.
 - `shot(page, "step")`: a full-page screenshot in <repo>/test-artifacts/screenshots/, named after
   the test and the step, numbered in order. A failing test gets a "FAILED" screenshot too.
+  `shot(page, "step", full_page=False)`: what the phone's screen shows, for a sheet or a toast
+  (fixed on screen; a full-page shot draws them wherever the page had scrolled to).
 
 Every browser test module should set `pytestmark = pytest.mark.slow`.
 """
@@ -227,25 +229,25 @@ def fits_width() -> Callable[[Page], None]:
     return check
 
 
-def _screenshot(request, page: Page, step: str, *, number: int) -> Path:
+def _screenshot(request, page: Page, step: str, *, number: int, full_page: bool = True) -> Path:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOT_DIR / f"{_slug(request.node.name)}--{number:02d}-{_slug(step)}.png"
     # A click that navigates returns once the new page starts: let its styles and scripts load
     # first, or the full-page size is measured on a half-laid-out page and the shot is cut short.
     page.wait_for_load_state("load")
-    page.screenshot(path=str(path), full_page=True, animations="disabled")
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
     return path
 
 
 @pytest.fixture
-def shot(request) -> Callable[[Page, str], Path]:
-    """shot(page, "step"): save a numbered full-page screenshot of this test's step."""
+def shot(request) -> Callable[..., Path]:
+    """shot(page, "step", full_page=True): save a numbered screenshot of this test's step."""
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     for old in SCREENSHOT_DIR.glob(f"{_slug(request.node.name)}--*.png"):
         old.unlink()  # no stale steps from an earlier run of this test
     counter = iter(range(1, 99))
 
-    def take(page: Page, step: str) -> Path:
-        return _screenshot(request, page, step, number=next(counter))
+    def take(page: Page, step: str, *, full_page: bool = True) -> Path:
+        return _screenshot(request, page, step, number=next(counter), full_page=full_page)
 
     return take

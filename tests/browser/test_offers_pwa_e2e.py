@@ -33,47 +33,23 @@ from spark import vapidkeys
 from spark.money import format_cents
 from stores.tests.factories import StoreFactory, ZoneFactory
 from tests.browser.conftest import SCREENSHOT_DIR
-from tests.browser.flow_helpers import AT_STORE, jpeg, live_stops, make_orders, published_batch, slot_holder
+from tests.browser.flow_helpers import (
+    AT_STORE,
+    DEVICE_STUBS,
+    jpeg,
+    live_stops,
+    make_orders,
+    notification_stub,
+    published_batch,
+    slot_holder,
+)
 
 pytestmark = pytest.mark.slow
 
 OFFLINE_KEY = "spark-active-batch"  # static/js/driver.js
 
-# What the app asks of the phone, recorded: vibration patterns, tones started, audio contexts.
-DEVICE_STUBS = """
-window.__device = { vibrate: [], tones: [], contexts: 0 };
-Object.defineProperty(navigator, "vibrate", {
-  configurable: true,
-  value: function (pattern) { window.__device.vibrate.push(pattern); return true; }
-});
-function FakeAudioContext() {
-  window.__device.contexts += 1;
-  this.state = "running"; this.currentTime = 0; this.destination = {};
-}
-FakeAudioContext.prototype.resume = function () { return Promise.resolve(); };
-FakeAudioContext.prototype.createGain = function () { return { gain: { value: 1 }, connect: function () {} }; };
-FakeAudioContext.prototype.createOscillator = function () {
-  var osc = { type: "", frequency: { value: 0 }, connect: function () {}, stop: function () {} };
-  osc.start = function () { window.__device.tones.push(osc.frequency.value); };
-  return osc;
-};
-window.AudioContext = FakeAudioContext;
-window.webkitAudioContext = FakeAudioContext;
-"""
-
 # Notification permission starts at "default"; the browser's question is answered "denied".
-NOTIFICATION_STUB = """
-window.__permission = { state: "default", asked: 0 };
-Object.defineProperty(Notification, "permission", {
-  configurable: true,
-  get: function () { return window.__permission.state; }
-});
-Notification.requestPermission = function () {
-  window.__permission.asked += 1;
-  window.__permission.state = "denied";
-  return Promise.resolve("denied");
-};
-"""
+NOTIFICATION_STUB = notification_stub("denied")
 
 
 @pytest.fixture

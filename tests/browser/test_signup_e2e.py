@@ -10,7 +10,6 @@ outbox (drivers.sms.outbox): the live server runs in this process, so both are s
 
 import re
 from datetime import date, timedelta
-from io import BytesIO
 
 import pytest
 from django.core import mail
@@ -21,34 +20,20 @@ from drivers import sms
 from drivers.models import Driver
 from payments.models import ScreeningCase
 from stores.tests.factories import ZoneFactory
+from tests.browser.flow_helpers import (
+    born_years_ago,
+    fill_birth_date,
+    fill_documents,
+    fill_profile,
+    fill_vehicle,
+    sign_consent,
+    submit_application,
+)
 
 pytestmark = pytest.mark.slow
 
 EMAIL = "maria.lopez@example.test"
 PASSWORD = "Groceries-4-all!"
-
-
-def _jpeg(color=(30, 120, 200), size=(120, 160)) -> bytes:
-    out = BytesIO()
-    exif = Image.Exif()
-    exif.get_ifd(0x8825).update({1: "N", 2: (36.0, 9.0, 45.0), 3: "W", 4: (86.0, 46.0, 53.0)})  # a GPS position
-    Image.new("RGB", size, color).save(out, format="JPEG", exif=exif)
-    return out.getvalue()
-
-
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
-
-
-def born_years_ago(years: int) -> date:
-    """A date of birth that makes someone `years` old today (a little past the birthday)."""
-    today = date.today() - timedelta(days=3)
-    return today.replace(year=today.year - years, day=min(today.day, 28))
-
-
-def fill_birth_date(page, born: date) -> None:
-    expect(page).to_have_url(re.compile(r"/driver/join/age/$"))
-    page.fill("input[name=birth_date]", born.isoformat())
-    page.locator("#age-form button[type=submit]").click()
 
 
 @pytest.fixture(autouse=True)
@@ -104,13 +89,7 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
 
     # 1 Profile, with a photo taken on the phone.
     expect(page.locator(".step-title")).to_have_text("Step 1 of 7: Profile")
-    page.fill("input[name=first_name]", "Maria")
-    page.fill("input[name=last_name]", "Lopez")
-    page.fill("input[name=phone]", "(615) 555-0177")
-    page.select_option("select[name=home_zone]", str(zone.pk))
-    page.set_input_files(
-        "input[name=photo]", files=[{"name": "selfie.jpg", "mimeType": "image/jpeg", "buffer": _jpeg()}]
-    )
+    fill_profile(page, zone, first="Maria", last="Lopez", phone="(615) 555-0177")
     fits_width(page)
     shot(page, "profile")
     page.locator("#profile-form button[type=submit]").click()
@@ -129,31 +108,13 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     page.get_by_role("button", name="Verify").click()
 
     # 3 Vehicle.
-    expect(page).to_have_url(re.compile(r"/driver/join/vehicle/$"))
-    page.select_option("select[name=vehicle_type]", "suv")
-    page.fill("input[name=make]", "Honda")
-    page.fill("input[name=model]", "CR-V")
-    page.fill("input[name=color]", "Silver")
-    page.fill("input[name=plate]", "tn-4821")
-    page.fill("input[name=tote_capacity]", "24")
+    fill_vehicle(page)
     fits_width(page)
     shot(page, "vehicle")
     page.locator("#vehicle-form button[type=submit]").click()
 
     # 4 License and insurance; an expired insurance date is refused first.
-    expect(page).to_have_url(re.compile(r"/driver/join/documents/$"))
-    page.fill("input[name=license_number]", "123456789")
-    page.select_option("select[name=license_state]", "TN")
-    page.fill("input[name=license_expires_on]", (date.today() + timedelta(days=1000)).isoformat())
-    page.fill("input[name=insurance_expires_on]", (date.today() - timedelta(days=3)).isoformat())
-    page.set_input_files(
-        "input[name=license_document]",
-        files=[{"name": "license.jpg", "mimeType": "image/jpeg", "buffer": _jpeg((220, 200, 120), (320, 200))}],
-    )
-    page.set_input_files(
-        "input[name=insurance_document]",
-        files=[{"name": "insurance.pdf", "mimeType": "application/pdf", "buffer": PDF}],
-    )
+    fill_documents(page, insurance_expires_on=date.today() - timedelta(days=3))
     page.locator("#documents-form button[type=submit]").click()
     expect(page.locator("#field-insurance_expires_on .field-errors")).to_contain_text("must be in the future")
     fits_width(page)
@@ -183,24 +144,17 @@ def test_newcomer_signs_up_on_a_phone_and_sees_the_application_under_review(page
     expect(page.locator("#disclosure h1")).to_have_text("Disclosure regarding background investigation")
     fits_width(page)
     shot(page, "disclosure")
-    page.locator("#to-authorization").click()
-    expect(page).to_have_url(re.compile(r"/driver/join/background-check/authorize/$"))
-    page.locator("input[name=agree]").check()
-    page.fill("input[name=signature]", "Maria Lopez")
+    sign_consent(page, "Maria Lopez")
     shot(page, "consent")
     page.locator("#consent-form button[type=submit]").click()
 
     # 7 Review and submit.
     expect(page).to_have_url(re.compile(r"/driver/join/review/$"))
-    expect(page.locator("#checklist li.todo")).to_have_count(0)
-    page.locator("input[name=certify]").check()
     fits_width(page)
     shot(page, "review")
-    page.get_by_role("button", name="Submit my application").click()
+    submit_application(page)
 
     # The status page: under review, everything checked.
-    expect(page).to_have_url(re.compile(r"/driver/join/status/$"))
-    expect(page.locator("#status .state")).to_have_text("Application under review — we will email you")
     expect(page.locator("#checklist li.done")).to_have_count(8)
     fits_width(page)
     shot(page, "under-review")
