@@ -16,6 +16,7 @@ skip the TOTP requirement.
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, resolve_url
 from django.urls import NoReverseMatch, reverse
@@ -90,4 +91,24 @@ class RetryAfterMiddleware:
         response = self.get_response(request)
         if response.status_code == 429 and not response.has_header("Retry-After"):
             response["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
+        return response
+
+
+class RememberLanguageMiddleware:
+    """Keep the language a signed-in person uses the app in (LocaleMiddleware's choice: the
+    EN/ES switch or the phone's Accept-Language) on their account, so what Spark sends them
+    later from a worker (a released seat, a pay change, a failed payout) is in that language.
+    Writes only when it changed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        language = getattr(request, "LANGUAGE_CODE", "")
+        if user is not None and user.is_authenticated and language and language != user.language:
+            if language in dict(settings.LANGUAGES):
+                get_user_model().objects.filter(pk=user.pk).update(language=language)
+                user.language = language
         return response

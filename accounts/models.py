@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
@@ -34,6 +35,12 @@ class User(AbstractUser):
     username = None  # type: ignore[assignment,misc]
     email = models.EmailField("email address", unique=True)
     phone = models.CharField(max_length=32, blank=True)
+    language = models.CharField(
+        max_length=8,
+        blank=True,
+        choices=settings.LANGUAGES,
+        help_text="The language they last used Spark in; emails sent to them later are written in it.",
+    )
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = []  # type: ignore[var-annotated]
@@ -42,6 +49,11 @@ class User(AbstractUser):
 
     class Meta:
         constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    @property
+    def writing_language(self) -> str:
+        """The language to write to them in: the one they last used the app in, else the site's."""
+        return self.language or settings.LANGUAGE_CODE
 
     def __str__(self) -> str:
         return self.email

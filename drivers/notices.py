@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from outbox import senders
@@ -29,9 +29,15 @@ def slot_released_notice_enqueue(*, claim_id: int) -> Message:
 
 def _build(message: Message, now: datetime) -> EmailMessage:
     claim = SlotClaim.objects.select_related("driver__user", "slot__store__zone").get(pk=message.payload["claim_id"])
-    user, slot = claim.driver.user, claim.slot
+    user = claim.driver.user
     if not user.email:
         raise senders.Skip("no email address")
+    with translation.override(user.writing_language):
+        return _email(claim, user)
+
+
+def _email(claim: SlotClaim, user) -> EmailMessage:
+    slot = claim.slot
     with timezone.override(ZoneInfo(slot.store.zone.timezone)):
         when = {
             "store": slot.store.name,

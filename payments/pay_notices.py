@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from outbox import senders
 from outbox import services as outbox
@@ -43,21 +44,22 @@ def _build(message: Message, now: datetime) -> EmailMultiAlternatives:
         raise senders.Skip("no email address")
     total = pay.final_cents + sum(a.amount_cents for a in pay.adjustments.all())
     context = {
-        "first_name": driver.user.first_name or "there",
+        "first_name": driver.user.first_name,
         "batch_id": pay.batch_id,
         "store": pay.batch.store.name,
         "amount": format_cents(abs(adjustment.amount_cents)),
         "raised": adjustment.amount_cents > 0,
-        "reason": adjustment.get_reason_display(),
         "note": adjustment.note,
         "final": format_cents(pay.final_cents),
         "total": format_cents(total),
         "created_at": adjustment.created_at,
     }
-    with timezone.override(ZoneInfo(driver.home_zone.timezone)):
+    with timezone.override(ZoneInfo(driver.home_zone.timezone)), translation.override(driver.user.writing_language):
+        # The reason's label as the driver's earnings screen words it (one catalog entry).
+        context["reason"] = _(adjustment.get_reason_display())
         text = render_to_string("emails/pay_adjusted.txt", context)
         html = render_to_string("emails/pay_adjusted.html", context)
-    subject = f"Spark: the pay of batch {pay.batch_id} was changed"
+        subject = _("Spark: the pay of batch %(batch)s was changed") % {"batch": pay.batch_id}
     email = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [driver.user.email])
     email.attach_alternative(html, "text/html")
     return email

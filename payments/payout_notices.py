@@ -15,7 +15,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from outbox import senders
 from outbox import services as outbox
@@ -49,13 +50,13 @@ def _build_payout_failed(message: Message, now: datetime) -> EmailMultiAlternati
     driver = payout.driver
     if not driver.user.email:
         raise senders.Skip("no email address")
-    context = {"payout": payout, "first_name": driver.user.first_name or "there"}
-    with timezone.override(ZoneInfo(driver.home_zone.timezone)):
+    with timezone.override(ZoneInfo(driver.home_zone.timezone)), translation.override(driver.user.writing_language):
+        kind = _("Instant cash-out") if payout.kind == Payout.Kind.INSTANT else _("Weekly payout")
+        context = {"payout": payout, "first_name": driver.user.first_name, "kind": kind.lower()}
         text = render_to_string("emails/payout_failed.txt", context)
         html = render_to_string("emails/payout_failed.html", context)
-    email = EmailMultiAlternatives(
-        "Spark: your payout did not go through", text, settings.DEFAULT_FROM_EMAIL, [driver.user.email]
-    )
+        subject = _("Spark: your payout did not go through")
+    email = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [driver.user.email])
     email.attach_alternative(html, "text/html")
     return email
 

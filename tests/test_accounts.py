@@ -169,6 +169,25 @@ class TestLoginPage:
 
 
 @pytest.mark.django_db
+def test_the_language_someone_uses_the_app_in_is_kept_for_later_emails(client, settings):
+    # Emails sent later by a worker (a released seat, a pay change) have no request to take
+    # the language from: the account keeps the last one the person used.
+    user = verified_user()
+    client.force_login(user)
+    client.get("/", HTTP_ACCEPT_LANGUAGE="es")
+    user.refresh_from_db()
+    assert user.language == "es" and user.writing_language == "es"
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"  # the EN switch
+    client.get("/")
+    user.refresh_from_db()
+    assert user.language == "en"
+    client.logout()
+    client.get("/", HTTP_ACCEPT_LANGUAGE="es")  # anonymous: nobody to remember it for
+    user.refresh_from_db()
+    assert user.language == "en"
+
+
+@pytest.mark.django_db
 class TestPasswordReset:
     def test_reset_mail_and_link_sets_new_password(self, client):
         user = verified_user(email="forgot@example.test")

@@ -168,3 +168,16 @@ def test_a_released_seat_is_emailed_to_the_driver_with_the_reason(store, driver)
     assert "Released: you had not checked in 15 minutes after the slot started." in email.body
     seat.refresh_from_db()
     assert seat.status == SlotClaim.Status.RELEASED and seat.released_at
+
+
+def test_a_driver_who_uses_the_app_in_spanish_is_told_in_spanish(store, driver):
+    driver.user.language = "es"
+    driver.user.save(update_fields=["language"])
+    started = timezone.now() - timedelta(minutes=20)
+    slot = DeliverySlotFactory(store=store, starts_at=started, ends_at=started + timedelta(hours=2), claimed=1)
+    seat = SlotClaimFactory(driver=driver, slot=slot, release_at=started + timedelta(minutes=15))
+    slot_release_no_show(claim_id=seat.pk)
+    message_send(message_id=Message.objects.get(kind="drivers.slot_released").pk)
+    (email,) = mail.outbox
+    assert email.subject == f"Spark: se liberó tu turno en {store.name}"
+    assert "Released" not in email.body and "The Spark team" not in email.body

@@ -99,6 +99,19 @@ def test_a_payout_stripe_keeps_failing_fails_and_the_money_is_back(stripe_standi
     assert ledger_total_cents() == 0
 
 
+def test_a_failed_payout_is_told_in_the_drivers_language(stripe_standin, monkeypatch):
+    monkeypatch.setattr(backends.StripeBackend, "max_network_retries", 0)
+    driver = onboarded_driver(stripe_standin)
+    type(driver.user).objects.filter(pk=driver.user.pk).update(language="es")
+    credit(driver, earnings=2500)
+    payouts.weekly_payouts_run(now=MONDAY_NOON_UTC)
+    stripe_standin.fault("POST", "/v1/transfers", "error", times=100)
+    send(Payout.objects.get(driver=driver))
+    assert driver_emails(driver) == ["Spark: tu pago no se completó"]
+    [email] = [m for m in mail.outbox if driver.user.email in m.to]
+    assert "Tu pago semanal de $25.00 no se completó." in email.body
+
+
 def test_a_payout_stripe_refuses_fails_at_once(stripe_standin):
     driver = onboarded_driver(stripe_standin)
     credit(driver, earnings=2500)

@@ -360,6 +360,19 @@ def test_an_adjustment_is_posted_and_the_driver_is_emailed_with_the_reason(store
     assert adjustment.driver_notified_at is not None
 
 
+def test_the_adjustment_email_is_in_the_language_the_driver_uses_the_app_in(store, ops, commit):
+    batch, driver, _, _ = closed_batch(store)
+    driver.user.language = "es"
+    driver.user.save(update_fields=["language"])
+    pay = settlement.settle_batch(batch_id=batch.pk)
+    with commit():
+        settlement.pay_adjust(batch_pay=pay, amount_cents=250, reason="wait", actor=ops)
+    [email] = [m for m in mail.outbox if driver.user.email in m.to]
+    assert email.subject == f"Spark: cambió el pago del lote {batch.pk}"
+    assert "Motivo: " in email.body and "+$2.50" in email.body and "Reason" not in email.body
+    assert "Reason" not in email.alternatives[0][0] and 'lang="es"' in email.alternatives[0][0]
+
+
 @pytest.mark.parametrize(
     ("amount", "reason", "code"),
     [(0, "wait", "bad_amount"), (100, "because", "bad_reason"), (-1, "correction", "below_snapshot")],
