@@ -30,16 +30,23 @@ def _handoff_form(batch, data=None) -> HandoffForm:
 
 @store_view()
 def handoff(request, store):
+    return _handoff_page(request, store)
+
+
+def _handoff_page(request, store, *, refused: HandoffForm | None = None, status: int = 200):
+    """The drivers waiting at the desk, a card each. A refused handoff (`refused`, bound, with
+    its errors) is shown in its own card, where the associate is looking, not at the page top."""
     now = timezone.now()
     rows = []
     for b in order_selectors.batches_awaiting_handoff(store_id=store.pk):
         stops = order_selectors.batch_stops(batch=b)
+        form = refused if refused is not None and refused.prefix == f"b{b.pk}" else _handoff_form(b)
         rows.append(
             {
                 "batch": b,
                 "driver": b.driver,
                 "waiting": (now - b.arrived_at_store_at) if b.arrived_at_store_at else None,
-                "form": _handoff_form(b),
+                "form": form,
                 "stops": stops,
                 "totes": sum(s.order.totes for s in stops),
                 "locked_until": handoff_locked_until(batch_id=b.pk),
@@ -49,7 +56,8 @@ def handoff(request, store):
     released = order_selectors.batches_taken_from_drivers(store_id=store.pk, since=now - timedelta(hours=2))
     slot_claims = driver_selectors.slot_claims_awaiting_check_in(store_id=store.pk, now=now)
     template = "dashboard/_handoff_list.html" if request.htmx else "dashboard/handoff.html"
-    return render(request, template, {"store": store, "rows": rows, "released": released, "slot_claims": slot_claims})
+    context = {"store": store, "rows": rows, "released": released, "slot_claims": slot_claims}
+    return render(request, template, context, status=status)
 
 
 def _confirm_here(request, check_in, driver) -> None:
@@ -88,16 +96,19 @@ def handoff_confirm(request, store, batch_id: int):
     batch = get_object_or_404(Batch, pk=batch_id, store=store)
     form = _handoff_form(batch, request.POST)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for e in errors:
-                messages.error(request, str(e))
-        return redirect("dashboard:handoff", store_id=store.pk)
+        return _refused(request, store, form, 400)
     try:
         batch_handoff(batch=batch, pickup_code=form.cleaned_data["pickup_code"], actor=request.user)
-        messages.success(request, _("Batch %(id)s handed over.") % {"id": batch.pk})
     except DomainError as exc:
-        show_domain_error(request, exc)
+        form.add_error(None, exc.message)
+        return _refused(request, store, form, exc.status_code)
+    messages.success(request, _("Batch %(id)s handed over.") % {"id": batch.pk})
     return redirect("dashboard:handoff", store_id=store.pk)
+
+
+def _refused(request, store, form: HandoffForm, status: int):
+    form.fields["pickup_code"].widget.attrs["autofocus"] = True  # the browser brings the card into view
+    return _handoff_page(request, store, refused=form, status=status)
 
 
 @store_view()

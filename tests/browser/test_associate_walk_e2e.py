@@ -278,7 +278,7 @@ def test_associate_walk_intake_autobatch_edit_publish_handoff(
     code.fill(wrong)
     id_checked.check()
     handoff.get_by_role("button", name="Hand over").click()
-    error = page.locator("#messages .error")
+    error = handoff.locator(".handoff-error")  # in the card worked on, not at the page top
     expect(error).to_have_text("That pickup code does not match this batch. Nothing was handed over.")
     expect(error).to_be_in_viewport()
     expect(handoff).to_be_visible()

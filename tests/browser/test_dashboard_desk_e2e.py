@@ -155,18 +155,18 @@ def test_handoff_card_lists_what_to_bring_out_and_locks_after_wrong_codes(
         card.get_by_label("ID checked: the name matches the driver").check()
         card.get_by_role("button", name="Hand over").click()
         if attempt < handoff_guard.HANDOFF_MAX_WRONG_CODES - 1:
-            expect(page.locator("#messages .error")).to_contain_text("does not match")
-    expect(page.locator("#messages .error")).to_contain_text(
-        re.compile(r"Too many wrong pickup codes: the handoff of this batch is locked until \d{1,2}:\d\d")
+            expect(card.locator(".handoff-error")).to_contain_text("does not match")  # in the card
+    expect(card.locator(".handoff-locked")).to_contain_text(
+        re.compile(r"Too many wrong pickup codes: this handoff is locked until \d{1,2}:\d\d")
     )
-    expect(card.locator(".handoff-locked")).to_contain_text("locked until")
+    expect(card.locator(".handoff-error")).to_have_count(0)  # said once, by the lock
     shot(page, "locked")
 
     # Even the right code waits for the lock to end; ops were told.
     card.get_by_label("Driver's pickup code").fill(batch.pickup_code)
     card.get_by_label("ID checked: the name matches the driver").check()
     card.get_by_role("button", name="Hand over").click()
-    expect(page.locator("#messages .error")).to_contain_text("locked until")
+    expect(card.locator(".handoff-locked")).to_contain_text("locked until")
     batch.refresh_from_db()
     assert batch.status == Batch.Status.AT_STORE
     assert Message.objects.filter(kind=handoff_guard.HANDOFF_LOCKED, payload__user_id=ops_user.pk).count() == 1

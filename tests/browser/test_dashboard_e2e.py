@@ -231,9 +231,10 @@ def test_handoff_checks_pickup_code_and_face(page, shop, force_login, shot):
     nothing_handed_over()
 
     hand_over(wrong_code, face=True)
-    expect(page.locator("#messages .error")).to_have_text(
+    expect(card.locator(".handoff-error")).to_have_text(
         "That pickup code does not match this batch. Nothing was handed over."
     )
+    expect(card.get_by_label("Driver's pickup code")).to_be_focused()
     expect(card).to_be_visible()
     shot(page, "wrong-code")
     nothing_handed_over()
