@@ -129,22 +129,30 @@ def _team_post(request, store, forms: dict):
     elif action == "remove_member":
         membership = get_object_or_404(StoreMembership, pk=request.POST["membership"], store=store)
         question = _("Remove %(email)s from this store?") % {"email": membership.user.email}
-        asked = confirm_first(request, question, back=here)
-        if asked:
-            return asked
-        store_services.membership_remove(membership=membership)
-        messages.success(request, _("Removed."))
-        return redirect(here)
+        return _once_confirmed(
+            request, question, here, lambda: store_services.membership_remove(membership=membership), _("Removed.")
+        )
     elif action == "revoke_key":
         key = get_object_or_404(StoreApiKey, pk=request.POST["key"], store=store)
         question = _("Revoke the key “%(name)s”? It stops working at once.") % {"name": key.name}
-        asked = confirm_first(request, question, back=here)
-        if asked:
-            return asked
-        store_services.store_api_key_revoke(key=key)
-        messages.success(request, _("Key revoked; it stops working now."))
-        return redirect(here)
+        return _once_confirmed(
+            request,
+            question,
+            here,
+            lambda: store_services.store_api_key_revoke(key=key),
+            _("Key revoked; it stops working now."),
+        )
     return None
+
+
+def _once_confirmed(request, question: str, here: str, act, done: str):
+    """Ask `question` first (confirm_first); once answered, `act()` and say `done`."""
+    asked = confirm_first(request, question, back=here)
+    if asked:
+        return asked
+    act()
+    messages.success(request, done)
+    return redirect(here)
 
 
 @store_view(manager=True)

@@ -61,19 +61,23 @@ class DriverEventInline(StatusEventInline):
     fields = ["created_at", "from_status", "to_status", "reason_code", "actor", "reason"]
 
 
+# A seat's story, as the driver's page (inline) and the seats list show it.
+SLOT_CLAIM_FIELDS = [
+    "slot",
+    "status",
+    "claimed_at",
+    "checked_in_at",
+    "checked_in_by",
+    "cancelled_at",
+    "release_at",
+    "released_at",
+]
+
+
 class SlotClaimInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = SlotClaim
     extra = 0
-    fields = [
-        "slot",
-        "status",
-        "claimed_at",
-        "checked_in_at",
-        "checked_in_by",
-        "cancelled_at",
-        "release_at",
-        "released_at",
-    ]
+    fields = tuple(SLOT_CLAIM_FIELDS)
     ordering = ["-claimed_at"]
 
     def get_queryset(self, request):
@@ -333,17 +337,7 @@ class SlotClaimAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Seats are counted on DeliverySlot.claimed by the claim services; editing a claim here
     would put the count out of step, so the admin only shows them."""
 
-    list_display = [
-        "driver",
-        "slot",
-        "status",
-        "claimed_at",
-        "checked_in_at",
-        "checked_in_by",
-        "cancelled_at",
-        "release_at",
-        "released_at",
-    ]
+    list_display = ["driver", *SLOT_CLAIM_FIELDS]
     list_select_related = ["driver__user", "slot__store", "checked_in_by"]
     list_filter = ["status", NoShowFilter, "slot__store__zone"]
     search_fields = ["driver__user__email", "driver__user__last_name", "slot__store__number"]

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from dashboard.tests.helpers import make_orders, url
 from orders.batch_editing import batch_create, batch_publish, batches_publish_due
 from orders.batching_runs import batching_run_execute
 from orders.cancellation import order_cancel
@@ -16,23 +17,6 @@ from orders.tests.factories import OrderFactory
 from orders.tests.helpers import make_batch, slot_seat
 from orders.transitions import batch_set_status, order_set_status, stop_set_status
 from stores.tests.factories import StoreFactory, StoreMembershipFactory
-
-
-@pytest.fixture
-def staff(client, associate):
-    client.force_login(associate)
-    return client
-
-
-def url(store, path=""):
-    return f"/dashboard/s/{store.pk}/{path}"
-
-
-def make_orders(store, n, **kw):
-    start = kw.pop("window_start", timezone.now() + timedelta(hours=2))
-    return [
-        OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2), **kw) for _ in range(n)
-    ]
 
 
 def build(staff, store, orders):

@@ -8,6 +8,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from dashboard.tests.helpers import url
 from orders import handoff_guard
 from orders.batch_editing import batch_create, batch_publish
 from orders.delivery import batch_check_in
@@ -18,16 +19,6 @@ from outbox import senders
 from outbox.models import Message
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(client, associate):
-    client.force_login(associate)
-    return client
-
-
-def url(store, path=""):
-    return f"/dashboard/s/{store.pk}/{path}"
 
 
 def at_store(store, driver, totes=(2, 3)):

@@ -2,35 +2,15 @@
 text (dashboard.js shows it next to the control); nothing changes. Before, the editor came back
 with a 4xx that htmx does not swap: the associate saw nothing."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
+from dashboard.tests.helpers import make_orders, url
 from orders.batch_editing import batch_create, batch_publish
 from orders.models import Batch, Order, Stop
-from orders.tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def staff(client, associate):
-    client.force_login(associate)
-    return client
-
-
-def url(store, path=""):
-    return f"/dashboard/s/{store.pk}/{path}"
-
-
-def orders(store, n, **kw):
-    start = timezone.now() + timedelta(hours=2)
-    return [
-        OrderFactory(store=store, window_start=start, window_end=start + timedelta(hours=2), **kw) for _ in range(n)
-    ]
 
 
 def refused(response, status: int, text: str) -> None:
@@ -44,24 +24,24 @@ def sequence(batch) -> list[int]:
 
 
 def test_adding_past_the_vehicles_totes_answers_400_with_the_message(staff, store):
-    batch = batch_create(store=store, orders=orders(store, 2, totes=8))
-    big = orders(store, 1, totes=8)[0]
+    batch = batch_create(store=store, orders=make_orders(store, 2, totes=8))
+    big = make_orders(store, 1, totes=8)[0]
     response = staff.post(url(store, f"batches/{batch.pk}/add/"), {"order": [big.pk]}, **HTMX)
     refused(response, 400, f"That is 24 totes; one vehicle takes at most {store.batch_max_totes}.")
     assert batch.stops.count() == 2 and Order.objects.get(pk=big.pk).status == "received"
 
 
 def test_adding_nothing_or_another_stores_order_answers_400(staff, store, other_store):
-    batch = batch_create(store=store, orders=orders(store, 1))
+    batch = batch_create(store=store, orders=make_orders(store, 1))
     refused(staff.post(url(store, f"batches/{batch.pk}/add/"), {}, **HTMX), 400, "Pick at least one order to add.")
-    theirs = orders(other_store, 1)[0]
+    theirs = make_orders(other_store, 1)[0]
     response = staff.post(url(store, f"batches/{batch.pk}/add/"), {"order": [theirs.pk]}, **HTMX)
     refused(response, 400, "Some of those orders are not this store's.")
     assert batch.stops.count() == 1
 
 
 def test_moving_or_removing_a_stop_that_is_gone_answers_404_with_the_message(staff, store):
-    batch = batch_create(store=store, orders=orders(store, 3))
+    batch = batch_create(store=store, orders=make_orders(store, 3))
     first, *_ = sequence(batch)
     Stop.objects.filter(pk=first).update(status=Stop.Status.REMOVED)  # removed in another tab
     before = sequence(batch)
@@ -71,7 +51,7 @@ def test_moving_or_removing_a_stop_that_is_gone_answers_404_with_the_message(sta
 
 
 def test_reordering_with_a_stop_missing_answers_400(staff, store):
-    batch = batch_create(store=store, orders=orders(store, 3))
+    batch = batch_create(store=store, orders=make_orders(store, 3))
     before = sequence(batch)
     response = staff.post(url(store, f"batches/{batch.pk}/reorder/"), {"stop": before[:2]}, **HTMX)
     assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
@@ -80,7 +60,7 @@ def test_reordering_with_a_stop_missing_answers_400(staff, store):
 
 
 def test_editing_a_batch_published_meanwhile_answers_4xx_with_the_message(staff, store):
-    batch = batch_create(store=store, orders=orders(store, 2))
+    batch = batch_create(store=store, orders=make_orders(store, 2))
     second = sequence(batch)[1]
     batch_publish(batch=batch)  # from another tab
     response = staff.post(url(store, f"batches/{batch.pk}/stops/{second}/up/"), **HTMX)
@@ -90,15 +70,15 @@ def test_editing_a_batch_published_meanwhile_answers_4xx_with_the_message(staff,
 
 
 def test_without_htmx_a_refusal_still_goes_back_to_the_batch_with_the_message(staff, store):
-    batch = batch_create(store=store, orders=orders(store, 2, totes=8))
-    big = orders(store, 1, totes=8)[0]
+    batch = batch_create(store=store, orders=make_orders(store, 2, totes=8))
+    big = make_orders(store, 1, totes=8)[0]
     response = staff.post(url(store, f"batches/{batch.pk}/add/"), {"order": [big.pk]}, follow=True)
     assert response.redirect_chain[-1][0] == url(store, f"batches/{batch.pk}/")
     assert "one vehicle takes at most" in response.content.decode()
 
 
 def test_an_htmx_action_after_the_session_ended_answers_401_with_the_message(client, store):
-    batch = batch_create(store=store, orders=orders(store, 2))
+    batch = batch_create(store=store, orders=make_orders(store, 2))
     second = sequence(batch)[1]
     for response in (
         client.post(url(store, f"batches/{batch.pk}/stops/{second}/up/"), **HTMX),

@@ -12,6 +12,7 @@ import time_machine
 from django.test import Client
 from django.utils import timezone, translation
 
+from dashboard.tests.helpers import url
 from orders.batch_editing import batch_create, batch_publish, batch_schedule_publish
 from orders.models import Batch, BatchingRun
 from orders.tests.helpers import CENTRAL_NIGHT, order_in_window, stop_sequence
@@ -24,16 +25,6 @@ def night():
     with time_machine.travel(CENTRAL_NIGHT, tick=False):
         yield
     translation.activate("en")
-
-
-@pytest.fixture
-def staff(client, associate):
-    client.force_login(associate)
-    return client
-
-
-def url(store, path=""):
-    return f"/dashboard/s/{store.pk}/{path}"
 
 
 def status(batch) -> str:
