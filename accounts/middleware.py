@@ -98,7 +98,8 @@ class RememberLanguageMiddleware:
     """Keep the language a signed-in person uses the app in (LocaleMiddleware's choice: the
     EN/ES switch or the phone's Accept-Language) on their account, so what Spark sends them
     later from a worker (a released seat, a pay change, a failed payout) is in that language.
-    Writes only when it changed."""
+    Only pages count (the app's screens, where the choice is made; an API client's language is
+    its own), and it writes only when it changed."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -107,6 +108,8 @@ class RememberLanguageMiddleware:
         response = self.get_response(request)
         user = getattr(request, "user", None)
         language = getattr(request, "LANGUAGE_CODE", "")
+        if not response.get("Content-Type", "").startswith("text/html"):
+            return response
         if user is not None and user.is_authenticated and language and language != user.language:
             if language in dict(settings.LANGUAGES):
                 get_user_model().objects.filter(pk=user.pk).update(language=language)

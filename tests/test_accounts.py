@@ -181,6 +181,9 @@ def test_the_language_someone_uses_the_app_in_is_kept_for_later_emails(client, s
     client.get("/")
     user.refresh_from_db()
     assert user.language == "en"
+    client.get("/api/v1/me/", HTTP_ACCEPT_LANGUAGE="es")  # an API client's language is its own
+    user.refresh_from_db()
+    assert user.language == "en"
     client.logout()
     client.get("/", HTTP_ACCEPT_LANGUAGE="es")  # anonymous: nobody to remember it for
     user.refresh_from_db()

@@ -21,6 +21,10 @@ from payments.services import pay_quote
 from spark.errors import Conflict, DomainError, NotPermitted
 from stores.tests.factories import DeliverySlotFactory, ZoneFactory
 
+# Noon in the test stores' zone (America/Chicago): batches a test closed an hour ago fall on
+# the same local day whenever the suite runs (just after midnight Central they did not).
+CENTRAL_NOON = datetime(2026, 12, 2, 18, 0, tzinfo=UTC)
+
 KM_6_0 = 8673  # 0.06 deg
 KM_10_0 = 14455  # 0.10 deg
 
@@ -368,6 +372,7 @@ def test_route_matches_exclude_offline_busy_offered_ineligible_and_other_zones()
 
 
 @pytest.mark.django_db
+@time_machine.travel(CENTRAL_NOON, tick=False)  # "today" is the zone's day: an hour ago is in it at noon
 def test_route_matches_rank_by_fairness_when_the_fit_is_equal():
     store = store_at("36.120000")
     batch = batch_on_meridian(store, "36.180000")
@@ -446,6 +451,7 @@ def test_slot_holders_cover_from_30_minutes_before_the_start_to_the_end():
 
 
 @pytest.mark.django_db
+@time_machine.travel(CENTRAL_NOON, tick=False)  # "today" is the zone's day: an hour ago is in it at noon
 def test_slot_holders_fewest_batches_today_then_longest_idle():
     now = timezone.now()
     store = store_at("36.120000")
