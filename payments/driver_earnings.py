@@ -215,7 +215,8 @@ def driver_batches(*, driver) -> QuerySet[Batch]:
     )
 
 
-def _offered(snapshot: OfferPaySnapshot | None) -> OfferedPay | None:
+def offered_pay(snapshot: OfferPaySnapshot | None) -> OfferedPay | None:
+    """What an offer's pay snapshot showed, or None without one."""
     if snapshot is None:
         return None
     return OfferedPay(
@@ -310,7 +311,7 @@ def batch_earnings_for(*, driver, batches: Sequence[Batch]) -> list[BatchEarning
                 store_number=batch.store.number,
                 status=batch.status,
                 closed_at=batch.closed_at,
-                offered=_offered(snapshot),
+                offered=offered_pay(snapshot),
                 paid=_settled(pay) if pay is not None else None,
                 adjustments=tuple(adjustments.get(batch.pk, ())),
                 tips=tuple(tips.get(batch.pk, ())),

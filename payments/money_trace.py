@@ -10,13 +10,14 @@ adjustments, trip pay when it was taken back) and the tips' postings, found by t
 Read-only, typed rows; a handful of queries whatever the batch.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.db.models import Q
 
 from orders.models import Batch, Stop
 
+from .driver_earnings import OfferedPay, offered_pay
 from .models import Account, BatchPay, LedgerTransaction, OfferPaySnapshot, PayAdjustment, Tip, TipCharge
 
 TIP_TXN_KEYS_BY_TIP = ("tip-booked:", "tip-credited:", "tip-cover:")
@@ -25,23 +26,12 @@ TIP_TXN_REFUND_PREFIX = "tip-refunded:"
 
 
 @dataclass(frozen=True)
-class TraceSnapshot:
+class TraceSnapshot(OfferedPay):
+    """The accepted offer's pay as the driver saw it (OfferedPay), with the rows it came from."""
+
     id: int
     offer_id: int
     driver_id: int
-    base_cents: int
-    stops_cents: int
-    miles_cents: int
-    heavy_cents: int
-    incentive_cents: int
-    tip_cents: int
-    total_cents: int
-    routed_meters: int
-
-    @property
-    def guaranteed_cents(self) -> int:
-        """The least the batch pays (the total without the tips shown)."""
-        return self.total_cents - self.tip_cents
 
 
 @dataclass(frozen=True)
@@ -168,21 +158,10 @@ def _snapshot(batch: Batch) -> TraceSnapshot | None:
         .order_by("-pk")
         .first()
     )
-    if row is None:
+    offered = offered_pay(row)
+    if row is None or offered is None:
         return None
-    return TraceSnapshot(
-        id=row.pk,
-        offer_id=row.offer_id,
-        driver_id=row.offer.driver_id,
-        base_cents=row.base_cents,
-        stops_cents=row.stops_cents,
-        miles_cents=row.miles_cents,
-        heavy_cents=row.heavy_cents,
-        incentive_cents=row.incentive_cents,
-        tip_cents=row.tip_cents,
-        total_cents=row.total_cents,
-        routed_meters=row.routed_meters,
-    )
+    return TraceSnapshot(id=row.pk, offer_id=row.offer_id, driver_id=row.offer.driver_id, **asdict(offered))
 
 
 def _pay(batch: Batch) -> TracePay | None:

@@ -541,14 +541,12 @@ def test_a_returned_order_says_the_store_refunds_it(zone, client):
 # --- Webhook events -------------------------------------------------------------------------
 
 
-def test_payment_intent_events_in_any_order_and_twice_count_once(zone, localstripe):
-    run = Run(zone, card=localstripe.saved_card())
-    charge = run.tip.charges.get()
-    # The webhook tells us about the authorisation before our task recorded it (the task was
-    # lost after Stripe answered): the PaymentIntent carries our charge id in its metadata.
-    pi = localstripe.client.v1.payment_intents.create(
+def authorised_lost(localstripe, run, charge) -> dict:
+    """A PaymentIntent Stripe authorised for `charge` whose answer our task never recorded (it
+    carries our charge id in its metadata, as ours do)."""
+    return localstripe.client.v1.payment_intents.create(
         params={
-            "amount": 650,
+            "amount": charge.amount_cents,
             "currency": "usd",
             "customer": run.tip.stripe_customer_id,
             "payment_method": run.tip.stripe_payment_method_id,
@@ -558,6 +556,14 @@ def test_payment_intent_events_in_any_order_and_twice_count_once(zone, localstri
             "metadata": {"charge_id": str(charge.pk)},
         }
     ).to_dict()
+
+
+def test_payment_intent_events_in_any_order_and_twice_count_once(zone, localstripe):
+    run = Run(zone, card=localstripe.saved_card())
+    charge = run.tip.charges.get()
+    # The webhook tells us about the authorisation before our task recorded it (the task was
+    # lost after Stripe answered): the PaymentIntent carries our charge id in its metadata.
+    pi = authorised_lost(localstripe, run, charge)
     assert tips.tip_payment_intent_event(pi) and tips.tip_payment_intent_event(pi)
     run.refresh()
     assert run.tip.status == "authorized" and run.tip.authorized_cents == 650
@@ -571,29 +577,18 @@ def test_payment_intent_events_in_any_order_and_twice_count_once(zone, localstri
 def test_the_stripe_webhook_records_an_authorisation_our_task_lost(zone, localstripe, client, settings):
     run = Run(zone, card=localstripe.saved_card())
     charge = run.tip.charges.get()
-    pi = localstripe.client.v1.payment_intents.create(
-        params={
-            "amount": 650,
-            "currency": "usd",
-            "customer": run.tip.stripe_customer_id,
-            "payment_method": run.tip.stripe_payment_method_id,
-            "capture_method": "manual",
-            "confirm": True,
-            "off_session": True,
-            "metadata": {"charge_id": str(charge.pk)},
-        }
-    )
+    pi = authorised_lost(localstripe, run, charge)
     # The event's copy says nothing useful: the webhook fetches the PaymentIntent from Stripe.
     event = {
         "id": "evt_tip_1",
         "object": "event",
         "type": "payment_intent.amount_capturable_updated",
-        "data": {"object": {"id": pi.id, "object": "payment_intent"}},
+        "data": {"object": {"id": pi["id"], "object": "payment_intent"}},
     }
     res = post_stripe_event(client, settings, event)
     assert res.status_code == 200 and res.json()["status"] == "processed"
     run.refresh()
-    assert run.tip.status == "authorized" and run.tip.stripe_payment_intent_id == pi.id
+    assert run.tip.status == "authorized" and run.tip.stripe_payment_intent_id == pi["id"]
     again = post_stripe_event(client, settings, event)
     assert again.json()["status"] == "duplicate"
     run.refresh()
